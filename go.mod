@@ -1,0 +1,3 @@
+module github.com/taprouter/taprouter
+
+go 1.26

@@ -1,0 +1,18 @@
+// Package link is the seam between taprouter and the devices it moves packets
+// through: TAP devices (pod ports), a TUN device (the host port), UDP sockets
+// and AF_PACKET sockets (the underlay).
+//
+// The shape follows wireguard-go's tun.Device: every call moves a batch of
+// packets, and an offset leaves headroom in front of each packet so that an
+// encapsulation can prepend its headers in place, without a copy.
+//
+// Conventions, for every implementation:
+//   - Read(bufs, sizes, offset) reads up to len(bufs) packets; packet i lands in
+//     bufs[i][offset:] and its length in sizes[i]. It blocks until at least one
+//     packet is read and returns how many were read.
+//   - Write(bufs, offset) sends packet i, which is bufs[i][offset:]; it returns
+//     how many were sent.
+//
+// Sub-packages hold the implementations (tap, afpacket, udp) and in-memory
+// fakes for tests (linktest).
+package link

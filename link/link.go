@@ -1,0 +1,102 @@
+package link
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// ErrClosed is returned by Read and Write after Close.
+var ErrClosed = errors.New("link: closed")
+
+// Device is a batch packet device: a TAP (Ethernet frames), a TUN (IP
+// packets) or an AF_PACKET socket (Ethernet frames on the underlay).
+type Device interface {
+	// Read reads a batch; see the package doc for the buffer convention.
+	Read(bufs [][]byte, sizes []int, offset int) (int, error)
+	// Write writes a batch; see the package doc for the buffer convention.
+	Write(bufs [][]byte, offset int) (int, error)
+	// BatchSize is the largest batch Read fills and the batch Write prefers.
+	BatchSize() int
+	// MTU is the device's MTU: the largest L3 packet it carries.
+	MTU() int
+	// Name is the device's name, for logs.
+	Name() string
+	// Close releases the device; a blocked Read returns ErrClosed.
+	Close() error
+}
+
+// DatagramConn is a batch UDP socket on the underlay: vxlan and udp
+// encapsulations send and receive through it.
+type DatagramConn interface {
+	// ReadFrom reads a batch of datagrams like Device.Read and records each
+	// datagram's source in from[i].
+	ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) (int, error)
+	// WriteTo sends bufs[i][offset:] to to[i] for every i.
+	WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, error)
+	// LocalAddr is the bound address.
+	LocalAddr() netip.AddrPort
+	// BatchSize is the largest batch ReadFrom fills.
+	BatchSize() int
+	Close() error
+}
+
+// HardwareAddr is a 6-byte MAC address held by value so that it can be
+// compared and copied without allocating.
+type HardwareAddr [6]byte
+
+// Broadcast is ff:ff:ff:ff:ff:ff.
+var Broadcast = HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+func (a HardwareAddr) String() string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 0, 17)
+	for i, c := range a {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hex[c>>4], hex[c&0xf])
+	}
+	return string(b)
+}
+
+// IsZero reports whether a is 00:00:00:00:00:00.
+func (a HardwareAddr) IsZero() bool { return a == HardwareAddr{} }
+
+// ParseMAC parses "aa:bb:cc:dd:ee:ff".
+func ParseMAC(s string) (HardwareAddr, error) {
+	var a HardwareAddr
+	if len(s) != 17 {
+		return a, errors.New("invalid MAC address " + quote(s) + ": want aa:bb:cc:dd:ee:ff")
+	}
+	for i := 0; i < 6; i++ {
+		hi, ok1 := unhex(s[3*i])
+		lo, ok2 := unhex(s[3*i+1])
+		if !ok1 || !ok2 || (i < 5 && s[3*i+2] != ':' && s[3*i+2] != '-') {
+			return HardwareAddr{}, errors.New("invalid MAC address " + quote(s) + ": want aa:bb:cc:dd:ee:ff")
+		}
+		a[i] = hi<<4 | lo
+	}
+	return a, nil
+}
+
+// DerivedMAC returns a locally administered unicast MAC built from an IPv4
+// address: prefix, prefix2, then the four address bytes. taprouter derives its
+// VTEP and gateway MACs this way so that peers need no MAC in their config.
+func DerivedMAC(prefix, prefix2 byte, a netip.Addr) HardwareAddr {
+	b := a.As4()
+	return HardwareAddr{(prefix | 0x02) &^ 0x01, prefix2, b[0], b[1], b[2], b[3]}
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func quote(s string) string { return "\"" + s + "\"" }
