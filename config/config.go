@@ -1,0 +1,380 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/taprouter/taprouter/link"
+)
+
+// Backend names.
+const (
+	BackendVXLAN  = "vxlan"
+	BackendUDP    = "udp"
+	BackendDirect = "direct"
+)
+
+// Defaults.
+const (
+	DefaultVNI          = 1
+	DefaultVXLANPort    = 8472 // flannel's port; 4789 is IANA's
+	DefaultUDPPort      = 8285 // flannel's udp backend port
+	DefaultHostPortName = "taprouter0"
+	DefaultIfName       = "eth0"
+	maxVNI              = 1<<24 - 1
+)
+
+// CalicoGateway is the link-local gateway Calico gives every pod.
+var CalicoGateway = netip.MustParseAddr("169.254.1.1")
+
+// Config is a validated configuration.
+type Config struct {
+	Node     string
+	PodCIDR  netip.Prefix
+	Gateway  netip.Addr
+	Backend  string
+	Underlay Underlay
+	VXLAN    VXLAN
+	UDP      UDP
+	HostPort HostPort
+	Peers    []Peer
+	Ports    []Port
+}
+
+// Underlay is the node's interface toward the other nodes.
+type Underlay struct {
+	Interface string
+	Address   netip.Addr // zero: the interface's first IPv4 address
+}
+
+// VXLAN configures the vxlan backend.
+type VXLAN struct {
+	VNI  uint32
+	Port uint16
+	MAC  link.HardwareAddr // zero: derived from the underlay address
+}
+
+// UDP configures the udp backend.
+type UDP struct {
+	Port uint16
+}
+
+// HostPort configures the TUN device that connects the node's own namespace.
+type HostPort struct {
+	Name string
+}
+
+// Peer is another node.
+type Peer struct {
+	Node    string
+	Address netip.Addr
+	PodCIDR netip.Prefix
+	VTEPMAC link.HardwareAddr // vxlan: the peer's VTEP MAC; zero for taprouter peers
+}
+
+// Port is a pod attached at start.
+type Port struct {
+	Name   string
+	NetNS  string
+	IfName string
+	IP     netip.Addr
+	MTU    int // zero: derived from the underlay MTU and the backend
+}
+
+// file mirrors the YAML document; every field is a string or a number so that
+// validation, not the YAML decoder, says what is wrong with a value.
+type file struct {
+	Node     string `yaml:"node"`
+	PodCIDR  string `yaml:"podCIDR"`
+	Gateway  string `yaml:"gateway"`
+	Backend  string `yaml:"backend"`
+	Underlay struct {
+		Interface string `yaml:"interface"`
+		Address   string `yaml:"address"`
+	} `yaml:"underlay"`
+	VXLAN struct {
+		VNI  *int64 `yaml:"vni"`
+		Port *int64 `yaml:"port"`
+		MAC  string `yaml:"mac"`
+	} `yaml:"vxlan"`
+	UDP struct {
+		Port *int64 `yaml:"port"`
+	} `yaml:"udp"`
+	HostPort struct {
+		Name string `yaml:"name"`
+	} `yaml:"hostPort"`
+	Peers []struct {
+		Node    string `yaml:"node"`
+		Address string `yaml:"address"`
+		PodCIDR string `yaml:"podCIDR"`
+		VTEPMAC string `yaml:"vtepMAC"`
+	} `yaml:"peers"`
+	Ports []struct {
+		Name   string `yaml:"name"`
+		NetNS  string `yaml:"netns"`
+		IfName string `yaml:"ifName"`
+		IP     string `yaml:"ip"`
+		MTU    int    `yaml:"mtu"`
+	} `yaml:"ports"`
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}
+
+// Parse validates a YAML document.
+func Parse(b []byte) (*Config, error) {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration")
+		}
+		return nil, errors.New(oneLine(err.Error()))
+	}
+	return f.validate()
+}
+
+// unknownField matches yaml.v3's strict-mode complaint.
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+func oneLine(s string) string {
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors:")
+	s = unknownField.ReplaceAllString(s, `unknown field "$1"`)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// fieldError is the one-line error Load returns: "field: problem".
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+func (f *file) validate() (*Config, error) {
+	c := &Config{Node: f.Node, Backend: f.Backend}
+	if c.Node == "" {
+		return nil, fieldError("node", "missing: the node's name")
+	}
+	var err error
+	if c.PodCIDR, err = parsePrefix("podCIDR", f.PodCIDR); err != nil {
+		return nil, err
+	}
+	if c.Gateway, err = parseAddr("gateway", f.Gateway); err != nil {
+		return nil, err
+	}
+	if c.Gateway != CalicoGateway && !c.PodCIDR.Contains(c.Gateway) {
+		return nil, fieldError("gateway", "%s is neither inside podCIDR %s nor %s", c.Gateway, c.PodCIDR, CalicoGateway)
+	}
+	if c.Gateway == c.PodCIDR.Addr() && c.PodCIDR.Bits() < 31 {
+		return nil, fieldError("gateway", "%s is the network address of podCIDR %s", c.Gateway, c.PodCIDR)
+	}
+	switch c.Backend {
+	case BackendVXLAN, BackendUDP, BackendDirect:
+	case "":
+		return nil, fieldError("backend", "missing: one of vxlan, udp, direct")
+	default:
+		return nil, fieldError("backend", "unknown backend %q: want vxlan, udp or direct", c.Backend)
+	}
+
+	c.Underlay.Interface = f.Underlay.Interface
+	if c.Underlay.Interface == "" {
+		return nil, fieldError("underlay.interface", "missing: the node's interface toward the other nodes")
+	}
+	if len(c.Underlay.Interface) > 15 || strings.ContainsAny(c.Underlay.Interface, "/ \t") {
+		return nil, fieldError("underlay.interface", "%q is not a valid interface name", c.Underlay.Interface)
+	}
+	if f.Underlay.Address != "" {
+		if c.Underlay.Address, err = parseAddr("underlay.address", f.Underlay.Address); err != nil {
+			return nil, err
+		}
+	}
+
+	c.VXLAN = VXLAN{VNI: DefaultVNI, Port: DefaultVXLANPort}
+	if v := f.VXLAN.VNI; v != nil {
+		if *v < 0 || *v > maxVNI {
+			return nil, fieldError("vxlan.vni", "%d out of range 0..%d", *v, maxVNI)
+		}
+		c.VXLAN.VNI = uint32(*v)
+	}
+	if c.VXLAN.Port, err = parsePort("vxlan.port", f.VXLAN.Port, DefaultVXLANPort); err != nil {
+		return nil, err
+	}
+	if f.VXLAN.MAC != "" {
+		if c.VXLAN.MAC, err = parseMAC("vxlan.mac", f.VXLAN.MAC); err != nil {
+			return nil, err
+		}
+	}
+	if c.UDP.Port, err = parsePort("udp.port", f.UDP.Port, DefaultUDPPort); err != nil {
+		return nil, err
+	}
+	c.HostPort.Name = f.HostPort.Name
+	if c.HostPort.Name == "" {
+		c.HostPort.Name = DefaultHostPortName
+	}
+	if len(c.HostPort.Name) > 15 {
+		return nil, fieldError("hostPort.name", "%q is longer than 15 characters", c.HostPort.Name)
+	}
+
+	nodes := map[string]bool{c.Node: true}
+	for i, p := range f.Peers {
+		field := fmt.Sprintf("peers[%d]", i)
+		peer := Peer{Node: p.Node}
+		if peer.Node == "" {
+			return nil, fieldError(field+".node", "missing: the peer node's name")
+		}
+		if nodes[peer.Node] {
+			return nil, fieldError(field+".node", "duplicate node name %q", peer.Node)
+		}
+		nodes[peer.Node] = true
+		if peer.Address, err = parseAddr(field+".address", p.Address); err != nil {
+			return nil, err
+		}
+		if c.Underlay.Address.IsValid() && peer.Address == c.Underlay.Address {
+			return nil, fieldError(field+".address", "%s is this node's own underlay address", peer.Address)
+		}
+		if peer.PodCIDR, err = parsePrefix(field+".podCIDR", p.PodCIDR); err != nil {
+			return nil, err
+		}
+		if peer.PodCIDR.Overlaps(c.PodCIDR) {
+			return nil, fieldError(field+".podCIDR", "%s overlaps podCIDR %s", peer.PodCIDR, c.PodCIDR)
+		}
+		for j, q := range c.Peers {
+			if peer.PodCIDR.Overlaps(q.PodCIDR) {
+				return nil, fieldError(field+".podCIDR", "%s overlaps peers[%d].podCIDR %s", peer.PodCIDR, j, q.PodCIDR)
+			}
+			if peer.Address == q.Address {
+				return nil, fieldError(field+".address", "%s is also peers[%d].address", peer.Address, j)
+			}
+		}
+		if p.VTEPMAC != "" {
+			if c.Backend != BackendVXLAN {
+				return nil, fieldError(field+".vtepMAC", "only the vxlan backend uses a VTEP MAC (backend is %s)", c.Backend)
+			}
+			if peer.VTEPMAC, err = parseMAC(field+".vtepMAC", p.VTEPMAC); err != nil {
+				return nil, err
+			}
+		}
+		c.Peers = append(c.Peers, peer)
+	}
+
+	names, ips := map[string]int{}, map[netip.Addr]int{}
+	for i, p := range f.Ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		port := Port{Name: p.Name, NetNS: p.NetNS, IfName: p.IfName, MTU: p.MTU}
+		if port.Name == "" {
+			return nil, fieldError(field+".name", "missing: the port's name")
+		}
+		if j, dup := names[port.Name]; dup {
+			return nil, fieldError(field+".name", "duplicate name %q (also ports[%d])", port.Name, j)
+		}
+		names[port.Name] = i
+		if port.NetNS == "" {
+			return nil, fieldError(field+".netns", "missing: path of the pod's network namespace")
+		}
+		if _, err := os.Stat(port.NetNS); err != nil {
+			return nil, fieldError(field+".netns", "%s: no such network namespace", port.NetNS)
+		}
+		if port.IfName == "" {
+			port.IfName = DefaultIfName
+		}
+		if len(port.IfName) > 15 {
+			return nil, fieldError(field+".ifName", "%q is longer than 15 characters", port.IfName)
+		}
+		if port.IP, err = parseAddr(field+".ip", p.IP); err != nil {
+			return nil, err
+		}
+		if !c.PodCIDR.Contains(port.IP) {
+			return nil, fieldError(field+".ip", "%s is outside podCIDR %s", port.IP, c.PodCIDR)
+		}
+		if port.IP == c.Gateway {
+			return nil, fieldError(field+".ip", "%s is the gateway address", port.IP)
+		}
+		if port.IP == c.PodCIDR.Addr() {
+			return nil, fieldError(field+".ip", "%s is the network address of podCIDR %s", port.IP, c.PodCIDR)
+		}
+		if j, dup := ips[port.IP]; dup {
+			return nil, fieldError(field+".ip", "duplicate address %s (also ports[%d])", port.IP, j)
+		}
+		ips[port.IP] = i
+		if port.MTU != 0 && (port.MTU < 576 || port.MTU > 9000) {
+			return nil, fieldError(field+".mtu", "%d out of range 576..9000", port.MTU)
+		}
+		c.Ports = append(c.Ports, port)
+	}
+	return c, nil
+}
+
+func parseAddr(field, s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, fieldError(field, "missing: an IPv4 address")
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fieldError(field, "%q is not an IPv4 address", s)
+	}
+	return a, nil
+}
+
+func parsePrefix(field, s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, fieldError(field, "missing: an IPv4 prefix like 10.244.0.0/24")
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fieldError(field, "%q is not an IPv4 prefix like 10.244.0.0/24", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fieldError(field, "%s has host bits set (did you mean %s?)", p, p.Masked())
+	}
+	if p.Bits() > 30 {
+		return netip.Prefix{}, fieldError(field, "%s is too small for pods (at most /30)", p)
+	}
+	return p, nil
+}
+
+func parsePort(field string, v *int64, def uint16) (uint16, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < 1 || *v > 65535 {
+		return 0, fieldError(field, "%d out of range 1..65535", *v)
+	}
+	return uint16(*v), nil
+}
+
+func parseMAC(field, s string) (link.HardwareAddr, error) {
+	m, err := link.ParseMAC(s)
+	if err != nil {
+		return m, fieldError(field, "%q is not a MAC address like 0a:58:c0:a8:31:02", s)
+	}
+	if m[0]&1 != 0 {
+		return link.HardwareAddr{}, fieldError(field, "%s is a multicast address", m)
+	}
+	return m, nil
+}
+
+// Overhead is the bytes each backend adds on the underlay to a pod's IP
+// packet; the pod MTU is the underlay MTU minus this.
+func Overhead(backend string) int {
+	switch backend {
+	case BackendVXLAN:
+		return 50 // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+	case BackendUDP:
+		return 28 // outer IPv4 20 + UDP 8
+	}
+	return 0
+}

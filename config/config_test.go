@@ -1,0 +1,138 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const valid = `
+node: node1
+podCIDR: 10.244.0.0/24
+gateway: 10.244.0.1
+backend: vxlan
+underlay: {interface: eth0, address: 192.168.49.2}
+vxlan: {vni: 1, port: 8472}
+peers:
+  - {node: node2, address: 192.168.49.3, podCIDR: 10.244.1.0/24}
+  - {node: kernel, address: 192.168.49.4, podCIDR: 10.244.2.0/24, vtepMAC: "0e:11:22:33:44:55"}
+ports:
+  - {name: pa, netns: NETNS, ip: 10.244.0.4}
+  - {name: pb, netns: NETNS, ip: 10.244.0.5, mtu: 1500}
+`
+
+func validDoc(t *testing.T) string {
+	ns := filepath.Join(t.TempDir(), "ns")
+	if err := os.WriteFile(ns, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(valid, "NETNS", ns)
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(validDoc(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node != "node1" || c.PodCIDR != netip.MustParsePrefix("10.244.0.0/24") || c.Gateway != netip.MustParseAddr("10.244.0.1") {
+		t.Errorf("got %+v", c)
+	}
+	if c.VXLAN.VNI != 1 || c.VXLAN.Port != 8472 || c.UDP.Port != DefaultUDPPort || c.HostPort.Name != "taprouter0" {
+		t.Errorf("defaults: %+v %+v %+v", c.VXLAN, c.UDP, c.HostPort)
+	}
+	if len(c.Peers) != 2 || c.Peers[1].VTEPMAC.String() != "0e:11:22:33:44:55" || !c.Peers[0].VTEPMAC.IsZero() {
+		t.Errorf("peers: %+v", c.Peers)
+	}
+	if len(c.Ports) != 2 || c.Ports[0].IfName != "eth0" || c.Ports[1].MTU != 1500 {
+		t.Errorf("ports: %+v", c.Ports)
+	}
+}
+
+func TestParseCalicoGateway(t *testing.T) {
+	doc := strings.Replace(validDoc(t), "gateway: 10.244.0.1", "gateway: 169.254.1.1", 1)
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Gateway != CalicoGateway {
+		t.Errorf("gateway %s", c.Gateway)
+	}
+}
+
+// Every invalid field gives one line that starts with the field's name.
+func TestParseInvalid(t *testing.T) {
+	cases := []struct{ old, new, field string }{
+		{"node: node1", "node: ''", "node:"},
+		{"podCIDR: 10.244.0.0/24", "podCIDR: 10.244.0.0/33", "podCIDR:"},
+		{"podCIDR: 10.244.0.0/24", "podCIDR: 10.244.0.1/24", "podCIDR:"},
+		{"podCIDR: 10.244.0.0/24", "podCIDR: fd00::/64", "podCIDR:"},
+		{"gateway: 10.244.0.1", "gateway: 10.9.0.1", "gateway:"},
+		{"gateway: 10.244.0.1", "gateway: banana", "gateway:"},
+		{"gateway: 10.244.0.1", "gateway: 10.244.0.0", "gateway:"},
+		{"backend: vxlan", "backend: geneve", "backend:"},
+		{"backend: vxlan", "backend: ''", "backend:"},
+		{"interface: eth0", "interface: ''", "underlay.interface:"},
+		{"interface: eth0", "interface: averyveryverylonginterfacename", "underlay.interface:"},
+		{"address: 192.168.49.2}", "address: 192.168.49}", "underlay.address:"},
+		{"vni: 1", "vni: 16777216", "vxlan.vni:"},
+		{"vni: 1", "vni: -1", "vxlan.vni:"},
+		{"port: 8472", "port: 0", "vxlan.port:"},
+		{"port: 8472", "port: 70000", "vxlan.port:"},
+		{"{vni: 1, port: 8472}", "{vni: 1, port: 8472, mac: 'zz'}", "vxlan.mac:"},
+		{"{vni: 1, port: 8472}", "{vni: 1, port: 8472, mac: '01:00:5e:00:00:01'}", "vxlan.mac:"},
+		{"{node: node2, address: 192.168.49.3", "{node: '', address: 192.168.49.3", "peers[0].node:"},
+		{"{node: node2, address: 192.168.49.3", "{node: node1, address: 192.168.49.3", "peers[0].node:"},
+		{"address: 192.168.49.3,", "address: 192.168.49.2,", "peers[0].address:"},
+		{"address: 192.168.49.4,", "address: 192.168.49.3,", "peers[1].address:"},
+		{"podCIDR: 10.244.1.0/24}", "podCIDR: 10.244.0.0/16}", "peers[0].podCIDR:"},
+		{"podCIDR: 10.244.2.0/24,", "podCIDR: 10.244.1.128/25,", "peers[1].podCIDR:"},
+		{"vtepMAC: \"0e:11:22:33:44:55\"", "vtepMAC: \"0e:11:22\"", "peers[1].vtepMAC:"},
+		{"{name: pa,", "{name: '',", "ports[0].name:"},
+		{"{name: pb,", "{name: pa,", "ports[1].name:"},
+		{"ip: 10.244.0.4}", "ip: 10.244.1.4}", "ports[0].ip:"},
+		{"ip: 10.244.0.4}", "ip: 10.244.0.5}", "ports[1].ip:"},
+		{"ip: 10.244.0.4}", "ip: 10.244.0.1}", "ports[0].ip:"},
+		{"mtu: 1500}", "mtu: 100}", "ports[1].mtu:"},
+		{"backend: vxlan", "backend: vxlan\nbakend: udp", "line 6: unknown field \"bakend\""},
+	}
+	for _, tc := range cases {
+		doc := validDoc(t)
+		if !strings.Contains(doc, tc.old) {
+			t.Fatalf("test bug: %q not in document", tc.old)
+		}
+		doc = strings.Replace(doc, tc.old, tc.new, 1)
+		_, err := Parse([]byte(doc))
+		if err == nil {
+			t.Errorf("%s → %s: accepted", tc.old, tc.new)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, tc.field) || strings.Contains(msg, "\n") {
+			t.Errorf("%s → %s: error %q, want one line starting %q", tc.old, tc.new, msg, tc.field)
+		}
+	}
+}
+
+func TestParseMissingNetNS(t *testing.T) {
+	doc := strings.Replace(validDoc(t), "netns: ", "netns: /nonexistent", 1)
+	_, err := Parse([]byte(doc))
+	if err == nil || !strings.HasPrefix(err.Error(), "ports[0].netns:") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	if _, err := Parse(nil); err == nil {
+		t.Fatal("empty document accepted")
+	}
+}
+
+func TestOverhead(t *testing.T) {
+	for b, want := range map[string]int{BackendVXLAN: 50, BackendUDP: 28, BackendDirect: 0} {
+		if got := Overhead(b); got != want {
+			t.Errorf("Overhead(%s) = %d, want %d", b, got, want)
+		}
+	}
+}
