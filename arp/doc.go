@@ -1,0 +1,27 @@
+// Package arp owns taprouter's address resolution: the ARP codec (RFC 826,
+// IPv4 over Ethernet) and the router's own neighbour table.
+//
+// The router resolves next hops itself instead of asking the kernel, so this
+// package mirrors the kernel's neighbour state machine (NUD states, timers and
+// defaults of net.ipv4.neigh.*): a neighbour is INCOMPLETE while broadcast
+// requests are outstanding, REACHABLE after a reply, STALE once ReachableTime
+// has passed without confirmation, DELAY and then PROBE (unicast requests)
+// when a STALE entry is used, FAILED when nobody answered, and STATIC when it
+// was configured.
+//
+// A neighbour is keyed by the router port it lives on and its IPv4 address.
+// Table.Lookup is the forwarding hot path: it reads an immutable map
+// published through an atomic pointer and atomic per-entry fields, takes no
+// lock and does not allocate. Everything else (misses, replies, timers) takes
+// the table's mutex.
+//
+// The table has no goroutines and reads time only through a Clock: the router
+// calls Table.Tick periodically, and tests drive it with a fake clock. The
+// table never touches a device either; it asks for requests to be sent and
+// hands queued packets back through Hooks, which it calls without holding its
+// lock.
+//
+// The package uses only the standard library: the codec is 28 fixed bytes,
+// and a general packet library would add allocations and indirection to a
+// path the router runs for every ARP frame.
+package arp
