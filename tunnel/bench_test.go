@@ -1,0 +1,103 @@
+package tunnel
+
+import (
+	"fmt"
+	"testing"
+)
+
+const benchInnerLen = 1400
+
+// encapDecap is a two-node setup for allocation tests and benchmarks: Send on
+// from, Recv on to, over an allocation-free pipe.
+type encapDecap struct {
+	from, to Tunnel
+	bufs     [][]byte // inner packets behind testOffset headroom
+	dst      []uint32
+	rbufs    [][]byte
+	sizes    []int
+	starts   []int
+	peers    []uint32
+}
+
+func newEncapDecap(from, to Tunnel, batch int) *encapDecap {
+	e := &encapDecap{from: from, to: to, bufs: make([][]byte, batch), dst: make([]uint32, batch)}
+	for i := range e.bufs {
+		e.bufs[i] = withHeadroom(ipv4Packet("10.244.0.4", "10.244.1.5", benchInnerLen-ipv4HeaderLen, byte(i)))
+	}
+	e.rbufs, e.sizes, e.starts, e.peers = recvBuffers(batch)
+	return e
+}
+
+// run sends one batch and receives it, failing if anything is lost.
+func (e *encapDecap) run(tb testing.TB) {
+	if n, err := e.from.Send(e.bufs, e.dst, testOffset); n != len(e.bufs) || err != nil {
+		tb.Fatalf("Send = %d, %v; want %d, nil", n, err, len(e.bufs))
+	}
+	n, err := e.to.Recv(e.rbufs, e.sizes, e.starts, e.peers, testOffset)
+	if n != len(e.bufs) || err != nil {
+		tb.Fatalf("Recv = %d, %v; want %d, nil", n, err, len(e.bufs))
+	}
+	for i := range n {
+		if e.sizes[i] != benchInnerLen {
+			tb.Fatalf("packet %d: inner size %d, want %d (stats %+v)", i, e.sizes[i], benchInnerLen, e.to.Stats())
+		}
+	}
+}
+
+func vxlanEncapDecap(tb testing.TB, batch int) *encapDecap {
+	ca, cb := newLoopConns(addrPort(nodeA, DefaultVXLANPort), addrPort(nodeB, DefaultVXLANPort))
+	a, err := NewVXLAN(ca, VXLANConfig{LocalMAC: VTEPMAC(nodeA)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := NewVXLAN(cb, VXLANConfig{LocalMAC: VTEPMAC(nodeB)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a.SetPeers([]Peer{{Addr: nodeB}})
+	b.SetPeers([]Peer{{Addr: nodeA}})
+	return newEncapDecap(a, b, batch)
+}
+
+func udpEncapDecap(tb testing.TB, batch int) *encapDecap {
+	ca, cb := newLoopConns(addrPort(nodeA, DefaultUDPPort), addrPort(nodeB, DefaultUDPPort))
+	a, _ := NewUDP(ca, UDPConfig{})
+	b, _ := NewUDP(cb, UDPConfig{})
+	a.SetPeers([]Peer{{Addr: nodeB}})
+	b.SetPeers([]Peer{{Addr: nodeA}})
+	return newEncapDecap(a, b, batch)
+}
+
+func TestSendRecvAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(testing.TB, int) *encapDecap
+	}{
+		{NameVXLAN, vxlanEncapDecap},
+		{NameUDP, udpEncapDecap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.setup(t, 32)
+			if allocs := testing.AllocsPerRun(100, func() { e.run(t) }); allocs != 0 {
+				t.Errorf("Send+Recv of a 32-packet batch: %v allocations, want 0", allocs)
+			}
+		})
+	}
+}
+
+func benchmarkEncapDecap(b *testing.B, setup func(testing.TB, int) *encapDecap) {
+	for _, batch := range []int{1, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			e := setup(b, batch)
+			b.SetBytes(int64(batch * benchInnerLen))
+			b.ReportAllocs()
+			for b.Loop() {
+				e.run(b)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
+		})
+	}
+}
+
+func BenchmarkVXLAN(b *testing.B) { benchmarkEncapDecap(b, vxlanEncapDecap) }
+func BenchmarkUDP(b *testing.B)   { benchmarkEncapDecap(b, udpEncapDecap) }

@@ -1,0 +1,105 @@
+package tunnel
+
+import "sync/atomic"
+
+// Stats is a snapshot of a tunnel's counters. Backends leave the counters
+// that do not apply to them at zero.
+type Stats struct {
+	RxPackets uint64 // inner packets delivered by Recv
+	RxBytes   uint64 // inner bytes delivered by Recv
+	TxPackets uint64 // packets handed to the underlay by Send (and ARP resolution)
+	TxBytes   uint64 // inner bytes of those packets
+	TxErrors  uint64 // packets the underlay refused to send
+
+	DropUnknownPeer uint64 // peer index out of range, or received from a non-peer
+	DropBadVNI      uint64 // vxlan: I flag clear or VNI not ours
+	DropTruncated   uint64 // shorter than its headers or its IPv4 total length
+	DropNotIPv4     uint64 // inner ethertype or IP version is not IPv4
+	DropMalformed   uint64 // inner IPv4 header inconsistent (IHL < 5, total length < header)
+	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
+	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
+
+	Ignored       uint64 // direct: the kernel's own traffic on the underlay, left alone
+	ARPRequests   uint64 // direct: ARP requests sent for peer addresses
+	ARPReceived   uint64 // direct: ARP packets from peers, learned
+	ARPNotForPeer uint64 // direct: ARP packets from non-peers, ignored
+}
+
+// Map returns the counters under stable snake_case names, for metrics and
+// taprouterctl.
+func (s Stats) Map() map[string]uint64 {
+	return map[string]uint64{
+		"rx_packets":        s.RxPackets,
+		"rx_bytes":          s.RxBytes,
+		"tx_packets":        s.TxPackets,
+		"tx_bytes":          s.TxBytes,
+		"tx_errors":         s.TxErrors,
+		"drop_unknown_peer": s.DropUnknownPeer,
+		"drop_bad_vni":      s.DropBadVNI,
+		"drop_truncated":    s.DropTruncated,
+		"drop_not_ipv4":     s.DropNotIPv4,
+		"drop_malformed":    s.DropMalformed,
+		"drop_bad_mac":      s.DropBadMAC,
+		"drop_no_neighbour": s.DropNoNeighbour,
+		"ignored":           s.Ignored,
+		"arp_requests":      s.ARPRequests,
+		"arp_received":      s.ARPReceived,
+		"arp_not_for_peer":  s.ARPNotForPeer,
+	}
+}
+
+// counters are the live counters behind Stats. Hot paths count into a local
+// Stats (a tally) and publish it once per batch with add.
+type counters struct {
+	rxPackets, rxBytes, txPackets, txBytes, txErrors        atomic.Uint64
+	dropUnknownPeer, dropBadVNI, dropTruncated, dropNotIPv4 atomic.Uint64
+	dropMalformed, dropBadMAC, dropNoNeighbour              atomic.Uint64
+	ignored, arpRequests, arpReceived, arpNotForPeer        atomic.Uint64
+}
+
+// add publishes a tally.
+func (c *counters) add(t *Stats) {
+	addNonZero(&c.rxPackets, t.RxPackets)
+	addNonZero(&c.rxBytes, t.RxBytes)
+	addNonZero(&c.txPackets, t.TxPackets)
+	addNonZero(&c.txBytes, t.TxBytes)
+	addNonZero(&c.txErrors, t.TxErrors)
+	addNonZero(&c.dropUnknownPeer, t.DropUnknownPeer)
+	addNonZero(&c.dropBadVNI, t.DropBadVNI)
+	addNonZero(&c.dropTruncated, t.DropTruncated)
+	addNonZero(&c.dropNotIPv4, t.DropNotIPv4)
+	addNonZero(&c.dropMalformed, t.DropMalformed)
+	addNonZero(&c.dropBadMAC, t.DropBadMAC)
+	addNonZero(&c.dropNoNeighbour, t.DropNoNeighbour)
+	addNonZero(&c.ignored, t.Ignored)
+	addNonZero(&c.arpRequests, t.ARPRequests)
+	addNonZero(&c.arpReceived, t.ARPReceived)
+	addNonZero(&c.arpNotForPeer, t.ARPNotForPeer)
+}
+
+func addNonZero(c *atomic.Uint64, v uint64) {
+	if v != 0 {
+		c.Add(v)
+	}
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		RxPackets:       c.rxPackets.Load(),
+		RxBytes:         c.rxBytes.Load(),
+		TxPackets:       c.txPackets.Load(),
+		TxBytes:         c.txBytes.Load(),
+		TxErrors:        c.txErrors.Load(),
+		DropUnknownPeer: c.dropUnknownPeer.Load(),
+		DropBadVNI:      c.dropBadVNI.Load(),
+		DropTruncated:   c.dropTruncated.Load(),
+		DropNotIPv4:     c.dropNotIPv4.Load(),
+		DropMalformed:   c.dropMalformed.Load(),
+		DropBadMAC:      c.dropBadMAC.Load(),
+		DropNoNeighbour: c.dropNoNeighbour.Load(),
+		Ignored:         c.ignored.Load(),
+		ARPRequests:     c.arpRequests.Load(),
+		ARPReceived:     c.arpReceived.Load(),
+		ARPNotForPeer:   c.arpNotForPeer.Load(),
+	}
+}

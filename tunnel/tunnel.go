@@ -1,0 +1,101 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/taprouter/taprouter/link"
+)
+
+// Backend names, as they appear in configuration and in Tunnel.Name.
+const (
+	NameVXLAN  = "vxlan"
+	NameUDP    = "udp"
+	NameDirect = "direct"
+)
+
+// Per-backend overhead on an IPv4 underlay: the bytes the underlay carries
+// beyond the inner IP packet. Pod MTU = underlay MTU - overhead.
+const (
+	// OverheadVXLAN is outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
+	OverheadVXLAN = 50
+	// OverheadUDP is outer IPv4 (20) + UDP (8).
+	OverheadUDP = 28
+	// OverheadDirect is zero: the inner packet is the underlay packet.
+	OverheadDirect = 0
+)
+
+// Peer is another node reachable through the tunnel.
+type Peer struct {
+	Node    string       // node name, for logs and stats
+	Addr    netip.Addr   // the peer node's underlay IPv4 address
+	PodCIDR netip.Prefix // the peer's pod range (informational; the FIB routes)
+	// VTEPMAC is the peer's VTEP MAC, the inner destination MAC of vxlan
+	// frames. Zero means VTEPMAC(Addr), what a taprouter peer uses. Other
+	// backends ignore it.
+	VTEPMAC link.HardwareAddr
+}
+
+// Tunnel is one encapsulation together with its underlay transport.
+//
+// Send and Recv are the hot path: they take no locks and do not allocate in
+// steady state. Send may be called concurrently with itself and with every
+// other method; Recv likewise. SetPeers, Tick and Stats are cheap and safe at
+// any time.
+type Tunnel interface {
+	// Name is the backend name: "vxlan", "udp" or "direct".
+	Name() string
+	// Overhead is the number of bytes the underlay carries beyond the inner
+	// IPv4 packet: pod MTU = underlay MTU - Overhead.
+	Overhead() int
+	// Headroom is the number of bytes Send writes in front of each inner
+	// packet: the offset passed to Send must be at least this.
+	Headroom() int
+	// SetPeers replaces the peer set. Peer index i is peers[i]: the FIB's
+	// next-hop peer number. Send and Recv switch to the new set atomically.
+	SetPeers(peers []Peer)
+	// Send encapsulates bufs[i][offset:], an inner IPv4 packet, in place for
+	// peer index peers[i] and transmits the batch. Packets for an unknown
+	// peer index are dropped and counted; the direct backend queues packets
+	// whose peer MAC is still being resolved. It returns the number of
+	// packets handed to the underlay and the underlay's error, if any.
+	Send(bufs [][]byte, peers []uint32, offset int) (int, error)
+	// Recv reads one batch of underlay datagrams or frames into
+	// bufs[i][offset:] and decapsulates them in place. For each i < n,
+	// sizes[i] == 0 means the datagram was dropped or consumed (and
+	// counted); otherwise the inner IPv4 packet is
+	// bufs[i][starts[i]:starts[i]+sizes[i]] and came from peer index
+	// peers[i]. sizes, starts and peers must be at least len(bufs) long.
+	Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error)
+	// Tick drives timers (the direct backend's underlay ARP). The router
+	// calls it about every 100ms.
+	Tick()
+	// Stats returns a snapshot of the counters.
+	Stats() Stats
+	// Close closes the underlay transport; blocked Recv calls return.
+	Close() error
+}
+
+// Overhead returns the overhead of the named backend (see Tunnel.Overhead)
+// without building one, for config validation.
+func Overhead(name string) (int, error) {
+	switch name {
+	case NameVXLAN:
+		return OverheadVXLAN, nil
+	case NameUDP:
+		return OverheadUDP, nil
+	case NameDirect:
+		return OverheadDirect, nil
+	}
+	return 0, fmt.Errorf("tunnel: unknown backend %q: want %q, %q or %q", name, NameVXLAN, NameUDP, NameDirect)
+}
+
+// VTEPMAC is the VTEP MAC a taprouter node derives from its underlay address:
+// 0a:58 followed by the four address bytes. Use it for VXLANConfig.LocalMAC
+// so that taprouter peers need no MAC in their configuration.
+func VTEPMAC(underlay netip.Addr) link.HardwareAddr {
+	return link.DerivedMAC(0x0a, 0x58, underlay)
+}
+
+var errShortHeadroom = errors.New("tunnel: Send offset is smaller than Headroom()")
