@@ -1,0 +1,19 @@
+// Package tap owns Linux TUN/TAP devices: creating them (TUNSETIFF),
+// re-attaching to persistent ones, and moving batches of frames (TAP) or IP
+// packets (TUN) through them as a link.Device.
+//
+// A TAP device is a pod port: podnet moves it into the pod's network
+// namespace as eth0, and the file descriptor this package holds keeps working
+// from the daemon's namespace. A TUN device is the host port (taprouter0).
+//
+// The file descriptor is non-blocking and registered with Go's netpoller
+// (os.NewFile, then syscall.RawConn), so a blocked Read parks a goroutine, not
+// an OS thread, and Close wakes it. Read drains every frame that is ready in
+// one wake-up: it blocks only for the first frame, then calls read(2) until
+// EAGAIN or the batch is full.
+//
+// The ioctls go through golang.org/x/sys/unix directly. Wrappers such as
+// songgao/water cannot set IFF_VNET_HDR, cannot combine persist and
+// multiqueue, hide the fd behind a blocking io.ReadWriter and read one frame
+// per call; taprouter needs all of those knobs (now or later) and batch reads.
+package tap

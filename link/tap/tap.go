@@ -1,0 +1,202 @@
+package tap
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/link"
+)
+
+// batchSize is the batch Read and Write are sized for.
+const batchSize = 64
+
+// Options are the settings Create applies to a new device.
+type Options struct {
+	// Persist keeps the device after its last file descriptor is closed
+	// (TUNSETPERSIST), so that it outlives the process that created it.
+	Persist bool
+	// MTU, when non-zero, is set on the device; otherwise it keeps the
+	// kernel's default of 1500.
+	MTU int
+}
+
+// Device is an open TUN or TAP device. It implements link.Device.
+//
+// Reads are serialised with each other, and so are writes; one Read and one
+// Write may run at the same time.
+type Device struct {
+	file *os.File
+	conn syscall.RawConn
+	fd   int
+	name string
+	mode Mode
+	mtu  int
+
+	// closed is set by Close before the fd is closed, so that the error a
+	// woken Read or Write sees maps to link.ErrClosed (RawConn reports an
+	// unexported "use of closed file" error).
+	closed atomic.Bool
+
+	read  readOp
+	write writeOp
+}
+
+var _ link.Device = (*Device)(nil)
+
+// Create creates the device name in the calling thread's network namespace
+// and opens it. It fails if a device of that name already exists; use Attach
+// to open an existing persistent device. A name containing "%d" lets the
+// kernel pick a free number; Name returns the result.
+func Create(name string, mode Mode, opts Options) (*Device, error) {
+	flags, err := mode.flags()
+	if err != nil {
+		return nil, err
+	}
+	// IFF_TUN_EXCL makes TUNSETIFF fail with EBUSY instead of silently
+	// attaching to an existing device.
+	fd, name, err := open(name, flags|unix.IFF_TUN_EXCL)
+	if err != nil {
+		return nil, fmt.Errorf("create %s %s: %w", mode, name, err)
+	}
+	if opts.MTU != 0 {
+		if err := setMTU(name, opts.MTU); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("create %s %s: set MTU %d: %w", mode, name, opts.MTU, err)
+		}
+	}
+	mtu, err := getMTU(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("create %s %s: read MTU: %w", mode, name, err)
+	}
+	// Persist last: until here, closing fd deletes the device again.
+	if opts.Persist {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("create %s %s: set persist: %w", mode, name, err)
+		}
+	}
+	return newDevice(fd, name, mode, mtu)
+}
+
+// Attach opens the existing persistent device name in the calling thread's
+// network namespace, for example after a restart of the process that created
+// it. The device must have been created with the same mode and must not be
+// open elsewhere.
+func Attach(name string, mode Mode) (*Device, error) {
+	flags, err := mode.flags()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkExists(name); err != nil {
+		return nil, fmt.Errorf("attach %s %s: %w", mode, name, err)
+	}
+	fd, name, err := open(name, flags)
+	if err != nil {
+		return nil, fmt.Errorf("attach %s %s: %w", mode, name, err)
+	}
+	// If the device vanished between checkExists and open, TUNSETIFF
+	// created a fresh, non-persistent one; closing fd deletes it again.
+	ifr, err := unix.NewIfreq(name)
+	if err == nil {
+		err = unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr)
+	}
+	if err == nil && ifr.Uint16()&unix.IFF_PERSIST == 0 {
+		err = fmt.Errorf("device is not persistent")
+	}
+	var mtu int
+	if err == nil {
+		mtu, err = getMTU(name)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("attach %s %s: %w", mode, name, err)
+	}
+	return newDevice(fd, name, mode, mtu)
+}
+
+// open opens /dev/net/tun non-blocking and binds it to the device name with
+// TUNSETIFF. It returns the fd and the device's name as the kernel set it.
+func open(name string, flags uint16) (int, string, error) {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return -1, name, fmt.Errorf("invalid device name %q: want 1 to %d bytes", name, unix.IFNAMSIZ-1)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return -1, name, err
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, name, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return -1, name, fmt.Errorf("TUNSETIFF: %w", err)
+	}
+	return fd, ifr.Name(), nil
+}
+
+func newDevice(fd int, name string, mode Mode, mtu int) (*Device, error) {
+	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
+	conn, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("%s %s: %w", mode, name, err)
+	}
+	d := &Device{file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu}
+	d.read.fn = d.read.do
+	d.write.fn = d.write.do
+	return d, nil
+}
+
+// SetPersist sets or clears the device's persist flag (TUNSETPERSIST). A
+// device that is not persistent is deleted when it is closed.
+func (d *Device) SetPersist(persist bool) error {
+	v := 0
+	if persist {
+		v = 1
+	}
+	var err error
+	if cerr := d.conn.Control(func(fd uintptr) {
+		err = unix.IoctlSetInt(int(fd), unix.TUNSETPERSIST, v)
+	}); cerr != nil {
+		return d.ioError("set persist", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: set persist: %w", d.mode, d.name, err)
+	}
+	return nil
+}
+
+// Fd returns the device's file descriptor, for ioctls this package does not
+// wrap. It stays owned by d: do not close it or make it blocking.
+func (d *Device) Fd() int { return d.fd }
+
+// Name returns the name the device had when it was created or attached. It
+// does not follow renames: podnet renames every pod's TAP to eth0 inside the
+// pod, and the creation name is the one that tells them apart in logs.
+func (d *Device) Name() string { return d.name }
+
+// Mode returns whether d is a TAP or a TUN device.
+func (d *Device) Mode() Mode { return d.mode }
+
+// MTU returns the MTU the device had when it was created or attached.
+func (d *Device) MTU() int { return d.mtu }
+
+// BatchSize returns the batch size Read and Write are tuned for.
+func (d *Device) BatchSize() int { return batchSize }
+
+// Close closes the device. A Read or Write blocked on it returns
+// link.ErrClosed. A device that is not persistent is deleted.
+func (d *Device) Close() error {
+	d.closed.Store(true)
+	if err := d.file.Close(); err != nil {
+		return d.ioError("close", err)
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+package tap_test
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/tap"
+	"github.com/taprouter/taprouter/podnet/netnstest"
+)
+
+// The kernel side of the test TAP is 10.99.0.2 on tap0. The Go side plays
+// 10.99.0.1 with peerMAC, a permanent neighbour of the kernel.
+var (
+	kernelIP = netip.MustParseAddr("10.99.0.2")
+	peerIP   = netip.MustParseAddr("10.99.0.1")
+	peerMAC  = [6]byte{0x02, 0, 0, 0, 0, 0x01}
+)
+
+type tapNet struct {
+	ns        *netnstest.NS
+	dev       *tap.Device
+	kernelMAC [6]byte
+}
+
+// newTAPNet creates tap0 inside a new namespace, addresses it and adds the
+// Go side as a permanent neighbour. A watchdog closes the device after 20s
+// so that a missing frame fails the test instead of hanging it.
+func newTAPNet(t testing.TB) *tapNet {
+	ns := netnstest.New(t, "tap")
+	tn := &tapNet{ns: ns}
+	var err error
+	ns.Do(func() {
+		tn.dev, err = tap.Create("tap0", tap.TAP, tap.Options{MTU: 1400})
+		if err != nil {
+			return
+		}
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName("tap0"); err == nil {
+			copy(tn.kernelMAC[:], ifi.HardwareAddr)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.dev.Close() })
+	watchdog := time.AfterFunc(20*time.Second, func() { tn.dev.Close() })
+	t.Cleanup(func() { watchdog.Stop() })
+	ns.IP("addr", "add", kernelIP.String()+"/24", "dev", "tap0")
+	ns.IP("link", "set", "tap0", "up")
+	ns.IP("neigh", "add", peerIP.String(), "lladdr", net.HardwareAddr(peerMAC[:]).String(), "nud", "permanent", "dev", "tap0")
+	return tn
+}
+
+func makeBatch(n, size int) ([][]byte, []int) {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	return bufs, make([]int, n)
+}
+
+func TestCreateRejectsBadArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode tap.Mode
+		want string
+	}{
+		{"tap0", 0, "invalid tap mode"},
+		{"", tap.TAP, "invalid device name"},
+		{"sixteen-chars-xx", tap.TUN, "invalid device name"},
+	} {
+		_, err := tap.Create(tc.name, tc.mode, tap.Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Create(%q, %v) = %v, want error containing %q", tc.name, tc.mode, err, tc.want)
+		}
+	}
+}
+
+// TestPingBatch lets the kernel ping the Go side through the TAP: one Read
+// returns all queued echo requests, one Write returns the replies, and ping
+// reports every reply received.
+func TestPingBatch(t *testing.T) {
+	tn := newTAPNet(t)
+	if got := tn.dev.MTU(); got != 1400 {
+		t.Errorf("MTU() = %d, want 1400", got)
+	}
+	if out := tn.ns.IP("link", "show", "tap0"); !strings.Contains(out, "mtu 1400") {
+		t.Errorf("ip link show tap0 = %q, want mtu 1400", out)
+	}
+
+	const count = 4
+	var pingOut bytes.Buffer
+	ping := tn.ns.Command("ping", "-n", "-c", "4", "-i", "0.05", "-W", "10", peerIP.String())
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	tn.ns.Start(ping)
+	time.Sleep(time.Second) // let ping queue all requests before the first Read
+
+	bufs, sizes := makeBatch(8, 2048)
+	n, err := tn.dev.Read(bufs, sizes, 0)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if n != count {
+		for i := range n {
+			t.Logf("frame %d: % x", i, bufs[i][:sizes[i]])
+		}
+		t.Fatalf("Read returned %d frames in one call, want all %d queued echo requests", n, count)
+	}
+	replies := make([][]byte, n)
+	for i := range n {
+		e, ok := parseEcho(bufs[i][:sizes[i]])
+		if !ok || e.icmpType != icmpEchoRequest || e.src != kernelIP || e.dst != peerIP || e.dstMAC != peerMAC || e.srcMAC != tn.kernelMAC {
+			t.Fatalf("frame %d is not an echo request %v(%x) -> %v(%x): % x", i, kernelIP, tn.kernelMAC, peerIP, peerMAC, bufs[i][:sizes[i]])
+		}
+		replies[i] = e.reply()
+	}
+	if n, err := tn.dev.Write(replies, 0); n != count || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, count)
+	}
+	if err := ping.Wait(); err != nil {
+		t.Fatalf("ping failed (%v): %s", err, pingOut.String())
+	}
+	if !strings.Contains(pingOut.String(), "4 received") {
+		t.Errorf("ping output does not report 4 replies: %s", pingOut.String())
+	}
+}
+
+// TestWriteOffset checks that Write sends bufs[i][offset:] and Read fills
+// bufs[i][offset:], leaving the headroom untouched.
+func TestWriteOffset(t *testing.T) {
+	tn := newTAPNet(t)
+	const offset = 50
+	req := echoFrame(tn.kernelMAC, peerMAC, peerIP, kernelIP, icmpEchoRequest, 7, 1, []byte("offset"))
+	out := append(bytes.Repeat([]byte{0xee}, offset), req...)
+	if n, err := tn.dev.Write([][]byte{out}, offset); n != 1 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	bufs, sizes := makeBatch(1, 2048)
+	copy(bufs[0], bytes.Repeat([]byte{0xaa}, offset))
+	if _, err := tn.dev.Read(bufs, sizes, offset); err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if !bytes.Equal(bufs[0][:offset], bytes.Repeat([]byte{0xaa}, offset)) {
+		t.Errorf("Read wrote into the headroom")
+	}
+	e, ok := parseEcho(bufs[0][offset : offset+sizes[0]])
+	if !ok || e.icmpType != icmpEchoReply || e.id != 7 || string(e.payload) != "offset" {
+		t.Errorf("got % x, want the kernel's echo reply", bufs[0][offset:offset+sizes[0]])
+	}
+}
+
+// exchange writes a batch of echo requests to the kernel and reads until all
+// replies are back; it returns the number of Read calls.
+func exchange(tb testing.TB, dev *tap.Device, reqs, bufs [][]byte, sizes []int) int {
+	if n, err := dev.Write(reqs, 0); n != len(reqs) || err != nil {
+		tb.Fatalf("Write = %d, %v", n, err)
+	}
+	reads := 0
+	for got := 0; got < len(reqs); {
+		n, err := dev.Read(bufs, sizes, 0)
+		if err != nil {
+			tb.Fatalf("Read after %d of %d replies: %v", got, len(reqs), err)
+		}
+		got += n
+		reads++
+	}
+	return reads
+}
+
+func echoRequests(tn *tapNet, n, size int) [][]byte {
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = echoFrame(tn.kernelMAC, peerMAC, peerIP, kernelIP, icmpEchoRequest, 1, uint16(i), make([]byte, size))
+	}
+	return reqs
+}
+
+// TestKernelEchoNoAllocs has the kernel answer batches of echo requests
+// written to the TAP; a steady-state Write+Read round does not allocate.
+func TestKernelEchoNoAllocs(t *testing.T) {
+	tn := newTAPNet(t)
+	reqs := echoRequests(tn, 8, 56)
+	bufs, sizes := makeBatch(8, 2048)
+	exchange(t, tn.dev, reqs, bufs, sizes) // warm up
+	for i := range 8 {
+		e, ok := parseEcho(bufs[i][:sizes[i]])
+		if !ok || e.icmpType != icmpEchoReply || e.src != kernelIP || e.dst != peerIP {
+			t.Fatalf("frame %d is not an echo reply from the kernel: % x", i, bufs[i][:sizes[i]])
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() { exchange(t, tn.dev, reqs, bufs, sizes) })
+	if allocs != 0 {
+		t.Errorf("Write+Read of a batch allocates %.1f times, want 0", allocs)
+	}
+}
+
+func TestCloseUnblocksRead(t *testing.T) {
+	tn := newTAPNet(t)
+	done := make(chan error, 1)
+	go func() {
+		bufs, sizes := makeBatch(1, 2048)
+		_, err := tn.dev.Read(bufs, sizes, 0)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := tn.dev.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != link.ErrClosed {
+			t.Errorf("blocked Read returned %v, want link.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Read")
+	}
+	if _, err := tn.dev.Write([][]byte{make([]byte, 60)}, 0); err != link.ErrClosed {
+		t.Errorf("Write after Close = %v, want link.ErrClosed", err)
+	}
+}
+
+// TestDeleteUnblocksRead deletes the device under a blocked Read (as
+// podnet.DetachPod does); Read returns an error wrapping link.ErrClosed.
+func TestDeleteUnblocksRead(t *testing.T) {
+	tn := newTAPNet(t)
+	done := make(chan error, 1)
+	go func() {
+		bufs, sizes := makeBatch(1, 2048)
+		_, err := tn.dev.Read(bufs, sizes, 0)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	tn.ns.IP("link", "del", "tap0")
+	select {
+	case err := <-done:
+		if !errors.Is(err, link.ErrClosed) {
+			t.Errorf("Read on a deleted device returned %v, want an error wrapping link.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("deleting the device did not unblock Read")
+	}
+}
+
+func TestPersistAndAttach(t *testing.T) {
+	ns := netnstest.New(t, "attach")
+	var created *tap.Device
+	var err error
+	ns.Do(func() { created, err = tap.Create("ptap0", tap.TAP, tap.Options{Persist: true}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Do(func() { _, err = tap.Create("ptap0", tap.TAP, tap.Options{}) })
+	if err == nil {
+		t.Errorf("Create of an existing device succeeded, want an error")
+	}
+	if err := created.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.IP("-d", "link", "show", "ptap0"); !strings.Contains(out, "tap") {
+		t.Fatalf("persistent device gone after Close: %s", out)
+	}
+
+	ns.Do(func() { _, err = tap.Attach("ptap0", tap.TUN) })
+	if err == nil {
+		t.Errorf("Attach of a TAP as TUN succeeded, want an error")
+	}
+	ns.Do(func() { _, err = tap.Attach("nope0", tap.TAP) })
+	if err == nil || !strings.Contains(err.Error(), "no such device") {
+		t.Errorf("Attach of a missing device = %v, want a no-such-device error", err)
+	}
+	if out := ns.IP("link"); strings.Contains(out, "nope0") {
+		t.Errorf("failed Attach left a device behind: %s", out)
+	}
+
+	var attached *tap.Device
+	ns.Do(func() { attached, err = tap.Attach("ptap0", tap.TAP) })
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	if attached.Name() != "ptap0" || attached.MTU() != 1500 || attached.Mode() != tap.TAP {
+		t.Errorf("attached device: name %q MTU %d mode %v, want ptap0 1500 tap", attached.Name(), attached.MTU(), attached.Mode())
+	}
+	ns.Do(func() { _, err = tap.Attach("ptap0", tap.TAP) })
+	if err == nil {
+		t.Errorf("second Attach of an open device succeeded, want an error")
+	}
+	if err := attached.SetPersist(false); err != nil {
+		t.Fatal(err)
+	}
+	attached.Close()
+	if out := ns.IP("link"); strings.Contains(out, "ptap0") {
+		t.Errorf("non-persistent device still exists after Close: %s", out)
+	}
+}
+
+// BenchmarkKernelEcho measures a TAP round trip of 32 echo requests of 1372
+// bytes (1400-byte IP packets) through the kernel.
+func BenchmarkKernelEcho(b *testing.B) {
+	tn := newTAPNet(b)
+	const batch = 32
+	reqs := echoRequests(tn, batch, 1400-28)
+	bufs, sizes := makeBatch(batch, 2048)
+	b.ReportAllocs()
+	b.SetBytes(batch * 1414)
+	reads := 0
+	for b.Loop() {
+		reads += exchange(b, tn.dev, reqs, bufs, sizes)
+	}
+	b.ReportMetric(float64(b.N*batch)/float64(reads), "frames/read")
+}
