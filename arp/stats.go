@@ -1,0 +1,43 @@
+package arp
+
+import "sync/atomic"
+
+// Stats counts the table's activity since it was created.
+type Stats struct {
+	// RequestsSent counts SendRequest calls, broadcast and unicast.
+	RequestsSent uint64
+	// Learned counts Learn calls: replies and requests learned from.
+	Learned uint64
+	// MACChanges counts Learn calls that changed a known MAC.
+	MACChanges uint64
+	// QueueDrops counts queued packets dropped without being handed to a
+	// hook: the oldest of a full queue, and the queue of a removed entry.
+	QueueDrops uint64
+	// Failures counts neighbours that moved to Failed: Incomplete entries
+	// nobody answered and Probe entries that stopped answering.
+	Failures uint64
+	// TableFull counts new neighbours refused because MaxEntries was reached.
+	TableFull uint64
+}
+
+type counters struct {
+	requestsSent atomic.Uint64
+	learned      atomic.Uint64
+	macChanges   atomic.Uint64
+	queueDrops   atomic.Uint64
+	failures     atomic.Uint64
+	tableFull    atomic.Uint64
+}
+
+// Stats returns a snapshot of the table's counters.
+func (t *Table) Stats() Stats {
+	c := &t.counters
+	return Stats{
+		RequestsSent: c.requestsSent.Load(),
+		Learned:      c.learned.Load(),
+		MACChanges:   c.macChanges.Load(),
+		QueueDrops:   c.queueDrops.Load(),
+		Failures:     c.failures.Load(),
+		TableFull:    c.tableFull.Load(),
+	}
+}
