@@ -1,0 +1,135 @@
+package testbed
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// The samples are real output of iputils 20221126, traceroute 2.1.2 and
+// iperf 3.12.
+
+func TestParsePing(t *testing.T) {
+	r, err := ParsePing(`PING 10.244.1.5 (10.244.1.5) 56(84) bytes of data.
+64 bytes from 10.244.1.5: icmp_seq=1 ttl=62 time=0.292 ms
+64 bytes from 10.244.1.5: icmp_seq=2 ttl=62 time=0.099 ms
+
+--- 10.244.1.5 ping statistics ---
+3 packets transmitted, 2 received, 33.3333% packet loss, time 406ms
+rtt min/avg/max/mdev = 0.094/0.161/0.292/0.092 ms
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Transmitted != 3 || r.Received != 2 || r.LossPercent != 33.3333 || r.RTTAvg != 161*time.Microsecond || !slices.Equal(r.TTLs, []int{62, 62}) {
+		t.Errorf("parsed %+v", r)
+	}
+	if ttl, err := r.TTL(); ttl != 62 || err != nil {
+		t.Errorf("TTL() = %d, %v; want 62", ttl, err)
+	}
+
+	r, err = ParsePing(`PING 10.244.0.77 (10.244.0.77) 56(84) bytes of data.
+From 10.244.0.1 icmp_seq=1 Destination Host Unreachable
+From 10.244.0.1 icmp_seq=2 Destination Host Unreachable
+
+--- 10.244.0.77 ping statistics ---
+3 packets transmitted, 0 received, +2 errors, 100% packet loss, time 405ms
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received != 0 || r.Errors != 2 || r.LossPercent != 100 || len(r.ICMPErrors) != 2 ||
+		r.ICMPErrors[0] != "From 10.244.0.1 icmp_seq=1 Destination Host Unreachable" {
+		t.Errorf("parsed %+v", r)
+	}
+	if _, err := r.TTL(); err == nil {
+		t.Error("TTL() of a ping without replies is not an error")
+	}
+	if _, err := ParsePing("ping: connect: Network is unreachable\n"); err == nil {
+		t.Error("output without statistics parsed")
+	}
+}
+
+func TestParseTraceroute(t *testing.T) {
+	hops, err := ParseTraceroute(`traceroute to 10.244.1.77 (10.244.1.77), 4 hops max, 60 byte packets
+ 1  *
+ 2  10.244.1.0  0.157 ms !N
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []netip.Addr{{}, netip.MustParseAddr("10.244.1.0")}; !slices.Equal(hops, want) {
+		t.Errorf("hops %v, want %v", hops, want)
+	}
+	if _, err := ParseTraceroute("traceroute to x (x), 4 hops max\n 2  10.0.0.1  1 ms\n"); err == nil {
+		t.Error("hop list starting at 2 parsed")
+	}
+}
+
+func TestParseTracepath(t *testing.T) {
+	r, err := ParseTracepath(` 1?: [LOCALHOST]                      pmtu 1500
+ 1:  10.244.0.1                                            0.138ms 
+ 1:  10.244.0.1                                            0.011ms 
+ 2:  10.244.0.1                                            0.013ms pmtu 1450
+ 2:  10.244.1.0                                            0.081ms 
+ 3:  10.244.1.5                                            0.069ms reached
+     Resume: pmtu 1450 hops 3 back 3 
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("10.244.0.1"), netip.MustParseAddr("10.244.1.0"), netip.MustParseAddr("10.244.1.5")}
+	if r.PMTU != 1450 || !slices.Equal(r.Hops, want) {
+		t.Errorf("pmtu %d hops %v, want 1450 %v", r.PMTU, r.Hops, want)
+	}
+	if _, err := ParseTracepath(" 1?: [LOCALHOST] pmtu 1500\n 1:  no reply\n"); err == nil {
+		t.Error("output without a final pmtu parsed")
+	}
+}
+
+func TestParseIperf(t *testing.T) {
+	r, err := ParseIperf([]byte(`{"start":{},"intervals":[],"end":{
+		"sum_sent":{"bytes":1073741824,"retransmits":12,"bits_per_second":9.5e9},
+		"sum_received":{"bytes":1073741824,"seconds":0.9,"bits_per_second":9.4e9}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BytesSent != 1<<30 || r.BytesReceived != 1<<30 || r.Retransmits != 12 || r.BitsPerSecond != 9.4e9 || r.Seconds != 0.9 {
+		t.Errorf("parsed %+v", r)
+	}
+	if _, err := ParseIperf([]byte(`{"start":{},"error":"unable to connect to server: Connection refused"}`)); err == nil {
+		t.Error("iperf3 error report parsed as success")
+	}
+}
+
+func TestReadPcap(t *testing.T) {
+	inner := ICMPEcho(netip.MustParseAddr("10.244.0.4"), netip.MustParseAddr("10.244.1.5"), 63, 1, 2)
+	tun := append([]byte(nil), inner...) // a TUN capture holds bare IPv4
+	var file bytes.Buffer
+	hdr := make([]byte, 24)
+	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b2c3d4)
+	binary.LittleEndian.PutUint32(hdr[20:], linkTypeRaw)
+	file.Write(hdr)
+	rec := make([]byte, 16)
+	binary.LittleEndian.PutUint32(rec[8:], uint32(len(tun)))
+	binary.LittleEndian.PutUint32(rec[12:], uint32(len(tun)))
+	file.Write(rec)
+	file.Write(tun)
+	packets, err := ReadPcap(&file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packets) != 1 {
+		t.Fatalf("%d packets, want 1", len(packets))
+	}
+	p := packets[0]
+	if p.Src.String() != "10.244.0.4" || p.Dst.String() != "10.244.1.5" || p.TTL != 63 || p.Protocol != 1 || p.ICMPType != 8 || !p.DontFragment || p.Length != len(inner) {
+		t.Errorf("decoded %+v", p)
+	}
+	if _, err := ReadPcap(bytes.NewReader(make([]byte, 24))); err == nil {
+		t.Error("zero header accepted as pcap")
+	}
+}

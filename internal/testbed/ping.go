@@ -1,0 +1,116 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// PingOptions tune Ping. The zero value sends 3 echoes 200 ms apart.
+type PingOptions struct {
+	Count    int           // echoes to send; 0 means 3
+	Interval time.Duration // between echoes; 0 means 200 ms
+	Source   netip.Addr    // -I: the source address; zero for the route's
+	Size     int           // -s: ICMP payload bytes; 0 for ping's 56
+	// DontFragment sets DF (-M do) so that routers answer frag-needed.
+	DontFragment bool
+}
+
+// PingResult is what ping printed.
+type PingResult struct {
+	Transmitted, Received int
+	Errors                int     // "+N errors": ICMP errors instead of replies
+	LossPercent           float64 // as ping computes it
+	RTTAvg                time.Duration
+	TTLs                  []int    // the TTL of each echo reply
+	ICMPErrors            []string // "From <addr> icmp_seq=N <message>" lines
+	Output                string
+}
+
+// Ping runs ping inside ns and parses its report. A ping that loses packets
+// is not an error; only a ping that could not run is.
+func (n *Netns) Ping(dst netip.Addr, o PingOptions) (PingResult, error) {
+	if o.Count == 0 {
+		o.Count = 3
+	}
+	if o.Interval == 0 {
+		o.Interval = 200 * time.Millisecond
+	}
+	args := []string{"-n", "-c", strconv.Itoa(o.Count), "-i", fmt.Sprintf("%.3f", o.Interval.Seconds()), "-W", "1"}
+	if o.Source.IsValid() {
+		args = append(args, "-I", o.Source.String())
+	}
+	if o.Size != 0 {
+		args = append(args, "-s", strconv.Itoa(o.Size))
+	}
+	if o.DontFragment {
+		args = append(args, "-M", "do")
+	}
+	args = append(args, dst.String())
+	timeout := time.Duration(o.Count)*o.Interval + 10*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := n.Command(ctx, "ping", args...).CombinedOutput()
+	// ping exits 1 when replies are missing; its report is still complete.
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		return PingResult{Output: string(out)}, fmt.Errorf("testbed: %s: ping %s: %w: %s", n.Name, dst, err, out)
+	}
+	return ParsePing(string(out))
+}
+
+var (
+	pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received,(?: \+(\d+) errors,)?(?: \+\d+ duplicates,)? ([\d.]+)% packet loss`)
+	pingRTT   = regexp.MustCompile(`rtt min/avg/max/mdev = [\d.]+/([\d.]+)/`)
+	pingTTL   = regexp.MustCompile(`^\d+ bytes from .*\bttl=(\d+)\b`)
+	pingError = regexp.MustCompile(`^From \S+ icmp_seq=\d+ .+`)
+)
+
+// ParsePing parses iputils ping's output.
+func ParsePing(out string) (PingResult, error) {
+	r := PingResult{Output: out}
+	m := pingStats.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("testbed: no statistics in ping output:\n%s", out)
+	}
+	r.Transmitted, _ = strconv.Atoi(m[1])
+	r.Received, _ = strconv.Atoi(m[2])
+	if m[3] != "" {
+		r.Errors, _ = strconv.Atoi(m[3])
+	}
+	r.LossPercent, _ = strconv.ParseFloat(m[4], 64)
+	if m := pingRTT.FindStringSubmatch(out); m != nil {
+		ms, _ := strconv.ParseFloat(m[1], 64)
+		r.RTTAvg = time.Duration(ms * float64(time.Millisecond))
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if m := pingTTL.FindStringSubmatch(line); m != nil {
+			ttl, _ := strconv.Atoi(m[1])
+			r.TTLs = append(r.TTLs, ttl)
+		}
+		if pingError.MatchString(line) {
+			r.ICMPErrors = append(r.ICMPErrors, line)
+		}
+	}
+	return r, nil
+}
+
+// TTL returns the TTL all replies carried, or an error when there were no
+// replies or they differ.
+func (r PingResult) TTL() (int, error) {
+	if len(r.TTLs) == 0 {
+		return 0, errors.New("testbed: no echo replies")
+	}
+	for _, t := range r.TTLs[1:] {
+		if t != r.TTLs[0] {
+			return 0, fmt.Errorf("testbed: replies carry different TTLs %v", r.TTLs)
+		}
+	}
+	return r.TTLs[0], nil
+}
