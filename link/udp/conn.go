@@ -1,0 +1,205 @@
+package udp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/link"
+)
+
+// BatchSize is the largest number of datagrams one recvmmsg or sendmmsg call
+// moves.
+const BatchSize = 64
+
+// socketBuffer is the receive and send buffer size Listen asks for.
+const socketBuffer = 4 << 20
+
+// Conn is a UDP socket that moves datagrams in batches. It implements
+// link.DatagramConn. ReadFrom calls are serialised; WriteTo may be called
+// from many goroutines at once.
+type Conn struct {
+	file   *os.File
+	conn   syscall.RawConn
+	family int
+	local  netip.AddrPort
+	closed atomic.Bool
+
+	readMu  sync.Mutex
+	read    *batch
+	dropped atomic.Uint64
+
+	writers sync.Pool // of *batch, one per concurrent WriteTo
+}
+
+var _ link.DatagramConn = (*Conn)(nil)
+
+// Listen opens a UDP socket bound to addr in the calling thread's network
+// namespace. Port 0 picks a free port; LocalAddr reports it. An IPv4 address
+// gives an IPv4 socket, anything else an IPv6 one.
+func Listen(addr netip.AddrPort) (*Conn, error) {
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("udp listen: invalid address %v", addr)
+	}
+	family := unix.AF_INET6
+	if addr.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, fmt.Errorf("udp listen %v: socket: %w", addr, err)
+	}
+	local, err := bind(fd, family, addr)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
+	}
+	file := os.NewFile(uintptr(fd), "udp:"+local.String())
+	conn, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
+	}
+	c := &Conn{file: file, conn: conn, family: family, local: local, read: newRecvBatch()}
+	c.writers.New = func() any { return newSendBatch() }
+	return c, nil
+}
+
+// bind sizes the socket buffers, binds fd to addr and returns the bound
+// address.
+func bind(fd, family int, addr netip.AddrPort) (netip.AddrPort, error) {
+	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+		// The FORCE variants need CAP_NET_ADMIN and ignore rmem_max and
+		// wmem_max; without it, take what the sysctls allow.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], socketBuffer) != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], socketBuffer); err != nil {
+				return netip.AddrPort{}, fmt.Errorf("set socket buffer: %w", err)
+			}
+		}
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bind: %w", err)
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("getsockname: %w", err)
+	}
+	switch sa := bound.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), nil
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("getsockname: unexpected address %T", bound)
+}
+
+// ReadFrom reads up to min(len(bufs), BatchSize) datagrams: datagram i into
+// bufs[i][offset:], its length into sizes[i] and its source into from[i]. It
+// blocks until at least one datagram has arrived. A datagram longer than its
+// buffer is dropped and counted in Dropped.
+func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) (int, error) {
+	if len(bufs) > BatchSize {
+		bufs = bufs[:BatchSize]
+	}
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	b := c.read
+	defer b.release()
+	for {
+		b.prepareRecv(bufs, offset)
+		if err := c.conn.Read(b.fn); err != nil {
+			return 0, c.ioError("read", err)
+		}
+		if b.err != nil {
+			return 0, c.ioError("read", b.err)
+		}
+		if n := c.collect(b, bufs, sizes, from, offset); n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// collect copies the results of a recvmmsg into sizes and from, dropping
+// truncated datagrams by moving later ones down.
+func (c *Conn) collect(b *batch, bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) int {
+	n := 0
+	for i := range b.done {
+		m := &b.msgs[i]
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			c.dropped.Add(1)
+			continue
+		}
+		size := int(m.Len)
+		if n != i {
+			copy(bufs[n][offset:], bufs[i][offset:offset+size])
+		}
+		sizes[n] = size
+		from[n] = decode(&b.names[i])
+		n++
+	}
+	return n
+}
+
+// WriteTo sends bufs[i][offset:] to to[i] for every i. It tries every
+// datagram even when some fail (an unreachable peer must not hold up the
+// others) and returns how many were sent and the first error.
+func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, error) {
+	b := c.writers.Get().(*batch)
+	defer c.writers.Put(b)
+	sent := 0
+	var firstErr error
+	for start := 0; start < len(bufs); start += BatchSize {
+		end := min(start+BatchSize, len(bufs))
+		b.prepareSend(bufs[start:end], to[start:end], offset, c.family)
+		err := c.conn.Write(b.fn)
+		b.release()
+		sent += b.sent
+		if err != nil {
+			return sent, c.ioError("write", err)
+		}
+		if b.err != nil && firstErr == nil {
+			firstErr = c.ioError("write", b.err)
+		}
+	}
+	return sent, firstErr
+}
+
+// LocalAddr returns the address the socket is bound to.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// BatchSize returns BatchSize.
+func (c *Conn) BatchSize() int { return BatchSize }
+
+// Dropped returns how many received datagrams were dropped because they did
+// not fit their buffer.
+func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
+// Close closes the socket; a blocked ReadFrom returns link.ErrClosed.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	if err := c.file.Close(); err != nil {
+		return c.ioError("close", err)
+	}
+	return nil
+}
+
+// ioError maps err to link.ErrClosed after Close (RawConn reports an
+// unexported "use of closed file" error) and describes it otherwise.
+func (c *Conn) ioError(op string, err error) error {
+	if c.closed.Load() || errors.Is(err, os.ErrClosed) {
+		return link.ErrClosed
+	}
+	return fmt.Errorf("udp %v: %s: %w", c.local, op, err)
+}

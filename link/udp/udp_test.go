@@ -1,0 +1,297 @@
+package udp_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/udp"
+	"github.com/taprouter/taprouter/podnet/netnstest"
+)
+
+// listen opens a Conn on addr inside ns, closed at cleanup; a watchdog
+// closes it after 20s so that a lost datagram fails the test instead of
+// hanging it.
+func listen(t testing.TB, ns *netnstest.NS, addr string) *udp.Conn {
+	t.Helper()
+	var c *udp.Conn
+	var err error
+	ns.Do(func() { c, err = udp.Listen(netip.MustParseAddrPort(addr)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	watchdog := time.AfterFunc(20*time.Second, func() { c.Close() })
+	t.Cleanup(func() { watchdog.Stop() })
+	return c
+}
+
+func makeBatch(n, size int) ([][]byte, []int, []netip.AddrPort) {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	return bufs, make([]int, n), make([]netip.AddrPort, n)
+}
+
+// readAll reads until want datagrams have arrived; it returns the number of
+// ReadFrom calls.
+func readAll(tb testing.TB, c *udp.Conn, bufs [][]byte, sizes []int, from []netip.AddrPort, want int) int {
+	reads := 0
+	for got := 0; got < want; {
+		n, err := c.ReadFrom(bufs, sizes, from, 0)
+		if err != nil {
+			tb.Fatalf("ReadFrom after %d of %d datagrams: %v", got, want, err)
+		}
+		got += n
+		reads++
+	}
+	return reads
+}
+
+func TestListenRejectsInvalidAddress(t *testing.T) {
+	if _, err := udp.Listen(netip.AddrPort{}); err == nil {
+		t.Error("Listen of the zero AddrPort succeeded, want an error")
+	}
+}
+
+func TestExchangeBatch(t *testing.T) {
+	for _, tc := range []struct{ name, send, recv string }{
+		{"ipv4", "127.0.0.1:0", "127.0.0.1:0"},
+		{"ipv6", "[::1]:0", "[::1]:0"},
+		{"ipv4-to-dual-stack", "127.0.0.1:0", "[::]:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := netnstest.New(t, "udp")
+			ns.MustExec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.lo.disable_ipv6=0")
+			a, b := listen(t, ns, tc.send), listen(t, ns, tc.recv)
+			dst := b.LocalAddr()
+			if dst.Addr().IsUnspecified() {
+				dst = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), dst.Port())
+			}
+			if dst.Port() == 0 {
+				t.Fatalf("LocalAddr() = %v, want the picked port", b.LocalAddr())
+			}
+
+			const count, sendOffset, recvOffset = 10, 16, 8
+			out := make([][]byte, count)
+			to := make([]netip.AddrPort, count)
+			for i := range out {
+				out[i] = append(make([]byte, sendOffset), bytes.Repeat([]byte{byte(i)}, 100+i)...)
+				to[i] = dst
+			}
+			if n, err := a.WriteTo(out, to, sendOffset); n != count || err != nil {
+				t.Fatalf("WriteTo = %d, %v; want %d, nil", n, err, count)
+			}
+			bufs, sizes, from := makeBatch(udp.BatchSize, 2048)
+			n, err := b.ReadFrom(bufs, sizes, from, recvOffset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != count {
+				t.Fatalf("ReadFrom returned %d datagrams in one call, want all %d", n, count)
+			}
+			for i := range n {
+				got := bufs[i][recvOffset : recvOffset+sizes[i]]
+				if !bytes.Equal(got, out[i][sendOffset:]) {
+					t.Errorf("datagram %d: got %d bytes % x..., want %d bytes of %#x", i, len(got), got[:4], 100+i, i)
+				}
+				if from[i] != a.LocalAddr() {
+					t.Errorf("datagram %d from %v, want %v", i, from[i], a.LocalAddr())
+				}
+				if !bytes.Equal(bufs[i][:recvOffset], make([]byte, recvOffset)) {
+					t.Errorf("datagram %d: ReadFrom wrote into the headroom", i)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteToSkipsUnsendableDestination(t *testing.T) {
+	ns := netnstest.New(t, "udp")
+	a, b := listen(t, ns, "127.0.0.1:0"), listen(t, ns, "127.0.0.1:0")
+	out := [][]byte{[]byte("one"), []byte("lost"), []byte("three")}
+	to := []netip.AddrPort{b.LocalAddr(), netip.MustParseAddrPort("[2001:db8::1]:4789"), b.LocalAddr()}
+	n, err := a.WriteTo(out, to, 0)
+	if n != 2 || err == nil || !strings.Contains(err.Error(), "2001:db8::1") {
+		t.Fatalf("WriteTo = %d, %v; want 2 and an error naming the IPv6 destination", n, err)
+	}
+	bufs, sizes, from := makeBatch(4, 64)
+	readAll(t, b, bufs, sizes, from, 2)
+	if string(bufs[0][:sizes[0]]) != "one" || string(bufs[1][:sizes[1]]) != "three" {
+		t.Errorf("received %q, %q; want one, three", bufs[0][:sizes[0]], bufs[1][:sizes[1]])
+	}
+}
+
+func TestTruncatedDatagramDropped(t *testing.T) {
+	ns := netnstest.New(t, "udp")
+	a, b := listen(t, ns, "127.0.0.1:0"), listen(t, ns, "127.0.0.1:0")
+	out := [][]byte{[]byte("small-1"), make([]byte, 2000), []byte("small-2")}
+	to := []netip.AddrPort{b.LocalAddr(), b.LocalAddr(), b.LocalAddr()}
+	if n, err := a.WriteTo(out, to, 0); n != 3 || err != nil {
+		t.Fatalf("WriteTo = %d, %v", n, err)
+	}
+	bufs, sizes, from := makeBatch(4, 1500)
+	n, err := b.ReadFrom(bufs, sizes, from, 0)
+	if err != nil || n != 2 {
+		t.Fatalf("ReadFrom = %d, %v; want 2 datagrams", n, err)
+	}
+	if string(bufs[0][:sizes[0]]) != "small-1" || string(bufs[1][:sizes[1]]) != "small-2" {
+		t.Errorf("received %q, %q; want small-1, small-2", bufs[0][:sizes[0]], bufs[1][:sizes[1]])
+	}
+	if got := b.Dropped(); got != 1 {
+		t.Errorf("Dropped() = %d, want 1", got)
+	}
+}
+
+func TestWriteToMoreThanBatchSize(t *testing.T) {
+	ns := netnstest.New(t, "udp")
+	a, b := listen(t, ns, "127.0.0.1:0"), listen(t, ns, "127.0.0.1:0")
+	const count = udp.BatchSize*2 + 3
+	out := make([][]byte, count)
+	to := make([]netip.AddrPort, count)
+	for i := range out {
+		out[i] = binary.BigEndian.AppendUint32(nil, uint32(i))
+		to[i] = b.LocalAddr()
+	}
+	if n, err := a.WriteTo(out, to, 0); n != count || err != nil {
+		t.Fatalf("WriteTo = %d, %v; want %d", n, err, count)
+	}
+	bufs, sizes, from := makeBatch(udp.BatchSize*2, 64)
+	next := 0
+	for next < count {
+		n, err := b.ReadFrom(bufs, sizes, from, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > udp.BatchSize {
+			t.Fatalf("ReadFrom returned %d datagrams, more than BatchSize", n)
+		}
+		for i := range n {
+			if got := binary.BigEndian.Uint32(bufs[i]); got != uint32(next) {
+				t.Fatalf("datagram %d, want %d", got, next)
+			}
+			next++
+		}
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	ns := netnstest.New(t, "udp")
+	b := listen(t, ns, "127.0.0.1:0")
+	const writers, batches, perBatch = 4, 50, 16
+	var wg sync.WaitGroup
+	for w := range writers {
+		a := listen(t, ns, "127.0.0.1:0")
+		wg.Go(func() {
+			out := make([][]byte, perBatch)
+			to := make([]netip.AddrPort, perBatch)
+			for i := range out {
+				out[i] = make([]byte, 8)
+				to[i] = b.LocalAddr()
+			}
+			for k := range batches {
+				for i := range out {
+					binary.BigEndian.PutUint32(out[i], uint32(w))
+					binary.BigEndian.PutUint32(out[i][4:], uint32(k*perBatch+i))
+				}
+				if n, err := a.WriteTo(out, to, 0); n != perBatch || err != nil {
+					t.Errorf("writer %d: WriteTo = %d, %v", w, n, err)
+					return
+				}
+			}
+		})
+	}
+	seen := make(map[[2]uint32]bool)
+	bufs, sizes, from := makeBatch(udp.BatchSize, 64)
+	for len(seen) < writers*batches*perBatch {
+		n, err := b.ReadFrom(bufs, sizes, from, 0)
+		if err != nil {
+			t.Fatalf("ReadFrom after %d datagrams: %v", len(seen), err)
+		}
+		for i := range n {
+			key := [2]uint32{binary.BigEndian.Uint32(bufs[i]), binary.BigEndian.Uint32(bufs[i][4:])}
+			if seen[key] {
+				t.Fatalf("datagram %v received twice", key)
+			}
+			seen[key] = true
+		}
+	}
+	wg.Wait()
+}
+
+// TestNoAllocs checks that a steady-state WriteTo and ReadFrom of a full
+// batch do not allocate.
+func TestNoAllocs(t *testing.T) {
+	ns := netnstest.New(t, "udp")
+	a, b := listen(t, ns, "127.0.0.1:0"), listen(t, ns, "127.0.0.1:0")
+	out, _, to := makeBatch(udp.BatchSize, 1400)
+	for i := range to {
+		to[i] = b.LocalAddr()
+	}
+	bufs, sizes, from := makeBatch(udp.BatchSize, 2048)
+	round := func() {
+		if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
+			t.Fatalf("WriteTo = %d, %v", n, err)
+		}
+		readAll(t, b, bufs, sizes, from, len(out))
+	}
+	round()
+	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
+		t.Errorf("WriteTo+ReadFrom of %d datagrams allocates %.1f times, want 0", udp.BatchSize, allocs)
+	}
+}
+
+func TestCloseUnblocksReadFrom(t *testing.T) {
+	ns := netnstest.New(t, "udp")
+	c := listen(t, ns, "127.0.0.1:0")
+	done := make(chan error, 1)
+	go func() {
+		bufs, sizes, from := makeBatch(1, 64)
+		_, err := c.ReadFrom(bufs, sizes, from, 0)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		if err != link.ErrClosed {
+			t.Errorf("blocked ReadFrom returned %v, want link.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock ReadFrom")
+	}
+}
+
+// BenchmarkExchange measures WriteTo+ReadFrom of 64 datagrams of 1450 bytes
+// (a vxlan-encapsulated full-size pod packet) over loopback.
+func BenchmarkExchange(b *testing.B) {
+	for _, size := range []int{64, 1450} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			ns := netnstest.New(b, "udp")
+			src, dst := listen(b, ns, "127.0.0.1:0"), listen(b, ns, "127.0.0.1:0")
+			out, _, to := makeBatch(udp.BatchSize, size)
+			for i := range to {
+				to[i] = dst.LocalAddr()
+			}
+			bufs, sizes, from := makeBatch(udp.BatchSize, 2048)
+			b.ReportAllocs()
+			b.SetBytes(int64(udp.BatchSize * size))
+			reads := 0
+			for b.Loop() {
+				if n, err := src.WriteTo(out, to, 0); n != len(out) || err != nil {
+					b.Fatalf("WriteTo = %d, %v", n, err)
+				}
+				reads += readAll(b, dst, bufs, sizes, from, len(out))
+			}
+			b.ReportMetric(float64(b.N*udp.BatchSize)/b.Elapsed().Seconds(), "datagrams/s")
+			b.ReportMetric(float64(b.N*udp.BatchSize)/float64(reads), "datagrams/read")
+		})
+	}
+}
