@@ -10,9 +10,9 @@
 //
 // It calls recvmmsg and sendmmsg through golang.org/x/sys/unix rather than
 // golang.org/x/net/ipv4's ReadBatch/WriteBatch because the latter allocate:
-// measured on this code base, a WriteBatch+ReadBatch round of 64 datagrams
-// costs 66 allocations (a net.Addr per received message, plus per-call
-// bookkeeping), against 0 here.
+// measured here, a WriteBatch+ReadBatch round of 64 datagrams costs 128
+// allocations (two per datagram: the net.UDPAddr of each received message
+// and its IP), against 0 for this package.
 //
 // UDP GSO and GRO are not used yet; batch is where they would go (see its
 // comment).
