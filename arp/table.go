@@ -91,28 +91,28 @@ func (t *Table) Confirm(port uint32, ip netip.Addr) {
 func (t *Table) Enqueue(port uint32, ip netip.Addr, pkt []byte) {
 	k := mustKey(port, ip)
 	now := t.clock.Now()
-	var events [1]event
+	var ev event
 	t.mu.Lock()
 	n := t.current()[k]
 	switch {
 	case n == nil && !t.makeRoom():
 		t.counters.tableFull.Add(1)
-		events[0] = event{kind: failed, key: k, queued: [][]byte{bytes.Clone(pkt)}}
+		ev = event{kind: failed, key: k, queued: [][]byte{bytes.Clone(pkt)}}
 	case n == nil:
 		n = t.insert(k)
 		t.enter(n, Incomplete, now)
 		t.push(n, pkt)
-		events[0] = t.probe(n, link.Broadcast, now)
+		ev = t.probe(n, link.Broadcast, now)
 	case n.loadState() == Incomplete:
 		t.push(n, pkt)
 	case n.loadState() == Failed:
-		events[0] = event{kind: failed, key: k, queued: [][]byte{bytes.Clone(pkt)}}
+		ev = event{kind: failed, key: k, queued: [][]byte{bytes.Clone(pkt)}}
 	default:
-		events[0] = event{kind: resolved, key: k, mac: n.hardwareAddr(), queued: [][]byte{bytes.Clone(pkt)}}
+		ev = event{kind: resolved, key: k, mac: n.hardwareAddr(), queued: [][]byte{bytes.Clone(pkt)}}
 	}
 	t.mu.Unlock()
-	if events[0].kind != 0 {
-		emit(t.hooks, events[:])
+	if ev.kind != 0 {
+		emit(t.hooks, []event{ev})
 	}
 }
 
