@@ -1,0 +1,25 @@
+// Package router is taprouter's forwarding plane: ports, the pipeline of
+// stages a batch of packets passes through, and the packets the router
+// originates itself (ARP answers, ICMP).
+//
+// A port is a link.Device with a role: a pod port (a TAP whose other end is a
+// pod's eth0: Ethernet frames), the host port (a TUN in the node's namespace:
+// IP packets) or the tunnel (a tunnel.Tunnel: IP packets to and from peer
+// nodes). Each ingress port has its own goroutine that reads a batch, decodes
+// it into Packets, runs the pipeline and transmits the survivors grouped by
+// egress port, run to completion, without locks and without allocating.
+//
+// The pipeline is a list of Stages. Built-in stages route (FIB lookup, answers
+// for the gateway address), decrement the TTL, and check the egress MTU; user
+// stages go before routing (Config.IngressStages: filters, counters, policy)
+// or after it (Config.EgressStages: they see the chosen next hop). A stage
+// marks a packet dropped or consumed; later stages skip it.
+//
+// The router behaves like the Linux router it replaces, as a pod sees it:
+// it answers ARP for the gateway and learns each pod's MAC by ARP (package
+// arp), decrements the TTL (63 on the same node, 62 across nodes), answers
+// ping to the gateway, and sends ICMP time exceeded, destination unreachable
+// and fragmentation needed (with the egress MTU), so that traceroute and
+// tracepath work. IPv4 headers are read and written through gVisor's typed
+// header views; checksums are updated incrementally (RFC 1624).
+package router

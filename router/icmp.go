@@ -1,0 +1,257 @@
+package router
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/taprouter/taprouter/fib"
+)
+
+const (
+	// icmpQuoteLimit bounds an ICMP error to 576 bytes, as Linux does: the
+	// offending packet is quoted as far as that allows (RFC 1812 4.3.2.3).
+	icmpQuoteLimit = 576
+	// tosInternetControl is the precedence Linux gives ICMP errors.
+	tosInternetControl = 0xc0
+	defaultTTL         = 64
+)
+
+// newPacket takes a spare buffer for a packet the router originates; the
+// packet is sent after the current batch. It returns nil when the spares of
+// this batch are used up.
+func (w *worker) newPacket() *Packet {
+	if w.nspare == len(w.spare) {
+		return nil
+	}
+	pk := &w.extraPk[w.nspare]
+	*pk = Packet{buf: w.spare[w.nspare], start: headroom, Origin: FromRouter}
+	w.nspare++
+	w.extra = append(w.extra, pk)
+	return pk
+}
+
+// deliverLocal handles a packet addressed to the router itself: echo
+// requests are answered in place; UDP gets port unreachable, other
+// protocols protocol unreachable, TCP is dropped (nothing listens).
+func (w *worker) deliverLocal(p *Packet) {
+	h := header.IPv4(p.buf[p.start:p.end])
+	if h.More() || h.FragmentOffset() != 0 {
+		p.Drop(DropMalformed) // the router does not reassemble
+		return
+	}
+	switch h.TransportProtocol() {
+	case header.ICMPv4ProtocolNumber:
+		icmp := header.ICMPv4(h.Payload())
+		if len(icmp) < header.ICMPv4MinimumSize || icmp.Type() != header.ICMPv4Echo {
+			p.Consume()
+			return
+		}
+		w.echoReply(p, h, icmp)
+	case header.UDPProtocolNumber:
+		w.unreachable(p, header.ICMPv4PortUnreachable, DropNoRoute)
+	case header.TCPProtocolNumber:
+		p.Consume()
+	default:
+		w.unreachable(p, header.ICMPv4ProtoUnreachable, DropNoRoute)
+	}
+}
+
+// echoReply turns an echo request into its reply in place and routes it.
+func (w *worker) echoReply(p *Packet, h header.IPv4, icmp header.ICMPv4) {
+	src, dst := h.SourceAddress(), h.DestinationAddress()
+	h.SetSourceAddress(dst)
+	h.SetDestinationAddress(src)
+	h.SetTTL(defaultTTL)
+	h.SetChecksum(0)
+	h.SetChecksum(^h.CalculateChecksum())
+	icmp.SetType(header.ICMPv4EchoReply)
+	icmp.SetChecksum(0)
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	p.Origin = FromRouter
+	nh, _ := w.r.fib.Lookup(netip.AddrFrom4(src.As4()))
+	if nh.Kind != fib.Local && nh.Kind != fib.Peer && nh.Kind != fib.Host {
+		p.Drop(DropNoRoute)
+		return
+	}
+	p.NextHop, p.routed = nh, true
+	w.r.stats.add(cICMPEchoReplies, 1)
+}
+
+// unreachable answers p with ICMP destination unreachable and drops it.
+func (w *worker) unreachable(p *Packet, code header.ICMPv4Code, reason DropReason) {
+	if w.icmpError(p, header.ICMPv4DstUnreachable, code, 0) {
+		w.r.stats.add(cICMPUnreachable, 1)
+	}
+	p.Drop(reason)
+}
+
+// icmpError originates an ICMP error about p (RFC 792, RFC 1812 4.3.2.7: never
+// about an ICMP error, a non-first fragment, a broadcast or multicast, or a
+// packet from an unspecified source). It reports whether one was sent.
+func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4Code, mtu uint16) bool {
+	r := w.r
+	orig := header.IPv4(p.buf[p.start:p.end])
+	origSrc := netip.AddrFrom4(orig.SourceAddress().As4())
+	origDst := netip.AddrFrom4(orig.DestinationAddress().As4())
+	if p.Origin == FromRouter || orig.FragmentOffset() != 0 ||
+		origSrc.IsUnspecified() || origSrc.IsLoopback() || isMulticastOrBroadcast(origSrc) ||
+		isMulticastOrBroadcast(origDst) {
+		return false
+	}
+	if orig.TransportProtocol() == header.ICMPv4ProtocolNumber {
+		if len(orig.Payload()) < 1 || !isICMPInfo(header.ICMPv4Type(orig.Payload()[0])) {
+			return false
+		}
+	}
+	if !r.icmp.allow(r.now()) {
+		r.stats.add(cICMPRateLimited, 1)
+		return false
+	}
+	e := w.newPacket()
+	if e == nil {
+		return false
+	}
+	quote := min(len(orig), icmpQuoteLimit-header.IPv4MinimumSize-header.ICMPv4MinimumSize)
+	total := header.IPv4MinimumSize + header.ICMPv4MinimumSize + quote
+	b := e.buf[e.start : e.start+total]
+	e.end = e.start + total
+	ip := header.IPv4(b)
+	ip.Encode(&header.IPv4Fields{
+		TOS:         tosInternetControl,
+		TotalLength: uint16(total),
+		TTL:         defaultTTL,
+		Protocol:    uint8(header.ICMPv4ProtocolNumber),
+		SrcAddr:     tcpip.AddrFrom4(r.icmpSource(p).As4()),
+		DstAddr:     tcpip.AddrFrom4(origSrc.As4()),
+	})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	icmp := header.ICMPv4(b[header.IPv4MinimumSize:])
+	clear(icmp[:header.ICMPv4MinimumSize])
+	icmp.SetType(typ)
+	icmp.SetCode(code)
+	if typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded {
+		icmp.SetMTU(mtu)
+	}
+	copy(icmp[header.ICMPv4MinimumSize:], orig[:quote])
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	if typ == header.ICMPv4TimeExceeded {
+		r.stats.add(cICMPTimeExceeded, 1)
+	}
+	return true
+}
+
+// icmpSource is the source address of an ICMP error about p: the gateway
+// for packets from pods and the host, the node's underlay address for
+// packets from the tunnel (Linux uses the address of the interface the
+// packet came in on; traceroute shows it as the remote node's hop).
+func (r *Router) icmpSource(p *Packet) netip.Addr {
+	if p.Origin == FromTunnel && r.cfg.NodeAddr.IsValid() {
+		return r.cfg.NodeAddr
+	}
+	return r.cfg.Gateway
+}
+
+func isICMPInfo(t header.ICMPv4Type) bool {
+	switch t {
+	case header.ICMPv4Echo, header.ICMPv4EchoReply, header.ICMPv4Timestamp, header.ICMPv4TimestampReply, header.ICMPv4InfoRequest, header.ICMPv4InfoReply:
+		return true
+	}
+	return false
+}
+
+// fragment splits p into fragments that fit mtu (RFC 791), sent after the
+// batch to p's next hop.
+func (w *worker) fragment(p *Packet, mtu int) {
+	h := header.IPv4(p.buf[p.start:p.end])
+	hlen := int(h.HeaderLength())
+	payload := p.buf[p.start+hlen : p.end]
+	step := (mtu - hlen) &^ 7
+	if step <= 0 {
+		p.Drop(DropTooBig)
+		return
+	}
+	baseOff := int(h.FragmentOffset())
+	more := h.More()
+	for off := 0; off < len(payload); off += step {
+		n := min(step, len(payload)-off)
+		f := w.newPacket()
+		if f == nil {
+			w.r.stats.drop(DropTxError)
+			return
+		}
+		f.Origin, f.InPort, f.Peer = p.Origin, p.InPort, p.Peer
+		f.NextHop, f.routed = p.NextHop, true
+		f.end = f.start + hlen + n
+		copy(f.buf[f.start:], p.buf[p.start:p.start+hlen])
+		copy(f.buf[f.start+hlen:], payload[off:off+n])
+		fh := header.IPv4(f.buf[f.start:f.end])
+		fh.SetTotalLength(uint16(hlen + n))
+		flags := h.Flags() &^ header.IPv4FlagMoreFragments
+		if more || off+n < len(payload) {
+			flags |= header.IPv4FlagMoreFragments
+		}
+		fh.SetFlagsFragmentOffset(flags, uint16(baseOff+off))
+		fh.SetChecksum(0)
+		fh.SetChecksum(^fh.CalculateChecksum())
+		w.r.stats.add(cFragmentsSent, 1)
+	}
+}
+
+// unreachableAll answers host unreachable for packets whose neighbour could
+// not be resolved (called by the timer goroutine with its own worker).
+func (w *worker) unreachableAll(queued [][]byte) {
+	for _, q := range queued {
+		if len(q) < header.IPv4MinimumSize {
+			continue
+		}
+		p := Packet{buf: q, start: 0, end: len(q), Origin: FromPod}
+		if w.icmpError(&p, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0) {
+			w.r.stats.add(cICMPUnreachable, 1)
+		}
+		w.r.stats.drop(DropNeighbour)
+		if w.nspare == len(w.spare) {
+			w.sendOriginated()
+		}
+	}
+	w.sendOriginated()
+}
+
+func (r *Router) now() time.Time {
+	if r.cfg.Clock != nil {
+		return r.cfg.Clock.Now()
+	}
+	return time.Now()
+}
+
+// tokenBucket limits the rate of ICMP errors, as Linux's icmp_msgs_per_sec
+// and icmp_msgs_burst do.
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) init(rate, burst int) {
+	b.rate, b.burst, b.tokens = float64(rate), float64(burst), float64(burst)
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,73 @@
+package router
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/taprouter/taprouter/link"
+)
+
+// PortKind is a port's role.
+type PortKind uint8
+
+const (
+	PodPort  PortKind = iota // a TAP whose other end is a pod's eth0
+	HostPort                 // a TUN in the node's own namespace
+)
+
+func (k PortKind) String() string {
+	if k == HostPort {
+		return "host"
+	}
+	return "pod"
+}
+
+// Port is a device attached to the router.
+type Port struct {
+	ID   uint32
+	Name string
+	Kind PortKind
+	// IP and MAC are the pod's: a frame from this port with another source
+	// address is dropped (anti-spoofing). MAC is the pod interface's address
+	// as read when the port was attached; frames TO the pod use the MAC the
+	// router learned by ARP.
+	IP  netip.Addr
+	MAC link.HardwareAddr
+	MTU int
+
+	dev  link.Device
+	done chan struct{} // closed when the port's ingress goroutine ends
+
+	RxPackets, RxBytes, TxPackets, TxBytes, Drops atomic.Uint64
+}
+
+// Device is the port's device.
+func (p *Port) Device() link.Device { return p.dev }
+
+// PortInfo is a snapshot of a port for status output.
+type PortInfo struct {
+	ID        uint32 `json:"id"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Device    string `json:"device"`
+	IP        string `json:"ip,omitempty"`
+	MAC       string `json:"mac,omitempty"`
+	MTU       int    `json:"mtu"`
+	RxPackets uint64 `json:"rxPackets"`
+	RxBytes   uint64 `json:"rxBytes"`
+	TxPackets uint64 `json:"txPackets"`
+	TxBytes   uint64 `json:"txBytes"`
+	Drops     uint64 `json:"drops"`
+}
+
+func (p *Port) info() PortInfo {
+	pi := PortInfo{ID: p.ID, Name: p.Name, Kind: p.Kind.String(), Device: p.dev.Name(), MTU: p.MTU,
+		RxPackets: p.RxPackets.Load(), RxBytes: p.RxBytes.Load(), TxPackets: p.TxPackets.Load(), TxBytes: p.TxBytes.Load(), Drops: p.Drops.Load()}
+	if p.IP.IsValid() {
+		pi.IP = p.IP.String()
+	}
+	if !p.MAC.IsZero() {
+		pi.MAC = p.MAC.String()
+	}
+	return pi
+}

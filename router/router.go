@@ -1,0 +1,358 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/taprouter/taprouter/arp"
+	"github.com/taprouter/taprouter/fib"
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/tunnel"
+)
+
+// Config is what a Router needs to know about its node.
+type Config struct {
+	// PodCIDR is this node's pod range; an address in it without a port is
+	// answered with ICMP host unreachable.
+	PodCIDR netip.Prefix
+	// Gateway is the pods' default gateway (10.244.X.1, or Calico's
+	// 169.254.1.1); GatewayMAC is the MAC the router answers ARP with on
+	// every pod port.
+	Gateway    netip.Addr
+	GatewayMAC link.HardwareAddr
+	// NodeAddr is the node's underlay address: the source of ICMP errors
+	// about packets that arrived through the tunnel, as the kernel uses the
+	// address of the interface a packet came in on.
+	NodeAddr netip.Addr
+	// Tunnel carries packets to and from peer nodes; nil for a single node.
+	Tunnel tunnel.Tunnel
+	// TunnelMTU is the largest inner packet the tunnel carries
+	// (underlay MTU - Tunnel.Overhead()).
+	TunnelMTU int
+	// IngressStages run before routing, EgressStages after it.
+	IngressStages, EgressStages []Stage
+	// Neighbours configures the pod-side neighbour table; zero means
+	// arp.DefaultConfig().
+	Neighbours *arp.Config
+	// Clock drives the neighbour table; nil means the system clock.
+	Clock arp.Clock
+	// ICMPRate limits the ICMP errors the router sends per second (burst
+	// ICMPRate/10+1); 0 means 1000, like Linux's icmp_msgs_per_sec.
+	ICMPRate int
+	// Log receives the router's events; nil means no logging.
+	Log *zap.Logger
+}
+
+// Router forwards IPv4 packets between its ports.
+type Router struct {
+	cfg    Config
+	log    *zap.Logger
+	fib    *fib.Table
+	neigh  *arp.Table
+	tunnel tunnel.Tunnel
+	stats  stats
+	icmp   tokenBucket
+
+	ingress, egress []Stage
+
+	mu       sync.Mutex // serializes port changes; readers use ports
+	ports    atomic.Pointer[[]*Port]
+	freeIDs  []uint32
+	byName   map[string]*Port
+	hostPort *Port
+
+	running  atomic.Bool
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	tickMu   sync.Mutex
+	slow     *worker // Tick's worker, for slow-path output; under tickMu
+	failedMu sync.Mutex
+	failed   [][]byte // packets whose neighbour failed: answered at the next tick
+}
+
+// HostPortID is the host port's ID; pod ports get IDs from 1.
+const HostPortID = 0
+
+// tick is how often neighbour and tunnel timers run.
+const tick = 100 * time.Millisecond
+
+// New returns a Router with an empty FIB except for the routes that follow
+// from cfg: the gateway (Self) and the pod range (Unreachable: host
+// unreachable until a port claims an address).
+func New(cfg Config) (*Router, error) {
+	if !cfg.PodCIDR.IsValid() || !cfg.Gateway.Is4() {
+		return nil, errors.New("router: PodCIDR and an IPv4 Gateway are required")
+	}
+	if cfg.Tunnel != nil && cfg.TunnelMTU <= 0 {
+		return nil, errors.New("router: TunnelMTU is required with a Tunnel")
+	}
+	r := &Router{cfg: cfg, log: cfg.Log, fib: fib.New(), tunnel: cfg.Tunnel, byName: map[string]*Port{}, stop: make(chan struct{})}
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	rate := cfg.ICMPRate
+	if rate <= 0 {
+		rate = 1000
+	}
+	r.icmp.init(rate, rate/10+1)
+	ncfg := arp.DefaultConfig()
+	if cfg.Neighbours != nil {
+		ncfg = *cfg.Neighbours
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = arp.SystemClock{}
+	}
+	neigh, err := arp.New(ncfg, (*neighbourHooks)(r), clock)
+	if err != nil {
+		return nil, fmt.Errorf("router: neighbours: %w", err)
+	}
+	r.neigh = neigh
+	r.ingress = cfg.IngressStages
+	r.egress = cfg.EgressStages
+	empty := []*Port{nil} // ID 0 is the host port's
+	r.ports.Store(&empty)
+	r.fib.Update(func(tx *fib.Txn) {
+		tx.Insert(cfg.PodCIDR, fib.NextHop{Kind: fib.Unreachable})
+		tx.Insert(netip.PrefixFrom(cfg.Gateway, 32), fib.NextHop{Kind: fib.Self})
+	})
+	r.slow = r.newWorker(64, 2048)
+	return r, nil
+}
+
+// FIB is the router's forwarding table. Callers may add routes (e.g. a
+// Blackhole); the router manages the routes of ports, peers and the host.
+func (r *Router) FIB() *fib.Table { return r.fib }
+
+// Neighbours returns a snapshot of the pod-side neighbour table.
+func (r *Router) Neighbours() []arp.Entry { return r.neigh.Entries() }
+
+// Tunnel is the router's tunnel, or nil.
+func (r *Router) Tunnel() tunnel.Tunnel { return r.tunnel }
+
+// port returns the port with the given ID, or nil. It takes no lock.
+func (r *Router) port(id uint32) *Port {
+	ps := *r.ports.Load()
+	if int(id) < len(ps) {
+		return ps[id]
+	}
+	return nil
+}
+
+// Ports returns a snapshot of every port.
+func (r *Router) Ports() []PortInfo {
+	var out []PortInfo
+	for _, p := range *r.ports.Load() {
+		if p != nil {
+			out = append(out, p.info())
+		}
+	}
+	return out
+}
+
+// SetHostPort attaches the TUN device of the node's namespace and makes it
+// the default route. mtu is the largest packet sent to it.
+func (r *Router) SetHostPort(dev link.Device, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hostPort != nil {
+		return errors.New("router: host port already set")
+	}
+	p := &Port{ID: HostPortID, Name: name, Kind: HostPort, MTU: dev.MTU(), dev: dev, done: make(chan struct{})}
+	r.hostPort = p
+	r.publish(func(ps []*Port) []*Port { ps[HostPortID] = p; return ps })
+	r.fib.Insert(netip.MustParsePrefix("0.0.0.0/0"), fib.NextHop{Kind: fib.Host})
+	if r.running.Load() {
+		r.startPort(p)
+	}
+	return nil
+}
+
+// AddPodPort attaches a pod's TAP device. ip and mac are the pod's
+// addresses; mtu the pod interface's MTU. The router announces its gateway
+// (gratuitous ARP) and asks for the pod's MAC; it routes ip to the port.
+func (r *Router) AddPodPort(name string, dev link.Device, ip netip.Addr, mac link.HardwareAddr, mtu int) (*Port, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.byName[name]; dup {
+		return nil, fmt.Errorf("router: port %q exists", name)
+	}
+	if nh, ok := r.fib.Lookup(ip); ok && nh.Kind == fib.Local {
+		return nil, fmt.Errorf("router: %s is already routed to port %d", ip, nh.Port)
+	}
+	p := &Port{Name: name, Kind: PodPort, IP: ip, MAC: mac, MTU: mtu, dev: dev, done: make(chan struct{})}
+	r.publish(func(ps []*Port) []*Port {
+		if n := len(r.freeIDs); n > 0 {
+			p.ID = r.freeIDs[n-1]
+			r.freeIDs = r.freeIDs[:n-1]
+			ps[p.ID] = p
+			return ps
+		}
+		p.ID = uint32(len(ps))
+		return append(ps, p)
+	})
+	r.byName[name] = p
+	r.fib.Insert(netip.PrefixFrom(ip, 32), fib.NextHop{Kind: fib.Local, Port: p.ID})
+	if r.running.Load() {
+		r.startPort(p)
+	}
+	r.log.Info("pod port added", zap.String("port", name), zap.Uint32("id", p.ID), zap.Stringer("ip", ip), zap.Stringer("mac", mac), zap.Int("mtu", mtu))
+	return p, nil
+}
+
+// RemovePort detaches a pod port: its route and neighbour go, its ingress
+// goroutine ends and its device is closed (a persistent TAP stays).
+func (r *Router) RemovePort(name string) error {
+	r.mu.Lock()
+	p, ok := r.byName[name]
+	if !ok {
+		r.mu.Unlock()
+		return fmt.Errorf("router: no port %q", name)
+	}
+	delete(r.byName, name)
+	r.fib.Delete(netip.PrefixFrom(p.IP, 32))
+	r.neigh.RemovePort(p.ID)
+	r.publish(func(ps []*Port) []*Port { ps[p.ID] = nil; return ps })
+	r.freeIDs = append(r.freeIDs, p.ID)
+	started := r.running.Load()
+	r.mu.Unlock()
+	err := p.dev.Close()
+	if started {
+		<-p.done
+	}
+	r.log.Info("pod port removed", zap.String("port", name))
+	return err
+}
+
+// SetPeers replaces the peer nodes: the tunnel's peer set and the FIB routes
+// to each peer's pod range.
+func (r *Router) SetPeers(peers []tunnel.Peer) error {
+	if r.tunnel == nil {
+		if len(peers) > 0 {
+			return errors.New("router: peers need a tunnel")
+		}
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tunnel.SetPeers(peers)
+	var stale []netip.Prefix
+	r.fib.Walk(func(rt fib.Route) bool {
+		if rt.NextHop.Kind == fib.Peer {
+			stale = append(stale, rt.Prefix)
+		}
+		return true
+	})
+	r.fib.Update(func(tx *fib.Txn) {
+		for _, p := range stale {
+			tx.Delete(p)
+		}
+		for i, p := range peers {
+			tx.Insert(p.PodCIDR, fib.NextHop{Kind: fib.Peer, Peer: uint32(i)})
+		}
+	})
+	return nil
+}
+
+// publish installs a modified copy of the port table. Callers hold r.mu.
+func (r *Router) publish(change func([]*Port) []*Port) {
+	old := *r.ports.Load()
+	ps := change(append([]*Port(nil), old...))
+	r.ports.Store(&ps)
+}
+
+// Start runs the ingress goroutines of every port and of the tunnel, and the
+// timers.
+func (r *Router) Start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running.Swap(true) {
+		return
+	}
+	for _, p := range *r.ports.Load() {
+		if p != nil {
+			r.startPort(p)
+		}
+	}
+	if r.tunnel != nil {
+		w := r.newWorker(64, r.cfg.TunnelMTU+256)
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); w.runTunnel() }()
+	}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.runTimers() }()
+}
+
+func (r *Router) startPort(p *Port) {
+	batch := min(p.dev.BatchSize(), 64)
+	w := r.newWorker(batch, p.MTU+ethHeaderLen+64)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(p.done)
+		w.runPort(p)
+	}()
+	if p.Kind == PodPort {
+		r.announce(p)
+	}
+}
+
+// Close stops the router and closes every device and the tunnel. Persistent
+// TAP devices stay in their pods' namespaces.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	if r.running.Swap(false) {
+		close(r.stop)
+	}
+	ports := *r.ports.Load()
+	r.mu.Unlock()
+	var errs []error
+	for _, p := range ports {
+		if p != nil {
+			errs = append(errs, p.dev.Close())
+		}
+	}
+	if r.tunnel != nil {
+		errs = append(errs, r.tunnel.Close())
+	}
+	r.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Router) runTimers() {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			r.Tick()
+		}
+	}
+}
+
+// Tick runs the timers once: neighbour state, the tunnel's timers, and the
+// ICMP host-unreachable answers for packets whose neighbour failed. Start
+// calls it every 100ms; tests with a fake clock call it directly.
+func (r *Router) Tick() {
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	r.neigh.Tick()
+	if r.tunnel != nil {
+		r.tunnel.Tick()
+	}
+	r.failedMu.Lock()
+	failed := r.failed
+	r.failed = nil
+	r.failedMu.Unlock()
+	if len(failed) > 0 {
+		r.slow.unreachableAll(failed)
+	}
+}

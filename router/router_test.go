@@ -1,0 +1,386 @@
+package router
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/taprouter/taprouter/arp"
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/linktest"
+	"github.com/taprouter/taprouter/tunnel"
+)
+
+var (
+	podCIDR0 = netip.MustParsePrefix("10.244.0.0/24")
+	podCIDR1 = netip.MustParsePrefix("10.244.1.0/24")
+	node1    = netip.MustParseAddr("192.168.49.2")
+	node2    = netip.MustParseAddr("192.168.49.3")
+)
+
+type testNode struct {
+	r    *Router
+	pods map[string]*testPod
+	host *linktest.Device
+	clk  *fakeClock
+}
+
+// newNode builds a started router for 10.244.0.0/24 with the given pods, a
+// host port, and optionally a tunnel.
+func newNode(t *testing.T, cfg Config, pods ...*testPod) *testNode {
+	t.Helper()
+	n := &testNode{pods: map[string]*testPod{}, clk: &fakeClock{now: time.Unix(1e9, 0)}}
+	if !cfg.PodCIDR.IsValid() {
+		cfg.PodCIDR = podCIDR0
+	}
+	if !cfg.Gateway.IsValid() {
+		cfg.Gateway = gateway
+	}
+	if cfg.GatewayMAC.IsZero() {
+		cfg.GatewayMAC = gwMAC
+	}
+	if !cfg.NodeAddr.IsValid() {
+		cfg.NodeAddr = node1
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = n.clk
+	}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.r = r
+	n.host = linktest.NewDevice("taprouter0", 1450, 256)
+	if err := r.SetHostPort(n.host, "taprouter0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if _, err := r.AddPodPort(p.name, p.dev, p.ip, p.mac, p.dev.MTU()); err != nil {
+			t.Fatal(err)
+		}
+		n.pods[p.name] = p
+	}
+	r.Start()
+	t.Cleanup(func() { r.Close() })
+	return n
+}
+
+func TestGatewayARP(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	n := newNode(t, Config{}, pa)
+	// The port starts with a gratuitous announcement of the gateway and a
+	// request for the pod's MAC.
+	var sawGratuitous, sawRequest bool
+	for range 2 {
+		a, err := arp.Parse(pa.recv(t)[14:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case arp.IsGratuitous(&a) && a.SenderIP == gateway && a.SenderMAC == gwMAC:
+			sawGratuitous = true
+		case a.Op == arp.OpRequest && a.TargetIP == pa.ip:
+			sawRequest = true
+		}
+	}
+	if !sawGratuitous || !sawRequest {
+		t.Fatalf("port start: gratuitous %v, request for the pod %v", sawGratuitous, sawRequest)
+	}
+
+	pa.arpRequest(gateway)
+	f := pa.recv(t)
+	if len(f) != arp.FrameLen || link.HardwareAddr(f[0:6]) != pa.mac || link.HardwareAddr(f[6:12]) != gwMAC {
+		t.Fatalf("reply frame %x", f)
+	}
+	a, err := arp.Parse(f[14:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := arp.Packet{Op: arp.OpReply, SenderMAC: gwMAC, SenderIP: gateway, TargetMAC: pa.mac, TargetIP: pa.ip}
+	if a != want {
+		t.Fatalf("reply %+v, want %+v", a, want)
+	}
+	// The router learned the pod's MAC from its request.
+	found := false
+	for _, e := range n.r.Neighbours() {
+		if e.IP == pa.ip && e.MAC == pa.mac {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("pod MAC not learned: %+v", n.r.Neighbours())
+	}
+	// A request for any other address is not answered (only the gateway is
+	// proxied), and a request claiming another pod's address is dropped.
+	pa.arpRequest(netip.MustParseAddr("10.244.0.5"))
+	spoof := arp.Packet{Op: arp.OpRequest, SenderMAC: pa.mac, SenderIP: netip.MustParseAddr("10.244.0.5"), TargetIP: gateway}
+	b := make([]byte, arp.FrameLen)
+	arp.EncodeFrame(b, link.Broadcast, pa.mac, &spoof)
+	pa.dev.In <- b
+	waitCounter(t, n.r, "drop_spoofed", 1)
+	select {
+	case f := <-pa.dev.Out:
+		t.Fatalf("unexpected frame %x", f)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func TestSameNodeTTL63(t *testing.T) {
+	pa, pb := newPod("pa", "10.244.0.4", 4), newPod("pb", "10.244.0.5", 5)
+	newNode(t, Config{}, pa, pb)
+	req := ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(7, 1, 56))
+	pa.send(req)
+	got := pb.recvIPv4(t)
+	if got.TTL() != 63 {
+		t.Fatalf("TTL %d, want 63", got.TTL())
+	}
+	// Only the TTL and the checksum changed: no NAT between pods.
+	want := header.IPv4(append([]byte(nil), req...))
+	want.SetTTL(63)
+	want.SetChecksum(0)
+	want.SetChecksum(^want.CalculateChecksum())
+	if !bytes.Equal(got, want) {
+		t.Fatalf("forwarded packet differs:\n got %x\nwant %x", []byte(got), []byte(want))
+	}
+}
+
+func TestEchoReplyFromGateway(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	n := newNode(t, Config{}, pa)
+	pa.send(ipv4(pa.ip, gateway, 64, header.ICMPv4ProtocolNumber, true, echo(9, 3, 32)))
+	h := pa.recvIPv4(t)
+	icmp := checkICMP(t, h, gateway, pa.ip, header.ICMPv4EchoReply, 0)
+	if icmp.Ident() != 9 || icmp.Sequence() != 3 || !bytes.Equal(icmp.Payload(), echo(9, 3, 32)[8:]) {
+		t.Fatalf("reply ident %d seq %d", icmp.Ident(), icmp.Sequence())
+	}
+	if h.TTL() != 64 {
+		t.Fatalf("reply TTL %d, want 64", h.TTL())
+	}
+	waitCounter(t, n.r, "icmp_echo_replies", 1)
+}
+
+func TestTimeExceeded(t *testing.T) {
+	pa, pb := newPod("pa", "10.244.0.4", 4), newPod("pb", "10.244.0.5", 5)
+	n := newNode(t, Config{}, pa, pb)
+	probe := ipv4(pa.ip, pb.ip, 1, header.UDPProtocolNumber, false, udpPayload(40000, 33434, 24))
+	pa.send(probe)
+	icmp := checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
+	// The error quotes the offending packet (header and beyond), as received.
+	if !bytes.Equal(icmp.Payload(), probe) {
+		t.Fatalf("quoted %x, want %x", icmp.Payload(), probe)
+	}
+	waitCounter(t, n.r, "icmp_time_exceeded", 1)
+	waitCounter(t, n.r, "drop_ttl", 1)
+}
+
+func TestUnreachable(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	n := newNode(t, Config{}, pa)
+	// In our pod range but no pod: host unreachable.
+	pa.send(ipv4(pa.ip, netip.MustParseAddr("10.244.0.99"), 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
+	checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
+	// A blackhole route drops silently.
+	n.r.FIB().Insert(netip.MustParsePrefix("10.99.0.0/16"), fibBlackhole)
+	pa.send(ipv4(pa.ip, netip.MustParseAddr("10.99.1.1"), 64, header.ICMPv4ProtocolNumber, true, echo(1, 2, 8)))
+	waitCounter(t, n.r, "drop_blackhole", 1)
+	// UDP to the gateway: port unreachable.
+	pa.send(ipv4(pa.ip, gateway, 64, header.UDPProtocolNumber, false, udpPayload(1, 53, 4)))
+	checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4PortUnreachable)
+	// Host traffic to an address the host port's default route would send
+	// straight back: net unreachable to the host.
+	n.host.In <- ipv4(node1, netip.MustParseAddr("8.8.8.8"), 64, header.ICMPv4ProtocolNumber, true, echo(1, 3, 8))
+	select {
+	case p := <-n.host.Out:
+		checkICMP(t, header.IPv4(p), gateway, node1, header.ICMPv4DstUnreachable, header.ICMPv4NetUnreachable)
+	case <-time.After(2 * time.Second):
+		t.Fatal("no ICMP to the host")
+	}
+	// No ICMP error about an ICMP error.
+	before := n.r.Stats()["icmp_unreachable"]
+	errPkt := ipv4(pa.ip, netip.MustParseAddr("10.244.0.98"), 64, header.ICMPv4ProtocolNumber, false, []byte{3, 1, 0, 0, 0, 0, 0, 0})
+	pa.send(errPkt)
+	waitCounter(t, n.r, "drop_no_route", 3)
+	if after := n.r.Stats()["icmp_unreachable"]; after != before {
+		t.Fatalf("answered an ICMP error with an ICMP error (%d → %d)", before, after)
+	}
+}
+
+func TestAntiSpoofing(t *testing.T) {
+	pa, pb := newPod("pa", "10.244.0.4", 4), newPod("pb", "10.244.0.5", 5)
+	n := newNode(t, Config{}, pa, pb)
+	// Source IP of another pod.
+	pa.send(ipv4(pb.ip, gateway, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
+	// Right IP, wrong source MAC.
+	pa.dev.In <- ethernet(gwMAC, link.HardwareAddr{2, 9, 9, 9, 9, 9}, etherTypeIP, ipv4(pa.ip, gateway, 64, header.ICMPv4ProtocolNumber, true, echo(1, 2, 8)))
+	waitCounter(t, n.r, "drop_spoofed", 2)
+	// Not for the gateway MAC; truncated; IPv6; bad checksum.
+	pa.dev.In <- ethernet(link.HardwareAddr{2, 1, 1, 1, 1, 1}, pa.mac, etherTypeIP, ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 3, 8)))
+	pa.dev.In <- ethernet(gwMAC, pa.mac, etherTypeIP, ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 4, 8))[:15])
+	pa.dev.In <- ethernet(gwMAC, pa.mac, 0x86dd, make([]byte, 40))
+	bad := ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 5, 8))
+	bad[10] ^= 0xff
+	pa.send(bad)
+	waitCounter(t, n.r, "drop_bad_mac", 1)
+	waitCounter(t, n.r, "drop_malformed", 2)
+	waitCounter(t, n.r, "drop_not_ipv4", 1)
+	// Nothing reached pb (ARP for pb aside).
+	select {
+	case f := <-pb.dev.Out:
+		if f[12] == 0x08 && f[13] == 0x00 {
+			t.Fatalf("pb received %x", f)
+		}
+	case <-time.After(50 * time.Millisecond):
+	}
+	// The router still forwards.
+	pa.send(ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 6, 8)))
+	if got := pb.recvIPv4(t); got.TTL() != 63 {
+		t.Fatalf("TTL %d", got.TTL())
+	}
+}
+
+// twoNodes connects two routers with vxlan backends over a fake underlay.
+func twoNodes(t *testing.T, podMTU int, podsA, podsB []*testPod) (*testNode, *testNode) {
+	t.Helper()
+	ca := linktest.NewConn(netip.AddrPortFrom(node1, 8472), 256)
+	cb := linktest.NewConn(netip.AddrPortFrom(node2, 8472), 256)
+	linktest.Wire(ca, cb)
+	linktest.Wire(cb, ca)
+	va, err := tunnel.NewVXLAN(ca, tunnel.VXLANConfig{VNI: 1, Port: 8472, LocalMAC: tunnel.VTEPMAC(node1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, err := tunnel.NewVXLAN(cb, tunnel.VXLANConfig{VNI: 1, Port: 8472, LocalMAC: tunnel.VTEPMAC(node2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newNode(t, Config{Tunnel: va, TunnelMTU: podMTU}, podsA...)
+	b := newNode(t, Config{PodCIDR: podCIDR1, Gateway: netip.MustParseAddr("10.244.1.1"), NodeAddr: node2, Tunnel: vb, TunnelMTU: podMTU}, podsB...)
+	if err := a.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.r.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDR: podCIDR0}}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+func TestCrossNodeTTL62(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	pc := newPod("pc", "10.244.1.5", 6)
+	gw1 := netip.MustParseAddr("10.244.1.1")
+	_, b := twoNodes(t, 1450, []*testPod{pa}, []*testPod{pc})
+	_ = b
+	req := ipv4(pa.ip, pc.ip, 64, header.ICMPv4ProtocolNumber, true, echo(3, 1, 56))
+	pa.send(req)
+	// pc's router asks for pc's MAC with its own gateway address.
+	var got header.IPv4
+	for {
+		f := pc.recv(t)
+		if f[12] == 0x08 && f[13] == 0x06 {
+			a, _ := arp.Parse(f[14:])
+			if a.Op == arp.OpRequest && a.TargetIP == pc.ip {
+				reply := arp.Packet{Op: arp.OpReply, SenderMAC: pc.mac, SenderIP: pc.ip, TargetMAC: a.SenderMAC, TargetIP: gw1}
+				fb := make([]byte, arp.FrameLen)
+				arp.EncodeFrame(fb, a.SenderMAC, pc.mac, &reply)
+				pc.dev.In <- fb
+			}
+			continue
+		}
+		got = header.IPv4(f[14:])
+		break
+	}
+	if got.TTL() != 62 {
+		t.Fatalf("TTL %d, want 62", got.TTL())
+	}
+	if s := netip.AddrFrom4(got.SourceAddress().As4()); s != pa.ip {
+		t.Fatalf("source %s, want %s (no SNAT)", s, pa.ip)
+	}
+}
+
+func TestFragNeededAndFragmentation(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	pa.dev = linktest.NewDevice("pa", 1500, 256) // MTU mismatch: pod 1500, tunnel 1450
+	a, _ := twoNodes(t, 1450, []*testPod{pa}, nil)
+	dst := netip.MustParseAddr("10.244.1.5")
+	big := ipv4(pa.ip, dst, 64, header.UDPProtocolNumber, true, udpPayload(1, 2, 1500-28))
+	pa.send(big)
+	icmp := checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded)
+	if icmp.MTU() != 1450 {
+		t.Fatalf("next-hop MTU %d, want 1450", icmp.MTU())
+	}
+	waitCounter(t, a.r, "icmp_frag_needed", 1)
+	// Without DF the router fragments: two fragments leave for the peer.
+	pa.send(ipv4(pa.ip, dst, 64, header.UDPProtocolNumber, false, udpPayload(1, 2, 1500-28)))
+	waitCounter(t, a.r, "fragments_sent", 2)
+}
+
+// countUDP is an example user stage: it counts UDP packets and drops those
+// to a blocked port.
+type countUDP struct {
+	n       int
+	blocked uint16
+}
+
+func (c *countUDP) Name() string { return "count-udp" }
+func (c *countUDP) Process(pkts []*Packet) {
+	for _, p := range pkts {
+		if p.Verdict() != Continue || p.IPv4().TransportProtocol() != header.UDPProtocolNumber {
+			continue
+		}
+		c.n++
+		if header.UDP(p.IPv4().Payload()).DestinationPort() == c.blocked {
+			p.Drop(DropFiltered)
+		}
+	}
+}
+
+func TestUserStage(t *testing.T) {
+	pa, pb := newPod("pa", "10.244.0.4", 4), newPod("pb", "10.244.0.5", 5)
+	stage := &countUDP{blocked: 9}
+	n := newNode(t, Config{IngressStages: []Stage{stage}}, pa, pb)
+	pa.send(ipv4(pa.ip, pb.ip, 64, header.UDPProtocolNumber, false, udpPayload(5, 9, 10)))
+	pa.send(ipv4(pa.ip, pb.ip, 64, header.UDPProtocolNumber, false, udpPayload(5, 10, 10)))
+	got := pb.recvIPv4(t)
+	if header.UDP(got.Payload()).DestinationPort() != 10 {
+		t.Fatalf("got port %d", header.UDP(got.Payload()).DestinationPort())
+	}
+	waitCounter(t, n.r, "drop_filtered", 1)
+}
+
+func TestNeighbourFailureAnswersHostUnreachable(t *testing.T) {
+	pa, pb := newPod("pa", "10.244.0.4", 4), newPod("pb", "10.244.0.5", 5)
+	n := newNode(t, Config{}, pa, pb)
+	pa.arpRequest(gateway) // as a pod does first: the router learns pa's MAC
+	waitCounter(t, n.r, "arp_replies_sent", 1)
+	pa.send(ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
+	// The packet waits for pb's MAC...
+	deadline := time.Now().Add(2 * time.Second)
+	for !hasNeighbour(n.r, pb.ip, arp.Incomplete) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no incomplete neighbour for pb: %+v", n.r.Neighbours())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// ...but pb never answers ARP; after the retries the router gives up.
+	for range 50 {
+		n.clk.Advance(200 * time.Millisecond)
+		n.r.Tick()
+	}
+	icmp := checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
+	if q := header.IPv4(icmp.Payload()); netip.AddrFrom4(q.DestinationAddress().As4()) != pb.ip {
+		t.Fatalf("quoted destination %s", q.DestinationAddress())
+	}
+	waitCounter(t, n.r, "drop_neighbour", 1)
+}
+
+func hasNeighbour(r *Router, ip netip.Addr, state arp.State) bool {
+	for _, e := range r.Neighbours() {
+		if e.IP == ip && e.State == state {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,116 @@
+package router
+
+import "sync/atomic"
+
+// DropReason says why a packet was dropped; each has a counter.
+type DropReason uint8
+
+// Drop reasons. Their names are the counters' names in Stats.
+const (
+	DropNone      DropReason = iota
+	DropMalformed            // not a valid IPv4 packet / Ethernet frame
+	DropNotIPv4              // an ethertype the router does not route (IPv6, LLDP, ...)
+	DropSpoofed              // a pod sent with a source IP or MAC that is not its own
+	DropBadMAC               // a frame not addressed to the gateway MAC
+	DropTTL                  // TTL expired (ICMP time exceeded sent)
+	DropNoRoute              // no route (ICMP unreachable sent)
+	DropBlackhole            // blackhole route
+	DropTooBig               // DF set and larger than the egress MTU (ICMP frag needed sent)
+	DropNeighbour            // the next hop's MAC could not be resolved
+	DropTxError              // the egress device refused the packet
+	DropMulticast            // broadcast or multicast destination
+	DropFiltered             // a user stage dropped it
+	DropLoop                 // would leave by the port it came in on (host to host)
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	DropNone:      "drop_none",
+	DropMalformed: "drop_malformed",
+	DropNotIPv4:   "drop_not_ipv4",
+	DropSpoofed:   "drop_spoofed",
+	DropBadMAC:    "drop_bad_mac",
+	DropTTL:       "drop_ttl",
+	DropNoRoute:   "drop_no_route",
+	DropBlackhole: "drop_blackhole",
+	DropTooBig:    "drop_too_big",
+	DropNeighbour: "drop_neighbour",
+	DropTxError:   "drop_tx_error",
+	DropMulticast: "drop_multicast",
+	DropFiltered:  "drop_filtered",
+	DropLoop:      "drop_loop",
+}
+
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return "drop_unknown"
+}
+
+// counter indexes the router's event counters.
+type counter uint8
+
+const (
+	cForwarded counter = iota
+	cICMPEchoReplies
+	cICMPTimeExceeded
+	cICMPUnreachable
+	cICMPFragNeeded
+	cICMPRateLimited
+	cARPRepliesSent
+	cARPRequestsSent
+	cARPGratuitousSent
+	cFragmentsSent
+	numCounters
+)
+
+var counterNames = [numCounters]string{
+	cForwarded:         "forwarded",
+	cICMPEchoReplies:   "icmp_echo_replies",
+	cICMPTimeExceeded:  "icmp_time_exceeded",
+	cICMPUnreachable:   "icmp_unreachable",
+	cICMPFragNeeded:    "icmp_frag_needed",
+	cICMPRateLimited:   "icmp_rate_limited",
+	cARPRepliesSent:    "arp_replies_sent",
+	cARPRequestsSent:   "arp_requests_sent",
+	cARPGratuitousSent: "arp_gratuitous_sent",
+	cFragmentsSent:     "fragments_sent",
+}
+
+// stats are the router-wide counters. Each is a padded atomic so that the
+// ingress goroutines of different ports do not share cache lines.
+type stats struct {
+	drops    [numDropReasons]paddedCounter
+	counters [numCounters]paddedCounter
+}
+
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+func (s *stats) drop(r DropReason)    { s.drops[r].Add(1) }
+func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
+
+// Stats returns every counter by name: the drop reasons and the router's
+// events, plus those of the tunnel (prefixed by nothing: the tunnel's names
+// are its own, e.g. drop_unknown_peer).
+func (r *Router) Stats() map[string]uint64 {
+	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+16)
+	for i := DropReason(1); i < numDropReasons; i++ {
+		m[dropNames[i]] = r.stats.drops[i].Load()
+	}
+	for i := counter(0); i < numCounters; i++ {
+		m[counterNames[i]] = r.stats.counters[i].Load()
+	}
+	if t := r.tunnel; t != nil {
+		for k, v := range t.Stats().Map() {
+			m["tunnel_"+k] = v
+			if _, clash := m[k]; !clash {
+				m[k] = v
+			}
+		}
+	}
+	return m
+}

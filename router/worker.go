@@ -1,0 +1,450 @@
+package router
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+
+	"go.uber.org/zap"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/taprouter/taprouter/fib"
+	"github.com/taprouter/taprouter/link"
+)
+
+const (
+	ethHeaderLen = 14
+	etherTypeIP  = 0x0800
+	etherTypeARP = 0x0806
+	// headroom is the space left in front of every packet read, so that an
+	// Ethernet header or a tunnel's headers can be prepended in place.
+	headroom = 64
+)
+
+// worker is the state of one ingress goroutine: its buffers and its egress
+// batches. Nothing in it is shared, so the hot path takes no locks.
+type worker struct {
+	r       *Router
+	bufs    [][]byte
+	sizes   []int
+	starts  []int
+	peers   []uint32
+	pkts    []Packet
+	batch   []*Packet
+	spare   [][]byte // buffers for packets the router originates
+	nspare  int
+	extra   []*Packet // originated packets of the current batch
+	extraPk []Packet
+
+	groups  []egressGroup // per pod port
+	tunOut  [][]byte
+	tunPeer []uint32
+	hostOut [][]byte
+	one     [][]byte // a batch of one, for the slow path
+}
+
+type egressGroup struct {
+	port *Port
+	bufs [][]byte
+}
+
+func (r *Router) newWorker(batch, bufSize int) *worker {
+	bufSize += headroom
+	w := &worker{
+		r:       r,
+		bufs:    make([][]byte, batch),
+		sizes:   make([]int, batch),
+		starts:  make([]int, batch),
+		peers:   make([]uint32, batch),
+		pkts:    make([]Packet, batch),
+		batch:   make([]*Packet, 0, batch),
+		spare:   make([][]byte, batch),
+		extra:   make([]*Packet, 0, batch),
+		extraPk: make([]Packet, batch),
+		tunOut:  make([][]byte, 0, batch),
+		tunPeer: make([]uint32, 0, batch),
+		hostOut: make([][]byte, 0, batch),
+		one:     make([][]byte, 1),
+	}
+	for i := range w.bufs {
+		w.bufs[i] = make([]byte, bufSize)
+		w.spare[i] = make([]byte, max(bufSize, 2048))
+	}
+	return w
+}
+
+// runPort reads batches from a pod or host port until it is closed.
+func (w *worker) runPort(p *Port) {
+	for {
+		n, err := p.dev.Read(w.bufs, w.sizes, headroom)
+		if err != nil {
+			if !errors.Is(err, link.ErrClosed) {
+				w.r.log.Warn("port read failed; port stops", zap.String("port", p.Name), zap.Error(err))
+			}
+			return
+		}
+		w.batch = w.batch[:0]
+		for i := 0; i < n; i++ {
+			p.RxPackets.Add(1)
+			p.RxBytes.Add(uint64(w.sizes[i]))
+			pk := &w.pkts[i]
+			*pk = Packet{buf: w.bufs[i], InPort: p.ID}
+			var reason DropReason
+			if p.Kind == PodPort {
+				reason = w.decodePodFrame(p, pk, headroom, headroom+w.sizes[i])
+			} else {
+				pk.Origin = FromHost
+				reason = decodeIPv4(pk, headroom, headroom+w.sizes[i])
+			}
+			if reason != DropNone {
+				if reason != dropConsumed {
+					w.r.stats.drop(reason)
+					p.Drops.Add(1)
+				}
+				continue
+			}
+			w.batch = append(w.batch, pk)
+		}
+		w.process(w.batch)
+	}
+}
+
+// runTunnel reads batches from the tunnel until it is closed.
+func (w *worker) runTunnel() {
+	t := w.r.tunnel
+	for {
+		n, err := t.Recv(w.bufs, w.sizes, w.starts, w.peers, headroom)
+		if err != nil {
+			if !errors.Is(err, link.ErrClosed) {
+				select {
+				case <-w.r.stop:
+				default:
+					w.r.log.Warn("tunnel receive failed; tunnel stops", zap.Error(err))
+				}
+			}
+			return
+		}
+		w.batch = w.batch[:0]
+		for i := 0; i < n; i++ {
+			if w.sizes[i] == 0 {
+				continue // dropped and counted by the tunnel
+			}
+			pk := &w.pkts[i]
+			*pk = Packet{buf: w.bufs[i], Origin: FromTunnel, Peer: w.peers[i]}
+			if reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i]); reason != DropNone {
+				w.r.stats.drop(reason)
+				continue
+			}
+			w.batch = append(w.batch, pk)
+		}
+		w.process(w.batch)
+	}
+}
+
+// dropConsumed is returned by decoders for frames they handled themselves
+// (ARP): not a drop, not forwarded.
+const dropConsumed = numDropReasons
+
+// decodePodFrame checks an Ethernet frame from a pod and leaves pk pointing
+// at its IPv4 packet. ARP is answered here.
+func (w *worker) decodePodFrame(p *Port, pk *Packet, start, end int) DropReason {
+	pk.Origin = FromPod
+	frame := pk.buf[start:end]
+	if len(frame) < ethHeaderLen {
+		return DropMalformed
+	}
+	switch binary.BigEndian.Uint16(frame[12:14]) {
+	case etherTypeARP:
+		w.handleARP(p, frame)
+		return dropConsumed
+	case etherTypeIP:
+	default:
+		return DropNotIPv4
+	}
+	if !p.MAC.IsZero() && link.HardwareAddr(frame[6:12]) != p.MAC {
+		return DropSpoofed
+	}
+	if dst := link.HardwareAddr(frame[0:6]); dst != w.r.cfg.GatewayMAC {
+		if dst[0]&1 != 0 {
+			return DropMulticast
+		}
+		return DropBadMAC
+	}
+	if reason := decodeIPv4(pk, start+ethHeaderLen, end); reason != DropNone {
+		return reason
+	}
+	if netip.AddrFrom4([4]byte(pk.buf[pk.start+12:pk.start+16])) != p.IP {
+		return DropSpoofed
+	}
+	return DropNone
+}
+
+// decodeIPv4 validates the IPv4 header at buf[start:end] as Linux's ip_rcv
+// does (version, header length, total length, header checksum) and trims
+// link-layer padding.
+func decodeIPv4(pk *Packet, start, end int) DropReason {
+	b := pk.buf[start:end]
+	if len(b) < header.IPv4MinimumSize || b[0]>>4 != 4 {
+		return DropMalformed
+	}
+	ihl := int(b[0]&0xf) * 4
+	total := int(binary.BigEndian.Uint16(b[2:4]))
+	if ihl < header.IPv4MinimumSize || total < ihl || total > len(b) {
+		return DropMalformed
+	}
+	if !header.IPv4(b).IsChecksumValid() {
+		return DropMalformed
+	}
+	pk.start, pk.end = start, start+total
+	return DropNone
+}
+
+// process runs the pipeline over a batch and transmits what survives,
+// then does the same for the packets the router originated meanwhile.
+func (w *worker) process(batch []*Packet) {
+	if len(batch) == 0 {
+		return
+	}
+	r := w.r
+	for _, s := range r.ingress {
+		s.Process(batch)
+	}
+	w.route(batch)
+	w.forward(batch)
+	for _, s := range r.egress {
+		s.Process(batch)
+	}
+	w.checkMTU(batch)
+	w.transmit(batch)
+	w.sendOriginated()
+}
+
+// sendOriginated routes and sends the packets the router originated while
+// processing a batch (ICMP, fragments), and those that originates in turn.
+// It frees the spare buffers.
+func (w *worker) sendOriginated() {
+	for done := 0; done < len(w.extra); {
+		extra := w.extra[done:]
+		done = len(w.extra)
+		w.route(extra)
+		for _, s := range w.r.egress {
+			s.Process(extra)
+		}
+		w.checkMTU(extra)
+		w.transmit(extra)
+	}
+	w.extra = w.extra[:0]
+	w.nspare = 0
+}
+
+// route looks up each packet's next hop. Packets for the router itself are
+// answered; packets without a route get ICMP unreachable.
+func (w *worker) route(batch []*Packet) {
+	r := w.r
+	for _, p := range batch {
+		if p.verdict != Continue || p.routed {
+			continue
+		}
+		dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
+		nh, _ := r.fib.Lookup(dst)
+		p.NextHop = nh
+		switch nh.Kind {
+		case fib.Self:
+			w.deliverLocal(p)
+		case fib.Unreachable:
+			code := header.ICMPv4NetUnreachable
+			if r.cfg.PodCIDR.Contains(dst) {
+				code = header.ICMPv4HostUnreachable
+			}
+			w.unreachable(p, code, DropNoRoute)
+		case fib.Blackhole:
+			p.Drop(DropBlackhole)
+		case fib.Host:
+			if p.Origin == FromHost {
+				w.unreachable(p, header.ICMPv4NetUnreachable, DropLoop)
+			}
+		case fib.Local:
+			if isMulticastOrBroadcast(dst) {
+				p.Drop(DropMulticast)
+			}
+		}
+	}
+}
+
+// forward decrements the TTL of forwarded packets, answering time exceeded
+// when it runs out. The checksum is updated incrementally (RFC 1624): TTL
+// is the high byte of the 16-bit word at offset 8.
+func (w *worker) forward(batch []*Packet) {
+	for _, p := range batch {
+		if p.verdict != Continue || p.Origin == FromRouter {
+			continue
+		}
+		h := p.buf[p.start:p.end]
+		if h[8] <= 1 {
+			w.icmpError(p, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded, 0)
+			p.Drop(DropTTL)
+			continue
+		}
+		h[8]--
+		sum := uint32(binary.BigEndian.Uint16(h[10:12])) + 0x0100
+		sum += sum >> 16
+		binary.BigEndian.PutUint16(h[10:12], uint16(sum))
+	}
+}
+
+// egressMTU is the largest packet the next hop carries.
+func (w *worker) egressMTU(nh fib.NextHop) int {
+	switch nh.Kind {
+	case fib.Local:
+		if p := w.r.port(nh.Port); p != nil {
+			return p.MTU
+		}
+	case fib.Peer:
+		return w.r.cfg.TunnelMTU
+	case fib.Host:
+		if p := w.r.port(HostPortID); p != nil {
+			return p.MTU
+		}
+	}
+	return 0
+}
+
+// checkMTU answers "fragmentation needed" for packets with DF that are too
+// big for the egress MTU and fragments the others.
+func (w *worker) checkMTU(batch []*Packet) {
+	for _, p := range batch {
+		if p.verdict != Continue {
+			continue
+		}
+		mtu := w.egressMTU(p.NextHop)
+		if mtu == 0 || p.end-p.start <= mtu {
+			continue
+		}
+		if header.IPv4(p.buf[p.start:p.end]).Flags()&header.IPv4FlagDontFragment != 0 {
+			w.icmpError(p, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint16(mtu))
+			w.r.stats.add(cICMPFragNeeded, 1)
+			p.Drop(DropTooBig)
+			continue
+		}
+		w.fragment(p, mtu)
+		p.Consume()
+	}
+}
+
+// transmit sends every packet still in the batch, grouped by egress port.
+func (w *worker) transmit(batch []*Packet) {
+	r := w.r
+	forwarded := 0
+	for _, p := range batch {
+		if p.verdict != Continue {
+			if p.verdict == Dropped {
+				r.stats.drop(p.reason)
+			}
+			continue
+		}
+		forwarded++
+		switch p.NextHop.Kind {
+		case fib.Local:
+			port := r.port(p.NextHop.Port)
+			if port == nil {
+				r.stats.drop(DropNoRoute)
+				continue
+			}
+			dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
+			mac, ok := r.neigh.Lookup(port.ID, dst)
+			if !ok {
+				r.neigh.Enqueue(port.ID, dst, p.buf[p.start:p.end])
+				continue
+			}
+			s := p.start - ethHeaderLen
+			writeEthernet(p.buf[s:], mac, r.cfg.GatewayMAC, etherTypeIP)
+			g := w.groupFor(port)
+			g.bufs = append(g.bufs, p.buf[s:p.end])
+		case fib.Peer:
+			w.tunOut = append(w.tunOut, p.buf[p.start-headroom:p.end])
+			w.tunPeer = append(w.tunPeer, p.NextHop.Peer)
+		case fib.Host:
+			w.hostOut = append(w.hostOut, p.buf[p.start:p.end])
+		default:
+			forwarded--
+			r.stats.drop(DropNoRoute)
+		}
+	}
+	r.stats.add(cForwarded, forwarded)
+	w.flush()
+}
+
+func (w *worker) groupFor(p *Port) *egressGroup {
+	for i := range w.groups {
+		if w.groups[i].port == p {
+			return &w.groups[i]
+		}
+	}
+	for i := range w.groups {
+		if w.groups[i].port == nil {
+			w.groups[i].port = p
+			return &w.groups[i]
+		}
+	}
+	w.groups = append(w.groups, egressGroup{port: p, bufs: make([][]byte, 0, cap(w.batch))})
+	return &w.groups[len(w.groups)-1]
+}
+
+// flush writes the egress batches.
+func (w *worker) flush() {
+	r := w.r
+	for i := range w.groups {
+		g := &w.groups[i]
+		if g.port == nil {
+			continue
+		}
+		if len(g.bufs) > 0 {
+			w.write(g.port, g.bufs)
+		}
+		g.port, g.bufs = nil, g.bufs[:0]
+	}
+	if len(w.tunOut) > 0 {
+		n, err := r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		if err != nil {
+			r.stats.drops[DropTxError].Add(uint64(len(w.tunOut) - n))
+		}
+		w.tunOut, w.tunPeer = w.tunOut[:0], w.tunPeer[:0]
+	}
+	if len(w.hostOut) > 0 {
+		if hp := r.port(HostPortID); hp != nil {
+			w.write(hp, w.hostOut)
+		} else {
+			r.stats.drops[DropNoRoute].Add(uint64(len(w.hostOut)))
+		}
+		w.hostOut = w.hostOut[:0]
+	}
+}
+
+func (w *worker) write(p *Port, bufs [][]byte) {
+	n, err := p.dev.Write(bufs, 0)
+	for _, b := range bufs[:n] {
+		p.TxBytes.Add(uint64(len(b)))
+	}
+	p.TxPackets.Add(uint64(n))
+	if err != nil && n < len(bufs) {
+		w.r.stats.drops[DropTxError].Add(uint64(len(bufs) - n))
+		p.Drops.Add(uint64(len(bufs) - n))
+	}
+}
+
+// writeOne sends one frame or packet on a port (slow path).
+func (w *worker) writeOne(p *Port, b []byte) {
+	w.one[0] = b
+	w.write(p, w.one)
+	w.one[0] = nil
+}
+
+func writeEthernet(b []byte, dst, src link.HardwareAddr, etherType uint16) {
+	copy(b[0:6], dst[:])
+	copy(b[6:12], src[:])
+	binary.BigEndian.PutUint16(b[12:14], etherType)
+}
+
+func isMulticastOrBroadcast(a netip.Addr) bool {
+	return a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
