@@ -83,30 +83,35 @@ func (w *worker) runPort(p *Port) {
 			}
 			return
 		}
-		w.batch = w.batch[:0]
-		for i := 0; i < n; i++ {
-			p.RxPackets.Add(1)
-			p.RxBytes.Add(uint64(w.sizes[i]))
-			pk := &w.pkts[i]
-			*pk = Packet{buf: w.bufs[i], InPort: p.ID}
-			var reason DropReason
-			if p.Kind == PodPort {
-				reason = w.decodePodFrame(p, pk, headroom, headroom+w.sizes[i])
-			} else {
-				pk.Origin = FromHost
-				reason = decodeIPv4(pk, headroom, headroom+w.sizes[i])
-			}
-			if reason != DropNone {
-				if reason != dropConsumed {
-					w.r.stats.drop(reason)
-					p.Drops.Add(1)
-				}
-				continue
-			}
-			w.batch = append(w.batch, pk)
-		}
-		w.process(w.batch)
+		w.receivePort(p, n)
 	}
+}
+
+// receivePort decodes and forwards the n packets read from p into w.bufs.
+func (w *worker) receivePort(p *Port, n int) {
+	w.batch = w.batch[:0]
+	for i := 0; i < n; i++ {
+		p.RxPackets.Add(1)
+		p.RxBytes.Add(uint64(w.sizes[i]))
+		pk := &w.pkts[i]
+		*pk = Packet{buf: w.bufs[i], InPort: p.ID}
+		var reason DropReason
+		if p.Kind == PodPort {
+			reason = w.decodePodFrame(p, pk, headroom, headroom+w.sizes[i])
+		} else {
+			pk.Origin = FromHost
+			reason = decodeIPv4(pk, headroom, headroom+w.sizes[i])
+		}
+		if reason != DropNone {
+			if reason != dropConsumed {
+				w.r.stats.drop(reason)
+				p.Drops.Add(1)
+			}
+			continue
+		}
+		w.batch = append(w.batch, pk)
+	}
+	w.process(w.batch)
 }
 
 // runTunnel reads batches from the tunnel until it is closed.
@@ -124,21 +129,26 @@ func (w *worker) runTunnel() {
 			}
 			return
 		}
-		w.batch = w.batch[:0]
-		for i := 0; i < n; i++ {
-			if w.sizes[i] == 0 {
-				continue // dropped and counted by the tunnel
-			}
-			pk := &w.pkts[i]
-			*pk = Packet{buf: w.bufs[i], Origin: FromTunnel, Peer: w.peers[i]}
-			if reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i]); reason != DropNone {
-				w.r.stats.drop(reason)
-				continue
-			}
-			w.batch = append(w.batch, pk)
-		}
-		w.process(w.batch)
+		w.receiveTunnel(n)
 	}
+}
+
+// receiveTunnel forwards the n packets the tunnel decapsulated into w.bufs.
+func (w *worker) receiveTunnel(n int) {
+	w.batch = w.batch[:0]
+	for i := 0; i < n; i++ {
+		if w.sizes[i] == 0 {
+			continue // dropped and counted by the tunnel
+		}
+		pk := &w.pkts[i]
+		*pk = Packet{buf: w.bufs[i], Origin: FromTunnel, Peer: w.peers[i]}
+		if reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i]); reason != DropNone {
+			w.r.stats.drop(reason)
+			continue
+		}
+		w.batch = append(w.batch, pk)
+	}
+	w.process(w.batch)
 }
 
 // dropConsumed is returned by decoders for frames they handled themselves

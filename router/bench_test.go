@@ -1,0 +1,117 @@
+package router
+
+import (
+	"net/netip"
+	"testing"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/tunnel"
+)
+
+// discardDevice is a link.Device whose Write counts and forgets; Read is
+// never called by the benchmarks (they feed the worker directly).
+type discardDevice struct {
+	mtu     int
+	packets int
+}
+
+func (d *discardDevice) Read([][]byte, []int, int) (int, error) { return 0, link.ErrClosed }
+func (d *discardDevice) Write(bufs [][]byte, _ int) (int, error) {
+	d.packets += len(bufs)
+	return len(bufs), nil
+}
+func (d *discardDevice) BatchSize() int { return 64 }
+func (d *discardDevice) MTU() int       { return d.mtu }
+func (d *discardDevice) Name() string   { return "discard" }
+func (d *discardDevice) Close() error   { return nil }
+
+// discardConn is a link.DatagramConn that counts what is sent.
+type discardConn struct{ packets int }
+
+func (c *discardConn) ReadFrom([][]byte, []int, []netip.AddrPort, int) (int, error) {
+	return 0, link.ErrClosed
+}
+func (c *discardConn) WriteTo(bufs [][]byte, _ []netip.AddrPort, _ int) (int, error) {
+	c.packets += len(bufs)
+	return len(bufs), nil
+}
+func (c *discardConn) LocalAddr() netip.AddrPort { return netip.AddrPortFrom(node1, 8472) }
+func (c *discardConn) BatchSize() int            { return 64 }
+func (c *discardConn) Close() error              { return nil }
+
+// benchForward measures the forwarding path of a batch of 64 full-size
+// frames from pod A: decode, pipeline, Ethernet header or encapsulation,
+// and the egress write. The router is not started: the benchmark drives
+// the ingress worker directly, so no goroutine or channel is measured.
+func benchForward(b *testing.B, dst netip.Addr, cfg Config) {
+	pa := netip.MustParseAddr("10.244.0.4")
+	paMAC := link.HardwareAddr{2, 0, 0, 0, 0, 4}
+	cfg.PodCIDR, cfg.Gateway, cfg.GatewayMAC, cfg.NodeAddr = podCIDR0, gateway, gwMAC, node1
+	r, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := &discardDevice{mtu: 1450}
+	out := &discardDevice{mtu: 1450}
+	pA, _ := r.AddPodPort("pa", in, pa, paMAC, 1450)
+	pB, _ := r.AddPodPort("pb", out, netip.MustParseAddr("10.244.0.5"), link.HardwareAddr{2, 0, 0, 0, 0, 5}, 1450)
+	r.neigh.SetStatic(pB.ID, netip.MustParseAddr("10.244.0.5"), link.HardwareAddr{2, 0, 0, 0, 0, 5})
+	if cfg.Tunnel != nil {
+		r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}})
+	}
+	frame := ethernet(gwMAC, paMAC, etherTypeIP, ipv4(pa, dst, 64, header.UDPProtocolNumber, true, udpPayload(1, 2, 1450-28)))
+	w := r.newWorker(64, 1450+ethHeaderLen+64)
+	const batch = 64
+	b.SetBytes(int64(len(frame) * batch))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for i := range batch {
+			w.sizes[i] = copy(w.bufs[i][headroom:], frame)
+			w.bufs[i][headroom+ethHeaderLen+8] = 64 // restore the TTL the last round decremented
+			w.bufs[i][headroom+ethHeaderLen+10], w.bufs[i][headroom+ethHeaderLen+11] = frame[ethHeaderLen+10], frame[ethHeaderLen+11]
+		}
+		w.receivePort(pA, batch)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "pkts/s")
+	if got := r.Stats()["forwarded"]; got != uint64(b.N*batch) {
+		b.Fatalf("forwarded %d of %d (stats %v)", got, b.N*batch, r.Stats())
+	}
+}
+
+func BenchmarkForwardPodToPod(b *testing.B) {
+	benchForward(b, netip.MustParseAddr("10.244.0.5"), Config{})
+}
+
+func BenchmarkForwardPodToVXLAN(b *testing.B) {
+	v, err := tunnel.NewVXLAN(&discardConn{}, tunnel.VXLANConfig{VNI: 1, Port: 8472, LocalMAC: tunnel.VTEPMAC(node1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchForward(b, netip.MustParseAddr("10.244.1.5"), Config{Tunnel: v, TunnelMTU: 1450})
+}
+
+func BenchmarkForwardPodToUDP(b *testing.B) {
+	u, err := tunnel.NewUDP(&discardConn{}, tunnel.UDPConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchForward(b, netip.MustParseAddr("10.244.1.5"), Config{Tunnel: u, TunnelMTU: 1450})
+}
+
+// TestForwardingAllocatesNothing holds the zero-allocation hot path in CI.
+func TestForwardingAllocatesNothing(t *testing.T) {
+	for name, bench := range map[string]func(*testing.B){"pod-to-pod": BenchmarkForwardPodToPod, "pod-to-vxlan": BenchmarkForwardPodToVXLAN} {
+		res := testing.Benchmark(bench)
+		if res.N == 0 {
+			t.Fatalf("%s: benchmark failed", name)
+		}
+		if a := res.AllocsPerOp(); a != 0 {
+			t.Errorf("%s: %d allocations per batch of 64, want 0", name, a)
+		}
+	}
+}
