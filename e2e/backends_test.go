@@ -1,0 +1,353 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taprouter/taprouter/internal/testbed"
+)
+
+// transferSize is what each iperf3 transfer of TestBackends sends: iperf3's
+// "1G" is 2^30 bytes.
+const (
+	transferSize  = "1G"
+	transferBytes = 1 << 30
+)
+
+// backendTopology is the seed topology plus, on node1, pod pm whose MTU is
+// 1500 whatever the backend, to provoke frag-needed on tunnelled backends.
+func backendTopology() []testbed.NodeSpec {
+	specs := testbed.Seed()
+	specs[0].Pods = append(specs[0].Pods, testbed.PodSpec{Name: "pm", IP: addr("10.244.0.9"), MTU: 1500})
+	return specs
+}
+
+// TestBackends runs the pod-to-pod checks on each backend: two taprouterd
+// nodes, pods pa and pb on node1, pc on node2.
+func TestBackends(t *testing.T) {
+	requireDaemon(t)
+	for _, backend := range testbed.Backends {
+		t.Run(backend, func(t *testing.T) { testBackend(t, backend) })
+	}
+}
+
+func testBackend(t *testing.T, backend string) {
+	c := newCluster(t, backendTopology())
+	daemons := startTaprouter(t, c, backend)
+	node1, node2 := c.Node("node1"), c.Node("node2")
+	d1 := daemons["node1"]
+	pa, pb, pc, pm := c.Pod("pa"), c.Pod("pb"), c.Pod("pc"), c.Pod("pm")
+	gw1 := node1.Spec.Gateway
+	podMTU := testbed.PodMTU(backend)
+
+	t.Run("pod-interfaces", func(t *testing.T) {
+		ports, err := d1.Ports()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []*testbed.Pod{pa, pb, pm} {
+			l, err := p.Link("eth0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMTU := podMTU
+			if p.Spec.MTU != 0 {
+				wantMTU = p.Spec.MTU
+			}
+			if l.MTU != wantMTU || !l.Up {
+				t.Errorf("%s eth0: MTU %d up %v, want MTU %d and up", p.Spec.Name, l.MTU, l.Up, wantMTU)
+			}
+			i := slices.IndexFunc(ports, func(rp testbed.RouterPort) bool { return rp.Name == p.Spec.Name })
+			if i < 0 {
+				t.Errorf("GET /v1/ports has no port %s: %+v", p.Spec.Name, ports)
+				continue
+			}
+			if rp := ports[i]; rp.IP != p.Addr().String() || rp.MTU != wantMTU || rp.MAC != l.MAC.String() {
+				t.Errorf("GET /v1/ports %s = %+v, want ip %s mtu %d mac %s (the pod's eth0)", p.Spec.Name, rp, p.Addr(), wantMTU, l.MAC)
+			}
+		}
+		if ok, err := node1.HasLink("taprouter0"); err != nil || !ok {
+			t.Errorf("node1 has no host port taprouter0 (%v)", err)
+		}
+	})
+
+	t.Run("routes", func(t *testing.T) {
+		routes, err := d1.Routes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(routes, func(r testbed.RouterRoute) bool { return r.Prefix == node2.Spec.PodCIDR.String() })
+		if i < 0 || !strings.Contains(routes[i].Nexthop, "node2") {
+			t.Errorf("GET /v1/routes has no route for %s via node2: %+v", node2.Spec.PodCIDR, routes)
+		}
+	})
+
+	t.Run("ping/gateway", func(t *testing.T) {
+		before := stats(t, d1)
+		r, err := pa.Ping(gw1, testbed.PingOptions{Count: 3, Interval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Received != 3 {
+			t.Fatalf("ping gateway %s: %d/3 replies:\n%s", gw1, r.Received, r.Output)
+		}
+		wantIncrease(t, d1, before, "icmp_echo_replies", 3, false)
+	})
+	t.Run("ping/same-node", func(t *testing.T) {
+		before := stats(t, d1)
+		mustPing(t, pa.Netns, pb.Addr(), 63)
+		wantIncrease(t, d1, before, "forwarded", 10, false)
+	})
+	t.Run("ping/cross-node", func(t *testing.T) {
+		mustPing(t, pa.Netns, pc.Addr(), 62)
+		mustPing(t, pc.Netns, pb.Addr(), 62)
+	})
+
+	t.Run("arp", func(t *testing.T) { testARP(t, c.Bed, d1, pa, pb) })
+	t.Run("underlay", func(t *testing.T) { testUnderlay(t, c, backend) })
+	t.Run("no-snat", func(t *testing.T) { testNoSNAT(t, c, pa, pc) })
+
+	t.Run("traceroute/same-node", func(t *testing.T) {
+		testTraceroute(t, d1, pa, pb.Addr(), []netip.Addr{gw1, pb.Addr()})
+	})
+	t.Run("traceroute/cross-node", func(t *testing.T) {
+		testTraceroute(t, d1, pa, pc.Addr(), []netip.Addr{gw1, node2.Addr, pc.Addr()})
+	})
+
+	t.Run("tracepath/pmtu", func(t *testing.T) {
+		tp, err := pa.Tracepath(pc.Addr(), 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp.PMTU != podMTU || !slices.Contains(tp.Hops, pc.Addr()) {
+			t.Errorf("tracepath pa → pc: pmtu %d hops %v, want pmtu %d reaching %s:\n%s", tp.PMTU, tp.Hops, podMTU, pc.Addr(), tp.Output)
+		}
+	})
+	if podMTU < testbed.UnderlayMTU {
+		t.Run("tracepath/frag-needed", func(t *testing.T) {
+			before := stats(t, d1)
+			tp, err := pm.Tracepath(pc.Addr(), 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tp.PMTU != podMTU || !slices.Contains(tp.Hops, pc.Addr()) {
+				t.Errorf("tracepath pm (MTU 1500) → pc: pmtu %d hops %v, want pmtu %d from the router's frag-needed:\n%s", tp.PMTU, tp.Hops, podMTU, tp.Output)
+			}
+			wantIncrease(t, d1, before, "icmp_frag_needed", 1, false)
+		})
+	}
+
+	t.Run("iperf3/same-node", func(t *testing.T) { testTransfer(t, c.Bed, pa, pb) })
+	t.Run("iperf3/cross-node", func(t *testing.T) { testTransfer(t, c.Bed, pa, pc) })
+
+	t.Run("spoofed-source", func(t *testing.T) { testSpoofed(t, d1, pb, pc) })
+	t.Run("unreachable", func(t *testing.T) {
+		before := stats(t, d1)
+		unrouted := addr("10.244.0.77") // inside node1's podCIDR, no pod
+		r, err := pa.Ping(unrouted, testbed.PingOptions{Count: 3, Interval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Received != 0 || len(r.ICMPErrors) == 0 {
+			t.Fatalf("ping %s: %d replies and ICMP errors %q, want none and unreachables from %s:\n%s", unrouted, r.Received, r.ICMPErrors, gw1, r.Output)
+		}
+		for _, e := range r.ICMPErrors {
+			if !strings.HasPrefix(e, "From "+gw1.String()+" ") || !strings.Contains(e, "Unreachable") {
+				t.Errorf("ICMP error %q, want Destination Host/Net Unreachable from %s", e, gw1)
+			}
+		}
+		wantIncrease(t, d1, before, "icmp_unreachable", 1, false)
+	})
+}
+
+// testARP checks both neighbour tables: the pod's entry for its gateway and
+// the router's entry for the pod, and that the router really uses the MAC
+// it answered ARP with.
+func testARP(t *testing.T, bed *testbed.Bed, d *testbed.Daemon, pa, pb *testbed.Pod) {
+	gw := pa.Node.Spec.Gateway
+	capture, err := bed.StartCapture(pa.Netns, "eth0", "icmp", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := pa.Ping(pb.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
+		t.Fatalf("ping pa → pb: %v\n%s", err, r.Output)
+	}
+	packets, err := capture.Wait(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	nb, ok, err := pa.Neighbour("eth0", gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || nb.MAC.IsZero() || !slices.Contains([]string{"REACHABLE", "STALE", "DELAY"}, nb.State) {
+		t.Fatalf("pa's neighbour entry for gateway %s: %+v (present %v), want a MAC in state REACHABLE, STALE or DELAY", gw, nb, ok)
+	}
+	paLink, err := pa.Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nb.MAC == paLink.MAC || nb.MAC[0]&1 != 0 {
+		t.Errorf("gateway MAC %s: want a unicast MAC other than the pod's own %s", nb.MAC, paLink.MAC)
+	}
+	if len(packets) != 2 {
+		t.Fatalf("captured %d ICMP packets in pa, want the echo request and reply", len(packets))
+	}
+	for _, p := range packets {
+		routerMAC, podMAC := p.SrcMAC, p.DstMAC
+		if p.ICMPType == 8 { // the request leaves the pod
+			routerMAC, podMAC = p.DstMAC, p.SrcMAC
+		}
+		if routerMAC != nb.MAC || podMAC != paLink.MAC {
+			t.Errorf("ICMP type %d frame %s → %s, want it between pa %s and the gateway MAC %s", p.ICMPType, p.SrcMAC, p.DstMAC, paLink.MAC, nb.MAC)
+		}
+	}
+	t.Logf("pa: %s lladdr %s %s", gw, nb.MAC, nb.State)
+
+	neighbours, err := d.Neighbours()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(neighbours, func(n testbed.RouterNeighbour) bool { return n.IP == pa.Addr().String() })
+	if i < 0 {
+		t.Fatalf("GET /v1/neighbours has no entry for pa %s: %+v", pa.Addr(), neighbours)
+	}
+	if n := neighbours[i]; n.Port != "pa" || n.MAC != paLink.MAC.String() || n.State == "" {
+		t.Errorf("router neighbour %+v, want port pa, MAC %s (pa's eth0) and a state", n, paLink.MAC)
+	}
+}
+
+// testUnderlay captures a ping pa → pc on node2's underlay interface and
+// checks the backend's encapsulation.
+func testUnderlay(t *testing.T, c *testbed.Cluster, backend string) {
+	node1, node2 := c.Node("node1"), c.Node("node2")
+	pa, pc := c.Pod("pa"), c.Pod("pc")
+	filter := map[string]string{
+		"vxlan":  "udp port 8472",
+		"udp":    "udp port 8285",
+		"direct": fmt.Sprintf("icmp and host %s", pa.Addr()),
+	}[backend]
+	capture, err := c.Bed.StartCapture(node2.Netns, "eth0", filter, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := pa.Ping(pc.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
+		t.Fatalf("ping pa → pc: %v\n%s", err, r.Output)
+	}
+	packets, err := capture.Wait(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packets) != 2 {
+		t.Fatalf("captured %d packets on node2's eth0 (%s), want the request and the reply", len(packets), filter)
+	}
+	n1eth, err := node1.Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2eth, err := node2.Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range packets {
+		var inner testbed.Packet
+		var ok bool
+		switch backend {
+		case "vxlan":
+			var vni uint32
+			vni, inner, ok = p.VXLAN()
+			if !ok || vni != 1 || p.DstPort != 8472 {
+				t.Errorf("underlay packet %s → %s:%d: vxlan %v VNI %d, want VNI 1 to port 8472", p.Src, p.Dst, p.DstPort, ok, vni)
+			}
+		case "udp":
+			inner, ok = p.IPinUDP()
+			if !ok || p.DstPort != 8285 {
+				t.Errorf("underlay packet %s → %s:%d: IP-in-UDP %v, want an IPv4 packet to port 8285", p.Src, p.Dst, p.DstPort, ok)
+			}
+		case "direct":
+			inner = p
+			wantSrc, wantDst := n1eth.MAC, n2eth.MAC
+			if p.Src == pc.Addr() {
+				wantSrc, wantDst = n2eth.MAC, n1eth.MAC
+			}
+			if p.SrcMAC != wantSrc || p.DstMAC != wantDst {
+				t.Errorf("direct frame %s → %s: MACs %s → %s, want node eth0 MACs %s → %s", p.Src, p.Dst, p.SrcMAC, p.DstMAC, wantSrc, wantDst)
+			}
+		}
+		if backend != "direct" && !(p.Src == node1.Addr && p.Dst == node2.Addr || p.Src == node2.Addr && p.Dst == node1.Addr) {
+			t.Errorf("outer packet %s → %s, want between the nodes' underlay addresses", p.Src, p.Dst)
+		}
+		if inner.Protocol != 1 || !(inner.Src == pa.Addr() && inner.Dst == pc.Addr() || inner.Src == pc.Addr() && inner.Dst == pa.Addr()) || inner.TTL != 63 {
+			t.Errorf("inner packet %s → %s proto %d TTL %d, want ICMP between pa and pc with TTL 63 (one router hop)", inner.Src, inner.Dst, inner.Protocol, inner.TTL)
+		}
+	}
+}
+
+// testNoSNAT checks that the receiving pod sees the sender's pod address.
+func testNoSNAT(t *testing.T, c *testbed.Cluster, from, to *testbed.Pod) {
+	capture, err := c.Bed.StartCapture(to.Netns, "eth0", "icmp[icmptype] == icmp-echo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := from.Ping(to.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
+		t.Fatalf("ping: %v\n%s", err, r.Output)
+	}
+	packets, err := capture.Wait(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packets) != 1 || packets[0].Src != from.Addr() || packets[0].TTL != 62 {
+		t.Fatalf("%s received %+v, want one echo request from %s with TTL 62", to.Spec.Name, packets, from.Addr())
+	}
+}
+
+func testTraceroute(t *testing.T, d *testbed.Daemon, from *testbed.Pod, to netip.Addr, want []netip.Addr) {
+	before := stats(t, d)
+	hops, out, err := from.Traceroute(to, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hops, want) {
+		t.Errorf("traceroute %s → %s: hops %v, want %v:\n%s", from.Spec.Name, to, hops, want, out)
+	}
+	wantIncrease(t, d, before, "icmp_time_exceeded", 1, false)
+}
+
+func testTransfer(t *testing.T, bed *testbed.Bed, from, to *testbed.Pod) {
+	r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{Bytes: transferSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BytesReceived < transferBytes {
+		t.Errorf("iperf3 %s → %s: %d bytes received, want ≥ %d", from.Spec.Name, to.Spec.Name, r.BytesReceived, transferBytes)
+	}
+	t.Logf("iperf3 %s → %s: %d bytes in %.1f s, %.2f Gbit/s, %d retransmits",
+		from.Spec.Name, to.Spec.Name, r.BytesReceived, r.Seconds, r.BitsPerSecond/1e9, r.Retransmits)
+}
+
+// testSpoofed gives pod a second address the router does not know and pings
+// from it: the router must drop the packets and count them.
+func testSpoofed(t *testing.T, d *testbed.Daemon, pod, to *testbed.Pod) {
+	spoofed := addr("10.244.0.99")
+	if _, err := pod.Netns.IP("addr", "add", spoofed.String()+"/32", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	before := stats(t, d)
+	r, err := pod.Ping(to.Addr(), testbed.PingOptions{Count: 3, Interval: 100 * time.Millisecond, Source: spoofed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received != 0 {
+		t.Errorf("ping from spoofed source %s: %d replies, want 0:\n%s", spoofed, r.Received, r.Output)
+	}
+	wantIncrease(t, d, before, "drop_spoofed", 3, false)
+	if _, err := pod.Netns.IP("addr", "del", spoofed.String()+"/32", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	mustPing(t, pod.Netns, to.Addr(), 62)
+}

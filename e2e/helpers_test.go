@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/taprouter/taprouter/internal/testbed"
+)
+
+// newCluster builds specs on a fresh bed that is torn down when the test
+// ends, after dumping every process's log if the test failed.
+func newCluster(t *testing.T, specs []testbed.NodeSpec) *testbed.Cluster {
+	t.Helper()
+	bed, err := testbed.New(taprouterd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("process logs:\n%s", bed.Logs())
+		}
+		if err := bed.Close(); err != nil {
+			t.Errorf("tearing down the bed: %v", err)
+		}
+	})
+	c, err := bed.AddCluster(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startTaprouter starts taprouterd on nodes (all when none are given) and
+// fails the test if any of them has exited by the time the test ends.
+func startTaprouter(t *testing.T, c *testbed.Cluster, backend string, nodes ...*testbed.ClusterNode) map[string]*testbed.Daemon {
+	t.Helper()
+	daemons, err := c.StartTaprouter(backend, nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for name, d := range daemons {
+			if exited, err := d.Exited(); exited {
+				t.Errorf("taprouterd on %s exited during the test (%v)", name, err)
+			}
+		}
+	})
+	return daemons
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// mustPing pings 5 times and wants every reply with TTL wantTTL.
+func mustPing(t *testing.T, from *testbed.Netns, to netip.Addr, wantTTL int) testbed.PingResult {
+	t.Helper()
+	r, err := from.Ping(to, testbed.PingOptions{Count: 5, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, ttlErr := r.TTL()
+	if r.Transmitted != 5 || r.Received != 5 || ttlErr != nil || ttl != wantTTL {
+		t.Fatalf("ping %s → %s: %d/%d replies, TTL %d (%v); want 5/5 with TTL %d:\n%s",
+			from.Name, to, r.Received, r.Transmitted, ttl, ttlErr, wantTTL, r.Output)
+	}
+	t.Logf("ping %s → %s: 0%% loss, TTL %d, avg RTT %v", from.Name, to, ttl, r.RTTAvg)
+	return r
+}
+
+func stats(t *testing.T, d *testbed.Daemon) map[string]uint64 {
+	t.Helper()
+	s, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// wantIncrease waits until counter name has grown by at least min from its
+// value in before; with exact it must then be exactly min.
+func wantIncrease(t *testing.T, d *testbed.Daemon, before map[string]uint64, name string, min uint64, exact bool) {
+	t.Helper()
+	start, ok := before[name]
+	if !ok {
+		t.Errorf("taprouterd on %s reports no counter %q", d.Node.Name, name)
+		return
+	}
+	got, err := d.WaitCounter(name, start+min, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case got < start+min:
+		t.Errorf("counter %s on %s grew by %d, want %d", name, d.Node.Name, got-start, min)
+	case exact && got != start+min:
+		t.Errorf("counter %s on %s grew by %d, want exactly %d", name, d.Node.Name, got-start, min)
+	}
+}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/taprouter/taprouter/internal/testbed"
+)
+
+// TestInteropFlannel runs taprouterd (vxlan) on node1 and the kernel's
+// flannel-style vxlan on node2, and checks traffic in both directions.
+func TestInteropFlannel(t *testing.T) {
+	requireDaemon(t)
+	c := newCluster(t, testbed.Seed())
+	node1, node2 := c.Node("node1"), c.Node("node2")
+	// node2 first: node1's config needs flannel.1's MAC as the peer's vtepMAC.
+	if err := c.WireKernelFlannel(node2); err != nil {
+		t.Fatal(err)
+	}
+	daemons := startTaprouter(t, c, "vxlan", node1)
+	if got := daemons["node1"].Config.Peers[0].VTEPMAC; got != node2.FlannelMAC().String() {
+		t.Fatalf("node1's peer vtepMAC %q, want flannel.1's %s", got, node2.FlannelMAC())
+	}
+	pa, pc := c.Pod("pa"), c.Pod("pc")
+
+	t.Run("vxlan-on-the-wire", func(t *testing.T) {
+		capture, err := c.Bed.StartCapture(node2.Netns, "eth0", "udp port 8472", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := pa.Ping(pc.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
+			t.Fatalf("ping pa → pc: %v\n%s", err, r.Output)
+		}
+		packets, err := capture.Wait(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(packets) != 2 {
+			t.Fatalf("captured %d vxlan packets on node2's eth0, want the request and the reply", len(packets))
+		}
+		var sources []string
+		for _, p := range packets {
+			vni, inner, ok := p.VXLAN()
+			if !ok || vni != 1 || p.DstPort != 8472 || inner.Protocol != 1 {
+				t.Errorf("underlay packet %s → %s:%d: vxlan %v VNI %d inner proto %d, want ICMP in VNI 1 to port 8472", p.Src, p.Dst, p.DstPort, ok, vni, inner.Protocol)
+			}
+			sources = append(sources, p.Src.String())
+		}
+		slices.Sort(sources)
+		if want := []string{node1.Addr.String(), node2.Addr.String()}; !slices.Equal(sources, want) {
+			t.Errorf("vxlan packets came from %v, want one from each node %v", sources, want)
+		}
+	})
+	t.Run("ping/taprouter-to-kernel", func(t *testing.T) { mustPing(t, pa.Netns, pc.Addr(), 62) })
+	t.Run("ping/kernel-to-taprouter", func(t *testing.T) { mustPing(t, pc.Netns, pa.Addr(), 62) })
+	t.Run("iperf3/taprouter-to-kernel", func(t *testing.T) { testTransfer(t, c.Bed, pa, pc) })
+	t.Run("iperf3/kernel-to-taprouter", func(t *testing.T) { testTransfer(t, c.Bed, pc, pa) })
+}
+
+// TestCalicoGateway runs the vxlan backend with Calico's link-local gateway
+// 169.254.1.1 on both nodes.
+func TestCalicoGateway(t *testing.T) {
+	requireDaemon(t)
+	specs := testbed.Seed()
+	for i := range specs {
+		specs[i].Gateway = testbed.CalicoGateway
+	}
+	c := newCluster(t, specs)
+	daemons := startTaprouter(t, c, "vxlan")
+	pa, pb, pc := c.Pod("pa"), c.Pod("pb"), c.Pod("pc")
+
+	mustPing(t, pa.Netns, pb.Addr(), 63)
+	mustPing(t, pa.Netns, pc.Addr(), 62)
+	nb, ok, err := pa.Neighbour("eth0", testbed.CalicoGateway)
+	if err != nil || !ok || nb.MAC.IsZero() {
+		t.Errorf("pa's neighbour entry for %s: %+v (present %v, %v), want one with a MAC", testbed.CalicoGateway, nb, ok, err)
+	}
+	testTraceroute(t, daemons["node1"], pa, pc.Addr(), []netip.Addr{testbed.CalicoGateway, c.Node("node2").Addr, pc.Addr()})
+}
