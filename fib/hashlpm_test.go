@@ -13,7 +13,7 @@ import (
 // the whole map of the changed length. It lost (see doc.go) and is kept
 // only for the comparison benchmarks.
 type hashLPM struct {
-	lengths uint64                 // bit l set: byLength[l] is not empty
+	lengths  uint64                 // bit l set: byLength[l] is not empty
 	byLength [33]map[uint32]NextHop // key: masked address
 }
 

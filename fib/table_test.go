@@ -40,12 +40,12 @@ func routesOf(tab *Table) []Route {
 
 func TestKindAndNextHopString(t *testing.T) {
 	for h, want := range map[NextHop]string{
-		{}:     "unreachable",
-		drop:   "blackhole",
-		local7: "local port 7",
-		peer2:  "peer 2",
-		host:   "host",
-		self:   "self",
+		{}:         "unreachable",
+		drop:       "blackhole",
+		local7:     "local port 7",
+		peer2:      "peer 2",
+		host:       "host",
+		self:       "self",
 		{Kind: 42}: "kind(42)",
 	} {
 		if got := h.String(); got != want {
