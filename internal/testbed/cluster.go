@@ -82,8 +82,8 @@ type Pod struct {
 	Node *ClusterNode
 }
 
-// IP is the pod's address.
-func (p *Pod) IP() netip.Addr { return p.Spec.IP }
+// Addr is the pod's address.
+func (p *Pod) Addr() netip.Addr { return p.Spec.IP }
 
 // AddCluster creates the nodes and pod namespaces of specs.
 func (b *Bed) AddCluster(specs []NodeSpec) (*Cluster, error) {

@@ -78,23 +78,23 @@ func TestKernelPTP(t *testing.T) {
 	}
 	pa, pb, pc := c.Pod("pa"), c.Pod("pb"), c.Pod("pc")
 
-	ping(t, pa, pb.IP(), 63)
-	ping(t, pa, pc.IP(), 62)
-	ping(t, pc, pa.IP(), 62)
+	ping(t, pa, pb.Addr(), 63)
+	ping(t, pa, pc.Addr(), 62)
+	ping(t, pc, pa.Addr(), 62)
 
-	hops, out, err := pa.Traceroute(pc.IP(), 5)
+	hops, out, err := pa.Traceroute(pc.Addr(), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []netip.Addr{addr("10.244.0.1"), addr("192.168.49.3"), pc.IP()}; !slices.Equal(hops, want) {
+	if want := []netip.Addr{addr("10.244.0.1"), addr("192.168.49.3"), pc.Addr()}; !slices.Equal(hops, want) {
 		t.Errorf("traceroute hops %v, want %v:\n%s", hops, want, out)
 	}
-	tp, err := pa.Tracepath(pc.IP(), 5)
+	tp, err := pa.Tracepath(pc.Addr(), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tp.PMTU != 1500 || !slices.Contains(tp.Hops, pc.IP()) {
-		t.Errorf("tracepath pmtu %d hops %v, want 1500 reaching %s:\n%s", tp.PMTU, tp.Hops, pc.IP(), tp.Output)
+	if tp.PMTU != 1500 || !slices.Contains(tp.Hops, pc.Addr()) {
+		t.Errorf("tracepath pmtu %d hops %v, want 1500 reaching %s:\n%s", tp.PMTU, tp.Hops, pc.Addr(), tp.Output)
 	}
 
 	// The pod's ARP entry for the gateway is the host end of its veth.
@@ -107,7 +107,7 @@ func TestKernelPTP(t *testing.T) {
 		t.Errorf("pa's neighbour 10.244.0.1 = %+v (found %v, %v), want MAC %s", nb, ok, err, host.MAC)
 	}
 
-	r, err := c.Bed.Iperf(pa.Netns, pc.Netns, pc.IP(), IperfOptions{Bytes: "100M"})
+	r, err := c.Bed.Iperf(pa.Netns, pc.Netns, pc.Addr(), IperfOptions{Bytes: "100M"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestKernelFlannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ping(t, pa, pc.IP(), 62)
+	ping(t, pa, pc.Addr(), 62)
 	packets, err := capture.Wait(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -144,22 +144,22 @@ func TestKernelFlannel(t *testing.T) {
 		if !ok || vni != 1 || p.DstPort != 8472 {
 			t.Errorf("underlay packet %+v: vxlan %v vni %d, want vni 1 to port 8472", p, ok, vni)
 		}
-		if inner.Protocol != 1 || !slices.Contains([]netip.Addr{pa.IP(), pc.IP()}, inner.Src) {
+		if inner.Protocol != 1 || !slices.Contains([]netip.Addr{pa.Addr(), pc.Addr()}, inner.Src) {
 			t.Errorf("inner packet %+v, want ICMP between pa and pc", inner)
 		}
 	}
 
-	hops, out, err := pa.Traceroute(pc.IP(), 5)
+	hops, out, err := pa.Traceroute(pc.Addr(), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []netip.Addr{addr("10.244.0.1"), addr("10.244.1.0"), pc.IP()}; !slices.Equal(hops, want) {
+	if want := []netip.Addr{addr("10.244.0.1"), addr("10.244.1.0"), pc.Addr()}; !slices.Equal(hops, want) {
 		t.Errorf("traceroute hops %v, want %v:\n%s", hops, want, out)
 	}
 	for _, from := range []*Pod{pa, pm} {
 		// pa's own MTU is 1450; pm's is 1500, so the node must answer
 		// frag-needed with flannel.1's 1450.
-		tp, err := from.Tracepath(pc.IP(), 5)
+		tp, err := from.Tracepath(pc.Addr(), 5)
 		if err != nil {
 			t.Fatal(err)
 		}
