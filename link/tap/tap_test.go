@@ -53,6 +53,7 @@ func newTAPNet(t testing.TB) *tapNet {
 	t.Cleanup(func() { watchdog.Stop() })
 	ns.IP("addr", "add", kernelIP.String()+"/24", "dev", "tap0")
 	ns.IP("link", "set", "tap0", "up")
+	ns.WaitActive("tap0")
 	ns.IP("neigh", "add", peerIP.String(), "lladdr", net.HardwareAddr(peerMAC[:]).String(), "nud", "permanent", "dev", "tap0")
 	return tn
 }

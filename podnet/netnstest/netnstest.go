@@ -11,13 +11,16 @@
 package netnstest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -98,6 +101,30 @@ func (ns *NS) IP(args ...string) string {
 		ns.t.Fatalf("ip -n %s %s: %v: %s", ns.Name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// WaitActive waits until ifname is up with carrier (UP, LOWER_UP) and has
+// its real qdisc. Until the
+// kernel's link watch activates a device that was just set up, it has the
+// noop qdisc, which silently drops every frame sent through it.
+func (ns *NS) WaitActive(ifname string) {
+	ns.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var links []struct {
+			Flags []string `json:"flags"`
+			Qdisc string   `json:"qdisc"`
+		}
+		out := ns.IP("-j", "link", "show", ifname)
+		if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+			ns.t.Fatalf("ip -n %s -j link show %s: %v: %s", ns.Name, ifname, err, out)
+		}
+		if slices.Contains(links[0].Flags, "UP") && slices.Contains(links[0].Flags, "LOWER_UP") && links[0].Qdisc != "noop" {
+			return
+		}
+		if time.Now().After(deadline) {
+			ns.t.Fatalf("%s in netns %s not active after 5s: %s", ifname, ns.Name, out)
+		}
+	}
 }
 
 // Command returns a command that runs inside ns (through ip netns exec).

@@ -1,0 +1,132 @@
+package afpacket
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/link"
+)
+
+const (
+	batchSize    = 64
+	socketBuffer = 4 << 20
+)
+
+// Socket is an AF_PACKET socket bound to one Ethernet interface. It
+// implements link.Device: Read returns frames received on the interface and
+// Write transmits frames on it. Reads are serialised with each other, and so
+// are writes.
+type Socket struct {
+	file   *os.File
+	conn   syscall.RawConn
+	name   string
+	hwAddr link.HardwareAddr
+	mtu    int
+	closed atomic.Bool
+
+	read  readOp
+	write writeOp
+}
+
+var _ link.Device = (*Socket)(nil)
+
+// Open opens a packet socket on the Ethernet interface ifname in the calling
+// thread's network namespace.
+func Open(ifname string) (*Socket, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
+	}
+	if len(ifi.HardwareAddr) != len(link.HardwareAddr{}) {
+		return nil, fmt.Errorf("afpacket open %s: not an Ethernet interface (hardware address %q)", ifname, ifi.HardwareAddr)
+	}
+	// Protocol 0 receives nothing, so no frame from another interface can
+	// be queued before bind narrows the socket to ifname.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("afpacket open %s: socket: %w", ifname, err)
+	}
+	if err := setup(fd, ifi.Index); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
+	}
+	file := os.NewFile(uintptr(fd), "afpacket:"+ifname)
+	conn, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
+	}
+	s := &Socket{file: file, conn: conn, name: ifname, mtu: ifi.MTU}
+	copy(s.hwAddr[:], ifi.HardwareAddr)
+	s.read.fn = s.read.do
+	s.write.fn = s.write.do
+	return s, nil
+}
+
+func setup(fd, ifindex int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		return fmt.Errorf("set PACKET_IGNORE_OUTGOING (needs Linux 4.20): %w", err)
+	}
+	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+		// The FORCE variants need CAP_NET_ADMIN; without it, take what
+		// the rmem_max and wmem_max sysctls allow.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], socketBuffer) != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], socketBuffer); err != nil {
+				return fmt.Errorf("set socket buffer: %w", err)
+			}
+		}
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	return nil
+}
+
+// htons converts v to network byte order, as sll_protocol wants it.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// HWAddr returns the interface's MAC address.
+func (s *Socket) HWAddr() link.HardwareAddr { return s.hwAddr }
+
+// MTU returns the interface's MTU when the socket was opened.
+func (s *Socket) MTU() int { return s.mtu }
+
+// Name returns the interface's name.
+func (s *Socket) Name() string { return s.name }
+
+// BatchSize returns the batch size Read and Write are tuned for.
+func (s *Socket) BatchSize() int { return batchSize }
+
+// Dropped returns how many received frames were dropped because they did not
+// fit their buffer.
+func (s *Socket) Dropped() uint64 { return s.read.dropped.Load() }
+
+// Close closes the socket; a blocked Read returns link.ErrClosed.
+func (s *Socket) Close() error {
+	s.closed.Store(true)
+	if err := s.file.Close(); err != nil {
+		return s.ioError("close", err)
+	}
+	return nil
+}
+
+// ioError maps err to link.ErrClosed after Close (RawConn reports an
+// unexported "use of closed file" error) and describes it otherwise.
+func (s *Socket) ioError(op string, err error) error {
+	if s.closed.Load() || errors.Is(err, os.ErrClosed) {
+		return link.ErrClosed
+	}
+	return fmt.Errorf("afpacket %s: %s: %w", s.name, op, err)
+}
