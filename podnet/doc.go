@@ -1,0 +1,18 @@
+// Package podnet owns the kernel-side plumbing around taprouter's devices:
+// the pod ports (a TAP moved into each pod's network namespace as eth0, with
+// the pod's address and routes) and the host port (a TUN in the node's
+// namespace with routes to the pod CIDRs). It also reads the underlay
+// interface's address, MAC and MTU.
+//
+// Everything outside the caller's namespace goes through
+// github.com/vishvananda/netlink with a handle opened in the pod's namespace
+// (netlink.NewHandleAt), so no goroutine has to switch its thread into the
+// pod; netns opens the namespace from its path. Devices are created in the
+// calling thread's namespace, which is the node's: the daemon runs there
+// (for tests, see netnstest.NS.Do).
+//
+// The pod side is what kindnet and Calico configure: the pod's IP as a /32,
+// a link-scope route to the gateway and a default route via it. With
+// gateway 169.254.1.1 this is exactly Calico's layout; with the pod CIDR's
+// .1 it is kindnet's.
+package podnet

@@ -1,0 +1,172 @@
+package podnet
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/tap"
+)
+
+// Pod describes one pod's port.
+type Pod struct {
+	NetNS   string     // path of the pod's network namespace, e.g. /var/run/netns/pa
+	IfName  string     // name of the port inside the pod, e.g. "eth0"
+	IP      netip.Addr // the pod's IPv4 address, configured as a /32
+	Gateway netip.Addr // the pod's default gateway, which taprouter answers ARP for
+	MTU     int        // the port's MTU: the underlay MTU minus the encapsulation overhead
+}
+
+func (p Pod) String() string { return fmt.Sprintf("%s %s in %s", p.IfName, p.IP, p.NetNS) }
+
+func (p Pod) validate() error {
+	switch {
+	case p.NetNS == "":
+		return errors.New("no network namespace path")
+	case p.IfName == "" || len(p.IfName) > 15:
+		return fmt.Errorf("invalid interface name %q: want 1 to 15 bytes", p.IfName)
+	case !p.IP.Is4():
+		return fmt.Errorf("pod IP %v is not an IPv4 address", p.IP)
+	case !p.Gateway.Is4():
+		return fmt.Errorf("gateway %v is not an IPv4 address", p.Gateway)
+	case p.MTU < 68 || p.MTU > 65535:
+		return fmt.Errorf("invalid MTU %d: want 68 to 65535", p.MTU)
+	}
+	return nil
+}
+
+// AttachPod gives the pod its port: a TAP device created in the caller's
+// namespace under a temporary name, moved into p.NetNS, renamed to p.IfName
+// and configured with p.IP/32, a link-scope route to p.Gateway and a default
+// route via p.Gateway; the pod's loopback is brought up too. It returns the
+// open device (persistent, so that the pod keeps its port across a daemon
+// restart) and the MAC the pod uses on it.
+//
+// On failure nothing is left behind, wherever the device had got to, and the
+// error names the step that failed.
+func AttachPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
+	if err := p.validate(); err != nil {
+		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
+	}
+	ns, err := netns.GetFromPath(p.NetNS)
+	if err != nil {
+		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: open netns: %w", p, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: netlink in pod netns: %w", p, err)
+	}
+	defer h.Close()
+
+	// The device is not persistent until it is fully configured: until
+	// then, closing it deletes it in whichever namespace it is.
+	dev, err := tap.Create(tempName(), tap.TAP, tap.Options{MTU: p.MTU})
+	if err != nil {
+		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
+	}
+	mac, err := configurePod(h, ns, dev.Name(), p)
+	if err == nil {
+		err = dev.SetPersist(true)
+	}
+	if err != nil {
+		dev.Close()
+		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
+	}
+	return dev, mac, nil
+}
+
+// tempName returns a name, unique in practice, for a pod's TAP before it is
+// moved and renamed: "trp" and 12 random hex digits, 15 bytes in all.
+func tempName() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "trp" + hex.EncodeToString(b[:])
+}
+
+// configurePod moves the device called name into the pod and configures it;
+// h is a netlink handle in the pod's namespace ns.
+func configurePod(h *netlink.Handle, ns netns.NsHandle, name string, p Pod) (link.HardwareAddr, error) {
+	var mac link.HardwareAddr
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return mac, fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := netlink.LinkSetNsFd(l, int(ns)); err != nil {
+		return mac, fmt.Errorf("move %s into the pod: %w", name, err)
+	}
+	if l, err = h.LinkByName(name); err != nil {
+		return mac, fmt.Errorf("find %s in the pod: %w", name, err)
+	}
+	if err := h.LinkSetName(l, p.IfName); err != nil {
+		return mac, fmt.Errorf("rename %s to %s: %w", name, p.IfName, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.IP.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := h.AddrAdd(l, addr); err != nil {
+		return mac, fmt.Errorf("add address %s/32: %w", p.IP, err)
+	}
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		return mac, fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return mac, fmt.Errorf("bring up %s: %w", p.IfName, err)
+	}
+	index := l.Attrs().Index
+	gw := &net.IPNet{IP: p.Gateway.AsSlice(), Mask: net.CIDRMask(32, 32)}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: index, Dst: gw, Scope: netlink.SCOPE_LINK}); err != nil {
+		return mac, fmt.Errorf("add route %s dev %s: %w", p.Gateway, p.IfName, err)
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: index, Gw: p.Gateway.AsSlice()}); err != nil {
+		return mac, fmt.Errorf("add route default via %s dev %s: %w", p.Gateway, p.IfName, err)
+	}
+	if l, err = h.LinkByIndex(index); err != nil {
+		return mac, fmt.Errorf("read back %s: %w", p.IfName, err)
+	}
+	if copy(mac[:], l.Attrs().HardwareAddr) != len(mac) {
+		return mac, fmt.Errorf("read back %s: MAC %q is not an Ethernet address", p.IfName, l.Attrs().HardwareAddr)
+	}
+	return mac, nil
+}
+
+// DetachPod deletes the pod's port p.IfName in p.NetNS. It returns nil if
+// the namespace or the port is already gone. The daemon should also Close
+// the port's tap.Device; a Read blocked on it returns an error wrapping
+// link.ErrClosed once the port is deleted.
+func DetachPod(p Pod) error {
+	ns, err := netns.GetFromPath(p.NetNS)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("detach pod %v: open netns: %w", p, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("detach pod %v: netlink in pod netns: %w", p, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(p.IfName)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("detach pod %v: find %s: %w", p, p.IfName, err)
+	}
+	if err := h.LinkDel(l); err != nil {
+		return fmt.Errorf("detach pod %v: delete %s: %w", p, p.IfName, err)
+	}
+	return nil
+}
