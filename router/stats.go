@@ -1,6 +1,9 @@
 package router
 
-import "sync/atomic"
+import (
+	"strings"
+	"sync/atomic"
+)
 
 // DropReason says why a packet was dropped; each has a counter.
 type DropReason uint8
@@ -94,8 +97,9 @@ func (s *stats) drop(r DropReason)    { s.drops[r].Add(1) }
 func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 
 // Stats returns every counter by name: the drop reasons and the router's
-// events, plus those of the tunnel (prefixed by nothing: the tunnel's names
-// are its own, e.g. drop_unknown_peer).
+// events, and the tunnel's counters prefixed "tunnel_". The tunnel's drop
+// reasons also appear unprefixed (drop_unknown_peer, drop_bad_vni, ...), so
+// that every drop is counted under one name per reason.
 func (r *Router) Stats() map[string]uint64 {
 	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+16)
 	for i := DropReason(1); i < numDropReasons; i++ {
@@ -107,8 +111,8 @@ func (r *Router) Stats() map[string]uint64 {
 	if t := r.tunnel; t != nil {
 		for k, v := range t.Stats().Map() {
 			m["tunnel_"+k] = v
-			if _, clash := m[k]; !clash {
-				m[k] = v
+			if strings.HasPrefix(k, "drop_") {
+				m[k] += v // one drop counter per reason, wherever it happened
 			}
 		}
 	}
