@@ -1,0 +1,144 @@
+// Command taprouterd is taprouter's per-node daemon: a userspace router that
+// serves the pods' TAP devices and forwards their traffic to each other and,
+// through a vxlan, udp or direct tunnel, to the taprouterd of other nodes.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
+	"github.com/taprouter/taprouter/daemon"
+)
+
+const usage = `NAME
+    taprouterd - userspace pod router for Kubernetes nodes
+
+SYNOPSIS
+    taprouterd --config FILE [--socket PATH] [--log-format console|json] [--log-level LEVEL]
+
+DESCRIPTION
+    taprouterd runs in a node's network namespace. It gives every pod listed in
+    the config a TAP device as eth0 (pod IP /32, default route via the gateway,
+    MTU = underlay MTU - tunnel overhead), answers the pods' ARP for the gateway,
+    and forwards their IPv4 traffic with its own FIB and neighbour table: to pods
+    on the same node, to peer nodes through the configured backend (vxlan, udp
+    or direct), and to the node itself through the host port (a TUN named
+    taprouter0 with a route for the pod range). The kernel's routing table,
+    ip_forward, iptables and the kernel vxlan module are not on the pod-to-pod
+    path.
+
+    On SIGTERM or SIGINT it removes the host port and its socket and leaves the
+    pods' TAP devices in place.
+
+OPTIONS
+    --config FILE       YAML configuration (see README.md, "Configuration").
+    --socket PATH       unix socket of the status API (default %s).
+                        curl --unix-socket PATH http://taprouter/v1/stats
+    --log-format F      console (default) or json.
+    --log-level L       debug, info (default), warn or error.
+    --check             validate the config, print it, and exit.
+    --help              this text.
+
+EXIT STATUS
+    0 after a clean shutdown; 1 on a runtime error; 2 on a usage or config
+    error, with one line naming the field: "taprouterd: config: gateway: ...".
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("taprouterd", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprintf(os.Stderr, usage, api.DefaultSocket) }
+	cfgPath := fs.String("config", "", "")
+	socket := fs.String("socket", api.DefaultSocket, "")
+	logFormat := fs.String("log-format", "console", "")
+	logLevel := fs.String("log-level", "info", "")
+	check := fs.Bool("check", false, "")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "taprouterd: unexpected argument %q (see --help)\n", fs.Arg(0))
+		return 2
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(os.Stderr, "taprouterd: --config FILE is required (see --help)")
+		return 2
+	}
+	log, err := newLogger(*logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
+		return 2
+	}
+	defer log.Sync()
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
+		return 2
+	}
+	if *check {
+		fmt.Printf("%s: valid (node %s, backend %s, %d peers, %d ports)\n", *cfgPath, cfg.Node, cfg.Backend, len(cfg.Peers), len(cfg.Ports))
+		return 0
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "taprouterd: must run as root (it creates TAP devices and enters pod namespaces)")
+		return 1
+	}
+
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
+		log.Error("setup failed", zap.Error(err))
+		return 2
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(*socket) }()
+	code := 0
+	select {
+	case s := <-sigs:
+		log.Info("shutting down", zap.Stringer("signal", s))
+	case err := <-served:
+		log.Error("api stopped", zap.Error(err))
+		code = 1
+	}
+	if err := d.Close(); err != nil {
+		log.Warn("shutdown incomplete", zap.Error(err))
+	}
+	log.Info("stopped; pod TAP devices left in place")
+	return code
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.Set(level); err != nil {
+		return nil, fmt.Errorf("--log-level: %q: want debug, info, warn or error", level)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	switch format {
+	case "json":
+	case "console":
+		zc.Encoding = "console"
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	default:
+		return nil, fmt.Errorf("--log-format: %q: want console or json", format)
+	}
+	return zc.Build()
+}

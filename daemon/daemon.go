@@ -1,0 +1,269 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
+	"github.com/taprouter/taprouter/fib"
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/afpacket"
+	"github.com/taprouter/taprouter/link/udp"
+	"github.com/taprouter/taprouter/podnet"
+	"github.com/taprouter/taprouter/router"
+	"github.com/taprouter/taprouter/tunnel"
+)
+
+// GatewayMAC is the MAC a node's router answers ARP with for the gateway:
+// 0e:58 and the node's four underlay address bytes, so that it is stable
+// across restarts and tells in a capture which node answered.
+func GatewayMAC(node netip.Addr) link.HardwareAddr { return link.DerivedMAC(0x0e, 0x58, node) }
+
+// Daemon is a running taprouterd.
+type Daemon struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	router   *router.Router
+	nodeAddr netip.Addr
+	podMTU   int
+	hostPort bool
+
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New sets the node up as cfg says. On error, what it had set up is undone.
+func New(cfg *config.Config, log *zap.Logger) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	addr, mac, mtu, err := podnet.Underlay(cfg.Underlay.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("underlay.interface: %w", err)
+	}
+	if cfg.Underlay.Address.IsValid() {
+		addr = cfg.Underlay.Address
+	}
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("underlay.interface: %s has no IPv4 address; set underlay.address", cfg.Underlay.Interface)
+	}
+	for i, p := range cfg.Peers {
+		if p.Address == addr {
+			return nil, fmt.Errorf("peers[%d].address: %s is this node's own underlay address", i, addr)
+		}
+	}
+	d.nodeAddr = addr
+	d.podMTU = mtu - config.Overhead(cfg.Backend)
+	log.Info("underlay", zap.String("interface", cfg.Underlay.Interface), zap.Stringer("address", addr),
+		zap.Stringer("mac", mac), zap.Int("mtu", mtu), zap.String("backend", cfg.Backend), zap.Int("podMTU", d.podMTU))
+
+	tun, err := openTunnel(cfg, addr, mac)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Backend, err)
+	}
+	d.router, err = router.New(router.Config{
+		PodCIDR:    cfg.PodCIDR,
+		Gateway:    cfg.Gateway,
+		GatewayMAC: GatewayMAC(addr),
+		NodeAddr:   addr,
+		Tunnel:     tun,
+		TunnelMTU:  d.podMTU,
+		Log:        log,
+	})
+	if err != nil {
+		tun.Close()
+		return nil, err
+	}
+	peers := make([]tunnel.Peer, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		peers[i] = tunnel.Peer{Node: p.Node, Addr: p.Address, PodCIDR: p.PodCIDR, VTEPMAC: p.VTEPMAC}
+		log.Info("peer", zap.String("node", p.Node), zap.Stringer("address", p.Address), zap.Stringer("podCIDR", p.PodCIDR))
+	}
+	if err := d.router.SetPeers(peers); err != nil {
+		return nil, err
+	}
+
+	hp, err := podnet.CreateHostPort(cfg.HostPort.Name, d.podMTU, []netip.Prefix{cfg.PodCIDR}, addr)
+	if err != nil {
+		return nil, fmt.Errorf("hostPort.name: creating %s: %w", cfg.HostPort.Name, err)
+	}
+	d.hostPort = true
+	if err := d.router.SetHostPort(hp, cfg.HostPort.Name); err != nil {
+		hp.Close()
+		return nil, err
+	}
+	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
+
+	for i, p := range cfg.Ports {
+		if err := d.attach(p); err != nil {
+			return nil, fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
+		}
+	}
+	d.router.Start()
+	return d, nil
+}
+
+func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tunnel.Tunnel, error) {
+	switch cfg.Backend {
+	case config.BackendVXLAN:
+		conn, err := udp.Listen(netip.AddrPortFrom(addr, cfg.VXLAN.Port))
+		if err != nil {
+			return nil, err
+		}
+		vtep := cfg.VXLAN.MAC
+		if vtep.IsZero() {
+			vtep = tunnel.VTEPMAC(addr)
+		}
+		t, err := tunnel.NewVXLAN(conn, tunnel.VXLANConfig{VNI: cfg.VXLAN.VNI, Port: cfg.VXLAN.Port, LocalMAC: vtep})
+		if err != nil {
+			conn.Close()
+		}
+		return t, err
+	case config.BackendUDP:
+		conn, err := udp.Listen(netip.AddrPortFrom(addr, cfg.UDP.Port))
+		if err != nil {
+			return nil, err
+		}
+		t, err := tunnel.NewUDP(conn, tunnel.UDPConfig{Port: cfg.UDP.Port})
+		if err != nil {
+			conn.Close()
+		}
+		return t, err
+	case config.BackendDirect:
+		sock, err := afpacket.Open(cfg.Underlay.Interface)
+		if err != nil {
+			return nil, err
+		}
+		t, err := tunnel.NewDirect(sock, tunnel.DirectConfig{LocalAddr: addr, LocalMAC: mac, LocalPodCIDR: cfg.PodCIDR})
+		if err != nil {
+			sock.Close()
+		}
+		return t, err
+	}
+	return nil, fmt.Errorf("unknown backend %q", cfg.Backend)
+}
+
+// attach creates a pod's eth0 and adds its port to the router.
+func (d *Daemon) attach(p config.Port) error {
+	mtu := d.podMTU
+	if p.MTU != 0 {
+		mtu = p.MTU
+	}
+	pod := podnet.Pod{NetNS: p.NetNS, IfName: p.IfName, IP: p.IP, Gateway: d.cfg.Gateway, MTU: mtu}
+	dev, mac, err := podnet.AttachPod(pod)
+	if err != nil && strings.Contains(err.Error(), "exists") {
+		// A TAP left by an earlier run. Re-adopting it is issue work to come;
+		// until then it is replaced.
+		d.log.Warn("replacing the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.String("ifname", p.IfName))
+		if derr := podnet.DetachPod(pod); derr != nil {
+			return errors.Join(err, derr)
+		}
+		dev, mac, err = podnet.AttachPod(pod)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := d.router.AddPodPort(p.Name, dev, p.IP, mac, mtu); err != nil {
+		dev.Close()
+		podnet.DetachPod(pod)
+		return err
+	}
+	return nil
+}
+
+// Serve answers the API on the unix socket at path until Close.
+func (d *Daemon) Serve(path string) error {
+	ln, err := api.Listen(path)
+	if err != nil {
+		return fmt.Errorf("--socket: %w", err)
+	}
+	d.ln = ln
+	d.srv = &http.Server{Handler: api.NewHandler(d)}
+	d.log.Info("ready", zap.String("socket", path), zap.String("node", d.cfg.Node), zap.Int("ports", len(d.cfg.Ports)), zap.Int("peers", len(d.cfg.Peers)))
+	if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close stops the router, removes the host port and the socket, and leaves
+// the pods' TAP devices in place.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.srv != nil {
+		errs = append(errs, d.srv.Close())
+		os.Remove(d.ln.Addr().String())
+	}
+	if d.router != nil {
+		errs = append(errs, d.router.Close())
+	}
+	if d.hostPort {
+		errs = append(errs, podnet.RemoveHostPort(d.cfg.HostPort.Name))
+		d.hostPort = false
+	}
+	return errors.Join(errs...)
+}
+
+// Stats implements api.Backend.
+func (d *Daemon) Stats() map[string]uint64 { return d.router.Stats() }
+
+// Ports implements api.Backend.
+func (d *Daemon) Ports() []router.PortInfo { return d.router.Ports() }
+
+// Routes implements api.Backend.
+func (d *Daemon) Routes() []api.Route {
+	var out []api.Route
+	d.router.FIB().Walk(func(r fib.Route) bool {
+		out = append(out, api.Route{Prefix: r.Prefix.String(), NextHop: d.describe(r.NextHop)})
+		return true
+	})
+	return out
+}
+
+func (d *Daemon) describe(nh fib.NextHop) string {
+	switch nh.Kind {
+	case fib.Local:
+		for _, p := range d.router.Ports() {
+			if p.ID == nh.Port {
+				return "port " + p.Name
+			}
+		}
+	case fib.Peer:
+		if int(nh.Peer) < len(d.cfg.Peers) {
+			return "peer " + d.cfg.Peers[nh.Peer].Node
+		}
+	case fib.Self:
+		return "self (gateway)"
+	case fib.Host:
+		return "host " + d.cfg.HostPort.Name
+	}
+	return nh.String()
+}
+
+// Neighbours implements api.Backend.
+func (d *Daemon) Neighbours() []api.Neighbour {
+	names := map[uint32]string{}
+	for _, p := range d.router.Ports() {
+		names[p.ID] = p.Name
+	}
+	var out []api.Neighbour
+	for _, e := range d.router.Neighbours() {
+		n := api.Neighbour{Port: names[e.Port], IP: e.IP.String(), State: e.State.String()}
+		if !e.MAC.IsZero() {
+			n.MAC = e.MAC.String()
+		}
+		out = append(out, n)
+	}
+	return out
+}

@@ -1,0 +1,11 @@
+// Package daemon is taprouterd: it turns a validated config.Config into a
+// running router. It reads the underlay interface, opens the tunnel's
+// transport, creates the host port (a TUN with a route for the pod range —
+// the only kernel routing taprouter uses, and only for traffic that starts
+// or ends on the node itself), attaches the configured pods (a persistent
+// TAP moved into each pod's namespace as eth0), and serves the API.
+//
+// Close undoes what the daemon added to the node's namespace (the host port,
+// the socket) and leaves the pods' TAP devices in place, so that a restarted
+// daemon need not take a pod's eth0 away.
+package daemon
