@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/arp"
 	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/fib"
 	"github.com/taprouter/taprouter/link"
@@ -264,6 +265,16 @@ func (d *Daemon) Neighbours() []api.Neighbour {
 			n.MAC = e.MAC.String()
 		}
 		out = append(out, n)
+	}
+	// The direct backend resolves peer nodes with its own ARP on the underlay.
+	if u, ok := d.router.Tunnel().(interface{ Neighbours() []arp.Entry }); ok {
+		for _, e := range u.Neighbours() {
+			n := api.Neighbour{Port: "underlay " + d.cfg.Underlay.Interface, IP: e.IP.String(), State: e.State.String()}
+			if !e.MAC.IsZero() {
+				n.MAC = e.MAC.String()
+			}
+			out = append(out, n)
+		}
 	}
 	return out
 }
