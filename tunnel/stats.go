@@ -19,10 +19,9 @@ type Stats struct {
 	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
 	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
 
-	Ignored       uint64 // direct: the kernel's own traffic on the underlay, left alone
-	ARPRequests   uint64 // direct: ARP requests sent for peer addresses
-	ARPReceived   uint64 // direct: ARP packets from peers, learned
-	ARPNotForPeer uint64 // direct: ARP packets from non-peers, ignored
+	Ignored     uint64 // direct: the kernel's own traffic on the underlay, left alone
+	ARPRequests uint64 // direct: ARP requests sent for peer addresses
+	ARPLearned  uint64 // direct: ARP packets from peers, learned from
 }
 
 // Map returns the counters under stable snake_case names, for metrics and
@@ -43,8 +42,7 @@ func (s Stats) Map() map[string]uint64 {
 		"drop_no_neighbour": s.DropNoNeighbour,
 		"ignored":           s.Ignored,
 		"arp_requests":      s.ARPRequests,
-		"arp_received":      s.ARPReceived,
-		"arp_not_for_peer":  s.ARPNotForPeer,
+		"arp_learned":       s.ARPLearned,
 	}
 }
 
@@ -54,7 +52,7 @@ type counters struct {
 	rxPackets, rxBytes, txPackets, txBytes, txErrors        atomic.Uint64
 	dropUnknownPeer, dropBadVNI, dropTruncated, dropNotIPv4 atomic.Uint64
 	dropMalformed, dropBadMAC, dropNoNeighbour              atomic.Uint64
-	ignored, arpRequests, arpReceived, arpNotForPeer        atomic.Uint64
+	ignored, arpRequests, arpLearned                        atomic.Uint64
 }
 
 // add publishes a tally.
@@ -73,8 +71,7 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.dropNoNeighbour, t.DropNoNeighbour)
 	addNonZero(&c.ignored, t.Ignored)
 	addNonZero(&c.arpRequests, t.ARPRequests)
-	addNonZero(&c.arpReceived, t.ARPReceived)
-	addNonZero(&c.arpNotForPeer, t.ARPNotForPeer)
+	addNonZero(&c.arpLearned, t.ARPLearned)
 }
 
 func addNonZero(c *atomic.Uint64, v uint64) {
@@ -99,7 +96,6 @@ func (c *counters) snapshot() Stats {
 		DropNoNeighbour: c.dropNoNeighbour.Load(),
 		Ignored:         c.ignored.Load(),
 		ARPRequests:     c.arpRequests.Load(),
-		ARPReceived:     c.arpReceived.Load(),
-		ARPNotForPeer:   c.arpNotForPeer.Load(),
+		ARPLearned:      c.arpLearned.Load(),
 	}
 }
