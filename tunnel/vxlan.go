@@ -197,7 +197,9 @@ func sendBatch(conn link.DatagramConn, b *batch, innerOffset, writeOffset int, t
 	return n, err
 }
 
-// countSent counts the first n of bufs as sent and the rest as tx errors.
+// countSent counts n of bufs as sent and the rest as tx errors. Writers
+// report how many were sent, not which, so the bytes of the first n are
+// counted: exact unless the underlay failed part of a batch.
 func countSent(bufs [][]byte, n, innerOffset int, t *Stats) {
 	for _, buf := range bufs[:n] {
 		t.TxBytes += uint64(len(buf) - innerOffset)

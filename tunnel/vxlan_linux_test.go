@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/udp"
 	"github.com/vishvananda/netns"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 )
@@ -65,7 +65,11 @@ func TestVXLANKernelInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn := &udpConn{listenUDPIn(t, nsA, netip.AddrPortFrom(underlayA, DefaultVXLANPort))}
+	var conn *udp.Conn
+	inNetns(t, nsA, func() { conn, err = udp.Listen(netip.AddrPortFrom(underlayA, DefaultVXLANPort)) })
+	if err != nil {
+		t.Fatal(err)
+	}
 	tun, err := NewVXLAN(conn, VXLANConfig{LocalMAC: ourMAC})
 	if err != nil {
 		t.Fatal(err)
@@ -202,10 +206,9 @@ func run(t *testing.T, name string, args ...string) []byte {
 	return out
 }
 
-// listenUDPIn opens a UDP socket bound to addr inside namespace ns. A socket
-// stays in the namespace it was created in, so only its creation needs the
-// thread switched.
-func listenUDPIn(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
+// inNetns runs f on a thread switched into namespace ns. A socket stays in
+// the namespace it was created in, so only its creation needs the switch.
+func inNetns(t *testing.T, ns string, f func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -222,37 +225,8 @@ func listenUDPIn(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 	if err := netns.Set(target); err != nil {
 		t.Fatal(err)
 	}
-	c, listenErr := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	f()
 	if err := netns.Set(orig); err != nil {
 		panic("cannot return to the original network namespace: " + err.Error())
 	}
-	if listenErr != nil {
-		t.Fatal(listenErr)
-	}
-	return c
 }
-
-// udpConn adapts a *net.UDPConn to link.DatagramConn, one datagram per call.
-type udpConn struct{ c *net.UDPConn }
-
-func (u *udpConn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) (int, error) {
-	n, addr, err := u.c.ReadFromUDPAddrPort(bufs[0][offset:])
-	if err != nil {
-		return 0, err
-	}
-	sizes[0], from[0] = n, addr
-	return 1, nil
-}
-
-func (u *udpConn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, error) {
-	for i, b := range bufs {
-		if _, err := u.c.WriteToUDPAddrPort(b[offset:], to[i]); err != nil {
-			return i, err
-		}
-	}
-	return len(bufs), nil
-}
-
-func (u *udpConn) LocalAddr() netip.AddrPort { return u.c.LocalAddr().(*net.UDPAddr).AddrPort() }
-func (u *udpConn) BatchSize() int            { return 1 }
-func (u *udpConn) Close() error              { return u.c.Close() }
