@@ -27,7 +27,7 @@ func runMain(m *testing.M) int {
 		skipReason = "needs root: creates network namespaces, TAP devices and bridges"
 		return m.Run()
 	}
-	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "traceroute", "tracepath", "tcpdump", "ss", "go"} {
+	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "traceroute", "tracepath", "tcpdump", "ss", "ethtool", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			skipReason = fmt.Sprintf("needs %s in PATH (make deps installs the tools)", tool)
 			return m.Run()

@@ -55,7 +55,7 @@ func preflight(taprouterd string) error {
 	if _, err := os.Stat(taprouterd); err != nil {
 		return fmt.Errorf("taprouterd binary: %w (make build, or pass --taprouterd)", err)
 	}
-	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "ss"} {
+	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "ss", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("needs %s (make deps installs it)", tool)
 		}

@@ -82,7 +82,7 @@ func preflight(taprouterd string) error {
 	if _, err := os.Stat(taprouterd); err != nil {
 		return fmt.Errorf("taprouterd binary: %w (build it with make build, or pass --taprouterd)", err)
 	}
-	for _, tool := range []string{"ip", "ping", "iperf3", "tcpdump", "ss"} {
+	for _, tool := range []string{"ip", "ping", "iperf3", "tcpdump", "ss", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("needs %s (make deps installs it)", tool)
 		}

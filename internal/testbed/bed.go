@@ -141,6 +141,20 @@ func (b *Bed) AddNode(name string, addr netip.Addr) (*Node, error) {
 	return n, nil
 }
 
+// CompleteChecksums turns TX checksum offload off on the node's eth0, so
+// that the kernel completes every TCP/UDP checksum, also the inner one of a
+// kernel vxlan packet, before a packet leaves the node, as a physical NIC
+// does on the wire. A veth left to its defaults passes packets on with the
+// checksum still to be computed (CHECKSUM_PARTIAL); the kernel on the other
+// end accepts that, but a userspace tunnel endpoint reading a UDP socket gets
+// the incomplete inner checksum, forwards it, and the receiving pod drops
+// the packet. Offloads stay on otherwise: the kernel references keep their
+// TSO/GRO fast path, as a real NIC would give them.
+func (n *Node) CompleteChecksums() error {
+	_, err := n.Run("ethtool", "-K", "eth0", "tx", "off")
+	return err
+}
+
 // AddUnderlayHost creates a namespace on the underlay that is not a node, for
 // example to send datagrams from an address no node knows.
 func (b *Bed) AddUnderlayHost(role string, addr netip.Addr) (*Netns, error) {

@@ -119,3 +119,26 @@ func ParseIperf(out []byte) (IperfResult, error) {
 		Seconds:       e.SumReceived.Seconds,
 	}, nil
 }
+
+// InFlightAllowance is how much of a fixed-size transfer iperf3's receiver
+// may leave uncounted. The sender ends the test on the control connection as
+// soon as it has written its last byte, and the receiver stops counting when
+// that message arrives, so what is still in socket buffers or on the path is
+// missing from sum_received (https://github.com/esnet/iperf/issues/382).
+// Linux's default TCP buffers (tcp_wmem up to 4 MiB, tcp_rmem up to 6 MiB)
+// bound that.
+const InFlightAllowance = 16 << 20
+
+// CheckTransfer checks the result of a transfer of want bytes (IperfOptions
+// Bytes): the sender wrote all of it and the receiver counted all of it but
+// at most InFlightAllowance.
+func (r IperfResult) CheckTransfer(want uint64) error {
+	if r.BytesSent < want {
+		return fmt.Errorf("iperf3 sent %d bytes, want %d", r.BytesSent, want)
+	}
+	if r.BytesReceived+InFlightAllowance < want {
+		return fmt.Errorf("iperf3 receiver counted %d of %d bytes sent: more missing than can have been in flight (%d)",
+			r.BytesReceived, r.BytesSent, InFlightAllowance)
+	}
+	return nil
+}

@@ -133,3 +133,20 @@ func TestReadPcap(t *testing.T) {
 		t.Error("zero header accepted as pcap")
 	}
 }
+
+func TestCheckTransfer(t *testing.T) {
+	const want = 1 << 30
+	for _, tc := range []struct {
+		r  IperfResult
+		ok bool
+	}{
+		{IperfResult{BytesSent: want, BytesReceived: want}, true},
+		{IperfResult{BytesSent: want, BytesReceived: want - 3<<20}, true}, // in flight at the end
+		{IperfResult{BytesSent: want, BytesReceived: want - 64<<20}, false},
+		{IperfResult{BytesSent: want - 1, BytesReceived: want - 1}, false},
+	} {
+		if err := tc.r.CheckTransfer(want); (err == nil) != tc.ok {
+			t.Errorf("CheckTransfer(%+v) = %v, want ok %v", tc.r, err, tc.ok)
+		}
+	}
+}
