@@ -184,26 +184,3 @@ func (v *VXLAN) decap(ps *vxlanPeers, d []byte, src netip.AddrPort, t *Stats) (i
 	t.accept(size)
 	return size, peer
 }
-
-// sendBatch writes the kept buffers of b, starting at writeOffset, to their
-// addresses and counts the result in t. innerOffset is where the inner packets
-// start, for byte counts.
-func sendBatch(conn link.DatagramConn, b *batch, innerOffset, writeOffset int, t *Stats) (int, error) {
-	if len(b.bufs) == 0 {
-		return 0, nil
-	}
-	n, err := conn.WriteTo(b.bufs, b.addrs[:len(b.bufs)], writeOffset)
-	countSent(b.bufs, n, innerOffset, t)
-	return n, err
-}
-
-// countSent counts n of bufs as sent and the rest as tx errors. Writers
-// report how many were sent, not which, so the bytes of the first n are
-// counted: exact unless the underlay failed part of a batch.
-func countSent(bufs [][]byte, n, innerOffset int, t *Stats) {
-	for _, buf := range bufs[:n] {
-		t.TxBytes += uint64(len(buf) - innerOffset)
-	}
-	t.TxPackets += uint64(n)
-	t.TxErrors += uint64(len(bufs) - n)
-}
