@@ -70,7 +70,7 @@ func run() int {
 		fmt.Println("\nFAIL: at least one path or check failed")
 		return 1
 	}
-	fmt.Println("\nPASS: every path works")
+	fmt.Println("\nPASS: every path and check passed")
 	return 0
 }
 
