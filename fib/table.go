@@ -8,6 +8,9 @@ import (
 	"github.com/gaissmai/bart"
 )
 
+// trie is the persistent LPM trie behind Table; see doc.go for the choice.
+type trie = bart.Fast[NextHop]
+
 // Table is the router's forwarding table. Lookup is lock-free and safe to
 // call from any number of goroutines while writers update the table:
 // readers load an immutable snapshot through an atomic pointer, and writers,
@@ -94,6 +97,3 @@ func (t *Table) Walk(fn func(Route) bool) {
 func (t *Table) Len() int {
 	return t.routes.Load().Size()
 }
-
-// trie is the persistent LPM trie behind Table; see doc.go for the choice.
-type trie = bart.Table[NextHop]
