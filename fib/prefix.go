@@ -19,7 +19,7 @@ var ErrMappedPrefix = errors.New("IPv4-mapped IPv6 prefix; unmap it to IPv4 firs
 // taprouterctl) check with it before Insert, which panics on such prefixes.
 func CheckPrefix(p netip.Prefix) error {
 	if !p.IsValid() {
-		return fmt.Errorf("fib: %v: %w", p, ErrInvalidPrefix)
+		return fmt.Errorf("fib: %w", ErrInvalidPrefix)
 	}
 	if p.Masked().Addr().Is4In6() {
 		return fmt.Errorf("fib: %v: %w", p, ErrMappedPrefix)
@@ -30,6 +30,6 @@ func CheckPrefix(p netip.Prefix) error {
 // mustCheckPrefix panics with CheckPrefix's error; op names the caller.
 func mustCheckPrefix(op string, p netip.Prefix) {
 	if err := CheckPrefix(p); err != nil {
-		panic(op + ": " + err.Error())
+		panic(err.Error() + " (in " + op + ")")
 	}
 }

@@ -47,7 +47,7 @@ func (t *Table) Lookup(a netip.Addr) (NextHop, bool) {
 // panics if CheckPrefix(p) fails. Each Insert publishes a new snapshot; for
 // many changes use Update.
 func (t *Table) Insert(p netip.Prefix, nh NextHop) {
-	mustCheckPrefix("fib: Insert", p)
+	mustCheckPrefix("Table.Insert", p)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.routes.Store(t.routes.Load().InsertPersist(p, nh))

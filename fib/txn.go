@@ -35,7 +35,7 @@ type Txn struct {
 // Insert adds or replaces the route p → nh, like Table.Insert.
 func (tx *Txn) Insert(p netip.Prefix, nh NextHop) {
 	tx.mustBeOpen("Insert")
-	mustCheckPrefix("fib: Txn.Insert", p)
+	mustCheckPrefix("Txn.Insert", p)
 	if tx.own() {
 		tx.routes.Insert(p, nh)
 		return
