@@ -12,6 +12,10 @@
 // one wake-up: it blocks only for the first frame, then calls read(2) until
 // EAGAIN or the batch is full.
 //
+// Create sets the device's txqueuelen to DefaultTxQueueLen: for TUN/TAP it
+// is the ring between the kernel and Read, and the driver drops what
+// overflows it rather than pushing back on the sender.
+//
 // The ioctls go through golang.org/x/sys/unix directly. Wrappers such as
 // songgao/water cannot set IFF_VNET_HDR, cannot combine persist and
 // multiqueue, hide the fd behind a blocking io.ReadWriter and read one frame

@@ -68,6 +68,20 @@ func parseEcho(f []byte) (e echo, ok bool) {
 	return e, e.icmpType == icmpEchoRequest || e.icmpType == icmpEchoReply
 }
 
+// isUDPTo reports whether f is an Ethernet frame holding an IPv4 UDP
+// datagram to dst:port.
+func isUDPTo(f []byte, dst netip.Addr, port uint16) bool {
+	if len(f) < 14+20+8 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+		return false
+	}
+	ip := f[14:]
+	ihl := int(ip[0]&0xf) * 4
+	if ip[0]>>4 != 4 || ip[9] != 17 || len(ip) < ihl+8 {
+		return false
+	}
+	return netip.AddrFrom4([4]byte(ip[16:20])) == dst && binary.BigEndian.Uint16(ip[ihl+2:ihl+4]) == port
+}
+
 // reply turns an echo request frame into the matching reply.
 func (e echo) reply() []byte {
 	return echoFrame(e.srcMAC, e.dstMAC, e.dst, e.src, icmpEchoReply, e.id, e.seq, e.payload)

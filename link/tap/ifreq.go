@@ -26,6 +26,17 @@ func setMTU(name string, mtu int) error {
 	return ifreqIoctl(unix.SIOCSIFMTU, ifr)
 }
 
+// setTxQueueLen sets the device's txqueuelen; for TUN/TAP the driver resizes
+// the ring of frames waiting for Read to match.
+func setTxQueueLen(name string, n int) error {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint32(uint32(n))
+	return ifreqIoctl(unix.SIOCSIFTXQLEN, ifr)
+}
+
 func getMTU(name string) (int, error) {
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {

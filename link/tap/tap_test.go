@@ -2,6 +2,7 @@ package tap_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
@@ -70,17 +71,103 @@ func TestCreateRejectsBadArguments(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		mode tap.Mode
+		opts tap.Options
 		want string
 	}{
-		{"tap0", 0, "invalid tap mode"},
-		{"", tap.TAP, "invalid device name"},
-		{"sixteen-chars-xx", tap.TUN, "invalid device name"},
+		{"tap0", 0, tap.Options{}, "invalid tap mode"},
+		{"", tap.TAP, tap.Options{}, "invalid device name"},
+		{"sixteen-chars-xx", tap.TUN, tap.Options{}, "invalid device name"},
+		{"tap0", tap.TAP, tap.Options{TxQueueLen: -1}, "invalid TxQueueLen"},
 	} {
-		_, err := tap.Create(tc.name, tc.mode, tap.Options{})
+		_, err := tap.Create(tc.name, tc.mode, tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Create(%q, %v) = %v, want error containing %q", tc.name, tc.mode, err, tc.want)
+			t.Errorf("Create(%q, %v, %+v) = %v, want error containing %q", tc.name, tc.mode, tc.opts, err, tc.want)
 		}
 	}
+}
+
+// TestTxQueueLen checks that Create sets DefaultTxQueueLen, or the length
+// Options ask for, on TAP and TUN devices.
+func TestTxQueueLen(t *testing.T) {
+	ns := netnstest.New(t, "txqlen")
+	for _, tc := range []struct {
+		name string
+		mode tap.Mode
+		qlen int
+		want int
+	}{
+		{"tap0", tap.TAP, 0, tap.DefaultTxQueueLen},
+		{"tun0", tap.TUN, 0, tap.DefaultTxQueueLen},
+		{"tap1", tap.TAP, 64, 64},
+	} {
+		var dev *tap.Device
+		var err error
+		ns.Do(func() { dev, err = tap.Create(tc.name, tc.mode, tap.Options{TxQueueLen: tc.qlen}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dev.Close() })
+		if got := showLink(t, ns, tc.name).TxQueueLen; got != tc.want {
+			t.Errorf("%s with TxQueueLen %d: txqueuelen %d, want %d", tc.mode, tc.qlen, got, tc.want)
+		}
+	}
+}
+
+// TestQueueHoldsBurst has the kernel send a burst of 3000 UDP datagrams
+// through the TAP before anything reads it, as a pod's TCP does while the
+// router is busy: all of them wait in the device's queue, none is dropped.
+// With the kernel's default txqueuelen of 1000 the tun driver dropped 2000.
+func TestQueueHoldsBurst(t *testing.T) {
+	tn := newTAPNet(t)
+	const burst = 3000
+	var conn net.Conn
+	var err error
+	tn.ns.Do(func() { conn, err = net.Dial("udp4", netip.AddrPortFrom(peerIP, 9).String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := make([]byte, 1000)
+	for i := range burst {
+		if _, err := conn.Write(payload); err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+	}
+	if dropped := showLink(t, tn.ns, "tap0").Stats.Tx.Dropped; dropped != 0 {
+		t.Fatalf("the device dropped %d of %d queued frames (tx_dropped)", dropped, burst)
+	}
+	bufs, sizes := makeBatch(64, 2048)
+	for got := 0; got < burst; {
+		n, err := tn.dev.Read(bufs, sizes, 0)
+		if err != nil {
+			t.Fatalf("Read after %d of %d datagrams: %v", got, burst, err)
+		}
+		for i := range n {
+			if isUDPTo(bufs[i][:sizes[i]], peerIP, 9) {
+				got++
+			}
+		}
+	}
+}
+
+// linkStats is what the tests read from ip -j -s link show.
+type linkStats struct {
+	TxQueueLen int `json:"txqlen"`
+	Stats      struct {
+		Tx struct {
+			Dropped uint64 `json:"dropped"`
+		} `json:"tx"`
+	} `json:"stats64"`
+}
+
+func showLink(t *testing.T, ns *netnstest.NS, name string) linkStats {
+	t.Helper()
+	out := ns.IP("-j", "-s", "link", "show", name)
+	var links []linkStats
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		t.Fatalf("ip -j -s link show %s = %q: %v", name, out, err)
+	}
+	return links[0]
 }
 
 // TestPingBatch lets the kernel ping the Go side through the TAP: one Read
