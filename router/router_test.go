@@ -384,3 +384,21 @@ func hasNeighbour(r *Router, ip netip.Addr, state arp.State) bool {
 	}
 	return false
 }
+
+// TestHostPortIPv6 feeds the host port a router solicitation, as the node's
+// kernel sends on taprouter0 when it comes up: it counts as not IPv4, not as
+// malformed.
+func TestHostPortIPv6(t *testing.T) {
+	n := newNode(t, Config{})
+	rs := []byte{
+		0x60, 0, 0, 0, 0, 8, 58, 255, // IPv6, payload 8, ICMPv6, hop limit 255
+		0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x34, 0x5e, 0x32, 0x62, 0x0c, 0x42, 0x33, 0x1e, // fe80::345e:3262:c42:331e
+		0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, // ff02::2
+		133, 0, 0xd7, 0x16, 0, 0, 0, 0, // router solicitation
+	}
+	n.host.In <- rs
+	waitCounter(t, n.r, "drop_not_ipv4", 1)
+	if got := n.r.Stats()["drop_malformed"]; got != 0 {
+		t.Errorf("drop_malformed = %d, want 0", got)
+	}
+}

@@ -100,7 +100,7 @@ func (w *worker) receivePort(p *Port, n int) {
 			reason = w.decodePodFrame(p, pk, headroom, headroom+w.sizes[i])
 		} else {
 			pk.Origin = FromHost
-			reason = decodeIPv4(pk, headroom, headroom+w.sizes[i])
+			reason = decodeHostPacket(pk, headroom, headroom+w.sizes[i])
 		}
 		if reason != DropNone {
 			if reason != dropConsumed {
@@ -187,6 +187,17 @@ func (w *worker) decodePodFrame(p *Port, pk *Packet, start, end int) DropReason 
 		return DropSpoofed
 	}
 	return DropNone
+}
+
+// decodeHostPacket checks an IP packet from the host port. The node's kernel
+// sends IPv6 there as well (router solicitations, MLD reports, from the
+// moment the TUN is up): like IPv6 frames from pods, they are not IPv4
+// rather than malformed.
+func decodeHostPacket(pk *Packet, start, end int) DropReason {
+	if end > start && pk.buf[start]>>4 == 6 {
+		return DropNotIPv4
+	}
+	return decodeIPv4(pk, start, end)
 }
 
 // decodeIPv4 validates the IPv4 header at buf[start:end] as Linux's ip_rcv
