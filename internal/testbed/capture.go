@@ -48,12 +48,6 @@ func (c *Capture) Wait(timeout time.Duration) ([]Packet, error) {
 	return c.Packets()
 }
 
-// Stop stops tcpdump now and returns the IPv4 packets it captured.
-func (c *Capture) Stop() ([]Packet, error) {
-	c.proc.Stop(5 * time.Second)
-	return c.Packets()
-}
-
 // Packets decodes what tcpdump has written so far.
 func (c *Capture) Packets() ([]Packet, error) {
 	f, err := os.Open(c.file)

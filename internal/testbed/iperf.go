@@ -16,9 +16,10 @@ type IperfOptions struct {
 	// sending for Duration.
 	Bytes    string
 	Duration time.Duration // -t; 0 means 3 s
-	Reverse  bool          // -R: the server sends, the client receives
-	Port     int           // 0 means 5201
 }
+
+// iperfPort is the iperf3 server's port (iperf3's default).
+const iperfPort = 5201
 
 // IperfResult is the summary of iperf3's JSON report.
 type IperfResult struct {
@@ -33,19 +34,16 @@ type IperfResult struct {
 // server, in the foreground as a child process) and an iperf3 TCP client
 // inside client, and returns the client's JSON summary.
 func (b *Bed) Iperf(client, server *Netns, serverIP netip.Addr, o IperfOptions) (IperfResult, error) {
-	if o.Port == 0 {
-		o.Port = 5201
-	}
 	if o.Duration == 0 {
 		o.Duration = 3 * time.Second
 	}
-	port := strconv.Itoa(o.Port)
+	port := strconv.Itoa(iperfPort)
 	srv, err := b.Start(server, "iperf3-server-"+server.Name, "iperf3", "-s", "-1", "-B", serverIP.String(), "-p", port)
 	if err != nil {
 		return IperfResult{}, err
 	}
 	defer srv.Stop(5 * time.Second)
-	if err := waitListening(server, srv, o.Port, 10*time.Second); err != nil {
+	if err := waitListening(server, srv, iperfPort, 10*time.Second); err != nil {
 		return IperfResult{}, err
 	}
 
@@ -56,9 +54,6 @@ func (b *Bed) Iperf(client, server *Netns, serverIP netip.Addr, o IperfOptions) 
 		timeout = 10 * time.Minute
 	} else {
 		args = append(args, "-t", fmt.Sprintf("%.0f", o.Duration.Seconds()))
-	}
-	if o.Reverse {
-		args = append(args, "-R")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

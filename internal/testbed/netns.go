@@ -65,11 +65,10 @@ func output(cmd *exec.Cmd) (string, error) {
 
 // Link is what "ip -j link show" says about a device.
 type Link struct {
-	Name  string
-	MAC   link.HardwareAddr
-	MTU   int
-	Up    bool
-	Flags []string
+	Name string
+	MAC  link.HardwareAddr
+	MTU  int
+	Up   bool
 }
 
 // Link describes the device dev in the namespace.
@@ -97,7 +96,7 @@ func (n *Netns) Link(dev string) (Link, error) {
 	for _, f := range l.Flags {
 		up = up || f == "UP"
 	}
-	return Link{Name: l.Name, MAC: mac, MTU: l.MTU, Up: up, Flags: l.Flags}, nil
+	return Link{Name: l.Name, MAC: mac, MTU: l.MTU, Up: up}, nil
 }
 
 // HasLink reports whether the namespace has a device named dev.

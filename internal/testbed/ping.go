@@ -17,9 +17,6 @@ type PingOptions struct {
 	Count    int           // echoes to send; 0 means 3
 	Interval time.Duration // between echoes; 0 means 200 ms
 	Source   netip.Addr    // -I: the source address; zero for the route's
-	Size     int           // -s: ICMP payload bytes; 0 for ping's 56
-	// DontFragment sets DF (-M do) so that routers answer frag-needed.
-	DontFragment bool
 }
 
 // PingResult is what ping printed.
@@ -45,12 +42,6 @@ func (n *Netns) Ping(dst netip.Addr, o PingOptions) (PingResult, error) {
 	args := []string{"-n", "-c", strconv.Itoa(o.Count), "-i", fmt.Sprintf("%.3f", o.Interval.Seconds()), "-W", "1"}
 	if o.Source.IsValid() {
 		args = append(args, "-I", o.Source.String())
-	}
-	if o.Size != 0 {
-		args = append(args, "-s", strconv.Itoa(o.Size))
-	}
-	if o.DontFragment {
-		args = append(args, "-M", "do")
 	}
 	args = append(args, dst.String())
 	timeout := time.Duration(o.Count)*o.Interval + 10*time.Second

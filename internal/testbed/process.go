@@ -55,9 +55,6 @@ func (b *Bed) Start(ns *Netns, name string, args ...string) (*Process, error) {
 	return p, nil
 }
 
-// Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
 // Exited reports whether the process has exited, and its exit error.
 func (p *Process) Exited() (bool, error) {
 	select {
