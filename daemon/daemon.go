@@ -42,26 +42,30 @@ type Daemon struct {
 }
 
 // New sets the node up as cfg says. On error, what it had set up is undone.
-func New(cfg *config.Config, log *zap.Logger) (d *Daemon, err error) {
-	d = &Daemon{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			d.Close()
-		}
-	}()
+func New(cfg *config.Config, log *zap.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log}
+	if err := d.setup(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) setup() error {
+	cfg, log := d.cfg, d.log
 	addr, mac, mtu, err := podnet.Underlay(cfg.Underlay.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("underlay.interface: %w", err)
+		return fmt.Errorf("underlay.interface: %w", err)
 	}
 	if cfg.Underlay.Address.IsValid() {
 		addr = cfg.Underlay.Address
 	}
 	if !addr.IsValid() {
-		return nil, fmt.Errorf("underlay.interface: %s has no IPv4 address; set underlay.address", cfg.Underlay.Interface)
+		return fmt.Errorf("underlay.interface: %s has no IPv4 address; set underlay.address", cfg.Underlay.Interface)
 	}
 	for i, p := range cfg.Peers {
 		if p.Address == addr {
-			return nil, fmt.Errorf("peers[%d].address: %s is this node's own underlay address", i, addr)
+			return fmt.Errorf("peers[%d].address: %s is this node's own underlay address", i, addr)
 		}
 	}
 	d.nodeAddr = addr
@@ -71,7 +75,7 @@ func New(cfg *config.Config, log *zap.Logger) (d *Daemon, err error) {
 
 	tun, err := openTunnel(cfg, addr, mac)
 	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", cfg.Backend, err)
+		return fmt.Errorf("backend %s: %w", cfg.Backend, err)
 	}
 	d.router, err = router.New(router.Config{
 		PodCIDR:    cfg.PodCIDR,
@@ -84,7 +88,7 @@ func New(cfg *config.Config, log *zap.Logger) (d *Daemon, err error) {
 	})
 	if err != nil {
 		tun.Close()
-		return nil, err
+		return err
 	}
 	peers := make([]tunnel.Peer, len(cfg.Peers))
 	for i, p := range cfg.Peers {
@@ -92,27 +96,27 @@ func New(cfg *config.Config, log *zap.Logger) (d *Daemon, err error) {
 		log.Info("peer", zap.String("node", p.Node), zap.Stringer("address", p.Address), zap.Stringer("podCIDR", p.PodCIDR))
 	}
 	if err := d.router.SetPeers(peers); err != nil {
-		return nil, err
+		return err
 	}
 
 	hp, err := podnet.CreateHostPort(cfg.HostPort.Name, d.podMTU, []netip.Prefix{cfg.PodCIDR}, addr)
 	if err != nil {
-		return nil, fmt.Errorf("hostPort.name: creating %s: %w", cfg.HostPort.Name, err)
+		return fmt.Errorf("hostPort.name: creating %s: %w", cfg.HostPort.Name, err)
 	}
 	d.hostPort = true
 	if err := d.router.SetHostPort(hp, cfg.HostPort.Name); err != nil {
 		hp.Close()
-		return nil, err
+		return err
 	}
 	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
 
 	for i, p := range cfg.Ports {
 		if err := d.attach(p); err != nil {
-			return nil, fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
+			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
 	d.router.Start()
-	return d, nil
+	return nil
 }
 
 func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tunnel.Tunnel, error) {
