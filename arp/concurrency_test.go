@@ -43,7 +43,10 @@ func TestConcurrentLookup(t *testing.T) {
 	}
 
 	macs := []link.HardwareAddr{mac1, mac2}
-	for i := range 5000 {
+	// At least 5000 writes, and on until the readers have hit entries: on a
+	// loaded machine the readers may not run at all during the first 5000.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < 5000 || hits.Load() < 100 && time.Now().Before(deadline); i++ {
 		port, ip := uint32(i%2+1), ips[i%len(ips)]
 		switch i % 10 {
 		case 0, 1, 2:
