@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
 	"github.com/taprouter/taprouter/api"
@@ -54,6 +55,9 @@ func New(cfg *config.Config, log *zap.Logger) (*Daemon, error) {
 func (d *Daemon) setup() error {
 	cfg, log := d.cfg, d.log
 	addr, mac, mtu, err := podnet.Underlay(cfg.Underlay.Interface)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		return fmt.Errorf("underlay.interface: %s: no such interface in this network namespace", cfg.Underlay.Interface)
+	}
 	if err != nil {
 		return fmt.Errorf("underlay.interface: %w", err)
 	}

@@ -101,7 +101,6 @@ func run() int {
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
-		log.Error("setup failed", zap.Error(err))
 		return 2
 	}
 	sigs := make(chan os.Signal, 1)
@@ -131,6 +130,7 @@ func newLogger(format, level string) (*zap.Logger, error) {
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	zc.Sampling = nil
+	zc.DisableStacktrace = true // errors are one line; stack traces are for panics
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	switch format {
 	case "json":
