@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,11 +88,16 @@ func TestShutdown(t *testing.T) {
 	requireDaemon(t)
 	c := newCluster(t, testbed.Seed())
 	node1 := c.Node("node1")
-	d, err := c.Bed.StartDaemon(node1.Node, c.DaemonConfig(node1, "vxlan"))
+	cfg := c.DaemonConfig(node1, "vxlan")
+	cfg.LogFormat = "json"
+	d, err := c.Bed.StartDaemon(node1.Node, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustPing(t, c.Pod("pa").Netns, c.Pod("pb").Addr(), 63)
+	// The node's own namespace (kubelet probes) reaches its pods through the
+	// host port; the pod's reply crosses the router once.
+	mustPing(t, node1.Netns, c.Pod("pa").Addr(), 63)
 	if ok, err := node1.HasLink("taprouter0"); err != nil || !ok {
 		t.Fatalf("node1 has no taprouter0 while the daemon runs (%v)", err)
 	}
@@ -105,6 +112,22 @@ func TestShutdown(t *testing.T) {
 	for _, p := range node1.Spec.Pods {
 		if ok, err := c.Pod(p.Name).HasLink("eth0"); err != nil || !ok {
 			t.Errorf("pod %s lost its eth0 after SIGTERM (%v)", p.Name, err)
+		}
+	}
+	// --log-format json: every line is a JSON object; setup and shutdown are logged.
+	msgs := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(d.Log()), "\n") {
+		var entry struct {
+			Level, Msg string
+		}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil || entry.Level == "" {
+			t.Fatalf("log line is not a zap JSON entry: %q (%v)", line, err)
+		}
+		msgs[entry.Msg] = true
+	}
+	for _, want := range []string{"underlay", "pod port added", "ready", "shutting down"} {
+		if !msgs[want] {
+			t.Errorf("no %q in the JSON log:\n%s", want, d.Log())
 		}
 	}
 }

@@ -31,6 +31,10 @@ type DaemonConfig struct {
 	UDP      *UDPConfig     `yaml:"udp,omitempty"`
 	Peers    []PeerConfig   `yaml:"peers,omitempty"`
 	Ports    []PortConfig   `yaml:"ports,omitempty"`
+
+	// LogFormat is taprouterd's --log-format (not part of the file);
+	// empty means console.
+	LogFormat string `yaml:"-"`
 }
 
 // UnderlayConfig is the node's interface toward the other nodes.
@@ -100,8 +104,12 @@ func (b *Bed) StartDaemon(node *Node, cfg DaemonConfig) (*Daemon, error) {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	socket := b.file(node.Name + ".sock")
+	format := cfg.LogFormat
+	if format == "" {
+		format = "console"
+	}
 	p, err := b.Start(node.Netns, "taprouterd-"+node.Name,
-		b.Taprouterd, "--config", path, "--socket", socket, "--log-format", "console", "--log-level", "info")
+		b.Taprouterd, "--config", path, "--socket", socket, "--log-format", format, "--log-level", "info")
 	if err != nil {
 		return nil, err
 	}
