@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"time"
@@ -80,6 +81,8 @@ func demoBackend(taprouterd, backend string, duration time.Duration, showConfig 
 		func() (string, error) { return proveARP(pa) },
 		func() (string, error) { return proveTTL(ttls) },
 		func() (string, error) { return proveNoSNAT(bed, pa, c.Pod("pc")) },
+		func() (string, error) { return proveTraceroute(pa, c.Pod("pc"), c.Node("node2").Addr) },
+		func() (string, error) { return provePMTU(pa, c.Pod("pc"), testbed.PodMTU(backend)) },
 	}
 	for _, prove := range proofs {
 		msg, err := prove()
@@ -172,4 +175,30 @@ func proveNoSNAT(bed *testbed.Bed, pa, pc *testbed.Pod) (string, error) {
 		}
 	}
 	return fmt.Sprintf("no SNAT: tcpdump in pc captured %d echo requests from %s, pa's own address", len(packets), pa.Addr()), nil
+}
+
+// proveTraceroute shows the hops a pod sees across nodes: its gateway, the
+// remote node's router, the remote pod.
+func proveTraceroute(pa, pc *testbed.Pod, node2 netip.Addr) (string, error) {
+	hops, out, err := pa.Traceroute(pc.Addr(), 6)
+	if err != nil {
+		return "", fmt.Errorf("traceroute: %v\n%s", err, out)
+	}
+	want := []netip.Addr{pa.Node.Spec.Gateway, node2, pc.Addr()}
+	if !slices.Equal(hops, want) {
+		return "", fmt.Errorf("traceroute pa → pc: hops %v, want %v:\n%s", hops, want, out)
+	}
+	return fmt.Sprintf("traceroute: pa → pc lists %s (pa's gateway), %s (node2's router), %s", want[0], want[1], want[2]), nil
+}
+
+// provePMTU runs tracepath from pa to pc.
+func provePMTU(pa, pc *testbed.Pod, podMTU int) (string, error) {
+	tp, err := pa.Tracepath(pc.Addr(), 6)
+	if err != nil {
+		return "", fmt.Errorf("tracepath: %v\n%s", err, tp.Output)
+	}
+	if tp.PMTU != podMTU {
+		return "", fmt.Errorf("tracepath pa → pc: pmtu %d, want %d:\n%s", tp.PMTU, podMTU, tp.Output)
+	}
+	return fmt.Sprintf("tracepath: pa → pc path MTU %d (underlay 1500 minus the backend's overhead)", tp.PMTU), nil
 }
