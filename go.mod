@@ -3,6 +3,8 @@ module github.com/taprouter/taprouter
 go 1.26.3
 
 require (
+	github.com/containernetworking/cni v1.3.1 // indirect
+	github.com/containernetworking/plugins v1.9.1 // indirect
 	github.com/gaissmai/bart v0.30.0 // indirect
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
