@@ -33,22 +33,30 @@ type Neighbour struct {
 	State string `json:"state"`
 }
 
-// Error is the body of every non-2xx answer.
-type Error struct {
-	Error string `json:"error"`
-}
-
-// Backend is what the API reads; taprouterd's daemon implements it.
+// Backend is what the API serves; taprouterd's daemon implements it. Errors
+// of type *Error keep their code; any other error is internal.
 type Backend interface {
+	Status() Status
 	Stats() map[string]uint64
 	Ports() []router.PortInfo
 	Routes() []Route
 	Neighbours() []Neighbour
+	// AddPort attaches a pod; created is false when an identical port
+	// existed already (a retried ADD).
+	AddPort(req PortRequest) (p Port, created bool, err error)
+	GetPort(a Attachment) (Port, error)
+	CheckPort(a Attachment) (CheckResult, error)
+	// RemovePort detaches a pod; a port that does not exist is no error.
+	RemovePort(a Attachment) error
+	GC(req GCRequest) (GCResult, error)
 }
 
 // NewHandler serves the API for b.
 func NewHandler(b Backend) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, b.Status())
+	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, Stats{Counters: b.Stats()})
 	})
@@ -61,10 +69,99 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/neighbours", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Neighbours()))
 	})
+	mux.HandleFunc("POST /v1/ports", func(w http.ResponseWriter, r *http.Request) {
+		var req PortRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		p, created, err := b.AddPort(req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		code := http.StatusOK
+		if created {
+			code = http.StatusCreated
+		}
+		writeJSON(w, code, p)
+	})
+	mux.HandleFunc("GET /v1/ports/{containerID}/{ifName}", func(w http.ResponseWriter, r *http.Request) {
+		p, err := b.GetPort(attachment(r))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, p)
+	})
+	mux.HandleFunc("GET /v1/ports/{containerID}/{ifName}/check", func(w http.ResponseWriter, r *http.Request) {
+		res, err := b.CheckPort(attachment(r))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("DELETE /v1/ports/{containerID}/{ifName}", func(w http.ResponseWriter, r *http.Request) {
+		if err := b.RemovePort(attachment(r)); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /v1/gc", func(w http.ResponseWriter, r *http.Request) {
+		var req GCRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		res, err := b.GC(req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		res.Removed = nonNil(res.Removed)
+		writeJSON(w, http.StatusOK, res)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, Error{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		writeError(w, NotFound("no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
 	return mux
+}
+
+func attachment(r *http.Request) Attachment {
+	return Attachment{ContainerID: r.PathValue("containerID"), IfName: r.PathValue("ifName")}
+}
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, &Error{Message: "malformed JSON body: " + err.Error(), Code: CodeInvalid})
+		return false
+	}
+	return true
+}
+
+var httpStatus = map[string]int{
+	CodeInvalid:     http.StatusBadRequest,
+	CodeNotFound:    http.StatusNotFound,
+	CodeConflict:    http.StatusConflict,
+	CodeUnavailable: http.StatusServiceUnavailable,
+	CodeInternal:    http.StatusInternalServerError,
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Message: err.Error(), Code: CodeInternal}
+	}
+	code, ok := httpStatus[e.Code]
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	writeJSON(w, code, e)
 }
 
 func nonNil[T any](s []T) []T {

@@ -2,65 +2,170 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"net"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/taprouter/taprouter/router"
 )
 
-type fakeBackend struct{}
+// fakeBackend keeps ports in a map.
+type fakeBackend struct {
+	mu    sync.Mutex
+	ports map[Attachment]Port
+}
 
-func (fakeBackend) Stats() map[string]uint64 { return map[string]uint64{"forwarded": 7} }
-func (fakeBackend) Ports() []router.PortInfo {
+func (*fakeBackend) Status() Status           { return Status{Node: "node1", MTU: 1450, Gateway: "10.244.0.1"} }
+func (*fakeBackend) Stats() map[string]uint64 { return map[string]uint64{"forwarded": 7} }
+func (*fakeBackend) Ports() []router.PortInfo {
 	return []router.PortInfo{{ID: 1, Name: "pa", Kind: "pod"}}
 }
-func (fakeBackend) Routes() []Route         { return []Route{{Prefix: "10.244.1.0/24", NextHop: "peer node2"}} }
-func (fakeBackend) Neighbours() []Neighbour { return nil }
+func (*fakeBackend) Routes() []Route {
+	return []Route{{Prefix: "10.244.1.0/24", NextHop: "peer node2"}}
+}
+func (*fakeBackend) Neighbours() []Neighbour { return nil }
+func (f *fakeBackend) CheckPort(a Attachment) (CheckResult, error) {
+	if _, err := f.GetPort(a); err != nil {
+		return CheckResult{}, err
+	}
+	return CheckResult{Problems: []string{"eth0 MTU is 1500, want 1450"}}, nil
+}
 
-func TestServeOverUnixSocket(t *testing.T) {
+func (f *fakeBackend) AddPort(req PortRequest) (Port, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if req.IP == "" {
+		return Port{}, false, Invalid("ip", "missing")
+	}
+	a := Attachment{req.ContainerID, req.IfName}
+	if p, ok := f.ports[a]; ok {
+		return p, false, nil
+	}
+	p := Port{ContainerID: req.ContainerID, IfName: req.IfName, IP: req.IP, MTU: 1450}
+	f.ports[a] = p
+	return p, true, nil
+}
+
+func (f *fakeBackend) GetPort(a Attachment) (Port, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.ports[a]
+	if !ok {
+		return Port{}, NotFound("no port " + a.ContainerID + "/" + a.IfName)
+	}
+	return p, nil
+}
+
+func (f *fakeBackend) RemovePort(a Attachment) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.ports, a)
+	return nil
+}
+
+func (f *fakeBackend) GC(req GCRequest) (GCResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	keep := map[Attachment]bool{}
+	for _, a := range req.Valid {
+		keep[a] = true
+	}
+	var res GCResult
+	for a := range f.ports {
+		if !keep[a] {
+			delete(f.ports, a)
+			res.Removed = append(res.Removed, a)
+		}
+	}
+	return res, nil
+}
+
+func serve(t *testing.T) (*Client, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "run", "t.sock")
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHandler(fakeBackend{})}
+	srv := &http.Server{Handler: NewHandler(&fakeBackend{ports: map[Attachment]Port{}})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+	return NewClient(path), path
+}
 
+func TestSocket(t *testing.T) {
+	_, path := serve(t)
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
 	if _, err := Listen(path); err == nil {
 		t.Fatal("second Listen on a live socket succeeded")
 	}
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", path)
-	}}}
-	get := func(p string, v any) int {
-		resp, err := c.Get("http://taprouter" + p)
-		if err != nil {
-			t.Fatal(err)
+}
+
+func TestClientServer(t *testing.T) {
+	c, _ := serve(t)
+	ctx := context.Background()
+	st, err := c.Stats(ctx)
+	if err != nil || st.Counters["forwarded"] != 7 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if s, err := c.Status(ctx); err != nil || s.MTU != 1450 {
+		t.Fatalf("status %+v %v", s, err)
+	}
+	req := PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/x", IP: "10.244.0.7"}
+	p, err := c.AddPort(ctx, req)
+	if err != nil || p.IP != "10.244.0.7" {
+		t.Fatalf("add: %+v %v", p, err)
+	}
+	if _, err := c.AddPort(ctx, req); err != nil {
+		t.Fatalf("retried add: %v", err)
+	}
+	a := Attachment{"c1", "eth0"}
+	if got, err := c.GetPort(ctx, a); err != nil || got != p {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if res, err := c.CheckPort(ctx, a); err != nil || res.OK || len(res.Problems) != 1 {
+		t.Fatalf("check: %+v %v", res, err)
+	}
+	// Errors keep their code and field.
+	_, err = c.AddPort(ctx, PortRequest{ContainerID: "c2", IfName: "eth0"})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeInvalid || e.Field != "ip" {
+		t.Fatalf("invalid add: %v", err)
+	}
+	if _, err := c.GetPort(ctx, Attachment{"nope", "eth0"}); ErrorCode(err) != CodeNotFound {
+		t.Fatalf("get unknown: %v", err)
+	}
+	// DELETE is idempotent.
+	for range 2 {
+		if err := c.RemovePort(ctx, a); err != nil {
+			t.Fatalf("remove: %v", err)
 		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode
 	}
-	var st Stats
-	if get("/v1/stats", &st); st.Counters["forwarded"] != 7 {
-		t.Errorf("stats %+v", st)
+	c.AddPort(ctx, PortRequest{ContainerID: "c3", IfName: "eth0", IP: "10.244.0.8"})
+	c.AddPort(ctx, PortRequest{ContainerID: "c4", IfName: "eth0", IP: "10.244.0.9"})
+	res, err := c.GC(ctx, GCRequest{Valid: []Attachment{{"c4", "eth0"}}})
+	if err != nil || len(res.Removed) != 1 || res.Removed[0].ContainerID != "c3" {
+		t.Fatalf("gc: %+v %v", res, err)
 	}
-	var nb []Neighbour
-	if get("/v1/neighbours", &nb); nb == nil {
-		t.Error("neighbours: null instead of []")
+}
+
+func TestClientDaemonDown(t *testing.T) {
+	c := NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	_, err := c.Status(context.Background())
+	if !errors.Is(err, ErrDaemonUnreachable) {
+		t.Fatalf("got %v, want ErrDaemonUnreachable", err)
 	}
-	var e Error
-	if code := get("/v2/nothing", &e); code != 404 || e.Error == "" {
-		t.Errorf("unknown path: %d %+v", code, e)
+}
+
+func TestUnknownEndpoint(t *testing.T) {
+	c, _ := serve(t)
+	err := c.do(context.Background(), http.MethodGet, "/v2/nothing", nil, nil)
+	if ErrorCode(err) != CodeNotFound {
+		t.Fatalf("got %v", err)
 	}
 }
