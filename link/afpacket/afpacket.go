@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
 const (
@@ -31,8 +32,8 @@ type Socket struct {
 	mtu    int
 	closed atomic.Bool
 
-	read  readOp
-	write writeOp
+	reader *fdio.Reader
+	writer *fdio.Writer
 }
 
 var _ link.Device = (*Socket)(nil)
@@ -63,10 +64,12 @@ func Open(ifname string) (*Socket, error) {
 		file.Close()
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
 	}
-	s := &Socket{file: file, conn: conn, name: ifname, mtu: ifi.MTU}
+	s := &Socket{
+		file: file, conn: conn, name: ifname, mtu: ifi.MTU,
+		reader: fdio.NewReader(conn, recvFrame),
+		writer: fdio.NewWriter(conn, fdio.SkipRejected),
+	}
 	copy(s.hwAddr[:], ifi.HardwareAddr)
-	s.read.fn = s.read.do
-	s.write.fn = s.write.do
 	return s, nil
 }
 
@@ -111,7 +114,7 @@ func (s *Socket) BatchSize() int { return batchSize }
 
 // Dropped returns how many received frames were dropped because they did not
 // fit their buffer.
-func (s *Socket) Dropped() uint64 { return s.read.dropped.Load() }
+func (s *Socket) Dropped() uint64 { return s.reader.Dropped() }
 
 // Close closes the socket; a blocked Read returns link.ErrClosed.
 func (s *Socket) Close() error {

@@ -10,8 +10,10 @@
 // Read returns a copy of it too, which the caller filters out.
 //
 // The socket is non-blocking and registered with Go's netpoller through
-// os.NewFile and syscall.RawConn; Read drains every ready frame in one
-// wake-up, one recvfrom(2) per frame. A PACKET_MMAP ring (TPACKET_V3) and a
-// BPF filter for pod traffic are the next steps if this path needs to be
-// faster. System calls go through golang.org/x/sys/unix.
+// os.NewFile and syscall.RawConn. Read drains every ready frame in one
+// wake-up, one recvfrom(2) per frame; Write skips a frame the kernel rejects
+// instead of stopping at it. These loops are package link/internal/fdio's,
+// shared with package tap. A PACKET_MMAP ring (TPACKET_V3) and a BPF filter
+// for pod traffic are the next steps if this path needs to be faster. System
+// calls go through golang.org/x/sys/unix.
 package afpacket

@@ -10,7 +10,9 @@
 // (os.NewFile, then syscall.RawConn), so a blocked Read parks a goroutine, not
 // an OS thread, and Close wakes it. Read drains every frame that is ready in
 // one wake-up: it blocks only for the first frame, then calls read(2) until
-// EAGAIN or the batch is full.
+// EAGAIN or the batch is full. Write stops at the first frame the kernel
+// rejects. These loops are package link/internal/fdio's, shared with package
+// afpacket.
 //
 // Create sets the device's txqueuelen to DefaultTxQueueLen: for TUN/TAP it
 // is the ring between the kernel and Read, and the driver drops what

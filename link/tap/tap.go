@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
 // batchSize is the batch Read and Write are sized for.
@@ -61,8 +62,8 @@ type Device struct {
 	// unexported "use of closed file" error).
 	closed atomic.Bool
 
-	read  readOp
-	write writeOp
+	reader *fdio.Reader
+	writer *fdio.Writer
 }
 
 var _ link.Device = (*Device)(nil)
@@ -179,10 +180,11 @@ func newDevice(fd int, name string, mode Mode, mtu int) (*Device, error) {
 		file.Close()
 		return nil, fmt.Errorf("%s %s: %w", mode, name, err)
 	}
-	d := &Device{file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu}
-	d.read.fn = d.read.do
-	d.write.fn = d.write.do
-	return d, nil
+	return &Device{
+		file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu,
+		reader: fdio.NewReader(conn, readFrame),
+		writer: fdio.NewWriter(conn, fdio.StopAtReject),
+	}, nil
 }
 
 // SetPersist sets or clears the device's persist flag (TUNSETPERSIST). A
