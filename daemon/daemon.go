@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
@@ -32,19 +32,37 @@ func GatewayMAC(node netip.Addr) link.HardwareAddr { return link.DerivedMAC(0x0e
 // Daemon is a running taprouterd.
 type Daemon struct {
 	cfg      *config.Config
+	opts     Options
 	log      *zap.Logger
 	router   *router.Router
 	nodeAddr netip.Addr
 	podMTU   int
 	hostPort bool
 
+	mu    sync.Mutex       // serializes port changes and the state file
+	ports map[string]*port // by router port name
+
 	srv *http.Server
 	ln  net.Listener
 }
 
-// New sets the node up as cfg says. On error, what it had set up is undone.
-func New(cfg *config.Config, log *zap.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log}
+// Options are the daemon's settings that are not part of the node's config.
+type Options struct {
+	// StateDir holds the state file of the ports added through the API, so
+	// that a restarted daemon re-adopts them; DefaultStateDir if empty.
+	StateDir string
+}
+
+// DefaultStateDir is where taprouterd keeps its state unless told otherwise.
+const DefaultStateDir = "/var/lib/taprouter"
+
+// New sets the node up as cfg says and re-adopts the pods a previous run
+// attached through the API. On error, what it had set up is undone.
+func New(cfg *config.Config, opts Options, log *zap.Logger) (*Daemon, error) {
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir
+	}
+	d := &Daemon{cfg: cfg, opts: opts, log: log, ports: map[string]*port{}}
 	if err := d.setup(); err != nil {
 		d.Close()
 		return nil, err
@@ -115,9 +133,13 @@ func (d *Daemon) setup() error {
 	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
 
 	for i, p := range cfg.Ports {
-		if err := d.attach(p); err != nil {
+		pt := &port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}
+		if err := d.attach(pt); err != nil {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
+	}
+	if err := d.restore(); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
 	}
 	d.router.Start()
 	return nil
@@ -163,34 +185,6 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tun
 	return nil, fmt.Errorf("unknown backend %q", cfg.Backend)
 }
 
-// attach creates a pod's eth0 and adds its port to the router.
-func (d *Daemon) attach(p config.Port) error {
-	mtu := d.podMTU
-	if p.MTU != 0 {
-		mtu = p.MTU
-	}
-	pod := podnet.Pod{NetNS: p.NetNS, IfName: p.IfName, IP: p.IP, Gateway: d.cfg.Gateway, MTU: mtu}
-	dev, mac, err := podnet.AttachPod(pod)
-	if err != nil && strings.Contains(err.Error(), "exists") {
-		// A TAP left by an earlier run. Re-adopting it is issue work to come;
-		// until then it is replaced.
-		d.log.Warn("replacing the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.String("ifname", p.IfName))
-		if derr := podnet.DetachPod(pod); derr != nil {
-			return errors.Join(err, derr)
-		}
-		dev, mac, err = podnet.AttachPod(pod)
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := d.router.AddPodPort(p.Name, dev, p.IP, mac, mtu); err != nil {
-		dev.Close()
-		podnet.DetachPod(pod)
-		return err
-	}
-	return nil
-}
-
 // Serve answers the API on the unix socket at path until Close.
 func (d *Daemon) Serve(path string) error {
 	ln, err := api.Listen(path)
@@ -223,9 +217,6 @@ func (d *Daemon) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Stats implements api.Backend.
-func (d *Daemon) Stats() map[string]uint64 { return d.router.Stats() }
 
 // Ports implements api.Backend.
 func (d *Daemon) Ports() []router.PortInfo { return d.router.Ports() }

@@ -356,3 +356,11 @@ func (r *Router) Tick() {
 		r.slow.unreachableAll(failed)
 	}
 }
+
+// Port returns the port called name.
+func (r *Router) Port(name string) (*Port, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.byName[name]
+	return p, ok
+}

@@ -22,7 +22,7 @@ const usage = `NAME
     taprouterd - userspace pod router for Kubernetes nodes
 
 SYNOPSIS
-    taprouterd --config FILE [--socket PATH] [--log-format console|json] [--log-level LEVEL]
+    taprouterd --config FILE [--socket PATH] [--state-dir DIR] [--log-format console|json] [--log-level LEVEL]
 
 DESCRIPTION
     taprouterd runs in a node's network namespace. It gives every pod listed in
@@ -42,6 +42,9 @@ OPTIONS
     --config FILE       YAML configuration (see README.md, "Configuration").
     --socket PATH       unix socket of the status API (default %s).
                         curl --unix-socket PATH http://taprouter/v1/stats
+    --state-dir DIR     where the pods attached through the API are recorded
+                        (default %s), so that a restarted taprouterd
+                        re-adopts their TAP devices: pods keep their IP and MAC.
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
     --check             validate the config, print it, and exit.
@@ -58,11 +61,12 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("taprouterd", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintf(os.Stderr, usage, api.DefaultSocket) }
+	fs.Usage = func() { fmt.Fprintf(os.Stderr, usage, api.DefaultSocket, daemon.DefaultStateDir) }
 	cfgPath := fs.String("config", "", "")
 	socket := fs.String("socket", api.DefaultSocket, "")
 	logFormat := fs.String("log-format", "console", "")
 	logLevel := fs.String("log-level", "info", "")
+	stateDir := fs.String("state-dir", daemon.DefaultStateDir, "")
 	check := fs.Bool("check", false, "")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
@@ -98,7 +102,7 @@ func run() int {
 		return 1
 	}
 
-	d, err := daemon.New(cfg, log)
+	d, err := daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
 		return 2

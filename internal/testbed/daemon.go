@@ -109,7 +109,8 @@ func (b *Bed) StartDaemon(node *Node, cfg DaemonConfig) (*Daemon, error) {
 		format = "console"
 	}
 	p, err := b.Start(node.Netns, "taprouterd-"+node.Name,
-		b.Taprouterd, "--config", path, "--socket", socket, "--log-format", format, "--log-level", "info")
+		b.Taprouterd, "--config", path, "--socket", socket, "--state-dir", b.file(node.Name+"-state"),
+		"--log-format", format, "--log-level", "info")
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func (b *Bed) RunDaemonToExit(ns *Netns, config []byte, timeout time.Duration) (
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := ns.Command(ctx, b.Taprouterd, "--config", path, "--socket", b.file("once.sock"))
+	cmd := ns.Command(ctx, b.Taprouterd, "--config", path, "--socket", b.file("once.sock"), "--state-dir", b.file("once-state"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	res := ConfigResult{Output: string(out)}

@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+
+	"go.uber.org/zap"
+
+	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/fib"
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/podnet"
+)
+
+// port is a pod port the daemon manages: one from the config file, or one a
+// CNI plugin added through the API (ContainerID set; these are persisted).
+type port struct {
+	Name        string            `json:"name"`
+	ContainerID string            `json:"containerID,omitempty"`
+	IfName      string            `json:"ifName"`
+	NetNS       string            `json:"netns"`
+	IP          netip.Addr        `json:"ip"`
+	MTU         int               `json:"mtu,omitempty"` // 0: the node's pod MTU
+	MAC         link.HardwareAddr `json:"-"`
+}
+
+func (p *port) attachment() api.Attachment {
+	return api.Attachment{ContainerID: p.ContainerID, IfName: p.IfName}
+}
+
+// portName is the router's name for a port added through the API.
+func portName(a api.Attachment) string { return a.ContainerID + "/" + a.IfName }
+
+func (d *Daemon) pod(p *port) podnet.Pod {
+	mtu := d.podMTU
+	if p.MTU != 0 {
+		mtu = p.MTU
+	}
+	return podnet.Pod{NetNS: p.NetNS, IfName: p.IfName, IP: p.IP, Gateway: d.cfg.Gateway, MTU: mtu}
+}
+
+// attach gives the pod its eth0 — the persistent TAP an earlier run left,
+// adopted, or a new one — and adds the port to the router.
+func (d *Daemon) attach(p *port) error {
+	pod := d.pod(p)
+	dev, mac, err := podnet.AdoptPod(pod)
+	adopted := err == nil
+	if errors.Is(err, podnet.ErrNoPort) {
+		dev, mac, err = podnet.AttachPod(pod)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := d.router.AddPodPort(p.Name, dev, p.IP, mac, pod.MTU); err != nil {
+		dev.Close()
+		if !adopted {
+			podnet.DetachPod(pod)
+		}
+		return err
+	}
+	p.MAC = mac
+	d.ports[p.Name] = p
+	if adopted {
+		d.log.Info("adopted the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.Stringer("mac", mac))
+	}
+	return nil
+}
+
+// detach removes a port from the router and its eth0 from the pod.
+func (d *Daemon) detach(p *port) error {
+	err := d.router.RemovePort(p.Name)
+	delete(d.ports, p.Name)
+	return errors.Join(err, podnet.DetachPod(d.pod(p)))
+}
+
+// AddPort implements api.Backend.
+func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, err := d.validate(req)
+	if err != nil {
+		return api.Port{}, false, err
+	}
+	if old, ok := d.ports[p.Name]; ok {
+		if old.NetNS == p.NetNS && old.IP == p.IP && old.MTU == p.MTU {
+			return d.apiPort(old), false, nil // a retried ADD
+		}
+		return api.Port{}, false, api.Conflict("containerID", fmt.Sprintf("%s/%s is attached already with netns %s and ip %s", p.ContainerID, p.IfName, old.NetNS, old.IP))
+	}
+	for _, other := range d.ports {
+		if other.IP == p.IP {
+			return api.Port{}, false, api.Conflict("ip", fmt.Sprintf("%s is in use by %s", p.IP, other.Name))
+		}
+	}
+	if err := d.attach(p); err != nil {
+		return api.Port{}, false, &api.Error{Message: "attaching the pod: " + err.Error(), Code: api.CodeInternal}
+	}
+	if err := d.save(); err != nil {
+		d.detach(p)
+		return api.Port{}, false, &api.Error{Message: "saving the state: " + err.Error(), Code: api.CodeInternal}
+	}
+	d.log.Info("pod attached", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName), zap.String("netns", p.NetNS), zap.Stringer("ip", p.IP))
+	return d.apiPort(p), true, nil
+}
+
+func (d *Daemon) validate(req api.PortRequest) (*port, error) {
+	switch {
+	case req.ContainerID == "":
+		return nil, api.Invalid("containerID", "missing")
+	case req.IfName == "" || len(req.IfName) > 15:
+		return nil, api.Invalid("ifName", fmt.Sprintf("%q: want 1 to 15 bytes", req.IfName))
+	case req.NetNS == "":
+		return nil, api.Invalid("netns", "missing")
+	case req.MTU != 0 && (req.MTU < 576 || req.MTU > 9000):
+		return nil, api.Invalid("mtu", fmt.Sprintf("%d out of range 576..9000", req.MTU))
+	}
+	if _, err := os.Stat(req.NetNS); err != nil {
+		return nil, api.Invalid("netns", fmt.Sprintf("%s: no such network namespace", req.NetNS))
+	}
+	ip, err := netip.ParseAddr(req.IP)
+	switch {
+	case err != nil || !ip.Is4():
+		return nil, api.Invalid("ip", fmt.Sprintf("%q is not an IPv4 address", req.IP))
+	case !d.cfg.PodCIDR.Contains(ip):
+		return nil, api.Invalid("ip", fmt.Sprintf("%s is outside podCIDR %s", ip, d.cfg.PodCIDR))
+	case ip == d.cfg.Gateway || ip == d.cfg.PodCIDR.Addr():
+		return nil, api.Invalid("ip", fmt.Sprintf("%s is the gateway or the network address", ip))
+	}
+	a := api.Attachment{ContainerID: req.ContainerID, IfName: req.IfName}
+	return &port{Name: portName(a), ContainerID: req.ContainerID, IfName: req.IfName, NetNS: req.NetNS, IP: ip, MTU: req.MTU}, nil
+}
+
+func (d *Daemon) apiPort(p *port) api.Port {
+	return api.Port{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP.String(), MAC: p.MAC.String(),
+		MTU: d.pod(p).MTU, Gateway: d.cfg.Gateway.String(), Name: p.Name}
+}
+
+// GetPort implements api.Backend.
+func (d *Daemon) GetPort(a api.Attachment) (api.Port, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.ports[portName(a)]
+	if !ok {
+		return api.Port{}, api.NotFound(fmt.Sprintf("no port for container %s interface %s", a.ContainerID, a.IfName))
+	}
+	return d.apiPort(p), nil
+}
+
+// CheckPort implements api.Backend: the pod's interface as podnet sees it,
+// and the router's port and route for it.
+func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.ports[portName(a)]
+	if !ok {
+		return api.CheckResult{}, api.NotFound(fmt.Sprintf("no port for container %s interface %s", a.ContainerID, a.IfName))
+	}
+	problems := podnet.CheckPod(d.pod(p), p.MAC)
+	rp, ok := d.router.Port(p.Name)
+	if !ok {
+		problems = append(problems, fmt.Sprintf("the router has no port %s", p.Name))
+	} else if nh, _ := d.router.FIB().Lookup(p.IP); nh.Kind != fib.Local || nh.Port != rp.ID {
+		problems = append(problems, fmt.Sprintf("the router routes %s to %s, want port %s", p.IP, d.describe(nh), p.Name))
+	}
+	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
+}
+
+// RemovePort implements api.Backend; removing an unknown port is no error.
+func (d *Daemon) RemovePort(a api.Attachment) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.ports[portName(a)]
+	if !ok {
+		return nil
+	}
+	err := d.detach(p)
+	if serr := d.save(); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return &api.Error{Message: "detaching the pod: " + err.Error(), Code: api.CodeInternal}
+	}
+	d.log.Info("pod detached", zap.String("containerID", a.ContainerID), zap.String("ifName", a.IfName))
+	return nil
+}
+
+// GC implements api.Backend: ports added through the API and not listed as
+// valid are removed. Ports from the config file are never collected.
+func (d *Daemon) GC(req api.GCRequest) (api.GCResult, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	valid := map[string]bool{}
+	for _, a := range req.Valid {
+		valid[portName(a)] = true
+	}
+	var res api.GCResult
+	var errs []error
+	for name, p := range d.ports {
+		if p.ContainerID == "" || valid[name] {
+			continue
+		}
+		errs = append(errs, d.detach(p))
+		res.Removed = append(res.Removed, p.attachment())
+		d.log.Info("pod collected", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName))
+	}
+	errs = append(errs, d.save())
+	if err := errors.Join(errs...); err != nil {
+		return res, &api.Error{Message: "collecting: " + err.Error(), Code: api.CodeInternal}
+	}
+	return res, nil
+}
+
+// Status implements api.Backend.
+func (d *Daemon) Status() api.Status {
+	d.mu.Lock()
+	n := len(d.ports)
+	d.mu.Unlock()
+	return api.Status{Node: d.cfg.Node, PodCIDR: d.cfg.PodCIDR.String(), Gateway: d.cfg.Gateway.String(), MTU: d.podMTU, Backend: d.cfg.Backend, Ports: n}
+}
+
+// Stats implements api.Backend: the router's counters and the daemon's own
+// goroutines and open file descriptors (for leak checks).
+func (d *Daemon) Stats() map[string]uint64 {
+	m := d.router.Stats()
+	m["goroutines"] = uint64(runtime.NumGoroutine())
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		m["open_fds"] = uint64(len(fds))
+	}
+	return m
+}
