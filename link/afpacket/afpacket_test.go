@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/afpacket"
+	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
 
@@ -46,9 +46,7 @@ func open(t testing.TB, ns *netnstest.NS, ifname string) *afpacket.Socket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	watchdog := time.AfterFunc(20*time.Second, func() { s.Close() })
-	t.Cleanup(func() { watchdog.Stop() })
+	devtest.CloseAtCleanup(t, s)
 	return s
 }
 
@@ -62,14 +60,6 @@ func marker(dst, src link.HardwareAddr, text string, size int) []byte {
 }
 
 func etherType(f []byte) uint16 { return binary.BigEndian.Uint16(f[12:14]) }
-
-func makeBatch(n, size int) ([][]byte, []int) {
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, size)
-	}
-	return bufs, make([]int, n)
-}
 
 func TestOpenReportsInterface(t *testing.T) {
 	w := newWire(t)
@@ -109,7 +99,7 @@ func TestReceivesIncomingOnly(t *testing.T) {
 	if n, err := w.sa.Write(out, 0); n != 3 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
-	bufs, sizes := makeBatch(8, 2048)
+	bufs, sizes := devtest.MakeBatch(8, 2048)
 	for got := 0; got < 3; {
 		n, err := w.sb.Read(bufs, sizes, 0)
 		if err != nil {
@@ -158,7 +148,7 @@ func TestOversizedFrameDropped(t *testing.T) {
 	if n, err := w.sa.Write(out, 0); n != 2 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
-	bufs, sizes := makeBatch(4, 100)
+	bufs, sizes := devtest.MakeBatch(4, 100)
 	n, err := w.sb.Read(bufs, sizes, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +174,7 @@ func TestWriteSkipsRejectedFrame(t *testing.T) {
 	if n != 2 || err == nil {
 		t.Fatalf("Write = %d, %v; want 2 and an error", n, err)
 	}
-	bufs, sizes := makeBatch(4, 2048)
+	bufs, sizes := devtest.MakeBatch(4, 2048)
 	var got []string
 	for len(got) < 2 {
 		n, err := w.sb.Read(bufs, sizes, 0)
@@ -206,7 +196,7 @@ func TestNoAllocs(t *testing.T) {
 	for i := range out {
 		out[i] = marker(w.sb.HWAddr(), w.sa.HWAddr(), "x", 1414)
 	}
-	bufs, sizes := makeBatch(32, 2048)
+	bufs, sizes := devtest.MakeBatch(32, 2048)
 	round := func() {
 		if n, err := w.sa.Write(out, 0); n != len(out) || err != nil {
 			t.Fatalf("Write = %d, %v", n, err)
@@ -227,21 +217,8 @@ func TestNoAllocs(t *testing.T) {
 
 func TestCloseUnblocksRead(t *testing.T) {
 	w := newWire(t)
-	done := make(chan error, 1)
-	go func() {
-		bufs, sizes := makeBatch(1, 2048)
-		_, err := w.sa.Read(bufs, sizes, 0)
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	w.sa.Close()
-	select {
-	case err := <-done:
-		if err != link.ErrClosed {
-			t.Errorf("blocked Read returned %v, want link.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
+	if _, err := devtest.BlockedRead(t, w.sa, "Close", func() { w.sa.Close() }); err != link.ErrClosed {
+		t.Errorf("blocked Read returned %v, want link.ErrClosed", err)
 	}
 }
 
@@ -254,7 +231,7 @@ func BenchmarkVeth(b *testing.B) {
 	for i := range out {
 		out[i] = marker(w.sb.HWAddr(), w.sa.HWAddr(), "x", 1414)
 	}
-	bufs, sizes := makeBatch(batch, 2048)
+	bufs, sizes := devtest.MakeBatch(batch, 2048)
 	b.ReportAllocs()
 	b.SetBytes(batch * 1414)
 	reads := 0

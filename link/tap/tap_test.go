@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/link/tap"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
@@ -49,22 +50,12 @@ func newTAPNet(t testing.TB) *tapNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tn.dev.Close() })
-	watchdog := time.AfterFunc(20*time.Second, func() { tn.dev.Close() })
-	t.Cleanup(func() { watchdog.Stop() })
+	devtest.CloseAtCleanup(t, tn.dev)
 	ns.IP("addr", "add", kernelIP.String()+"/24", "dev", "tap0")
 	ns.IP("link", "set", "tap0", "up")
 	ns.WaitActive("tap0")
 	ns.IP("neigh", "add", peerIP.String(), "lladdr", net.HardwareAddr(peerMAC[:]).String(), "nud", "permanent", "dev", "tap0")
 	return tn
-}
-
-func makeBatch(n, size int) ([][]byte, []int) {
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, size)
-	}
-	return bufs, make([]int, n)
 }
 
 func TestCreateRejectsBadArguments(t *testing.T) {
@@ -136,7 +127,7 @@ func TestQueueHoldsBurst(t *testing.T) {
 	if dropped := showLink(t, tn.ns, "tap0").Stats.Tx.Dropped; dropped != 0 {
 		t.Fatalf("the device dropped %d of %d queued frames (tx_dropped)", dropped, burst)
 	}
-	bufs, sizes := makeBatch(64, 2048)
+	bufs, sizes := devtest.MakeBatch(64, 2048)
 	for got := 0; got < burst; {
 		n, err := tn.dev.Read(bufs, sizes, 0)
 		if err != nil {
@@ -189,7 +180,7 @@ func TestPingBatch(t *testing.T) {
 	tn.ns.Start(ping)
 	time.Sleep(time.Second) // let ping queue all requests before the first Read
 
-	bufs, sizes := makeBatch(8, 2048)
+	bufs, sizes := devtest.MakeBatch(8, 2048)
 	n, err := tn.dev.Read(bufs, sizes, 0)
 	if err != nil {
 		t.Fatalf("Read: %v", err)
@@ -229,7 +220,7 @@ func TestWriteOffset(t *testing.T) {
 	if n, err := tn.dev.Write([][]byte{out}, offset); n != 1 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
-	bufs, sizes := makeBatch(1, 2048)
+	bufs, sizes := devtest.MakeBatch(1, 2048)
 	copy(bufs[0], bytes.Repeat([]byte{0xaa}, offset))
 	if _, err := tn.dev.Read(bufs, sizes, offset); err != nil {
 		t.Fatalf("Read: %v", err)
@@ -274,7 +265,7 @@ func echoRequests(tn *tapNet, n, size int) [][]byte {
 func TestKernelEchoNoAllocs(t *testing.T) {
 	tn := newTAPNet(t)
 	reqs := echoRequests(tn, 8, 56)
-	bufs, sizes := makeBatch(8, 2048)
+	bufs, sizes := devtest.MakeBatch(8, 2048)
 	exchange(t, tn.dev, reqs, bufs, sizes) // warm up
 	for i := range 8 {
 		e, ok := parseEcho(bufs[i][:sizes[i]])
@@ -290,23 +281,13 @@ func TestKernelEchoNoAllocs(t *testing.T) {
 
 func TestCloseUnblocksRead(t *testing.T) {
 	tn := newTAPNet(t)
-	done := make(chan error, 1)
-	go func() {
-		bufs, sizes := makeBatch(1, 2048)
-		_, err := tn.dev.Read(bufs, sizes, 0)
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	if err := tn.dev.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case err := <-done:
-		if err != link.ErrClosed {
-			t.Errorf("blocked Read returned %v, want link.ErrClosed", err)
+	_, err := devtest.BlockedRead(t, tn.dev, "Close", func() {
+		if err := tn.dev.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
+	})
+	if err != link.ErrClosed {
+		t.Errorf("blocked Read returned %v, want link.ErrClosed", err)
 	}
 	if _, err := tn.dev.Write([][]byte{make([]byte, 60)}, 0); err != link.ErrClosed {
 		t.Errorf("Write after Close = %v, want link.ErrClosed", err)
@@ -317,21 +298,9 @@ func TestCloseUnblocksRead(t *testing.T) {
 // podnet.DetachPod does); Read returns an error wrapping link.ErrClosed.
 func TestDeleteUnblocksRead(t *testing.T) {
 	tn := newTAPNet(t)
-	done := make(chan error, 1)
-	go func() {
-		bufs, sizes := makeBatch(1, 2048)
-		_, err := tn.dev.Read(bufs, sizes, 0)
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	tn.ns.IP("link", "del", "tap0")
-	select {
-	case err := <-done:
-		if !errors.Is(err, link.ErrClosed) {
-			t.Errorf("Read on a deleted device returned %v, want an error wrapping link.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("deleting the device did not unblock Read")
+	_, err := devtest.BlockedRead(t, tn.dev, "deleting the device", func() { tn.ns.IP("link", "del", "tap0") })
+	if !errors.Is(err, link.ErrClosed) {
+		t.Errorf("Read on a deleted device returned %v, want an error wrapping link.ErrClosed", err)
 	}
 }
 
@@ -393,7 +362,7 @@ func BenchmarkKernelEcho(b *testing.B) {
 	tn := newTAPNet(b)
 	const batch = 32
 	reqs := echoRequests(tn, batch, 1400-28)
-	bufs, sizes := makeBatch(batch, 2048)
+	bufs, sizes := devtest.MakeBatch(batch, 2048)
 	b.ReportAllocs()
 	b.SetBytes(batch * 1414)
 	reads := 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/link/udp"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
@@ -26,18 +27,13 @@ func listen(t testing.TB, ns *netnstest.NS, addr string) *udp.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	watchdog := time.AfterFunc(20*time.Second, func() { c.Close() })
-	t.Cleanup(func() { watchdog.Stop() })
+	devtest.CloseAtCleanup(t, c)
 	return c
 }
 
 func makeBatch(n, size int) ([][]byte, []int, []netip.AddrPort) {
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, size)
-	}
-	return bufs, make([]int, n), make([]netip.AddrPort, n)
+	bufs, sizes := devtest.MakeBatch(n, size)
+	return bufs, sizes, make([]netip.AddrPort, n)
 }
 
 // readAll reads until want datagrams have arrived; it returns the number of

@@ -5,10 +5,10 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
@@ -50,18 +50,10 @@ func recvTrunc(fd uintptr, p []byte) (int, error) {
 	return n, err
 }
 
-func makeBatch(n, size int) ([][]byte, []int) {
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, size)
-	}
-	return bufs, make([]int, n)
-}
-
 // readAll reads from r until want frames arrived and returns them.
 func readAll(t *testing.T, r *fdio.Reader, want int) []string {
 	t.Helper()
-	bufs, sizes := makeBatch(8, 64)
+	bufs, sizes := devtest.MakeBatch(8, 64)
 	var got []string
 	for len(got) < want {
 		n, err := r.Read(bufs, sizes, 2)
@@ -90,7 +82,7 @@ func TestReadDrainsBatch(t *testing.T) {
 	if n, err := w.Write(frames("one", "two", "three"), 2); n != 3 || err != nil {
 		t.Fatalf("Write = %d, %v; want 3, nil", n, err)
 	}
-	bufs, sizes := makeBatch(8, 64)
+	bufs, sizes := devtest.MakeBatch(8, 64)
 	n, err := fdio.NewReader(p.connB, readFrame).Read(bufs, sizes, 2)
 	if n != 3 || err != nil {
 		t.Fatalf("Read = %d, %v; want all 3 ready frames in one call", n, err)
@@ -151,7 +143,7 @@ func TestNoAllocs(t *testing.T) {
 	w := fdio.NewWriter(p.connA, fdio.StopAtReject)
 	r := fdio.NewReader(p.connB, readFrame)
 	out := frames("a", "b", "c", "d")
-	bufs, sizes := makeBatch(len(out), 64)
+	bufs, sizes := devtest.MakeBatch(len(out), 64)
 	round := func() {
 		if n, err := w.Write(out, 2); n != len(out) || err != nil {
 			t.Fatalf("Write = %d, %v", n, err)
@@ -172,24 +164,8 @@ func TestNoAllocs(t *testing.T) {
 
 func TestCloseUnblocksRead(t *testing.T) {
 	p := newPair(t)
-	r := fdio.NewReader(p.connB, readFrame)
-	done := make(chan error, 1)
-	go func() {
-		bufs, sizes := makeBatch(1, 64)
-		n, err := r.Read(bufs, sizes, 0)
-		if n != 0 {
-			err = errors.New("read a frame nobody sent")
-		}
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	p.b.Close()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("Read on a closed file returned no error")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
+	n, err := devtest.BlockedRead(t, fdio.NewReader(p.connB, readFrame), "Close", func() { p.b.Close() })
+	if n != 0 || err == nil {
+		t.Errorf("Read on a closed file = %d, %v; want 0 and an error", n, err)
 	}
 }
