@@ -3,6 +3,8 @@ package tap_test
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 )
 
 // Helpers that build and parse Ethernet/IPv4/ICMP echo frames for the tests.
@@ -26,13 +28,13 @@ func echoFrame(dstMAC, srcMAC [6]byte, src, dst netip.Addr, icmpType uint8, id, 
 	s, d := src.As4(), dst.As4()
 	copy(ip[12:16], s[:])
 	copy(ip[16:20], d[:])
-	binary.BigEndian.PutUint16(ip[10:12], checksum(ip))
+	binary.BigEndian.PutUint16(ip[10:12], ^checksum.Checksum(ip, 0))
 	icmp := f[34:]
 	icmp[0] = icmpType
 	binary.BigEndian.PutUint16(icmp[4:6], id)
 	binary.BigEndian.PutUint16(icmp[6:8], seq)
 	copy(icmp[8:], payload)
-	binary.BigEndian.PutUint16(icmp[2:4], checksum(icmp))
+	binary.BigEndian.PutUint16(icmp[2:4], ^checksum.Checksum(icmp, 0))
 	return f
 }
 
@@ -85,19 +87,4 @@ func isUDPTo(f []byte, dst netip.Addr, port uint16) bool {
 // reply turns an echo request frame into the matching reply.
 func (e echo) reply() []byte {
 	return echoFrame(e.srcMAC, e.dstMAC, e.dst, e.src, icmpEchoReply, e.id, e.seq, e.payload)
-}
-
-// checksum is the Internet checksum of b.
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
