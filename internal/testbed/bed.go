@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,6 +176,15 @@ func (b *Bed) file(name string) string {
 
 // Close kills every process the bed started, then deletes its namespaces and
 // its directory. It is idempotent.
+// DeleteNetns deletes a namespace of the bed before Close, as when a pod
+// goes away under a daemon.
+func (b *Bed) DeleteNetns(n *Netns) error {
+	b.mu.Lock()
+	b.namespaces = slices.DeleteFunc(b.namespaces, func(m *Netns) bool { return m == n })
+	b.mu.Unlock()
+	return n.delete()
+}
+
 func (b *Bed) Close() error {
 	b.mu.Lock()
 	if b.closed {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -109,7 +110,7 @@ func (b *Bed) StartDaemon(node *Node, cfg DaemonConfig) (*Daemon, error) {
 		format = "console"
 	}
 	p, err := b.Start(node.Netns, "taprouterd-"+node.Name,
-		b.Taprouterd, "--config", path, "--socket", socket, "--state-dir", b.file(node.Name+"-state"),
+		b.Taprouterd, "--config", path, "--socket", socket, "--state-dir", b.StateDir(node),
 		"--log-format", format, "--log-level", "info")
 	if err != nil {
 		return nil, err
@@ -121,6 +122,10 @@ func (b *Bed) StartDaemon(node *Node, cfg DaemonConfig) (*Daemon, error) {
 	}
 	return d, nil
 }
+
+// StateDir is the --state-dir of node's daemons: the same for every daemon
+// started on node, so that a restarted daemon finds its predecessor's state.
+func (b *Bed) StateDir(node *Node) string { return filepath.Join(b.dir, node.Name+"-state") }
 
 func (d *Daemon) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
