@@ -6,8 +6,18 @@
 // and it needs no code generation or extra dependency in the CNI plugin.
 // Every path starts with its version, /v1/.
 //
-//	GET /v1/stats       {"counters": {"forwarded": 12, "drop_spoofed": 1, ...}}
-//	GET /v1/ports       [{"id":1,"name":"pa","kind":"pod","ip":"10.244.0.4",...}]
-//	GET /v1/routes      [{"prefix":"10.244.1.0/24","nexthop":"peer node2"}, ...]
-//	GET /v1/neighbours  [{"port":"pa","ip":"10.244.0.4","mac":"..","state":"reachable"}]
+//	GET    /v1/status                              node, podCIDR, gateway, pod MTU, backend
+//	GET    /v1/stats                               {"counters": {"forwarded": 12, "drop_spoofed": 1, ...}}
+//	GET    /v1/ports                               every port of the router
+//	GET    /v1/routes                              the FIB
+//	GET    /v1/neighbours                          the neighbour tables
+//	POST   /v1/ports                               attach a pod: {"containerID","ifName","netns","ip","mtu"}
+//	GET    /v1/ports/{containerID}/{ifName}        one attached pod
+//	GET    /v1/ports/{containerID}/{ifName}/check  {"ok": false, "problems": ["eth0 MTU is 1500, want 1450"]}
+//	DELETE /v1/ports/{containerID}/{ifName}        detach (idempotent: 204 also when unknown)
+//	POST   /v1/gc                                  {"valid": [...]}: detach every other API-attached pod
+//
+// Errors are {"error": "...", "code": "invalid|not-found|conflict|unavailable|internal",
+// "field": "ip"} with the matching HTTP status (400, 404, 409, 503, 500).
+// Client is the Go client the CNI plugin uses.
 package api
