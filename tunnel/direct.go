@@ -220,9 +220,9 @@ func (d *Direct) decap(ps *directPeers, f []byte, t *Stats) (int, uint32) {
 		t.Ignored++ // for another host, or broadcast/multicast
 		return 0, 0
 	}
-	size, verdict := checkIPv4(f[ethHeaderLen:])
-	if verdict != ipv4OK {
-		t.countIPv4(verdict)
+	size, reason := checkIPv4(f[ethHeaderLen:])
+	if reason != dropNone {
+		t.countDrop(reason)
 		return 0, 0
 	}
 	if !d.podCIDR.Contains(netip.AddrFrom4([4]byte(f[ethHeaderLen+16 : ethHeaderLen+20]))) {

@@ -46,6 +46,40 @@ func (s Stats) Map() map[string]uint64 {
 	}
 }
 
+// drop is why a check rejects a received packet: the counter it goes to.
+type drop uint8
+
+const (
+	dropNone drop = iota // not dropped
+	dropTruncated
+	dropNotIPv4
+	dropMalformed
+	dropBadVNI
+	dropBadMAC
+)
+
+// countDrop counts a dropped packet in the tally.
+func (t *Stats) countDrop(d drop) {
+	switch d {
+	case dropTruncated:
+		t.DropTruncated++
+	case dropNotIPv4:
+		t.DropNotIPv4++
+	case dropMalformed:
+		t.DropMalformed++
+	case dropBadVNI:
+		t.DropBadVNI++
+	case dropBadMAC:
+		t.DropBadMAC++
+	}
+}
+
+// accept counts a delivered inner packet in the tally.
+func (t *Stats) accept(size int) {
+	t.RxPackets++
+	t.RxBytes += uint64(size)
+}
+
 // counters are the live counters behind Stats. Hot paths count into a local
 // Stats (a tally) and publish it once per batch with add.
 type counters struct {

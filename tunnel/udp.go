@@ -101,9 +101,9 @@ func (u *UDP) decap(ps *udpPeers, d []byte, src netip.AddrPort, t *Stats) (int, 
 		t.DropUnknownPeer++
 		return 0, 0
 	}
-	size, verdict := checkIPv4(d)
-	if verdict != ipv4OK {
-		t.countIPv4(verdict)
+	size, reason := checkIPv4(d)
+	if reason != dropNone {
+		t.countDrop(reason)
 		return 0, 0
 	}
 	t.accept(size)

@@ -176,9 +176,9 @@ func (v *VXLAN) decap(ps *vxlanPeers, d []byte, src netip.AddrPort, t *Stats) (i
 		t.DropNotIPv4++
 		return 0, 0
 	}
-	size, verdict := checkIPv4(d[vxlanHeadroom:])
-	if verdict != ipv4OK {
-		t.countIPv4(verdict)
+	size, reason := checkIPv4(d[vxlanHeadroom:])
+	if reason != dropNone {
+		t.countDrop(reason)
 		return 0, 0
 	}
 	t.accept(size)
