@@ -15,6 +15,9 @@
 //     MAC comes from this package's own ARP on the underlay (package arp), not
 //     from the kernel's neighbour table.
 //
+// vxlan and udp share the socket, the peer snapshot, Send and Recv
+// (datagram.go) and differ only in the header in front of the inner packet.
+//
 // Send and Recv are the hot path: they work on batches in the caller's
 // buffers, encapsulate and decapsulate in place using the headroom in front of
 // each packet (see package link), take no locks (the peer set is an

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
-	"sync/atomic"
 
 	"github.com/taprouter/taprouter/link"
 )
@@ -38,21 +36,9 @@ type VXLANConfig struct {
 // VXLAN is the RFC 7348 backend. Each inner IPv4 packet travels as
 // outer IPv4 | UDP | VXLAN (I flag, VNI) | Ethernet (peer VTEP MAC, LocalMAC,
 // 0x0800) | inner packet, which is what a Linux vxlan device (flannel.1)
-// sends and expects.
+// sends and expects. A peer with a zero VTEPMAC gets VTEPMAC(Addr).
 type VXLAN struct {
-	conn  link.DatagramConn
-	vni   uint32
-	port  uint16
-	local link.HardwareAddr
-	peers atomic.Pointer[vxlanPeers]
-	stats counters
-}
-
-// vxlanPeers is the peer snapshot plus what Send writes for each peer.
-type vxlanPeers struct {
-	peerSet
-	dst    []netip.AddrPort      // peer address : Port
-	header [][vxlanHeadroom]byte // VXLAN header + inner Ethernet header
+	datagramBackend
 }
 
 var _ Tunnel = (*VXLAN)(nil)
@@ -73,114 +59,54 @@ func NewVXLAN(conn link.DatagramConn, cfg VXLANConfig) (*VXLAN, error) {
 	if cfg.LocalMAC.IsZero() {
 		return nil, errors.New("tunnel: vxlan needs LocalMAC, this node's VTEP MAC (see VTEPMAC)")
 	}
-	v := &VXLAN{conn: conn, vni: cfg.VNI, port: cfg.Port, local: cfg.LocalMAC}
-	v.SetPeers(nil)
+	v := &VXLAN{}
+	v.init(conn, cfg.Port, vxlanEncap{vni: cfg.VNI, local: cfg.LocalMAC})
 	return v, nil
 }
 
 func (v *VXLAN) Name() string  { return NameVXLAN }
 func (v *VXLAN) Overhead() int { return OverheadVXLAN }
-func (v *VXLAN) Headroom() int { return vxlanHeadroom }
-func (v *VXLAN) Tick()         {}
-func (v *VXLAN) Stats() Stats  { return v.stats.snapshot() }
-func (v *VXLAN) Close() error  { return v.conn.Close() }
 
-// SetPeers implements Tunnel. A peer with a zero VTEPMAC gets VTEPMAC(Addr).
-func (v *VXLAN) SetPeers(peers []Peer) {
-	s := &vxlanPeers{
-		peerSet: newPeerSet(peers),
-		dst:     make([]netip.AddrPort, len(peers)),
-		header:  make([][vxlanHeadroom]byte, len(peers)),
-	}
-	for i, p := range s.peers {
-		s.dst[i] = netip.AddrPortFrom(p.Addr, v.port)
-		mac := p.VTEPMAC
-		if mac.IsZero() {
-			mac = VTEPMAC(p.Addr)
-		}
-		h := &s.header[i]
-		h[0] = vxlanFlagI
-		binary.BigEndian.PutUint32(h[4:8], v.vni<<8)
-		copy(h[8:14], mac[:])
-		copy(h[14:20], v.local[:])
-		binary.BigEndian.PutUint16(h[20:22], ethTypeIPv4)
-	}
-	v.peers.Store(s)
+// vxlanEncap is the VXLAN header and the inner Ethernet header.
+type vxlanEncap struct {
+	vni   uint32
+	local link.HardwareAddr
 }
 
-// Send implements Tunnel.
-func (v *VXLAN) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
-	if offset < vxlanHeadroom {
-		return 0, errShortHeadroom
+func (vxlanEncap) headerLen() int { return vxlanHeadroom }
+
+// writeHeader writes the VXLAN header with the VNI and an Ethernet header
+// from this node's VTEP MAC to p's.
+func (e vxlanEncap) writeHeader(h []byte, p Peer) {
+	mac := p.VTEPMAC
+	if mac.IsZero() {
+		mac = VTEPMAC(p.Addr)
 	}
-	ps := v.peers.Load()
-	b := getBatch(len(bufs))
-	defer putBatch(b)
-	var t Stats
-	for i, buf := range bufs {
-		p := peers[i]
-		if int(p) >= len(ps.peers) {
-			t.DropUnknownPeer++
-			continue
-		}
-		copy(buf[offset-vxlanHeadroom:offset], ps.header[p][:])
-		b.addrs[len(b.bufs)] = ps.dst[p]
-		b.bufs = append(b.bufs, buf)
-	}
-	n, err := sendBatch(v.conn, b, offset, offset-vxlanHeadroom, &t)
-	v.stats.add(&t)
-	return n, err
+	h[0] = vxlanFlagI
+	binary.BigEndian.PutUint32(h[4:8], e.vni<<8)
+	copy(h[8:14], mac[:])
+	copy(h[14:20], e.local[:])
+	binary.BigEndian.PutUint16(h[20:22], ethTypeIPv4)
 }
 
-// Recv implements Tunnel.
-func (v *VXLAN) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error) {
-	b := getBatch(len(bufs))
-	defer putBatch(b)
-	n, err := v.conn.ReadFrom(bufs, sizes, b.addrs, offset)
-	ps := v.peers.Load()
-	var t Stats
-	for i := range n {
-		sizes[i], peers[i] = v.decap(ps, bufs[i][offset:offset+sizes[i]], b.addrs[i], &t)
-		starts[i] = offset + vxlanHeadroom
-	}
-	v.stats.add(&t)
-	return n, err
-}
-
-// decap checks one datagram d from src and returns the inner packet's size
-// (0 if dropped, counted in t) and its peer index.
-func (v *VXLAN) decap(ps *vxlanPeers, d []byte, src netip.AddrPort, t *Stats) (int, uint32) {
-	peer, ok := ps.lookup(src.Addr())
-	if !ok {
-		t.DropUnknownPeer++
-		return 0, 0
-	}
+// checkHeader accepts a VXLAN header with our VNI and an inner Ethernet
+// header of an IPv4 packet to this node's VTEP MAC or to broadcast.
+func (e vxlanEncap) checkHeader(d []byte) drop {
 	if len(d) < vxlanHeaderLen {
-		t.DropTruncated++
-		return 0, 0
+		return dropTruncated
 	}
 	// The reserved bits are ignored on receipt (RFC 7348 section 5).
-	if d[0]&vxlanFlagI == 0 || binary.BigEndian.Uint32(d[4:8])>>8 != v.vni {
-		t.DropBadVNI++
-		return 0, 0
+	if d[0]&vxlanFlagI == 0 || binary.BigEndian.Uint32(d[4:8])>>8 != e.vni {
+		return dropBadVNI
 	}
 	if len(d) < vxlanHeadroom {
-		t.DropTruncated++
-		return 0, 0
+		return dropTruncated
 	}
-	if dst := link.HardwareAddr(d[8:14]); dst != v.local && dst != link.Broadcast {
-		t.DropBadMAC++
-		return 0, 0
+	if dst := link.HardwareAddr(d[8:14]); dst != e.local && dst != link.Broadcast {
+		return dropBadMAC
 	}
 	if binary.BigEndian.Uint16(d[20:22]) != ethTypeIPv4 {
-		t.DropNotIPv4++
-		return 0, 0
+		return dropNotIPv4
 	}
-	size, reason := checkIPv4(d[vxlanHeadroom:])
-	if reason != dropNone {
-		t.countDrop(reason)
-		return 0, 0
-	}
-	t.accept(size)
-	return size, peer
+	return dropNone
 }
