@@ -197,18 +197,7 @@ func TestNoAllocs(t *testing.T) {
 		out[i] = marker(w.sb.HWAddr(), w.sa.HWAddr(), "x", 1414)
 	}
 	bufs, sizes := devtest.MakeBatch(32, 2048)
-	round := func() {
-		if n, err := w.sa.Write(out, 0); n != len(out) || err != nil {
-			t.Fatalf("Write = %d, %v", n, err)
-		}
-		for got := 0; got < len(out); {
-			n, err := w.sb.Read(bufs, sizes, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got += n
-		}
-	}
+	round := func() { devtest.Exchange(t, w.sa, w.sb, out, bufs, sizes, 0) }
 	round()
 	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
 		t.Errorf("Write+Read of a batch allocates %.1f times, want 0", allocs)
@@ -236,16 +225,7 @@ func BenchmarkVeth(b *testing.B) {
 	b.SetBytes(batch * 1414)
 	reads := 0
 	for b.Loop() {
-		if n, err := w.sa.Write(out, 0); n != batch || err != nil {
-			b.Fatalf("Write = %d, %v", n, err)
-		}
-		for got := 0; got < batch; reads++ {
-			n, err := w.sb.Read(bufs, sizes, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			got += n
-		}
+		reads += devtest.Exchange(b, w.sa, w.sb, out, bufs, sizes, 0)
 	}
 	b.ReportMetric(float64(b.N*batch)/float64(reads), "frames/read")
 }

@@ -234,24 +234,6 @@ func TestWriteOffset(t *testing.T) {
 	}
 }
 
-// exchange writes a batch of echo requests to the kernel and reads until all
-// replies are back; it returns the number of Read calls.
-func exchange(tb testing.TB, dev *tap.Device, reqs, bufs [][]byte, sizes []int) int {
-	if n, err := dev.Write(reqs, 0); n != len(reqs) || err != nil {
-		tb.Fatalf("Write = %d, %v", n, err)
-	}
-	reads := 0
-	for got := 0; got < len(reqs); {
-		n, err := dev.Read(bufs, sizes, 0)
-		if err != nil {
-			tb.Fatalf("Read after %d of %d replies: %v", got, len(reqs), err)
-		}
-		got += n
-		reads++
-	}
-	return reads
-}
-
 func echoRequests(tn *tapNet, n, size int) [][]byte {
 	reqs := make([][]byte, n)
 	for i := range reqs {
@@ -266,14 +248,14 @@ func TestKernelEchoNoAllocs(t *testing.T) {
 	tn := newTAPNet(t)
 	reqs := echoRequests(tn, 8, 56)
 	bufs, sizes := devtest.MakeBatch(8, 2048)
-	exchange(t, tn.dev, reqs, bufs, sizes) // warm up
+	devtest.Exchange(t, tn.dev, tn.dev, reqs, bufs, sizes, 0) // warm up
 	for i := range 8 {
 		e, ok := parseEcho(bufs[i][:sizes[i]])
 		if !ok || e.icmpType != icmpEchoReply || e.src != kernelIP || e.dst != peerIP {
 			t.Fatalf("frame %d is not an echo reply from the kernel: % x", i, bufs[i][:sizes[i]])
 		}
 	}
-	allocs := testing.AllocsPerRun(100, func() { exchange(t, tn.dev, reqs, bufs, sizes) })
+	allocs := testing.AllocsPerRun(100, func() { devtest.Exchange(t, tn.dev, tn.dev, reqs, bufs, sizes, 0) })
 	if allocs != 0 {
 		t.Errorf("Write+Read of a batch allocates %.1f times, want 0", allocs)
 	}
@@ -367,7 +349,7 @@ func BenchmarkKernelEcho(b *testing.B) {
 	b.SetBytes(batch * 1414)
 	reads := 0
 	for b.Loop() {
-		reads += exchange(b, tn.dev, reqs, bufs, sizes)
+		reads += devtest.Exchange(b, tn.dev, tn.dev, reqs, bufs, sizes, 0)
 	}
 	b.ReportMetric(float64(b.N*batch)/float64(reads), "frames/read")
 }

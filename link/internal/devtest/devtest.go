@@ -31,6 +31,29 @@ type Reader interface {
 	Read(bufs [][]byte, sizes []int, offset int) (int, error)
 }
 
+// Writer is a batch writer: a link.Device or an fdio.Writer.
+type Writer interface {
+	Write(bufs [][]byte, offset int) (int, error)
+}
+
+// Exchange writes the batch out[i][offset:] with w, then reads from r into
+// bufs[i][offset:] until as many frames have arrived, and returns the number
+// of Read calls. It fails tb if either side fails. It does not allocate.
+func Exchange(tb testing.TB, w Writer, r Reader, out, bufs [][]byte, sizes []int, offset int) int {
+	if n, err := w.Write(out, offset); n != len(out) || err != nil {
+		tb.Fatalf("Write = %d, %v; want %d, nil", n, err, len(out))
+	}
+	reads := 0
+	for got := 0; got < len(out); reads++ {
+		n, err := r.Read(bufs, sizes, offset)
+		if err != nil {
+			tb.Fatalf("Read after %d of %d frames: %v", got, len(out), err)
+		}
+		got += n
+	}
+	return reads
+}
+
 // BlockedRead starts a one-frame Read on r, lets it block for 50 ms, calls
 // unblock and returns what Read returned. It fails t if Read is still
 // blocked 5 s later; unblocker names what unblock does, for that message.

@@ -144,18 +144,7 @@ func TestNoAllocs(t *testing.T) {
 	r := fdio.NewReader(p.connB, readFrame)
 	out := frames("a", "b", "c", "d")
 	bufs, sizes := devtest.MakeBatch(len(out), 64)
-	round := func() {
-		if n, err := w.Write(out, 2); n != len(out) || err != nil {
-			t.Fatalf("Write = %d, %v", n, err)
-		}
-		for got := 0; got < len(out); {
-			n, err := r.Read(bufs, sizes, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got += n
-		}
-	}
+	round := func() { devtest.Exchange(t, w, r, out, bufs, sizes, 2) }
 	round()
 	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
 		t.Errorf("Write+Read of a batch allocates %.1f times, want 0", allocs)
