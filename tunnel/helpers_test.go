@@ -62,6 +62,25 @@ func recvBuffers(n int) (bufs [][]byte, sizes, starts []int, peers []uint32) {
 	return bufs, make([]int, n), make([]int, n), make([]uint32, n)
 }
 
+// wiredConns returns fake sockets of node A and node B on port, each
+// delivering what it sends to the other.
+func wiredConns(port uint16) (connA, connB *linktest.Conn) {
+	connA = linktest.NewConn(addrPort(nodeA, port), 64)
+	connB = linktest.NewConn(addrPort(nodeB, port), 64)
+	linktest.Wire(connA, connB)
+	linktest.Wire(connB, connA)
+	return connA, connB
+}
+
+// pairUp gives the backends of nodes A and B the peers of the pair tests (A
+// knows B as peer 1, C is its peer 0; B knows A as peer 0) and closes them
+// at cleanup.
+func pairUp(t *testing.T, a, b Tunnel) {
+	t.Cleanup(func() { a.Close(); b.Close() })
+	a.SetPeers([]Peer{{Node: "c", Addr: nodeC}, {Node: "b", Addr: nodeB}})
+	b.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+}
+
 // recvOne feeds datagram d from src to tun through its fake conn and returns
 // the decapsulated inner packet (nil if dropped) and its peer index.
 func recvOne(t *testing.T, tun Tunnel, conn *linktest.Conn, src netip.AddrPort, d []byte) ([]byte, uint32) {

@@ -8,19 +8,14 @@ import (
 	"github.com/taprouter/taprouter/link/linktest"
 )
 
-// udpPair returns two udp backends, A and B, wired to each other. A knows B
-// as peer 1 (C is peer 0), B knows A as peer 0.
+// udpPair returns two udp backends, A and B, wired to each other; see
+// pairUp.
 func udpPair(t *testing.T) (a, b *UDP, connA, connB *linktest.Conn) {
 	t.Helper()
-	connA = linktest.NewConn(addrPort(nodeA, DefaultUDPPort), 64)
-	connB = linktest.NewConn(addrPort(nodeB, DefaultUDPPort), 64)
-	linktest.Wire(connA, connB)
-	linktest.Wire(connB, connA)
+	connA, connB = wiredConns(DefaultUDPPort)
 	a, _ = NewUDP(connA, UDPConfig{})
 	b, _ = NewUDP(connB, UDPConfig{})
-	t.Cleanup(func() { a.Close(); b.Close() })
-	a.SetPeers([]Peer{{Node: "c", Addr: nodeC}, {Node: "b", Addr: nodeB}})
-	b.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	pairUp(t, a, b)
 	return a, b, connA, connB
 }
 

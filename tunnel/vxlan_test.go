@@ -12,14 +12,10 @@ import (
 )
 
 // vxlanPair returns two vxlan backends, node A and node B, whose fake sockets
-// are wired to each other. A knows B as peer 1 (C is peer 0), B knows A as
-// peer 0.
+// are wired to each other; see pairUp.
 func vxlanPair(t *testing.T) (a, b *VXLAN, connA, connB *linktest.Conn) {
 	t.Helper()
-	connA = linktest.NewConn(addrPort(nodeA, DefaultVXLANPort), 64)
-	connB = linktest.NewConn(addrPort(nodeB, DefaultVXLANPort), 64)
-	linktest.Wire(connA, connB)
-	linktest.Wire(connB, connA)
+	connA, connB = wiredConns(DefaultVXLANPort)
 	var err error
 	if a, err = NewVXLAN(connA, VXLANConfig{LocalMAC: VTEPMAC(nodeA)}); err != nil {
 		t.Fatal(err)
@@ -27,9 +23,7 @@ func vxlanPair(t *testing.T) (a, b *VXLAN, connA, connB *linktest.Conn) {
 	if b, err = NewVXLAN(connB, VXLANConfig{LocalMAC: VTEPMAC(nodeB)}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	a.SetPeers([]Peer{{Node: "c", Addr: nodeC}, {Node: "b", Addr: nodeB}})
-	b.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	pairUp(t, a, b)
 	return a, b, connA, connB
 }
 
