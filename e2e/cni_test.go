@@ -466,6 +466,13 @@ func TestCNIErrors(t *testing.T) {
 		{"unknown cniVersion", env("ADD"), pluginConf(t, n, func(c map[string]any) { c["cniVersion"] = "2.0.0" }), 1, "2.0.0"},
 		{"missing CNI_NETNS", func() map[string]string { e := env("ADD"); delete(e, "CNI_NETNS"); return e }(), pluginConf(t, n, nil), 4, "CNI_NETNS"},
 		{"missing ipam", env("ADD"), pluginConf(t, n, func(c map[string]any) { delete(c, "ipam") }), 7, "ipam: missing"},
+		// Rejected by the daemon after host-local gave an address: the
+		// lease is released again.
+		{"ipam range outside podCIDR", env("ADD"), pluginConf(t, n, func(c map[string]any) {
+			c["ipam"].(map[string]any)["ranges"] = [][]map[string]string{{{"subnet": "10.245.0.0/24"}}}
+		}), 7, "ip: 10.245.0.2 is outside podCIDR 10.244.0.0/24"},
+		{"netns does not exist", func() map[string]string { e := env("ADD"); e["CNI_NETNS"] = "/var/run/netns/no-such-pod"; return e }(),
+			pluginConf(t, n, nil), 7, "netns: /var/run/netns/no-such-pod: no such network namespace"},
 		{"daemon not running: ADD", env("ADD"), pluginConf(t, n, deadDaemon), 11, "taprouterd is not reachable at " + dead},
 		{"daemon not running: STATUS", env("STATUS"), pluginConf(t, n, deadDaemon), 50, "taprouterd is not available"},
 		{"daemon not running: DEL", env("DEL"), pluginConf(t, n, deadDaemon), 11, "taprouterd is not reachable"},
