@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-
-	"github.com/taprouter/taprouter/router"
 )
 
 // DefaultSocket is where taprouterd listens unless told otherwise.
@@ -25,6 +23,22 @@ type Route struct {
 	NextHop string `json:"nexthop"`
 }
 
+// RouterPort is one port of the router, as GET /v1/ports lists them.
+type RouterPort struct {
+	ID        uint32 `json:"id"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"` // pod or host
+	Device    string `json:"device"`
+	IP        string `json:"ip,omitempty"`
+	MAC       string `json:"mac,omitempty"`
+	MTU       int    `json:"mtu"`
+	RxPackets uint64 `json:"rxPackets"`
+	RxBytes   uint64 `json:"rxBytes"`
+	TxPackets uint64 `json:"txPackets"`
+	TxBytes   uint64 `json:"txBytes"`
+	Drops     uint64 `json:"drops"`
+}
+
 // Neighbour is one neighbour table entry.
 type Neighbour struct {
 	Port  string `json:"port"`
@@ -38,7 +52,7 @@ type Neighbour struct {
 type Backend interface {
 	Status() Status
 	Stats() map[string]uint64
-	Ports() []router.PortInfo
+	Ports() []RouterPort
 	Routes() []Route
 	Neighbours() []Neighbour
 	// AddPort attaches a pod; created is false when an identical port
@@ -48,7 +62,7 @@ type Backend interface {
 	CheckPort(a Attachment) (CheckResult, error)
 	// RemovePort detaches a pod; a port that does not exist is no error.
 	RemovePort(a Attachment) error
-	GC(req GCRequest) (GCResult, error)
+	GC(req GCRequest) GCResult
 }
 
 // NewHandler serves the API for b.
@@ -113,11 +127,9 @@ func NewHandler(b Backend) http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		res, err := b.GC(req)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
+		// A partial failure still answers 200 with what was removed (and
+		// the errors), so that the caller can release those addresses.
+		res := b.GC(req)
 		res.Removed = nonNil(res.Removed)
 		writeJSON(w, http.StatusOK, res)
 	})

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-
-	"github.com/taprouter/taprouter/router"
 )
 
 // fakeBackend keeps ports in a map.
@@ -20,9 +18,7 @@ type fakeBackend struct {
 
 func (*fakeBackend) Status() Status           { return Status{Node: "node1", MTU: 1450, Gateway: "10.244.0.1"} }
 func (*fakeBackend) Stats() map[string]uint64 { return map[string]uint64{"forwarded": 7} }
-func (*fakeBackend) Ports() []router.PortInfo {
-	return []router.PortInfo{{ID: 1, Name: "pa", Kind: "pod"}}
-}
+func (*fakeBackend) Ports() []RouterPort      { return []RouterPort{{ID: 1, Name: "pa", Kind: "pod"}} }
 func (*fakeBackend) Routes() []Route {
 	return []Route{{Prefix: "10.244.1.0/24", NextHop: "peer node2"}}
 }
@@ -66,7 +62,7 @@ func (f *fakeBackend) RemovePort(a Attachment) error {
 	return nil
 }
 
-func (f *fakeBackend) GC(req GCRequest) (GCResult, error) {
+func (f *fakeBackend) GC(req GCRequest) GCResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	keep := map[Attachment]bool{}
@@ -80,7 +76,7 @@ func (f *fakeBackend) GC(req GCRequest) (GCResult, error) {
 			res.Removed = append(res.Removed, a)
 		}
 	}
-	return res, nil
+	return res
 }
 
 func serve(t *testing.T) (*Client, string) {

@@ -53,9 +53,10 @@ type GCRequest struct {
 	Valid []Attachment `json:"valid"`
 }
 
-// GCResult lists what GC removed.
+// GCResult lists what GC removed, and what it failed to remove cleanly.
 type GCResult struct {
 	Removed []Attachment `json:"removed"`
+	Errors  []string     `json:"errors,omitempty"`
 }
 
 // Error codes, the "code" of an Error body.

@@ -17,7 +17,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/taprouter/taprouter/api"
-	"github.com/taprouter/taprouter/router"
 )
 
 // fakeIPAM drives the fake IPAM plugin through the environment, which the
@@ -168,7 +167,7 @@ func (d *fakeDaemon) Status() api.Status {
 }
 
 func (d *fakeDaemon) Stats() map[string]uint64    { return map[string]uint64{} }
-func (d *fakeDaemon) Ports() []router.PortInfo    { return nil }
+func (d *fakeDaemon) Ports() []api.RouterPort     { return nil }
 func (d *fakeDaemon) Routes() []api.Route         { return nil }
 func (d *fakeDaemon) Neighbours() []api.Neighbour { return nil }
 
@@ -219,7 +218,7 @@ func (d *fakeDaemon) RemovePort(a api.Attachment) error {
 	return nil
 }
 
-func (d *fakeDaemon) GC(req api.GCRequest) (api.GCResult, error) {
+func (d *fakeDaemon) GC(req api.GCRequest) api.GCResult {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gcValid = req.Valid
@@ -231,5 +230,5 @@ func (d *fakeDaemon) GC(req api.GCRequest) (api.GCResult, error) {
 		}
 	}
 	slices.SortFunc(res.Removed, func(x, y api.Attachment) int { return strings.Compare(x.ContainerID, y.ContainerID) })
-	return res, nil
+	return res
 }

@@ -287,7 +287,7 @@ func GC(args *skel.CmdArgs) error {
 	if err != nil {
 		return ipamError(conf, "GC", err, types.ErrInternal)
 	}
-	var failed []string
+	failed := gc.Errors // ports the daemon removed only in part
 	for _, a := range gc.Removed {
 		del := &invoke.Args{Command: "DEL", ContainerID: a.ContainerID, IfName: a.IfName, Path: args.Path}
 		if err := invoke.ExecPluginWithoutResult(ctx, ipamPath, args.StdinData, del, nil); err != nil {

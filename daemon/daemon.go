@@ -219,7 +219,13 @@ func (d *Daemon) Close() error {
 }
 
 // Ports implements api.Backend.
-func (d *Daemon) Ports() []router.PortInfo { return d.router.Ports() }
+func (d *Daemon) Ports() []api.RouterPort {
+	var out []api.RouterPort
+	for _, p := range d.router.Ports() {
+		out = append(out, api.RouterPort(p))
+	}
+	return out
+}
 
 // Routes implements api.Backend.
 func (d *Daemon) Routes() []api.Route {

@@ -188,8 +188,10 @@ func (d *Daemon) RemovePort(a api.Attachment) error {
 }
 
 // GC implements api.Backend: ports added through the API and not listed as
-// valid are removed. Ports from the config file are never collected.
-func (d *Daemon) GC(req api.GCRequest) (api.GCResult, error) {
+// valid are removed. Ports from the config file are never collected. A port
+// that could not be removed cleanly is still reported removed (the router
+// has forgotten it), with the error, so that its address can be released.
+func (d *Daemon) GC(req api.GCRequest) api.GCResult {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	valid := map[string]bool{}
@@ -197,20 +199,20 @@ func (d *Daemon) GC(req api.GCRequest) (api.GCResult, error) {
 		valid[portName(a)] = true
 	}
 	var res api.GCResult
-	var errs []error
 	for name, p := range d.ports {
 		if p.ContainerID == "" || valid[name] {
 			continue
 		}
-		errs = append(errs, d.detach(p))
+		if err := d.detach(p); err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", name, err))
+		}
 		res.Removed = append(res.Removed, p.attachment())
 		d.log.Info("pod collected", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName))
 	}
-	errs = append(errs, d.save())
-	if err := errors.Join(errs...); err != nil {
-		return res, &api.Error{Message: "collecting: " + err.Error(), Code: api.CodeInternal}
+	if err := d.save(); err != nil {
+		res.Errors = append(res.Errors, "saving the state: "+err.Error())
 	}
-	return res, nil
+	return res
 }
 
 // Status implements api.Backend.
