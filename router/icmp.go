@@ -26,7 +26,10 @@ const (
 // this batch are used up.
 func (w *worker) newPacket() *Packet {
 	if w.nspare == len(w.spare) {
-		return nil
+		if w.sending {
+			return nil
+		}
+		w.sendOriginated() // make room: what waits is sent now
 	}
 	pk := &w.extraPk[w.nspare]
 	*pk = Packet{buf: w.spare[w.nspare], start: headroom, Origin: FromRouter}
@@ -108,12 +111,16 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 			return false
 		}
 	}
-	if !r.icmp.allow(r.now()) {
+	// Like Linux, never limit "fragmentation needed": path MTU discovery
+	// depends on it.
+	fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded
+	if !fragNeeded && !r.icmp.allow(r.clock.Now()) {
 		r.stats.add(cICMPRateLimited, 1)
 		return false
 	}
 	e := w.newPacket()
 	if e == nil {
+		r.stats.add(cICMPNoBuffer, 1)
 		return false
 	}
 	quote := min(len(orig), icmpQuoteLimit-header.IPv4MinimumSize-header.ICMPv4MinimumSize)
@@ -165,25 +172,34 @@ func isICMPInfo(t header.ICMPv4Type) bool {
 }
 
 // fragment splits p into fragments that fit mtu (RFC 791), sent after the
-// batch to p's next hop.
-func (w *worker) fragment(p *Packet, mtu int) {
+// batch to p's next hop, all in the same round. It reports false, having
+// dropped p, when there is no room for all of them.
+func (w *worker) fragment(p *Packet, mtu int) bool {
 	h := header.IPv4(p.buf[p.start:p.end])
 	hlen := int(h.HeaderLength())
 	payload := p.buf[p.start+hlen : p.end]
 	step := (mtu - hlen) &^ 7
 	if step <= 0 {
 		p.Drop(DropTooBig)
-		return
+		return false
+	}
+	need := (len(payload) + step - 1) / step
+	if need > len(w.spare) {
+		p.Drop(DropTooBig)
+		return false
+	}
+	if need > len(w.spare)-w.nspare && !w.sending {
+		w.sendOriginated() // all fragments of a packet go in one round
+	}
+	if need > len(w.spare)-w.nspare {
+		p.Drop(DropTooBig)
+		return false
 	}
 	baseOff := int(h.FragmentOffset())
 	more := h.More()
 	for off := 0; off < len(payload); off += step {
 		n := min(step, len(payload)-off)
-		f := w.newPacket()
-		if f == nil {
-			w.r.stats.drop(DropTxError)
-			return
-		}
+		f := w.newPacket() // room was made above
 		f.Origin, f.InPort, f.Peer = p.Origin, p.InPort, p.Peer
 		f.NextHop, f.routed = p.NextHop, true
 		f.end = f.start + hlen + n
@@ -200,6 +216,7 @@ func (w *worker) fragment(p *Packet, mtu int) {
 		fh.SetChecksum(^fh.CalculateChecksum())
 		w.r.stats.add(cFragmentsSent, 1)
 	}
+	return true
 }
 
 // unreachableAll answers host unreachable for packets whose neighbour could
@@ -219,13 +236,6 @@ func (w *worker) unreachableAll(queued [][]byte) {
 		}
 	}
 	w.sendOriginated()
-}
-
-func (r *Router) now() time.Time {
-	if r.cfg.Clock != nil {
-		return r.cfg.Clock.Now()
-	}
-	return time.Now()
 }
 
 // tokenBucket limits the rate of ICMP errors, as Linux's icmp_msgs_per_sec

@@ -62,6 +62,10 @@ func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) {
 	p.TxBytes.Add(uint64(n))
 }
 
+// maxFailed bounds the packets waiting (until the next tick) for an ICMP
+// host-unreachable answer: a stream toward a dead pod must not pile up.
+const maxFailed = 256
+
 // neighbourHooks is the Router seen by its neighbour table.
 type neighbourHooks Router
 
@@ -107,6 +111,10 @@ func (h *neighbourHooks) Failed(port uint32, target netip.Addr, queued [][]byte)
 	r := (*Router)(h)
 	r.log.Debug("neighbour unreachable", zap.Uint32("port", port), zap.Stringer("ip", target), zap.Int("queued", len(queued)))
 	r.failedMu.Lock()
-	r.failed = append(r.failed, queued...)
+	room := max(0, maxFailed-len(r.failed))
+	r.failed = append(r.failed, queued[:min(room, len(queued))]...)
 	r.failedMu.Unlock()
+	if over := len(queued) - room; over > 0 {
+		r.stats.drops[DropNeighbour].Add(uint64(over)) // too many to answer each
+	}
 }

@@ -55,6 +55,7 @@ type Router struct {
 	log    *zap.Logger
 	fib    *fib.Table
 	neigh  *arp.Table
+	clock  arp.Clock
 	tunnel tunnel.Tunnel
 	stats  stats
 	icmp   tokenBucket
@@ -92,6 +93,9 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Tunnel != nil && cfg.TunnelMTU <= 0 {
 		return nil, errors.New("router: TunnelMTU is required with a Tunnel")
 	}
+	if cfg.Tunnel != nil && cfg.Tunnel.Headroom() > headroom {
+		return nil, fmt.Errorf("router: tunnel %s needs %d bytes of headroom, the router leaves %d", cfg.Tunnel.Name(), cfg.Tunnel.Headroom(), headroom)
+	}
 	r := &Router{cfg: cfg, log: cfg.Log, fib: fib.New(), tunnel: cfg.Tunnel, byName: map[string]*Port{}, stop: make(chan struct{})}
 	if r.log == nil {
 		r.log = zap.NewNop()
@@ -105,11 +109,11 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Neighbours != nil {
 		ncfg = *cfg.Neighbours
 	}
-	clock := cfg.Clock
-	if clock == nil {
-		clock = arp.SystemClock{}
+	r.clock = cfg.Clock
+	if r.clock == nil {
+		r.clock = arp.SystemClock{}
 	}
-	neigh, err := arp.New(ncfg, (*neighbourHooks)(r), clock)
+	neigh, err := arp.New(ncfg, (*neighbourHooks)(r), r.clock)
 	if err != nil {
 		return nil, fmt.Errorf("router: neighbours: %w", err)
 	}
@@ -217,15 +221,19 @@ func (r *Router) RemovePort(name string) error {
 	}
 	delete(r.byName, name)
 	r.fib.Delete(netip.PrefixFrom(p.IP, 32))
-	r.neigh.RemovePort(p.ID)
 	r.publish(func(ps []*Port) []*Port { ps[p.ID] = nil; return ps })
-	r.freeIDs = append(r.freeIDs, p.ID)
 	started := r.running.Load()
 	r.mu.Unlock()
 	err := p.dev.Close()
 	if started {
 		<-p.done
 	}
+	// Only now, with the port's goroutine gone (it may have learned an ARP
+	// entry until the end), may its ID and neighbours be forgotten.
+	r.mu.Lock()
+	r.neigh.RemovePort(p.ID)
+	r.freeIDs = append(r.freeIDs, p.ID)
+	r.mu.Unlock()
 	r.log.Info("pod port removed", zap.String("port", name))
 	return err
 }

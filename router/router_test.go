@@ -402,3 +402,47 @@ func TestHostPortIPv6(t *testing.T) {
 		t.Errorf("drop_malformed = %d, want 0", got)
 	}
 }
+
+// "Fragmentation needed" is never rate-limited (path MTU discovery depends
+// on it), unlike the other ICMP errors.
+func TestFragNeededNotRateLimited(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	pa.dev = linktest.NewDevice("pa", 1500, 256)
+	ca := linktest.NewConn(netip.AddrPortFrom(node1, 8472), 256)
+	va, err := tunnel.NewVXLAN(ca, tunnel.VXLANConfig{LocalMAC: tunnel.VTEPMAC(node1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, Config{Tunnel: va, TunnelMTU: 1450, ICMPRate: 1}, pa)
+	n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}})
+	for i := range 5 {
+		pa.send(ipv4(pa.ip, netip.MustParseAddr("10.244.1.5"), 64, header.UDPProtocolNumber, true, udpPayload(1, uint16(i), 1500-28)))
+	}
+	for range 5 {
+		checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded)
+	}
+	// Other errors are limited: of 5 TTL-expired probes, the burst of 1 is answered.
+	for range 5 {
+		pa.send(ipv4(pa.ip, netip.MustParseAddr("10.244.1.5"), 1, header.UDPProtocolNumber, false, udpPayload(1, 2, 8)))
+	}
+	waitCounter(t, n.r, "icmp_rate_limited", 4)
+	if got := n.r.Stats()["icmp_time_exceeded"]; got != 1 {
+		t.Errorf("icmp_time_exceeded = %d, want 1", got)
+	}
+}
+
+// Fragments of many packets in one batch outnumber the worker's spare
+// buffers: the router sends what waits and goes on, losing nothing.
+func TestFragmentsBeyondOneRound(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	pa.dev = linktest.NewDevice("pa", 9000, 256)
+	a, _ := twoNodes(t, 1450, []*testPod{pa}, nil)
+	const packets = 12 // 7 fragments each: 84, more than the 64 spares
+	for i := range packets {
+		pa.send(ipv4(pa.ip, netip.MustParseAddr("10.244.1.5"), 64, header.UDPProtocolNumber, false, udpPayload(1, uint16(i), 9000-28)))
+	}
+	waitCounter(t, a.r, "fragments_sent", 7*packets)
+	if s := a.r.Stats(); s["drop_too_big"] != 0 || s["drop_tx_error"] != 0 {
+		t.Errorf("drops: too big %d, tx error %d", s["drop_too_big"], s["drop_tx_error"])
+	}
+}

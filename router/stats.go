@@ -61,6 +61,7 @@ const (
 	cICMPUnreachable
 	cICMPFragNeeded
 	cICMPRateLimited
+	cICMPNoBuffer
 	cARPRepliesSent
 	cARPRequestsSent
 	cARPGratuitousSent
@@ -75,6 +76,7 @@ var counterNames = [numCounters]string{
 	cICMPUnreachable:   "icmp_unreachable",
 	cICMPFragNeeded:    "icmp_frag_needed",
 	cICMPRateLimited:   "icmp_rate_limited",
+	cICMPNoBuffer:      "icmp_no_buffer",
 	cARPRepliesSent:    "arp_replies_sent",
 	cARPRequestsSent:   "arp_requests_sent",
 	cARPGratuitousSent: "arp_gratuitous_sent",

@@ -35,6 +35,7 @@ type worker struct {
 	nspare  int
 	extra   []*Packet // originated packets of the current batch
 	extraPk []Packet
+	sending bool // in sendOriginated: no new round can start
 
 	groups  []egressGroup // per pod port
 	tunOut  [][]byte
@@ -244,6 +245,8 @@ func (w *worker) process(batch []*Packet) {
 // processing a batch (ICMP, fragments), and those that originates in turn.
 // It frees the spare buffers.
 func (w *worker) sendOriginated() {
+	w.sending = true
+	defer func() { w.sending = false }()
 	for done := 0; done < len(w.extra); {
 		extra := w.extra[done:]
 		done = len(w.extra)
@@ -283,10 +286,6 @@ func (w *worker) route(batch []*Packet) {
 		case fib.Host:
 			if p.Origin == FromHost {
 				w.unreachable(p, header.ICMPv4NetUnreachable, DropLoop)
-			}
-		case fib.Local:
-			if isMulticastOrBroadcast(dst) {
-				p.Drop(DropMulticast)
 			}
 		}
 	}
@@ -342,13 +341,15 @@ func (w *worker) checkMTU(batch []*Packet) {
 			continue
 		}
 		if header.IPv4(p.buf[p.start:p.end]).Flags()&header.IPv4FlagDontFragment != 0 {
-			w.icmpError(p, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint16(mtu))
-			w.r.stats.add(cICMPFragNeeded, 1)
+			if w.icmpError(p, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint16(mtu)) {
+				w.r.stats.add(cICMPFragNeeded, 1)
+			}
 			p.Drop(DropTooBig)
 			continue
 		}
-		w.fragment(p, mtu)
-		p.Consume()
+		if w.fragment(p, mtu) {
+			p.Consume()
+		}
 	}
 }
 
