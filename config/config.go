@@ -205,8 +205,8 @@ func (f *file) validate() (*Config, error) {
 
 	c.VXLAN = VXLAN{VNI: DefaultVNI, Port: DefaultVXLANPort}
 	if v := f.VXLAN.VNI; v != nil {
-		if *v < 0 || *v > maxVNI {
-			return nil, fieldError("vxlan.vni", "%d out of range 0..%d", *v, maxVNI)
+		if *v < 1 || *v > maxVNI {
+			return nil, fieldError("vxlan.vni", "%d out of range 1..%d", *v, maxVNI)
 		}
 		c.VXLAN.VNI = uint32(*v)
 	}
@@ -277,6 +277,9 @@ func (f *file) validate() (*Config, error) {
 		port := Port{Name: p.Name, NetNS: p.NetNS, IfName: p.IfName, MTU: p.MTU}
 		if port.Name == "" {
 			return nil, fieldError(field+".name", "missing: the port's name")
+		}
+		if strings.Contains(port.Name, "/") {
+			return nil, fieldError(field+".name", "%q contains \"/\" (reserved for ports added through the API: containerID/ifName)", port.Name)
 		}
 		if j, dup := names[port.Name]; dup {
 			return nil, fieldError(field+".name", "duplicate name %q (also ports[%d])", port.Name, j)
@@ -365,16 +368,4 @@ func parseMAC(field, s string) (link.HardwareAddr, error) {
 		return link.HardwareAddr{}, fieldError(field, "%s is a multicast address", m)
 	}
 	return m, nil
-}
-
-// Overhead is the bytes each backend adds on the underlay to a pod's IP
-// packet; the pod MTU is the underlay MTU minus this.
-func Overhead(backend string) int {
-	switch backend {
-	case BackendVXLAN:
-		return 50 // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
-	case BackendUDP:
-		return 28 // outer IPv4 20 + UDP 8
-	}
-	return 0
 }

@@ -78,6 +78,8 @@ func TestParseInvalid(t *testing.T) {
 		{"address: 192.168.49.2}", "address: 192.168.49}", "underlay.address:"},
 		{"vni: 1", "vni: 16777216", "vxlan.vni:"},
 		{"vni: 1", "vni: -1", "vxlan.vni:"},
+		{"vni: 1", "vni: 0", "vxlan.vni:"},
+		{"{name: pa,", "{name: a/b,", "ports[0].name:"},
 		{"port: 8472", "port: 0", "vxlan.port:"},
 		{"port: 8472", "port: 70000", "vxlan.port:"},
 		{"{vni: 1, port: 8472}", "{vni: 1, port: 8472, mac: 'zz'}", "vxlan.mac:"},
@@ -126,13 +128,5 @@ func TestParseMissingNetNS(t *testing.T) {
 func TestParseEmpty(t *testing.T) {
 	if _, err := Parse(nil); err == nil {
 		t.Fatal("empty document accepted")
-	}
-}
-
-func TestOverhead(t *testing.T) {
-	for b, want := range map[string]int{BackendVXLAN: 50, BackendUDP: 28, BackendDirect: 0} {
-		if got := Overhead(b); got != want {
-			t.Errorf("Overhead(%s) = %d, want %d", b, got, want)
-		}
 	}
 }

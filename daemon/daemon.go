@@ -39,8 +39,9 @@ type Daemon struct {
 	podMTU   int
 	hostPort bool
 
-	mu    sync.Mutex       // serializes port changes and the state file
-	ports map[string]*port // by router port name
+	mu      sync.Mutex       // serializes port changes and the state file
+	ports   map[string]*port // by router port name
+	closing bool             // Close has begun: port changes are refused
 
 	srv *http.Server
 	ln  net.Listener
@@ -91,7 +92,11 @@ func (d *Daemon) setup() error {
 		}
 	}
 	d.nodeAddr = addr
-	d.podMTU = mtu - config.Overhead(cfg.Backend)
+	overhead, err := tunnel.Overhead(cfg.Backend)
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	d.podMTU = mtu - overhead
 	log.Info("underlay", zap.String("interface", cfg.Underlay.Interface), zap.Stringer("address", addr),
 		zap.Stringer("mac", mac), zap.Int("mtu", mtu), zap.String("backend", cfg.Backend), zap.Int("podMTU", d.podMTU))
 
@@ -185,16 +190,24 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tun
 	return nil, fmt.Errorf("unknown backend %q", cfg.Backend)
 }
 
-// Serve answers the API on the unix socket at path until Close.
-func (d *Daemon) Serve(path string) error {
+// Listen opens the API's unix socket at path. Serve then answers on it.
+func (d *Daemon) Listen(path string) error {
 	ln, err := api.Listen(path)
 	if err != nil {
 		return fmt.Errorf("--socket: %w", err)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.ln = ln
 	d.srv = &http.Server{Handler: api.NewHandler(d)}
-	d.log.Info("ready", zap.String("socket", path), zap.String("node", d.cfg.Node), zap.Int("ports", len(d.cfg.Ports)), zap.Int("peers", len(d.cfg.Peers)))
-	if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	return nil
+}
+
+// Serve answers the API on the socket Listen opened, until Close.
+func (d *Daemon) Serve() error {
+	d.log.Info("ready", zap.String("socket", d.ln.Addr().String()), zap.String("node", d.cfg.Node),
+		zap.Int("ports", len(d.ports)), zap.Int("peers", len(d.cfg.Peers)))
+	if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -203,6 +216,9 @@ func (d *Daemon) Serve(path string) error {
 // Close stops the router, removes the host port and the socket, and leaves
 // the pods' TAP devices in place.
 func (d *Daemon) Close() error {
+	d.mu.Lock() // waits for a port change under way; later ones are refused
+	d.closing = true
+	d.mu.Unlock()
 	var errs []error
 	if d.srv != nil {
 		errs = append(errs, d.srv.Close())

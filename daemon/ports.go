@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -25,6 +26,10 @@ type port struct {
 	IP          netip.Addr        `json:"ip"`
 	MTU         int               `json:"mtu,omitempty"` // 0: the node's pod MTU
 	MAC         link.HardwareAddr `json:"-"`
+	// attached says the router has the port. A recorded port may be
+	// unattached: re-attaching it after a restart failed, or removing its
+	// eth0 from the pod did; a retried ADD or DEL tries again.
+	attached bool
 }
 
 func (p *port) attachment() api.Attachment {
@@ -61,7 +66,7 @@ func (d *Daemon) attach(p *port) error {
 		}
 		return err
 	}
-	p.MAC = mac
+	p.MAC, p.attached = mac, true
 	d.ports[p.Name] = p
 	if adopted {
 		d.log.Info("adopted the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.Stringer("mac", mac))
@@ -69,23 +74,48 @@ func (d *Daemon) attach(p *port) error {
 	return nil
 }
 
-// detach removes a port from the router and its eth0 from the pod.
+// detach removes a port from the router and its eth0 from the pod. The
+// record goes only when both are done, so that a failure can be retried.
 func (d *Daemon) detach(p *port) error {
-	err := d.router.RemovePort(p.Name)
+	if p.attached {
+		p.attached = false
+		if err := d.router.RemovePort(p.Name); err != nil {
+			d.log.Warn("removing the router's port", zap.String("port", p.Name), zap.Error(err))
+		}
+	}
+	if err := podnet.DetachPod(d.pod(p)); err != nil {
+		return err
+	}
 	delete(d.ports, p.Name)
-	return errors.Join(err, podnet.DetachPod(d.pod(p)))
+	return nil
+}
+
+// attachError classifies an attach failure for the API.
+func attachError(err error) error {
+	if errors.Is(err, podnet.ErrNotTAP) {
+		return api.Conflict("ifName", "the pod has an interface of that name that taprouter did not make: "+err.Error())
+	}
+	return &api.Error{Message: "attaching the pod: " + err.Error(), Code: api.CodeInternal}
 }
 
 // AddPort implements api.Backend.
 func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closing {
+		return api.Port{}, false, api.Unavailable("taprouterd is shutting down")
+	}
 	p, err := d.validate(req)
 	if err != nil {
 		return api.Port{}, false, err
 	}
 	if old, ok := d.ports[p.Name]; ok {
 		if old.NetNS == p.NetNS && old.IP == p.IP && old.MTU == p.MTU {
+			if !old.attached { // a retried ADD after a failure: try again
+				if err := d.attach(old); err != nil {
+					return api.Port{}, false, attachError(err)
+				}
+			}
 			return d.apiPort(old), false, nil // a retried ADD
 		}
 		return api.Port{}, false, api.Conflict("containerID", fmt.Sprintf("%s/%s is attached already with netns %s and ip %s", p.ContainerID, p.IfName, old.NetNS, old.IP))
@@ -96,7 +126,7 @@ func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 		}
 	}
 	if err := d.attach(p); err != nil {
-		return api.Port{}, false, &api.Error{Message: "attaching the pod: " + err.Error(), Code: api.CodeInternal}
+		return api.Port{}, false, attachError(err)
 	}
 	if err := d.save(); err != nil {
 		d.detach(p)
@@ -108,10 +138,10 @@ func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 
 func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	switch {
-	case req.ContainerID == "":
-		return nil, api.Invalid("containerID", "missing")
-	case req.IfName == "" || len(req.IfName) > 15:
-		return nil, api.Invalid("ifName", fmt.Sprintf("%q: want 1 to 15 bytes", req.IfName))
+	case req.ContainerID == "" || strings.Contains(req.ContainerID, "/"):
+		return nil, api.Invalid("containerID", fmt.Sprintf("%q: want a non-empty ID without \"/\"", req.ContainerID))
+	case req.IfName == "" || len(req.IfName) > 15 || strings.ContainsAny(req.IfName, "/ \t"):
+		return nil, api.Invalid("ifName", fmt.Sprintf("%q: want an interface name of 1 to 15 bytes", req.IfName))
 	case req.NetNS == "":
 		return nil, api.Invalid("netns", "missing")
 	case req.MTU != 0 && (req.MTU < 576 || req.MTU > 9000):
@@ -158,6 +188,9 @@ func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	if !ok {
 		return api.CheckResult{}, api.NotFound(fmt.Sprintf("no port for container %s interface %s", a.ContainerID, a.IfName))
 	}
+	if !p.attached {
+		return api.CheckResult{Problems: []string{fmt.Sprintf("%s is recorded but not attached to the router (attaching it failed; a retried ADD tries again)", p.Name)}}, nil
+	}
 	problems := podnet.CheckPod(d.pod(p), p.MAC)
 	rp, ok := d.router.Port(p.Name)
 	if !ok {
@@ -176,6 +209,9 @@ func (d *Daemon) RemovePort(a api.Attachment) error {
 	if !ok {
 		return nil
 	}
+	if d.closing {
+		return api.Unavailable("taprouterd is shutting down")
+	}
 	err := d.detach(p)
 	if serr := d.save(); serr != nil {
 		err = errors.Join(err, serr)
@@ -189,8 +225,8 @@ func (d *Daemon) RemovePort(a api.Attachment) error {
 
 // GC implements api.Backend: ports added through the API and not listed as
 // valid are removed. Ports from the config file are never collected. A port
-// that could not be removed cleanly is still reported removed (the router
-// has forgotten it), with the error, so that its address can be released.
+// that could not be removed is reported under Errors, not Removed: its
+// address must not be released while the pod may still use it.
 func (d *Daemon) GC(req api.GCRequest) api.GCResult {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -205,6 +241,7 @@ func (d *Daemon) GC(req api.GCRequest) api.GCResult {
 		}
 		if err := d.detach(p); err != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", name, err))
+			continue // still recorded: its address must not be released yet
 		}
 		res.Removed = append(res.Removed, p.attachment())
 		d.log.Info("pod collected", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName))
@@ -218,7 +255,12 @@ func (d *Daemon) GC(req api.GCRequest) api.GCResult {
 // Status implements api.Backend.
 func (d *Daemon) Status() api.Status {
 	d.mu.Lock()
-	n := len(d.ports)
+	n := 0
+	for _, p := range d.ports {
+		if p.attached {
+			n++
+		}
+	}
 	d.mu.Unlock()
 	return api.Status{Node: d.cfg.Node, PodCIDR: d.cfg.PodCIDR.String(), Gateway: d.cfg.Gateway.String(), MTU: d.podMTU, Backend: d.cfg.Backend, Ports: n}
 }

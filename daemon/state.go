@@ -68,8 +68,15 @@ func (d *Daemon) save() error {
 
 // restore re-attaches the ports of the state file: each pod's persistent
 // TAP is adopted (it keeps its IP and MAC). A port whose network namespace
-// is gone is dropped, as is one that no longer fits the config.
+// is gone is dropped, as is one that no longer fits the config; one that
+// fails to attach otherwise stays on record, unattached.
 func (d *Daemon) restore() error {
+	// Temporary files of a save that a crash interrupted.
+	if stale, _ := filepath.Glob(filepath.Join(d.opts.StateDir, ".ports-*.json")); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	b, err := os.ReadFile(d.statePath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -101,8 +108,10 @@ func (d *Daemon) restore() error {
 			continue
 		}
 		if err := d.attach(p); err != nil {
-			log.Error("could not re-attach the pod; removed", zap.Error(err))
-			dropped++
+			// Kept on record: a retried ADD or DEL of the pod tries again,
+			// and GC still sees it.
+			log.Error("could not re-attach the pod; kept on record, not attached", zap.Error(err))
+			d.ports[p.Name] = p
 			continue
 		}
 		log.Info("pod re-attached", zap.Stringer("ip", p.IP), zap.Stringer("mac", p.MAC))

@@ -14,9 +14,15 @@ import (
 	"github.com/taprouter/taprouter/link/tap"
 )
 
-// ErrNoPort is returned by AdoptPod when the pod has no interface called
-// p.IfName: there is nothing to adopt, AttachPod creates it.
-var ErrNoPort = errors.New("no such interface in the pod")
+// Errors of AdoptPod.
+var (
+	// ErrNoPort: the pod has no interface called p.IfName; there is
+	// nothing to adopt, AttachPod creates it.
+	ErrNoPort = errors.New("no such interface in the pod")
+	// ErrNotTAP: the pod's interface of that name is not a TAP, so it is
+	// not taprouter's; it is left alone.
+	ErrNotTAP = errors.New("the pod's interface is not a TAP")
+)
 
 // AdoptPod takes over the persistent TAP a previous taprouterd left in the
 // pod as p.IfName: it opens the device again from inside the pod's
@@ -46,7 +52,7 @@ func AdoptPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
 		return nil, mac, fmt.Errorf("adopt pod %v: find %s: %w", p, p.IfName, err)
 	}
 	if l.Type() != "tuntap" {
-		return nil, mac, fmt.Errorf("adopt pod %v: %s is a %s device, not a TAP", p, p.IfName, l.Type())
+		return nil, mac, fmt.Errorf("adopt pod %v: %s is a %s device: %w", p, p.IfName, l.Type(), ErrNotTAP)
 	}
 	var dev *tap.Device
 	err = inNetNS(ns, func() (err error) {

@@ -2,14 +2,19 @@
 // the pod ports (a TAP moved into each pod's network namespace as eth0, with
 // the pod's address and routes) and the host port (a TUN in the node's
 // namespace with routes to the pod CIDRs). It also reads the underlay
-// interface's address, MAC and MTU.
+// interface's address, MAC and MTU. A restarted daemon adopts the pods'
+// persistent TAPs (AdoptPod) and CheckPod lists how a pod's interface
+// differs from what it should be, for CNI CHECK.
 //
-// Everything outside the caller's namespace goes through
+// Configuration outside the caller's namespace goes through
 // github.com/vishvananda/netlink with a handle opened in the pod's namespace
-// (netlink.NewHandleAt), so no goroutine has to switch its thread into the
-// pod; netns opens the namespace from its path. Devices are created in the
-// calling thread's namespace, which is the node's: the daemon runs there
-// (for tests, see netnstest.NS.Do).
+// (netlink.NewHandleAt); netns opens the namespace from its path. Devices are
+// created in the calling thread's namespace, which is the node's: the daemon
+// runs there (for tests, see netnstest.NS.Do). One operation must run inside
+// the pod: re-opening a pod's existing TAP (AdoptPod), because a TUN/TAP
+// device is found by name in the namespace of whoever opens /dev/net/tun. It
+// runs on a fresh, locked OS thread that dies with its goroutine, so no
+// other goroutine can find itself in the pod's namespace.
 //
 // The pod side is what kindnet and Calico configure: the pod's IP as a /32,
 // a link-scope route to the gateway and a default route via it. With

@@ -47,12 +47,15 @@ OPTIONS
                         re-adopts their TAP devices: pods keep their IP and MAC.
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
-    --check             validate the config, print it, and exit.
+    --check             validate the config, print a one-line summary, and exit.
     --help              this text.
 
 EXIT STATUS
-    0 after a clean shutdown; 1 on a runtime error; 2 on a usage or config
-    error, with one line naming the field: "taprouterd: config: gateway: ...".
+    0 after a clean shutdown; 1 on a runtime error (e.g. the socket is taken);
+    2 on a usage or config error, with one line naming the field:
+    "taprouterd: config: gateway: ...". Errors the node's state reveals while
+    setting up (no such underlay interface, a pod namespace that is gone)
+    count as config errors and name the field too.
 `
 
 func main() {
@@ -109,8 +112,13 @@ func run() int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if err := d.Listen(*socket); err != nil {
+		fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
+		d.Close()
+		return 1
+	}
 	served := make(chan error, 1)
-	go func() { served <- d.Serve(*socket) }()
+	go func() { served <- d.Serve() }()
 	code := 0
 	select {
 	case s := <-sigs:
