@@ -50,8 +50,14 @@ func (b *datagramBackend) init(conn link.DatagramConn, port uint16, encap encaps
 func (b *datagramBackend) Headroom() int { return b.hdrLen }
 
 func (b *datagramBackend) Tick()        {}
-func (b *datagramBackend) Stats() Stats { return b.stats.snapshot() }
 func (b *datagramBackend) Close() error { return b.conn.Close() }
+
+// Stats implements Tunnel. DropOversize is the socket's count.
+func (b *datagramBackend) Stats() Stats {
+	s := b.stats.snapshot()
+	s.DropOversize = transportDrops(b.conn)
+	return s
+}
 
 // SetPeers implements Tunnel.
 func (b *datagramBackend) SetPeers(peers []Peer) {

@@ -101,10 +101,11 @@ func (d *Direct) Close() error  { return d.dev.Close() }
 func (d *Direct) Tick() { d.table.Tick() }
 
 // Stats implements Tunnel. DropNoNeighbour includes the packets the ARP
-// table dropped from full queues.
+// table dropped from full queues; DropOversize is the device's count.
 func (d *Direct) Stats() Stats {
 	s := d.stats.snapshot()
 	s.DropNoNeighbour += d.table.Stats().QueueDrops
+	s.DropOversize = transportDrops(d.dev)
 	return s
 }
 

@@ -18,6 +18,7 @@ type Stats struct {
 	DropMalformed   uint64 // inner IPv4 header inconsistent (IHL < 5, total length < header)
 	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
 	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
+	DropOversize    uint64 // larger than the receive buffer, dropped by the transport (see transportDrops)
 
 	Ignored     uint64 // direct: the kernel's own traffic on the underlay, left alone
 	ARPRequests uint64 // direct: ARP requests sent for peer addresses
@@ -40,10 +41,29 @@ func (s Stats) Map() map[string]uint64 {
 		"drop_malformed":    s.DropMalformed,
 		"drop_bad_mac":      s.DropBadMAC,
 		"drop_no_neighbour": s.DropNoNeighbour,
+		"drop_oversize":     s.DropOversize,
 		"ignored":           s.Ignored,
 		"arp_requests":      s.ARPRequests,
 		"arp_learned":       s.ARPLearned,
 	}
+}
+
+// oversizeCounter is a transport that counts the datagrams or frames it
+// received but dropped because they did not fit the caller's buffer, as
+// link/udp.Conn and link/afpacket.Socket do.
+type oversizeCounter interface {
+	Dropped() uint64
+}
+
+// transportDrops returns the oversize drops of transport (a
+// link.DatagramConn or link.Device), or 0 if it does not count them.
+// Without it those drops would be invisible: on a real NIC with GRO or LRO
+// on, merged frames are exactly this.
+func transportDrops(transport any) uint64 {
+	if c, ok := transport.(oversizeCounter); ok {
+		return c.Dropped()
+	}
+	return 0
 }
 
 // drop is why a check rejects a received packet: the counter it goes to.
