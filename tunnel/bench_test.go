@@ -3,9 +3,6 @@ package tunnel
 import (
 	"fmt"
 	"testing"
-
-	"github.com/taprouter/taprouter/arp"
-	"github.com/taprouter/taprouter/link"
 )
 
 const benchInnerLen = 1400
@@ -82,12 +79,11 @@ func directEncapDecap(tb testing.TB, batch int) *encapDecap {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Each SetPeers broadcasts an ARP request for the other node, which
+	// the other learns from.
 	a.SetPeers([]Peer{{Addr: nodeB}})
 	b.SetPeers([]Peer{{Addr: nodeA}})
-	// Each node learns the other from an ARP request on the segment.
 	bufs, sizes, starts, peers := recvBuffers(1)
-	devB.tx.write([][]byte{arpFrame(arp.OpRequest, link.Broadcast, underlayMACB, nodeB, nodeA)}, 0)
-	devA.tx.write([][]byte{arpFrame(arp.OpRequest, link.Broadcast, underlayMACA, nodeA, nodeB)}, 0)
 	a.Recv(bufs, sizes, starts, peers, testOffset)
 	b.Recv(bufs, sizes, starts, peers, testOffset)
 	return newEncapDecap(a, b, batch)

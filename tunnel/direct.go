@@ -113,7 +113,22 @@ func (d *Direct) Stats() Stats {
 func (d *Direct) Neighbours() []arp.Entry { return d.table.Entries() }
 
 // SetPeers implements Tunnel. Removed peers' ARP entries are deleted.
+//
+// Every peer whose MAC is not known yet is sent an ARP request at once, so
+// that its reply resolves it: Recv accepts a peer's frames only from a MAC
+// learned by ARP, and a peer that only sends to this node (after a restart,
+// with this node still in its neighbour cache) would otherwise be refused
+// as drop_unknown_peer until it happens to ARP.
 func (d *Direct) SetPeers(peers []Peer) {
+	for _, a := range d.replacePeers(peers) {
+		(*underlayARP)(d).SendRequest(arpPort, a, link.Broadcast)
+	}
+}
+
+// replacePeers publishes the new peer set and returns the addresses of the
+// peers whose MAC is unknown. The requests are sent after mu is released:
+// a device write must not hold up Recv's learning.
+func (d *Direct) replacePeers(peers []Peer) (unresolved []netip.Addr) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ps := newPeerSet(peers)
@@ -130,6 +145,15 @@ func (d *Direct) SetPeers(peers []Peer) {
 		}
 	}
 	d.publish(ps)
+	for i, p := range ps.peers {
+		if first, ok := ps.byAddr[p.Addr]; !ok || first != uint32(i) || !p.Addr.Is4() {
+			continue // no address, a duplicate, or not IPv4
+		}
+		if _, known := d.macs[p.Addr]; !known {
+			unresolved = append(unresolved, p.Addr)
+		}
+	}
+	return unresolved
 }
 
 // publish stores a snapshot of ps with the MACs known now. The caller holds mu.

@@ -88,3 +88,48 @@ func TestDirectKernelInterop(t *testing.T) {
 		t.Errorf("stats %+v: want 1 sent, 1 received, ARP requested and learned, no drops", s)
 	}
 }
+
+// TestDirectInboundOnlyPeer is the restart case against a Linux peer: b's
+// kernel already knows node a's MAC, so it sends to a's pods without ARPing.
+// The backend's own request from SetPeers must get b resolved and b's
+// packets accepted, not dropped as from an unknown peer.
+func TestDirectInboundOnlyPeer(t *testing.T) {
+	a, b := underlayPair(t)
+	b.IP("addr", "add", "10.244.1.5/32", "dev", "lo")
+	b.IP("route", "add", "10.244.0.0/24", "via", underlayA.String(), "dev", "veth-b")
+	b.MustExec("ping", "-c", "1", "-W", "2", underlayA.String()) // b's kernel learns a's MAC
+
+	var sock *afpacket.Socket
+	var err error
+	a.Do(func() { sock, err = afpacket.Open("veth-a") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun, err := NewDirect(sock, DirectConfig{LocalAddr: underlayA, LocalMAC: sock.HWAddr(), LocalPodCIDR: netip.MustParsePrefix("10.244.0.0/24")})
+	if err != nil {
+		sock.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tun.Close() })
+	packets := receiveAll(tun)
+	tun.SetPeers([]Peer{{Node: "b", Addr: underlayB, PodCIDR: netip.MustParsePrefix("10.244.1.0/24")}})
+	for deadline := time.Now().Add(2 * time.Second); tun.Stats().ARPLearned == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("b's kernel did not answer SetPeers' ARP request within 2s: stats %+v", tun.Stats())
+		}
+	}
+
+	// Nobody answers this ping; only its echo request matters.
+	b.Command("ping", "-c", "1", "-W", "1", "-I", "10.244.1.5", "10.244.0.4").Run()
+	select {
+	case p := <-packets:
+		if len(p) < ipv4HeaderLen+8 || p[9] != 1 || p[ipv4HeaderLen] != 8 || netip.AddrFrom4([4]byte(p[16:20])) != netip.MustParseAddr("10.244.0.4") {
+			t.Fatalf("delivered %x, want b's echo request to 10.244.0.4", p)
+		}
+	case <-time.After(time.Second):
+		t.Fatalf("b's echo request was not delivered: stats %+v", tun.Stats())
+	}
+	if s := tun.Stats(); s.DropUnknownPeer != 0 || s.TxPackets != 0 {
+		t.Errorf("stats %+v: want no drop_unknown_peer and nothing sent but ARP", s)
+	}
+}

@@ -34,14 +34,23 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // newDirectA returns node A's direct backend on dev with node B as peer 0.
-func newDirectA(t testing.TB, dev link.Device, clk arp.Clock) *Direct {
+// It takes the ARP request for B that SetPeers writes off dev (Stats still
+// count it).
+func newDirectA(t *testing.T, dev *linktest.Device, clk arp.Clock) *Direct {
 	t.Helper()
 	d, err := NewDirect(dev, DirectConfig{LocalAddr: nodeA, LocalMAC: underlayMACA, LocalPodCIDR: podCIDRA, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.SetPeers([]Peer{{Node: "b", Addr: nodeB, PodCIDR: podCIDRB}})
+	expectFrame(t, dev, arpRequestFromA(nodeB))
 	return d
+}
+
+// arpRequestFromA is the broadcast ARP request node A's backend writes for
+// target.
+func arpRequestFromA(target netip.Addr) []byte {
+	return arpFrame(arp.OpRequest, link.Broadcast, underlayMACA, nodeA, target)
 }
 
 // arpFrame returns an ARP frame as a kernel would send it.
@@ -98,7 +107,8 @@ func expectNoFrame(t *testing.T, dev *linktest.Device) {
 
 // TestDirectARPResolution: a packet for an unresolved peer waits for the
 // peer's ARP reply, then leaves addressed to the learned MAC; later packets
-// go out at once.
+// go out at once. (SetPeers already asked for the peer; Send asks again,
+// since the table knows nothing of that request.)
 func TestDirectARPResolution(t *testing.T) {
 	dev := linktest.NewDevice("underlay", 1500, 16)
 	d := newDirectA(t, dev, &fakeClock{now: time.Unix(1e9, 0)})
@@ -126,7 +136,7 @@ func TestDirectARPResolution(t *testing.T) {
 		t.Fatalf("Send after resolution = %d, %v; want 1, nil", n, err)
 	}
 	expectFrame(t, dev, ipv4Frame(underlayMACB, underlayMACA, inner))
-	wantStats(t, d.Stats(), Stats{TxPackets: 2, TxBytes: 2 * uint64(len(inner)), ARPRequests: 1, ARPLearned: 1})
+	wantStats(t, d.Stats(), Stats{TxPackets: 2, TxBytes: 2 * uint64(len(inner)), ARPRequests: 2, ARPLearned: 1})
 
 	n := d.Neighbours()
 	if len(n) != 1 || n[0].IP != nodeB || n[0].MAC != underlayMACB || n[0].State != arp.Reachable {
@@ -154,9 +164,9 @@ func TestDirectARPFailure(t *testing.T) {
 		requests++
 	}
 	if requests != 3 {
-		t.Errorf("%d ARP requests written, want 3 (arp.DefaultConfig MaxMulticastProbes)", requests)
+		t.Errorf("%d ARP requests written after Send, want 3 (arp.DefaultConfig MaxMulticastProbes)", requests)
 	}
-	wantStats(t, d.Stats(), Stats{ARPRequests: 3, DropNoNeighbour: 1})
+	wantStats(t, d.Stats(), Stats{ARPRequests: 1 + 3, DropNoNeighbour: 1})
 }
 
 // learnPeer makes d learn node B at underlayMACB from a reply, as its kernel
@@ -197,6 +207,7 @@ func TestDirectRecvChecks(t *testing.T) {
 			got, peer := recvFrame(t, d, dev, tc.frame)
 			after := d.Stats()
 			after.ARPLearned -= before.ARPLearned
+			after.ARPRequests -= before.ARPRequests
 			wantStats(t, after, tc.want)
 			if tc.want.RxPackets == 1 {
 				wantPacket(t, got, inner)
@@ -221,7 +232,7 @@ func TestDirectRecvTruncated(t *testing.T) {
 			t.Fatalf("%d-byte prefix delivered %x", n, got)
 		}
 	}
-	wantStats(t, d.Stats(), Stats{DropTruncated: uint64(len(f)), ARPLearned: 1})
+	wantStats(t, d.Stats(), Stats{DropTruncated: uint64(len(f)), ARPLearned: 1, ARPRequests: 1})
 }
 
 // TestDirectSetPeersForgets: a removed peer's frames are refused and its ARP
@@ -233,16 +244,50 @@ func TestDirectSetPeersForgets(t *testing.T) {
 	learnPeer(t, d, dev)
 	inner := ipv4Packet("10.244.1.5", "10.244.0.4", 8, 0xee)
 	d.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeB}})
+	expectFrame(t, dev, arpRequestFromA(nodeC))
 	if got, peer := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got == nil || peer != 1 {
 		t.Fatalf("after reorder: delivered %v from peer %d, want peer 1", got != nil, peer)
 	}
 	d.SetPeers([]Peer{{Addr: nodeC}})
+	expectFrame(t, dev, arpRequestFromA(nodeC))
 	if got, _ := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got != nil {
 		t.Fatal("frame from a removed peer delivered")
 	}
 	if n := d.Neighbours(); len(n) != 0 {
 		t.Fatalf("Neighbours() after removing the peer = %+v, want none", n)
 	}
+}
+
+// TestDirectSetPeersResolves: SetPeers sends a broadcast ARP request for
+// every peer whose MAC is unknown (once per address) and none for a resolved
+// one. A peer that only sends to this node, as after a restart while its
+// kernel still knows this node's MAC, is then accepted as soon as its kernel
+// answers instead of when it next ARPs by itself.
+func TestDirectSetPeersResolves(t *testing.T) {
+	dev := linktest.NewDevice("underlay", 1500, 8)
+	d, err := NewDirect(dev, DirectConfig{LocalAddr: nodeA, LocalMAC: underlayMACA, LocalPodCIDR: podCIDRA, Clock: &fakeClock{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.SetPeers([]Peer{{Addr: nodeB}, {Addr: nodeC}, {Addr: nodeB}, {Node: "no address"}})
+	expectFrame(t, dev, arpRequestFromA(nodeB))
+	expectFrame(t, dev, arpRequestFromA(nodeC))
+	expectNoFrame(t, dev)
+
+	// B's kernel answers; B's frames are accepted though B never ARPed.
+	recvFrame(t, d, dev, arpFrame(arp.OpReply, underlayMACA, underlayMACB, nodeB, nodeA))
+	inner := ipv4Packet("10.244.1.5", "10.244.0.4", 8, 0xee)
+	if got, peer := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got == nil || peer != 0 {
+		t.Fatalf("frame from B after its reply: delivered %v from peer %d, want delivered from peer 0", got != nil, peer)
+	}
+
+	nodeD := netip.MustParseAddr("192.0.2.4")
+	d.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeB}, {Addr: nodeD}})
+	expectFrame(t, dev, arpRequestFromA(nodeC)) // still unresolved
+	expectFrame(t, dev, arpRequestFromA(nodeD)) // new
+	expectNoFrame(t, dev)                       // none for B
+	wantStats(t, d.Stats(), Stats{ARPRequests: 4, ARPLearned: 1, RxPackets: 1, RxBytes: uint64(len(inner))})
 }
 
 // TestDirectRoundTrip runs two nodes on one Ethernet segment whose kernels
@@ -282,8 +327,8 @@ func TestDirectRoundTrip(t *testing.T) {
 			got++
 		}
 	}
-	if s := b.Stats(); s.RxPackets != 2 || s.ARPLearned != 1 || s.DropUnknownPeer != 0 {
-		t.Errorf("B's stats %+v: want 2 received, A learned from its request", s)
+	if s := b.Stats(); s.RxPackets != 2 || s.ARPLearned == 0 || s.DropUnknownPeer != 0 {
+		t.Errorf("B's stats %+v: want 2 received, A learned by ARP, no drops", s)
 	}
 }
 
