@@ -20,6 +20,19 @@ type PortRequest struct {
 	NetNS       string `json:"netns"`
 	IP          string `json:"ip"`
 	MTU         int    `json:"mtu,omitempty"` // 0: the node's pod MTU
+	// Bandwidth limits the pod's traffic; nil means no limit.
+	Bandwidth *Bandwidth `json:"bandwidth,omitempty"`
+}
+
+// Bandwidth is a pod's rate limits, in the units and with the names of the
+// CNI "bandwidth" capability (runtimeConfig.bandwidth): rates in bits per
+// second, bursts in bits. Ingress is traffic to the pod, egress from it; a
+// zero rate means no limit in that direction.
+type Bandwidth struct {
+	IngressRate  uint64 `json:"ingressRate,omitempty"`
+	IngressBurst uint64 `json:"ingressBurst,omitempty"`
+	EgressRate   uint64 `json:"egressRate,omitempty"`
+	EgressBurst  uint64 `json:"egressBurst,omitempty"`
 }
 
 // Port is a pod port added through the API.
@@ -32,7 +45,8 @@ type Port struct {
 	MTU         int    `json:"mtu"`
 	Gateway     string `json:"gateway"`
 	// Name is the router's name for the port.
-	Name string `json:"name"`
+	Name      string     `json:"name"`
+	Bandwidth *Bandwidth `json:"bandwidth,omitempty"`
 }
 
 // Attachment names a port by container and interface.
