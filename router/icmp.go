@@ -114,7 +114,7 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 	// Like Linux, never limit "fragmentation needed": path MTU discovery
 	// depends on it.
 	fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded
-	if !fragNeeded && !r.icmp.allow(r.clock.Now()) {
+	if !fragNeeded && !r.icmp.allow(r.clock.Now(), 1) {
 		r.stats.add(cICMPRateLimited, 1)
 		return false
 	}
@@ -238,8 +238,11 @@ func (w *worker) unreachableAll(queued [][]byte) {
 	w.sendOriginated()
 }
 
-// tokenBucket limits the rate of ICMP errors, as Linux's icmp_msgs_per_sec
-// and icmp_msgs_burst do.
+// tokenBucket is a token-bucket policer: tokens accrue at rate per second up
+// to burst, and a packet passes if it can take its cost. The router uses one
+// per second of ICMP errors (cost 1, as Linux's icmp_msgs_per_sec and
+// icmp_msgs_burst) and one per direction of a rate-limited pod (cost in
+// bytes). It is safe for concurrent use.
 type tokenBucket struct {
 	mu     sync.Mutex
 	rate   float64
@@ -248,20 +251,20 @@ type tokenBucket struct {
 	last   time.Time
 }
 
-func (b *tokenBucket) init(rate, burst int) {
-	b.rate, b.burst, b.tokens = float64(rate), float64(burst), float64(burst)
+func newTokenBucket(rate, burst float64) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
 }
 
-func (b *tokenBucket) allow(now time.Time) bool {
+func (b *tokenBucket) allow(now time.Time, cost float64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.last.IsZero() {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
 	b.last = now
-	if b.tokens < 1 {
+	if b.tokens < cost {
 		return false
 	}
-	b.tokens--
+	b.tokens -= cost
 	return true
 }

@@ -38,6 +38,10 @@ type Port struct {
 	dev  link.Device
 	done chan struct{} // closed when the port's ingress goroutine ends
 
+	// ingress and egress police the pod's traffic (to it, from it); nil
+	// means no limit. See Router.SetBandwidth.
+	ingress, egress atomic.Pointer[tokenBucket]
+
 	RxPackets, RxBytes, TxPackets, TxBytes, Drops atomic.Uint64
 }
 

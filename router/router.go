@@ -58,7 +58,7 @@ type Router struct {
 	clock  arp.Clock
 	tunnel tunnel.Tunnel
 	stats  stats
-	icmp   tokenBucket
+	icmp   *tokenBucket
 
 	ingress, egress []Stage
 
@@ -104,7 +104,7 @@ func New(cfg Config) (*Router, error) {
 	if rate <= 0 {
 		rate = 1000
 	}
-	r.icmp.init(rate, rate/10+1)
+	r.icmp = newTokenBucket(float64(rate), float64(rate/10+1))
 	ncfg := arp.DefaultConfig()
 	if cfg.Neighbours != nil {
 		ncfg = *cfg.Neighbours
@@ -371,4 +371,33 @@ func (r *Router) Port(name string) (*Port, bool) {
 	defer r.mu.Unlock()
 	p, ok := r.byName[name]
 	return p, ok
+}
+
+// Bandwidth limits a pod port, in the CNI bandwidth capability's units:
+// rates in bits per second, bursts in bits; ingress is traffic to the pod,
+// egress from it. A zero rate means no limit in that direction.
+type Bandwidth struct {
+	IngressRate, IngressBurst, EgressRate, EgressBurst uint64
+}
+
+// SetBandwidth limits the pod port called name. Packets over the limit are
+// dropped (a policer) and counted as drop_rate_limited.
+func (r *Router) SetBandwidth(name string, bw Bandwidth) error {
+	p, ok := r.Port(name)
+	if !ok {
+		return fmt.Errorf("router: no port %q", name)
+	}
+	p.ingress.Store(policer(bw.IngressRate, bw.IngressBurst))
+	p.egress.Store(policer(bw.EgressRate, bw.EgressBurst))
+	r.log.Info("pod port bandwidth", zap.String("port", name), zap.Uint64("ingressRate", bw.IngressRate), zap.Uint64("egressRate", bw.EgressRate))
+	return nil
+}
+
+// policer turns a rate in bits/s and a burst in bits into a byte bucket, or
+// nil for no limit.
+func policer(rate, burst uint64) *tokenBucket {
+	if rate == 0 {
+		return nil
+	}
+	return newTokenBucket(float64(rate)/8, float64(max(burst, 1))/8)
 }

@@ -446,3 +446,49 @@ func TestFragmentsBeyondOneRound(t *testing.T) {
 		t.Errorf("drops: too big %d, tx error %d", s["drop_too_big"], s["drop_tx_error"])
 	}
 }
+
+// A pod's bandwidth limits police both directions with the router's clock:
+// a burst passes, then packets are dropped until tokens accrue.
+func TestBandwidthPolicer(t *testing.T) {
+	pa, pb := newPod("pa", "10.244.0.4", 4), newPod("pb", "10.244.0.5", 5)
+	n := newNode(t, Config{}, pa, pb)
+	pkt := func(src, dst *testPod, seq uint16) []byte {
+		return ipv4(src.ip, dst.ip, 64, header.UDPProtocolNumber, false, udpPayload(1, seq, 1000-28)) // 1000 bytes
+	}
+	// pa may send 8000 bit/s with a 3000-byte burst: 3 packets, then none.
+	if err := n.r.SetBandwidth("pa", Bandwidth{EgressRate: 8000, EgressBurst: 3000 * 8}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		pa.send(pkt(pa, pb, uint16(i)))
+	}
+	waitCounter(t, n.r, "drop_rate_limited", 2)
+	for range 3 {
+		pb.recvIPv4(t)
+	}
+	// One second later, 1000 bytes more may pass.
+	n.clk.Advance(time.Second)
+	pa.send(pkt(pa, pb, 9))
+	if got := header.UDP(pb.recvIPv4(t).Payload()).DestinationPort(); got != 9 {
+		t.Fatalf("after a second: got port %d, want 9", got)
+	}
+	// Ingress: traffic to pa is limited too; pb itself is not.
+	if err := n.r.SetBandwidth("pa", Bandwidth{IngressRate: 8000, IngressBurst: 1000 * 8}); err != nil {
+		t.Fatal(err)
+	}
+	pb.send(pkt(pb, pa, 1))
+	pb.send(pkt(pb, pa, 2))
+	waitCounter(t, n.r, "drop_rate_limited", 3)
+	if got := header.UDP(pa.recvIPv4(t).Payload()).DestinationPort(); got != 1 {
+		t.Fatalf("to pa: got port %d, want 1", got)
+	}
+	for i := range 5 {
+		pa.send(pkt(pa, pb, uint16(20+i))) // egress is unlimited now
+	}
+	for range 5 {
+		pb.recvIPv4(t)
+	}
+	if err := n.r.SetBandwidth("nope", Bandwidth{}); err == nil {
+		t.Fatal("SetBandwidth on an unknown port succeeded")
+	}
+}

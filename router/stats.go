@@ -10,38 +10,40 @@ type DropReason uint8
 
 // Drop reasons. Their names are the counters' names in Stats.
 const (
-	DropNone      DropReason = iota
-	DropMalformed            // not a valid IPv4 packet / Ethernet frame
-	DropNotIPv4              // an ethertype the router does not route (IPv6, LLDP, ...)
-	DropSpoofed              // a pod sent with a source IP or MAC that is not its own
-	DropBadMAC               // a frame not addressed to the gateway MAC
-	DropTTL                  // TTL expired (ICMP time exceeded sent)
-	DropNoRoute              // no route (ICMP unreachable sent)
-	DropBlackhole            // blackhole route
-	DropTooBig               // DF set and larger than the egress MTU (ICMP frag needed sent)
-	DropNeighbour            // the next hop's MAC could not be resolved
-	DropTxError              // the egress device refused the packet
-	DropMulticast            // broadcast or multicast destination
-	DropFiltered             // a user stage dropped it
-	DropLoop                 // would leave by the port it came in on (host to host)
+	DropNone        DropReason = iota
+	DropMalformed              // not a valid IPv4 packet / Ethernet frame
+	DropNotIPv4                // an ethertype the router does not route (IPv6, LLDP, ...)
+	DropSpoofed                // a pod sent with a source IP or MAC that is not its own
+	DropBadMAC                 // a frame not addressed to the gateway MAC
+	DropTTL                    // TTL expired (ICMP time exceeded sent)
+	DropNoRoute                // no route (ICMP unreachable sent)
+	DropBlackhole              // blackhole route
+	DropTooBig                 // DF set and larger than the egress MTU (ICMP frag needed sent)
+	DropNeighbour              // the next hop's MAC could not be resolved
+	DropTxError                // the egress device refused the packet
+	DropMulticast              // broadcast or multicast destination
+	DropFiltered               // a user stage dropped it
+	DropLoop                   // would leave by the port it came in on (host to host)
+	DropRateLimited            // over a pod's bandwidth limit
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
-	DropNone:      "drop_none",
-	DropMalformed: "drop_malformed",
-	DropNotIPv4:   "drop_not_ipv4",
-	DropSpoofed:   "drop_spoofed",
-	DropBadMAC:    "drop_bad_mac",
-	DropTTL:       "drop_ttl",
-	DropNoRoute:   "drop_no_route",
-	DropBlackhole: "drop_blackhole",
-	DropTooBig:    "drop_too_big",
-	DropNeighbour: "drop_neighbour",
-	DropTxError:   "drop_tx_error",
-	DropMulticast: "drop_multicast",
-	DropFiltered:  "drop_filtered",
-	DropLoop:      "drop_loop",
+	DropNone:        "drop_none",
+	DropMalformed:   "drop_malformed",
+	DropNotIPv4:     "drop_not_ipv4",
+	DropSpoofed:     "drop_spoofed",
+	DropBadMAC:      "drop_bad_mac",
+	DropTTL:         "drop_ttl",
+	DropNoRoute:     "drop_no_route",
+	DropBlackhole:   "drop_blackhole",
+	DropTooBig:      "drop_too_big",
+	DropNeighbour:   "drop_neighbour",
+	DropTxError:     "drop_tx_error",
+	DropMulticast:   "drop_multicast",
+	DropFiltered:    "drop_filtered",
+	DropLoop:        "drop_loop",
+	DropRateLimited: "drop_rate_limited",
 }
 
 func (r DropReason) String() string {

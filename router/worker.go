@@ -103,6 +103,11 @@ func (w *worker) receivePort(p *Port, n int) {
 			pk.Origin = FromHost
 			reason = decodeHostPacket(pk, headroom, headroom+w.sizes[i])
 		}
+		if reason == DropNone {
+			if eg := p.egress.Load(); eg != nil && !eg.allow(w.r.clock.Now(), float64(pk.end-pk.start)) {
+				reason = DropRateLimited
+			}
+		}
 		if reason != DropNone {
 			if reason != dropConsumed {
 				w.r.stats.drop(reason)
@@ -370,6 +375,12 @@ func (w *worker) transmit(batch []*Packet) {
 			port := r.port(p.NextHop.Port)
 			if port == nil {
 				r.stats.drop(DropNoRoute)
+				continue
+			}
+			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.end-p.start)) {
+				r.stats.drop(DropRateLimited)
+				port.Drops.Add(1)
+				forwarded--
 				continue
 			}
 			dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
