@@ -177,6 +177,11 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tun
 		}
 		return t, err
 	case config.BackendDirect:
+		// The router forwards frames as the socket receives them and does
+		// not re-segment: GRO-merged frames would not fit its buffers.
+		if _, err := podnet.DisableGRO(cfg.Underlay.Interface); err != nil {
+			return nil, fmt.Errorf("turning GRO off on the underlay: %w", err)
+		}
 		sock, err := afpacket.Open(cfg.Underlay.Interface)
 		if err != nil {
 			return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/taprouter/taprouter/fib"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/podnet"
+	"github.com/taprouter/taprouter/router"
 )
 
 // port is a pod port the daemon manages: one from the config file, or one a
@@ -25,6 +26,7 @@ type port struct {
 	NetNS       string            `json:"netns"`
 	IP          netip.Addr        `json:"ip"`
 	MTU         int               `json:"mtu,omitempty"` // 0: the node's pod MTU
+	Bandwidth   *api.Bandwidth    `json:"bandwidth,omitempty"`
 	MAC         link.HardwareAddr `json:"-"`
 	// attached says the router has the port. A recorded port may be
 	// unattached: re-attaching it after a restart failed, or removing its
@@ -65,6 +67,9 @@ func (d *Daemon) attach(p *port) error {
 			podnet.DetachPod(pod)
 		}
 		return err
+	}
+	if bw := p.Bandwidth; bw != nil {
+		d.router.SetBandwidth(p.Name, router.Bandwidth{IngressRate: bw.IngressRate, IngressBurst: bw.IngressBurst, EgressRate: bw.EgressRate, EgressBurst: bw.EgressBurst})
 	}
 	p.MAC, p.attached = mac, true
 	d.ports[p.Name] = p
@@ -110,7 +115,7 @@ func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 		return api.Port{}, false, err
 	}
 	if old, ok := d.ports[p.Name]; ok {
-		if old.NetNS == p.NetNS && old.IP == p.IP && old.MTU == p.MTU {
+		if old.NetNS == p.NetNS && old.IP == p.IP && old.MTU == p.MTU && sameBandwidth(old.Bandwidth, p.Bandwidth) {
 			if !old.attached { // a retried ADD after a failure: try again
 				if err := d.attach(old); err != nil {
 					return api.Port{}, false, attachError(err)
@@ -159,13 +164,25 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	case ip == d.cfg.Gateway || ip == d.cfg.PodCIDR.Addr():
 		return nil, api.Invalid("ip", fmt.Sprintf("%s is the gateway or the network address", ip))
 	}
+	if bw := req.Bandwidth; bw != nil {
+		if (bw.IngressRate == 0) != (bw.IngressBurst == 0) || (bw.EgressRate == 0) != (bw.EgressBurst == 0) {
+			return nil, api.Invalid("bandwidth", "a rate needs a burst and a burst a rate")
+		}
+		if *bw == (api.Bandwidth{}) {
+			req.Bandwidth = nil
+		}
+	}
 	a := api.Attachment{ContainerID: req.ContainerID, IfName: req.IfName}
-	return &port{Name: portName(a), ContainerID: req.ContainerID, IfName: req.IfName, NetNS: req.NetNS, IP: ip, MTU: req.MTU}, nil
+	return &port{Name: portName(a), ContainerID: req.ContainerID, IfName: req.IfName, NetNS: req.NetNS, IP: ip, MTU: req.MTU, Bandwidth: req.Bandwidth}, nil
+}
+
+func sameBandwidth(a, b *api.Bandwidth) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }
 
 func (d *Daemon) apiPort(p *port) api.Port {
 	return api.Port{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP.String(), MAC: p.MAC.String(),
-		MTU: d.pod(p).MTU, Gateway: d.cfg.Gateway.String(), Name: p.Name}
+		MTU: d.pod(p).MTU, Gateway: d.cfg.Gateway.String(), Name: p.Name, Bandwidth: p.Bandwidth}
 }
 
 // GetPort implements api.Backend.
