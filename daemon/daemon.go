@@ -100,7 +100,7 @@ func (d *Daemon) setup() error {
 	log.Info("underlay", zap.String("interface", cfg.Underlay.Interface), zap.Stringer("address", addr),
 		zap.Stringer("mac", mac), zap.Int("mtu", mtu), zap.String("backend", cfg.Backend), zap.Int("podMTU", d.podMTU))
 
-	tun, err := openTunnel(cfg, addr, mac)
+	tun, err := openTunnel(cfg, addr, mac, log)
 	if err != nil {
 		return fmt.Errorf("backend %s: %w", cfg.Backend, err)
 	}
@@ -150,7 +150,7 @@ func (d *Daemon) setup() error {
 	return nil
 }
 
-func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tunnel.Tunnel, error) {
+func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log *zap.Logger) (tunnel.Tunnel, error) {
 	switch cfg.Backend {
 	case config.BackendVXLAN:
 		conn, err := udp.Listen(netip.AddrPortFrom(addr, cfg.VXLAN.Port))
@@ -179,8 +179,10 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr) (tun
 	case config.BackendDirect:
 		// The router forwards frames as the socket receives them and does
 		// not re-segment: GRO-merged frames would not fit its buffers.
-		if _, err := podnet.DisableGRO(cfg.Underlay.Interface); err != nil {
+		if changed, err := podnet.DisableGRO(cfg.Underlay.Interface); err != nil {
 			return nil, fmt.Errorf("turning GRO off on the underlay: %w", err)
+		} else if changed {
+			log.Info("turned GRO/LRO off on the underlay: the router forwards frames as received", zap.String("interface", cfg.Underlay.Interface))
 		}
 		sock, err := afpacket.Open(cfg.Underlay.Interface)
 		if err != nil {
