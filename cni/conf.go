@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
+	"strconv"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
@@ -16,7 +18,10 @@ import (
 // NetConf is the plugin's entry in a network configuration list:
 //
 //	{"type": "taprouter", "socket": "/run/taprouter/taprouterd.sock", "mtu": 0,
+//	 "capabilities": {"bandwidth": true},
 //	 "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]]}}
+//
+// The runtime adds runtimeConfig for the capabilities the entry declares.
 type NetConf struct {
 	types.NetConf
 	// Socket is taprouterd's API socket, as given to taprouterd --socket;
@@ -25,6 +30,12 @@ type NetConf struct {
 	// MTU is the pod's eth0 MTU; 0 (the default) leaves it to the daemon,
 	// which uses the underlay MTU minus the tunnel overhead.
 	MTU int `json:"mtu,omitempty"`
+	// RuntimeConfig is what the runtime passes for the declared
+	// capabilities: "bandwidth", the pod's rate limits, in the units and
+	// with the field names of the reference bandwidth plugin.
+	RuntimeConfig struct {
+		Bandwidth *api.Bandwidth `json:"bandwidth,omitempty"`
+	} `json:"runtimeConfig,omitempty"`
 }
 
 // loadConf parses and checks the network configuration on stdin. A field of
@@ -85,6 +96,8 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	case reflect.Slice, reflect.Array:
 		return "an array"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer from 0 to " + strconv.FormatUint(math.MaxUint64>>(64-t.Bits()), 10)
 	}
 	return "a number"
 }

@@ -4,13 +4,15 @@
 // taprouterd's API; the TAP device, the pod's address, routes and MTU, and
 // the router's FIB entry are the daemon's work.
 //
-//	ADD     IPAM ADD (exactly one IPv4) → POST /v1/ports → the result:
+//	ADD     IPAM ADD (exactly one IPv4) → POST /v1/ports (with the
+//	        runtimeConfig.bandwidth limits) → the result:
 //	        eth0 with its MAC, sandbox and MTU, ip/32 via the node's gateway,
 //	        default route via the gateway. A failure after IPAM ADD undoes
 //	        what was done (daemon port, then the IPAM lease).
 //	DEL     DELETE /v1/ports/{id}/{ifName} → IPAM DEL. Idempotent.
-//	CHECK   IPAM CHECK, the daemon's port against prevResult, and the
-//	        daemon's own check of the pod's eth0; every difference is named.
+//	CHECK   IPAM CHECK, the daemon's port against prevResult and its
+//	        limits against runtimeConfig.bandwidth, and the daemon's own
+//	        check of the pod's eth0; every difference is named.
 //	STATUS  GET /v1/status (and IPAM STATUS).
 //	GC      POST /v1/gc with the valid attachments → IPAM DEL for each port
 //	        the daemon removed → IPAM GC.
@@ -23,6 +25,14 @@
 // (delegation, with a context and the GC and STATUS verbs that
 // containernetworking/plugins' pkg/ipam wrappers lack). The daemon is
 // reached through api.Client.
+//
+// The plugin implements the CNI "bandwidth" capability itself: the
+// reference bandwidth plugin shapes the host side of a veth pair, and a
+// taprouter pod's eth0 is a TAP with no host-side device. The limits go to
+// the daemon, whose router polices each pod's traffic; the plugin checks
+// them as the reference plugin does (a rate needs a burst and the reverse,
+// a burst is below 4 GB) on ADD and CHECK. DEL ignores them, so that it
+// can always clean up.
 //
 // Errors carry the CNI code a runtime acts on: 7 for a bad network config
 // field (named), 11 when taprouterd is unreachable or busy (retry), 50 from

@@ -187,7 +187,7 @@ func (d *fakeDaemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 		mtu = 1450
 	}
 	p := api.Port{ContainerID: req.ContainerID, IfName: req.IfName, NetNS: req.NetNS, IP: req.IP,
-		MAC: "02:00:0a:f4:00:07", MTU: mtu, Gateway: "10.244.0.1", Name: "p-" + req.ContainerID}
+		MAC: "02:00:0a:f4:00:07", MTU: mtu, Gateway: "10.244.0.1", Name: "p-" + req.ContainerID, Bandwidth: req.Bandwidth}
 	d.ports[a] = p
 	return p, true, nil
 }

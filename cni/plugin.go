@@ -38,11 +38,16 @@ const (
 )
 
 // Add attaches the pod in args.Netns: an address from the IPAM plugin, then
-// a port from taprouterd, then the result on stdout. If a step after IPAM
-// ADD fails, what was done is undone, so that a failed ADD leaves no TAP,
-// FIB entry or lease behind.
+// a port from taprouterd (with the rate limits of runtimeConfig.bandwidth,
+// which the router enforces), then the result on stdout. If a step after
+// IPAM ADD fails, what was done is undone, so that a failed ADD leaves no
+// TAP, FIB entry or lease behind.
 func Add(args *skel.CmdArgs) (err error) {
 	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	bandwidth, err := conf.bandwidth()
 	if err != nil {
 		return err
 	}
@@ -74,6 +79,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	att := api.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
 	port, addErr := daemon.AddPort(ctx, api.PortRequest{
 		ContainerID: args.ContainerID, IfName: args.IfName, NetNS: args.Netns, IP: ip.String(), MTU: conf.MTU,
+		Bandwidth: bandwidth,
 	})
 	if addErr == nil || outcomeUnknown(addErr) {
 		defer func() {
@@ -160,15 +166,20 @@ func Del(args *skel.CmdArgs) error {
 }
 
 // Check verifies the pod against prevResult (the result of its ADD): the
-// IPAM plugin's lease, the daemon's port (address, MAC, netns, MTU, gateway)
-// and the daemon's own check of the pod's eth0 (device, address, routes,
-// MTU). The error lists every difference.
+// IPAM plugin's lease, the daemon's port (address, MAC, netns, MTU,
+// gateway, and its rate limits against runtimeConfig.bandwidth) and the
+// daemon's own check of the pod's eth0 (device, address, routes, MTU). The
+// error lists every difference.
 func Check(args *skel.CmdArgs) error {
 	conf, err := loadConf(args.StdinData)
 	if err != nil {
 		return err
 	}
 	if err := conf.parsePrevResult(); err != nil {
+		return err
+	}
+	bandwidth, err := conf.bandwidth()
+	if err != nil {
 		return err
 	}
 	prev, err := current.NewResultFromResult(conf.PrevResult)
@@ -184,7 +195,7 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return daemonError(conf, "look up the port", err)
 	}
-	problems := comparePort(prev, args, port)
+	problems := append(comparePort(prev, args, port), compareBandwidth(bandwidth, port.Bandwidth)...)
 	check, err := daemon.CheckPort(ctx, att)
 	if err != nil {
 		return daemonError(conf, "check the port", err)
