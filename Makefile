@@ -13,12 +13,12 @@ TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-trace
 	iptables:iptables
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
-# (containernetworking/cni) and the host-local, portmap and bandwidth plugins
+# (containernetworking/cni) and the host-local and portmap plugins
 # (containernetworking/plugins), all in CNI_BIN, the tests' CNI_PATH.
 CNI_VERSION         := v1.3.1
 CNI_PLUGINS_VERSION := v1.9.1
 CNI_BIN             := $(BIN)/cni
-CNI_PLUGINS         := ipam/host-local meta/portmap meta/bandwidth
+CNI_PLUGINS         := ipam/host-local meta/portmap
 # Where install-cni puts the plugins: the runtimes' default CNI bin_dir.
 CNI_BIN_DIR         ?= /opt/cni/bin
 
@@ -52,7 +52,7 @@ cni-tools:
 # The plugin as /opt/cni/bin/taprouter, with the plugins deploy/10-taprouter.conflist chains.
 install-cni: cni-tools
 	$(SUDO) install -d $(DESTDIR)$(CNI_BIN_DIR)
-	$(SUDO) install -m 0755 $(addprefix $(CNI_BIN)/,taprouter host-local portmap bandwidth) $(DESTDIR)$(CNI_BIN_DIR)/
+	$(SUDO) install -m 0755 $(addprefix $(CNI_BIN)/,taprouter host-local portmap) $(DESTDIR)$(CNI_BIN_DIR)/
 
 test: deps cni-tools
 	$(GO) vet ./...

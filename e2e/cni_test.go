@@ -22,9 +22,9 @@ import (
 )
 
 // The CNI tests drive the taprouter plugin (built fresh from
-// cmd/taprouter-cni) with the real cnitool and the reference host-local,
-// portmap and bandwidth plugins, against the real taprouterd, with the
-// shipped deploy/10-taprouter.conflist.
+// cmd/taprouter-cni) with the real cnitool and the reference host-local and
+// portmap plugins, against the real taprouterd, with the shipped
+// deploy/10-taprouter.conflist.
 
 // cniToolsDir is where "make cni-tools" installs cnitool and the reference
 // plugins.
@@ -39,7 +39,7 @@ func requireCNI(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"cnitool", "host-local", "portmap", "bandwidth"} {
+	for _, name := range []string{"cnitool", "host-local", "portmap"} {
 		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {
 			t.Skipf("needs %s in bin/cni (make cni-tools installs it)", name)
 		}
@@ -64,9 +64,8 @@ type cniNode struct {
 
 // newCNICluster starts taprouterd (vxlan, no pods in its config) on the
 // first n nodes of the seed topology and gives each the shipped conflist,
-// set to its daemon's socket and its podCIDR, without the plugins of the
-// types in drop.
-func newCNICluster(t *testing.T, path []string, n int, drop ...string) (*testbed.Cluster, []*cniNode) {
+// set to its daemon's socket and its podCIDR.
+func newCNICluster(t *testing.T, path []string, n int) (*testbed.Cluster, []*cniNode) {
 	t.Helper()
 	specs := testbed.Seed()[:n]
 	for i := range specs {
@@ -77,7 +76,7 @@ func newCNICluster(t *testing.T, path []string, n int, drop ...string) (*testbed
 	var nodes []*cniNode
 	for _, cn := range c.Nodes {
 		d := daemons[cn.Name]
-		cni, err := c.Bed.NewCNI(cn.Node, path, deployConflist(t, d.Socket, cn.Spec.PodCIDR, drop))
+		cni, err := c.Bed.NewCNI(cn.Node, path, deployConflist(t, d.Socket, cn.Spec.PodCIDR))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,9 +86,8 @@ func newCNICluster(t *testing.T, path []string, n int, drop ...string) (*testbed
 }
 
 // deployConflist is deploy/10-taprouter.conflist with the taprouter
-// plugin's socket and host-local's range set for one node, without the
-// plugins of the types in drop.
-func deployConflist(t *testing.T, socket string, podCIDR netip.Prefix, drop []string) []byte {
+// plugin's socket and host-local's range set for one node.
+func deployConflist(t *testing.T, socket string, podCIDR netip.Prefix) []byte {
 	t.Helper()
 	b, err := os.ReadFile("../deploy/10-taprouter.conflist")
 	if err != nil {
@@ -107,11 +105,14 @@ func deployConflist(t *testing.T, socket string, podCIDR netip.Prefix, drop []st
 	for i, p := range list.Plugins {
 		types[i], _ = p["type"].(string)
 	}
-	if list.CNIVersion != "1.1.0" || !slices.Equal(types, []string{"taprouter", "portmap", "bandwidth"}) {
-		t.Fatalf("deploy/10-taprouter.conflist: cniVersion %q, plugins %q; want 1.1.0 with taprouter, portmap, bandwidth", list.CNIVersion, types)
+	if list.CNIVersion != "1.1.0" || !slices.Equal(types, []string{"taprouter", "portmap"}) {
+		t.Fatalf("deploy/10-taprouter.conflist: cniVersion %q, plugins %q; want 1.1.0 with taprouter, portmap", list.CNIVersion, types)
 	}
-	list.Plugins = slices.DeleteFunc(list.Plugins, func(p map[string]any) bool { return slices.Contains(drop, p["type"].(string)) })
 	tr := list.Plugins[0]
+	// The runtime passes runtimeConfig only for declared capabilities.
+	if caps, _ := tr["capabilities"].(map[string]any); caps["bandwidth"] != true {
+		t.Fatalf("deploy/10-taprouter.conflist: taprouter's capabilities %v; want bandwidth", tr["capabilities"])
+	}
 	tr["socket"] = socket
 	tr["ipam"].(map[string]any)["ranges"] = [][]map[string]string{{{"subnet": podCIDR.String()}}}
 	out, err := json.Marshal(list)
@@ -543,13 +544,12 @@ func TestCNIDelIdempotent(t *testing.T) {
 	}
 }
 
-// TestCNICheckAndGC: CHECK passes on a fresh pod and names what an operator
-// broke; GC keeps the valid attachment and removes the others' ports and
-// leases. The chain has no bandwidth plugin: its CHECK fails on any pod
-// interface that is not a veth (TestCNIHostPort).
+// TestCNICheckAndGC: CHECK of the shipped chain passes on a fresh pod and
+// names what an operator broke; GC keeps the valid attachment and removes
+// the others' ports and leases.
 func TestCNICheckAndGC(t *testing.T) {
 	path := requireCNI(t)
-	c, nodes := newCNICluster(t, path, 1, "bandwidth")
+	c, nodes := newCNICluster(t, path, 1)
 	n := nodes[0]
 	pods := addNamespaces(t, c, "gc", 3)
 	ips := make([]string, len(pods))
@@ -560,7 +560,7 @@ func TestCNICheckAndGC(t *testing.T) {
 		}
 		ips[i] = res.IPs[0].Address.IP.String()
 	}
-	if err := n.CNI.Check(pods[0]); err != nil {
+	if err := n.CNI.Check(pods[0], ""); err != nil {
 		t.Fatalf("CHECK of a fresh pod: %v", err)
 	}
 	if _, err := pods[0].IP("link", "set", "eth0", "mtu", "1400"); err != nil {
@@ -569,7 +569,7 @@ func TestCNICheckAndGC(t *testing.T) {
 	if _, err := pods[0].IP("route", "del", "default"); err != nil {
 		t.Fatal(err)
 	}
-	err := n.CNI.Check(pods[0])
+	err := n.CNI.Check(pods[0], "")
 	for _, want := range []string{"eth0 MTU is 1400, want 1450", "route default via 10.244.0.1 dev eth0 is missing"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CHECK of a broken pod: %v; want it to say %q", err, want)
@@ -603,8 +603,7 @@ func TestCNICheckAndGC(t *testing.T) {
 
 // TestCNIHostPort: with portmap chained after taprouter, a hostPort on the
 // node reaches the pod, from another host on the underlay and from the
-// node itself, and DEL removes the mapping. bandwidth limits are refused:
-// a taprouter pod has no host-side veth for the bandwidth plugin to shape.
+// node itself, CHECK of the chain passes, and DEL removes the mapping.
 func TestCNIHostPort(t *testing.T) {
 	path := requireCNI(t)
 	c, nodes := newCNICluster(t, path, 1)
@@ -618,8 +617,7 @@ func TestCNIHostPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods := addNamespaces(t, c, "hp", 2)
-	pod := pods[0]
+	pod := addNamespaces(t, c, "hp", 1)[0]
 	mapping := `{"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}`
 	res, err := n.CNI.Add(pod, mapping)
 	if err != nil {
@@ -652,10 +650,8 @@ func TestCNIHostPort(t *testing.T) {
 		conn.SetDeadline(time.Now().Add(3 * time.Second))
 		return bufio.NewReader(conn).ReadString('\n')
 	}
-	// bandwidth's CHECK looks for the veth peer of eth0 even without
-	// limits, so the shipped chain's CHECK fails there (and only there).
-	if err := n.CNI.Check(pod); err == nil || !strings.Contains(err.Error(), "eth0 has no veth peer") {
-		t.Errorf("CHECK of the shipped chain: %v; want bandwidth to refuse a pod without a veth", err)
+	if err := n.CNI.Check(pod, mapping); err != nil {
+		t.Errorf("CHECK of the shipped chain with the mapping: %v", err)
 	}
 	for _, from := range []*testbed.Netns{client, n.Netns} {
 		line, err := ask(from)
@@ -678,14 +674,5 @@ func TestCNIHostPort(t *testing.T) {
 	if strings.Contains(rules, "--dport 8080") {
 		t.Errorf("after DEL, the node still maps port 8080:\n%s", rules)
 	}
-
-	_, err = n.CNI.Add(pods[1], `{"bandwidth": {"ingressRate": 1000000, "ingressBurst": 100000, "egressRate": 1000000, "egressBurst": 100000}}`)
-	if err == nil || !strings.Contains(err.Error(), "no veth peer") {
-		t.Errorf("ADD with bandwidth limits: %v; want bandwidth's \"no veth peer\" refusal", err)
-	}
-	t.Logf("ADD with bandwidth limits: %v", err)
-	if err := n.CNI.Del(pods[1], ""); err != nil {
-		t.Fatal(err)
-	}
-	wantNothingLeft(t, n, pods, nil)
+	wantNothingLeft(t, n, []*testbed.Netns{pod}, nil)
 }

@@ -97,7 +97,7 @@ func (e *CNIToolError) Error() string {
 
 // Tool runs "cnitool args..." in the node's namespace with the private
 // configuration and cache; capArgs, if not empty, is CAP_ARGS (runtime
-// capabilities such as portMappings, as JSON). It returns stdout; a failure
+// capabilities such as portMappings and bandwidth, as JSON). It returns stdout; a failure
 // is a *CNIToolError.
 func (c *CNI) Tool(capArgs string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cniTimeout)
@@ -135,9 +135,9 @@ func (c *CNI) Del(pod *Netns, capArgs string) error {
 	return err
 }
 
-// Check runs "cnitool check" for pod.
-func (c *CNI) Check(pod *Netns) error {
-	_, err := c.Tool("", "check", c.Network, pod.Path())
+// Check runs "cnitool check" for pod; capArgs is CAP_ARGS, as for Add.
+func (c *CNI) Check(pod *Netns, capArgs string) error {
+	_, err := c.Tool(capArgs, "check", c.Network, pod.Path())
 	return err
 }
 
