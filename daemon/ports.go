@@ -168,6 +168,9 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 		if (bw.IngressRate == 0) != (bw.IngressBurst == 0) || (bw.EgressRate == 0) != (bw.EgressBurst == 0) {
 			return nil, api.Invalid("bandwidth", "a rate needs a burst and a burst a rate")
 		}
+		if bw.IngressBurst > maxBurst || bw.EgressBurst > maxBurst {
+			return nil, api.Invalid("bandwidth", fmt.Sprintf("a burst may be at most %d bits (4 GB), as for the bandwidth plugin", uint64(maxBurst)))
+		}
 		if *bw == (api.Bandwidth{}) {
 			req.Bandwidth = nil
 		}
@@ -175,6 +178,9 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	a := api.Attachment{ContainerID: req.ContainerID, IfName: req.IfName}
 	return &port{Name: portName(a), ContainerID: req.ContainerID, IfName: req.IfName, NetNS: req.NetNS, IP: ip, MTU: req.MTU, Bandwidth: req.Bandwidth}, nil
 }
+
+// maxBurst is the bandwidth plugin's largest burst, in bits.
+const maxBurst = 34359738359
 
 func sameBandwidth(a, b *api.Bandwidth) bool {
 	return a == b || a != nil && b != nil && *a == *b
