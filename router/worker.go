@@ -437,10 +437,10 @@ func (w *worker) flush() {
 		g.port, g.bufs = nil, g.bufs[:0]
 	}
 	if len(w.tunOut) > 0 {
-		n, err := r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
-		if err != nil {
-			r.stats.drops[DropTxError].Add(uint64(len(w.tunOut) - n))
-		}
+		// The tunnel counts its own losses (tunnel_tx_errors,
+		// drop_unknown_peer, drop_no_neighbour): counting len-n here as
+		// well would count packets it dropped or queued twice.
+		r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
 		w.tunOut, w.tunPeer = w.tunOut[:0], w.tunPeer[:0]
 	}
 	if len(w.hostOut) > 0 {
