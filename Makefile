@@ -9,7 +9,7 @@ TEST_EXEC := $(if $(SUDO),-exec 'sudo env PATH=$(PATH)',)
 
 # tool:Debian package pairs that deps installs when the tool is missing.
 TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-tracepath \
-	traceroute:traceroute ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
+	traceroute:traceroute sysctl:procps ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
 	iptables:iptables
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
