@@ -401,3 +401,15 @@ func policer(rate, burst uint64) *tokenBucket {
 	}
 	return newTokenBucket(float64(rate)/8, float64(max(burst, 1))/8)
 }
+
+// SetStaticNeighbour fixes the MAC of ip on the pod port called name: the
+// router then never ARPs for it. (Benchmarks and tools use it; pods are
+// normally learned by ARP.)
+func (r *Router) SetStaticNeighbour(name string, ip netip.Addr, mac link.HardwareAddr) error {
+	p, ok := r.Port(name)
+	if !ok {
+		return fmt.Errorf("router: no port %q", name)
+	}
+	r.neigh.SetStatic(p.ID, ip, mac)
+	return nil
+}
