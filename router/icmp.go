@@ -226,7 +226,12 @@ func (w *worker) unreachableAll(queued [][]byte) {
 		if len(q) < header.IPv4MinimumSize {
 			continue
 		}
+		// The queue kept the bytes, not where they came from: a source
+		// routed to a peer node came in through the tunnel.
 		p := Packet{buf: q, start: 0, end: len(q), Origin: FromPod}
+		if nh, _ := w.r.fib.Lookup(netip.AddrFrom4([4]byte(q[12:16]))); nh.Kind == fib.Peer {
+			p.Origin = FromTunnel
+		}
 		if w.icmpError(&p, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0) {
 			w.r.stats.add(cICMPUnreachable, 1)
 		}

@@ -492,3 +492,27 @@ func TestBandwidthPolicer(t *testing.T) {
 		t.Fatal("SetBandwidth on an unknown port succeeded")
 	}
 }
+
+// A packet from another node whose local pod does not answer ARP is
+// answered from this node's underlay address, like every ICMP error about
+// a packet that came through the tunnel.
+func TestNeighbourFailureFromTunnel(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	pc := newPod("pc", "10.244.1.5", 6)
+	a, b := twoNodes(t, 1450, []*testPod{pa}, []*testPod{pc})
+	pa.arpRequest(gateway)
+	waitCounter(t, a.r, "arp_replies_sent", 1)
+	pa.send(ipv4(pa.ip, pc.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
+	deadline := time.Now().Add(2 * time.Second)
+	for !hasNeighbour(b.r, pc.ip, arp.Incomplete) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no incomplete neighbour for pc: %+v", b.r.Neighbours())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 50 {
+		b.clk.Advance(200 * time.Millisecond)
+		b.r.Tick()
+	}
+	checkICMP(t, pa.recvIPv4(t), node2, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
+}
