@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
 )
 
 // NetConf is the plugin's entry in a network configuration list:
@@ -55,8 +56,8 @@ func loadConf(stdin []byte) (*NetConf, error) {
 	if !filepath.IsAbs(conf.Socket) {
 		return nil, invalidConf("socket", "%q is not an absolute path", conf.Socket)
 	}
-	if conf.MTU != 0 && (conf.MTU < 68 || conf.MTU > 65535) {
-		return nil, invalidConf("mtu", "%d is out of range: want 68 to 65535, or 0 for the node's pod MTU", conf.MTU)
+	if conf.MTU != 0 && (conf.MTU < config.MinPodMTU || conf.MTU > config.MaxPodMTU) {
+		return nil, invalidConf("mtu", "%d is out of range: want %d to %d, or 0 for the node's pod MTU", conf.MTU, config.MinPodMTU, config.MaxPodMTU)
 	}
 	if conf.IPAM.Type == "" {
 		return nil, invalidConf("ipam", "missing: taprouter takes the pod's address from an IPAM plugin, e.g. \"ipam\": {\"type\": \"host-local\", ...}")

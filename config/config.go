@@ -32,6 +32,13 @@ const (
 	maxVNI              = 1<<24 - 1
 )
 
+// The range of a pod MTU that taprouter accepts, wherever one is given (the
+// config file, the API, the CNI plugin's config).
+const (
+	MinPodMTU = 576
+	MaxPodMTU = 9000
+)
+
 // CalicoGateway is the link-local gateway Calico gives every pod.
 var CalicoGateway = netip.MustParseAddr("169.254.1.1")
 
@@ -313,8 +320,8 @@ func (f *file) validate() (*Config, error) {
 			return nil, fieldError(field+".ip", "duplicate address %s (also ports[%d])", port.IP, j)
 		}
 		ips[port.IP] = i
-		if port.MTU != 0 && (port.MTU < 576 || port.MTU > 9000) {
-			return nil, fieldError(field+".mtu", "%d out of range 576..9000", port.MTU)
+		if port.MTU != 0 && (port.MTU < MinPodMTU || port.MTU > MaxPodMTU) {
+			return nil, fieldError(field+".mtu", "%d out of range %d..%d", port.MTU, MinPodMTU, MaxPodMTU)
 		}
 		c.Ports = append(c.Ports, port)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/fib"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/podnet"
@@ -149,8 +150,8 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 		return nil, api.Invalid("ifName", fmt.Sprintf("%q: want an interface name of 1 to 15 bytes", req.IfName))
 	case req.NetNS == "":
 		return nil, api.Invalid("netns", "missing")
-	case req.MTU != 0 && (req.MTU < 576 || req.MTU > 9000):
-		return nil, api.Invalid("mtu", fmt.Sprintf("%d out of range 576..9000", req.MTU))
+	case req.MTU != 0 && (req.MTU < config.MinPodMTU || req.MTU > config.MaxPodMTU):
+		return nil, api.Invalid("mtu", fmt.Sprintf("%d out of range %d..%d", req.MTU, config.MinPodMTU, config.MaxPodMTU))
 	}
 	if _, err := os.Stat(req.NetNS); err != nil {
 		return nil, api.Invalid("netns", fmt.Sprintf("%s: no such network namespace", req.NetNS))
