@@ -232,20 +232,7 @@ func testUnderlay(t *testing.T, c *testbed.Cluster, backend string) {
 		"udp":    "udp port 8285",
 		"direct": fmt.Sprintf("icmp and host %s", pa.Addr()),
 	}[backend]
-	capture, err := c.Bed.StartCapture(node2.Netns, "eth0", filter, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, err := pa.Ping(pc.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
-		t.Fatalf("ping pa → pc: %v\n%s", err, r.Output)
-	}
-	packets, err := capture.Wait(5 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(packets) != 2 {
-		t.Fatalf("captured %d packets on node2's eth0 (%s), want the request and the reply", len(packets), filter)
-	}
+	packets := captureOnePing(t, c.Bed, node2.Netns, filter, pa, pc)
 	n1eth, err := node1.Link("eth0")
 	if err != nil {
 		t.Fatal(err)

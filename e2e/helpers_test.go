@@ -96,3 +96,24 @@ func wantIncrease(t *testing.T, d *testbed.Daemon, before map[string]uint64, nam
 		t.Errorf("counter %s on %s grew by %d, want exactly %d", name, d.Node.Name, got-start, min)
 	}
 }
+
+// captureOnePing pings once from → to while capturing on ns's eth0 with
+// filter, and returns the two packets captured: the request and the reply.
+func captureOnePing(t *testing.T, bed *testbed.Bed, ns *testbed.Netns, filter string, from, to *testbed.Pod) []testbed.Packet {
+	t.Helper()
+	capture, err := bed.StartCapture(ns, "eth0", filter, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := from.Ping(to.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
+		t.Fatalf("ping %s → %s: %v\n%s", from.Spec.Name, to.Addr(), err, r.Output)
+	}
+	packets, err := capture.Wait(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packets) != 2 {
+		t.Fatalf("captured %d packets on %s's eth0 (%s), want the request and the reply", len(packets), ns.Name, filter)
+	}
+	return packets
+}

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/taprouter/taprouter/internal/testbed"
 )
@@ -31,20 +30,7 @@ func TestInteropFlannel(t *testing.T) {
 	pa, pc := c.Pod("pa"), c.Pod("pc")
 
 	t.Run("vxlan-on-the-wire", func(t *testing.T) {
-		capture, err := c.Bed.StartCapture(node2.Netns, "eth0", "udp port 8472", 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r, err := pa.Ping(pc.Addr(), testbed.PingOptions{Count: 1}); err != nil || r.Received != 1 {
-			t.Fatalf("ping pa → pc: %v\n%s", err, r.Output)
-		}
-		packets, err := capture.Wait(5 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(packets) != 2 {
-			t.Fatalf("captured %d vxlan packets on node2's eth0, want the request and the reply", len(packets))
-		}
+		packets := captureOnePing(t, c.Bed, node2.Netns, "udp port 8472", pa, pc)
 		var sources []string
 		for _, p := range packets {
 			vni, inner, ok := p.VXLAN()

@@ -356,19 +356,7 @@ func TestNeighbourFailureAnswersHostUnreachable(t *testing.T) {
 	pa.arpRequest(gateway) // as a pod does first: the router learns pa's MAC
 	waitCounter(t, n.r, "arp_replies_sent", 1)
 	pa.send(ipv4(pa.ip, pb.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
-	// The packet waits for pb's MAC...
-	deadline := time.Now().Add(2 * time.Second)
-	for !hasNeighbour(n.r, pb.ip, arp.Incomplete) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no incomplete neighbour for pb: %+v", n.r.Neighbours())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// ...but pb never answers ARP; after the retries the router gives up.
-	for range 50 {
-		n.clk.Advance(200 * time.Millisecond)
-		n.r.Tick()
-	}
+	neighbourFails(t, n, pb.ip)
 	icmp := checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
 	if q := header.IPv4(icmp.Payload()); netip.AddrFrom4(q.DestinationAddress().As4()) != pb.ip {
 		t.Fatalf("quoted destination %s", q.DestinationAddress())
@@ -503,16 +491,23 @@ func TestNeighbourFailureFromTunnel(t *testing.T) {
 	pa.arpRequest(gateway)
 	waitCounter(t, a.r, "arp_replies_sent", 1)
 	pa.send(ipv4(pa.ip, pc.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
+	neighbourFails(t, b, pc.ip)
+	checkICMP(t, pa.recvIPv4(t), node2, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
+}
+
+// neighbourFails waits until a packet waits on n for ip's MAC, then runs
+// n's clock past every ARP retry: ip never answers, and the router gives up.
+func neighbourFails(t *testing.T, n *testNode, ip netip.Addr) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
-	for !hasNeighbour(b.r, pc.ip, arp.Incomplete) {
+	for !hasNeighbour(n.r, ip, arp.Incomplete) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no incomplete neighbour for pc: %+v", b.r.Neighbours())
+			t.Fatalf("no incomplete neighbour for %s: %+v", ip, n.r.Neighbours())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	for range 50 {
-		b.clk.Advance(200 * time.Millisecond)
-		b.r.Tick()
+		n.clk.Advance(200 * time.Millisecond)
+		n.r.Tick()
 	}
-	checkICMP(t, pa.recvIPv4(t), node2, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
 }
