@@ -41,3 +41,14 @@ func (t *Table) Stats() Stats {
 		TableFull:    c.tableFull.Load(),
 	}
 }
+
+// Each calls fn with every counter's name (snake_case, as /v1/stats shows
+// it after a prefix) and value. A new field must be listed here.
+func (s Stats) Each(fn func(name string, v uint64)) {
+	fn("requests_sent", s.RequestsSent)
+	fn("learned", s.Learned)
+	fn("mac_changes", s.MACChanges)
+	fn("queue_drops", s.QueueDrops)
+	fn("failures", s.Failures)
+	fn("table_full", s.TableFull)
+}
