@@ -20,6 +20,15 @@
 // arp), decrements the TTL (63 on the same node, 62 across nodes), answers
 // ping to the gateway, and sends ICMP time exceeded, destination unreachable
 // and fragmentation needed (with the egress MTU), so that traceroute and
-// tracepath work. IPv4 headers are read and written through gVisor's typed
+// tracepath work.
+//
+// Nothing is believed that a sender could forge. A pod may only send from
+// its own IP and MAC. The underlay carries no authentication (anyone on it
+// can send as a peer node), so a packet from the tunnel is only delivered
+// if its inner source is in the sending peer's pod range or is the peer
+// node's own address, and its inner destination is in this node's pod range
+// or the gateway (drop_tunnel_spoofed, drop_tunnel_dst). Martian addresses
+// (0/8, loopback, multicast, class E, broadcasts) are dropped as Linux does
+// (drop_martian): from pods, nothing but unicast reaches the node's kernel. IPv4 headers are read and written through gVisor's typed
 // header views; checksums are updated incrementally (RFC 1624).
 package router

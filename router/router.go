@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -62,6 +63,13 @@ type Router struct {
 
 	ingress, egress []Stage
 
+	// peers is what the tunnel ingress checks about each peer, indexed like
+	// the tunnel's peers (Packet.Peer); replaced whole by SetPeers.
+	peers atomic.Pointer[[]peerCheck]
+	// bcast is the pod subnet's directed broadcast address (invalid for a
+	// /31 or /32): a martian destination.
+	bcast netip.Addr
+
 	mu       sync.Mutex // serializes port changes; readers use ports
 	ports    atomic.Pointer[[]*Port]
 	freeIDs  []uint32
@@ -120,6 +128,13 @@ func New(cfg Config) (*Router, error) {
 	r.neigh = neigh
 	r.ingress = cfg.IngressStages
 	r.egress = cfg.EgressStages
+	r.peers.Store(&[]peerCheck{})
+	if b := cfg.PodCIDR.Bits(); cfg.PodCIDR.Addr().Is4() && b <= 30 {
+		a := cfg.PodCIDR.Masked().Addr().As4()
+		v := binary.BigEndian.Uint32(a[:]) | (1<<(32-b) - 1)
+		binary.BigEndian.PutUint32(a[:], v)
+		r.bcast = netip.AddrFrom4(a)
+	}
 	empty := []*Port{nil} // ID 0 is the host port's
 	r.ports.Store(&empty)
 	r.fib.Update(func(tx *fib.Txn) {
@@ -249,6 +264,14 @@ func (r *Router) SetPeers(peers []tunnel.Peer) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	checks := make([]peerCheck, len(peers))
+	for i, p := range peers {
+		checks[i] = peerCheck{podCIDR: p.PodCIDR.Masked(), addr: p.Addr}
+	}
+	// The checks go first: a packet the tunnel decapsulates for a new peer
+	// index must not be checked against nothing. (A packet already read
+	// under the old index meets the new checks and is at worst dropped.)
+	r.peers.Store(&checks)
 	r.tunnel.SetPeers(peers)
 	var stale []netip.Prefix
 	r.fib.Walk(func(rt fib.Route) bool {

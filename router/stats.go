@@ -25,25 +25,40 @@ const (
 	DropFiltered               // a user stage dropped it
 	DropLoop                   // would leave by the port it came in on (host to host)
 	DropRateLimited            // over a pod's bandwidth limit
+	// DropMartian: a destination no router forwards (0.0.0.0/8, 127/8,
+	// 224/4 multicast, 240/4 including 255.255.255.255, the pod subnet's
+	// directed broadcast) sent to the gateway, or such an inner source or
+	// destination from the tunnel. Linux drops these as martians.
+	DropMartian
+	// DropTunnelSpoofed: a packet from a peer node whose inner source is
+	// neither in that peer's pod range nor the peer's own address. The
+	// underlay carries no authentication: anyone can send as a peer.
+	DropTunnelSpoofed
+	// DropTunnelDst: a packet from a peer node whose inner destination is
+	// neither in this node's pod range nor the gateway.
+	DropTunnelDst
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
-	DropNone:        "drop_none",
-	DropMalformed:   "drop_malformed",
-	DropNotIPv4:     "drop_not_ipv4",
-	DropSpoofed:     "drop_spoofed",
-	DropBadMAC:      "drop_bad_mac",
-	DropTTL:         "drop_ttl",
-	DropNoRoute:     "drop_no_route",
-	DropBlackhole:   "drop_blackhole",
-	DropTooBig:      "drop_too_big",
-	DropNeighbour:   "drop_neighbour",
-	DropTxError:     "drop_tx_error",
-	DropMulticast:   "drop_multicast",
-	DropFiltered:    "drop_filtered",
-	DropLoop:        "drop_loop",
-	DropRateLimited: "drop_rate_limited",
+	DropNone:          "drop_none",
+	DropMalformed:     "drop_malformed",
+	DropNotIPv4:       "drop_not_ipv4",
+	DropSpoofed:       "drop_spoofed",
+	DropBadMAC:        "drop_bad_mac",
+	DropTTL:           "drop_ttl",
+	DropNoRoute:       "drop_no_route",
+	DropBlackhole:     "drop_blackhole",
+	DropTooBig:        "drop_too_big",
+	DropNeighbour:     "drop_neighbour",
+	DropTxError:       "drop_tx_error",
+	DropMulticast:     "drop_multicast",
+	DropFiltered:      "drop_filtered",
+	DropLoop:          "drop_loop",
+	DropRateLimited:   "drop_rate_limited",
+	DropMartian:       "drop_martian",
+	DropTunnelSpoofed: "drop_tunnel_spoofed",
+	DropTunnelDst:     "drop_tunnel_dst",
 }
 
 func (r DropReason) String() string {

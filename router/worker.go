@@ -148,7 +148,11 @@ func (w *worker) receiveTunnel(n int) {
 		}
 		pk := &w.pkts[i]
 		*pk = Packet{buf: w.bufs[i], Origin: FromTunnel, Peer: w.peers[i]}
-		if reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i]); reason != DropNone {
+		reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i])
+		if reason == DropNone {
+			reason = w.r.checkTunnel(pk)
+		}
+		if reason != DropNone {
 			w.r.stats.drop(reason)
 			continue
 		}
@@ -191,6 +195,9 @@ func (w *worker) decodePodFrame(p *Port, pk *Packet, start, end int) DropReason 
 	}
 	if netip.AddrFrom4([4]byte(pk.buf[pk.start+12:pk.start+16])) != p.IP {
 		return DropSpoofed
+	}
+	if w.r.isMartianDst([4]byte(pk.buf[pk.start+16 : pk.start+20])) {
+		return DropMartian // never handed to the node's kernel
 	}
 	return DropNone
 }
