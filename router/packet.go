@@ -66,8 +66,21 @@ func (p *Packet) Drop(reason DropReason) {
 func (p *Packet) Consume() { p.verdict = Consumed }
 
 // Stage is one step of the pipeline. Process sees the whole batch and must
-// skip packets whose Verdict is not Continue. It runs on the ingress port's
-// goroutine: it must not block, and should not allocate.
+// skip packets whose Verdict is not Continue.
+//
+// Concurrency: every port (each pod, the host, the tunnel) has its own
+// ingress goroutine, and each runs the same Stage values of the Config: one
+// Stage's Process is called concurrently from many goroutines, each with its
+// own batch. Shared state in a stage must be safe for that (atomics, or a
+// lock held briefly); the packets of a batch belong to the caller only for
+// the duration of the call. Process must not block, and should not allocate.
+//
+// A packet is whatever a pod or a peer sent: the IPv4 header has been
+// validated, but nothing beyond it; check a transport header's length (and
+// that the packet is not a later fragment) before reading it. A stage that
+// panics does not stop the router: the panic is recovered, the packets of
+// the batch still in flight are dropped and counted as drop_stage_panic,
+// and it is logged (at most once a minute).
 type Stage interface {
 	Name() string
 	Process(pkts []*Packet)

@@ -62,6 +62,7 @@ type Router struct {
 	icmp   *tokenBucket
 
 	ingress, egress []Stage
+	lastPanicLog    atomic.Int64 // when a stage panic was last logged (UnixNano)
 
 	// peers is what the tunnel ingress checks about each peer, indexed like
 	// the tunnel's peers (Packet.Peer); replaced whole by SetPeers.

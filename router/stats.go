@@ -37,6 +37,9 @@ const (
 	// DropTunnelDst: a packet from a peer node whose inner destination is
 	// neither in this node's pod range nor the gateway.
 	DropTunnelDst
+	// DropStagePanic: a stage panicked; the packets of its batch that were
+	// still in flight are dropped (see Stage).
+	DropStagePanic
 	numDropReasons
 )
 
@@ -59,6 +62,7 @@ var dropNames = [numDropReasons]string{
 	DropMartian:       "drop_martian",
 	DropTunnelSpoofed: "drop_tunnel_spoofed",
 	DropTunnelDst:     "drop_tunnel_dst",
+	DropStagePanic:    "drop_stage_panic",
 }
 
 func (r DropReason) String() string {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"runtime/debug"
+	"time"
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -241,16 +243,45 @@ func (w *worker) process(batch []*Packet) {
 	}
 	r := w.r
 	for _, s := range r.ingress {
-		s.Process(batch)
+		w.runStage(s, batch)
 	}
 	w.route(batch)
 	w.forward(batch)
 	for _, s := range r.egress {
-		s.Process(batch)
+		w.runStage(s, batch)
 	}
 	w.checkMTU(batch)
 	w.transmit(batch)
 	w.sendOriginated()
+}
+
+// runStage runs a user stage over a batch. A panic in it is recovered, as
+// net/http recovers a handler: the packets still in flight are dropped.
+func (w *worker) runStage(s Stage, batch []*Packet) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.r.stagePanicked(s, batch, v)
+		}
+	}()
+	s.Process(batch)
+}
+
+// stagePanicLogEvery bounds the logging of panicking stages.
+const stagePanicLogEvery = time.Minute
+
+func (r *Router) stagePanicked(s Stage, batch []*Packet, v any) {
+	n := 0
+	for _, p := range batch {
+		if p.verdict == Continue {
+			p.Drop(DropStagePanic)
+			n++
+		}
+	}
+	now := r.clock.Now().UnixNano()
+	last := r.lastPanicLog.Load()
+	if (last == 0 || now-last >= int64(stagePanicLogEvery)) && r.lastPanicLog.CompareAndSwap(last, now) {
+		r.log.Error("stage panicked; its batch is dropped", zap.String("stage", s.Name()), zap.Any("panic", v), zap.Int("dropped", n), zap.ByteString("stack", debug.Stack()))
+	}
 }
 
 // sendOriginated routes and sends the packets the router originated while
@@ -264,7 +295,7 @@ func (w *worker) sendOriginated() {
 		done = len(w.extra)
 		w.route(extra)
 		for _, s := range w.r.egress {
-			s.Process(extra)
+			w.runStage(s, extra)
 		}
 		w.checkMTU(extra)
 		w.transmit(extra)
