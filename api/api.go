@@ -37,6 +37,10 @@ type RouterPort struct {
 	TxPackets uint64 `json:"txPackets"`
 	TxBytes   uint64 `json:"txBytes"`
 	Drops     uint64 `json:"drops"`
+	// Down: the port's device failed (its TAP disappeared); DownReason says
+	// how. (Same fields as router.PortInfo.)
+	Down       bool   `json:"down,omitempty"`
+	DownReason string `json:"downReason,omitempty"`
 }
 
 // Neighbour is one neighbour table entry.

@@ -40,7 +40,8 @@ func (w *worker) newPacket() *Packet {
 
 // deliverLocal handles a packet addressed to the router itself: echo
 // requests are answered in place; UDP gets port unreachable, other
-// protocols protocol unreachable, TCP is dropped (nothing listens).
+// protocols protocol unreachable; TCP and other ICMP are dropped and
+// counted (drop_local: nothing listens).
 func (w *worker) deliverLocal(p *Packet) {
 	h := header.IPv4(p.buf[p.start:p.end])
 	if h.More() || h.FragmentOffset() != 0 {
@@ -50,15 +51,18 @@ func (w *worker) deliverLocal(p *Packet) {
 	switch h.TransportProtocol() {
 	case header.ICMPv4ProtocolNumber:
 		icmp := header.ICMPv4(h.Payload())
-		if len(icmp) < header.ICMPv4MinimumSize || icmp.Type() != header.ICMPv4Echo {
-			p.Consume()
-			return
+		switch {
+		case len(icmp) < header.ICMPv4MinimumSize:
+			p.Drop(DropMalformed)
+		case icmp.Type() != header.ICMPv4Echo:
+			p.Drop(DropLocal)
+		default:
+			w.echoReply(p, h, icmp)
 		}
-		w.echoReply(p, h, icmp)
 	case header.UDPProtocolNumber:
 		w.unreachable(p, header.ICMPv4PortUnreachable, DropNoRoute)
 	case header.TCPProtocolNumber:
-		p.Consume()
+		p.Drop(DropLocal)
 	default:
 		w.unreachable(p, header.ICMPv4ProtoUnreachable, DropNoRoute)
 	}
@@ -172,7 +176,8 @@ func isICMPInfo(t header.ICMPv4Type) bool {
 }
 
 // fragment splits p into fragments that fit mtu (RFC 791), sent after the
-// batch to p's next hop, all in the same round. It reports false, having
+// batch to p's next hop, all in the same round. Fragments after the first
+// carry only the options whose copied flag is set. It reports false, having
 // dropped p, when there is no room for all of them.
 func (w *worker) fragment(p *Packet, mtu int) bool {
 	h := header.IPv4(p.buf[p.start:p.end])
@@ -204,6 +209,9 @@ func (w *worker) fragment(p *Packet, mtu int) bool {
 		f.NextHop, f.routed = p.NextHop, true
 		f.end = f.start + hlen + n
 		copy(f.buf[f.start:], p.buf[p.start:p.start+hlen])
+		if baseOff+off > 0 {
+			copiedOptionsOnly(f.buf[f.start+header.IPv4MinimumSize : f.start+hlen])
+		}
 		copy(f.buf[f.start+hlen:], payload[off:off+n])
 		fh := header.IPv4(f.buf[f.start:f.end])
 		fh.SetTotalLength(uint16(hlen + n))
@@ -217,6 +225,35 @@ func (w *worker) fragment(p *Packet, mtu int) bool {
 		w.r.stats.add(cFragmentsSent, 1)
 	}
 	return true
+}
+
+// copiedOptionsOnly keeps, in the header of a fragment other than the first,
+// only the options whose copied flag is set (RFC 791 3.1): the others become
+// NOPs, as Linux's ip_options_fragment does, so that the header keeps its
+// length and every fragment carries the same amount of payload. A malformed
+// option ends the list.
+func copiedOptionsOnly(opts []byte) {
+	const copied = 0x80
+	for i := 0; i < len(opts); {
+		switch header.IPv4OptionType(opts[i]) {
+		case header.IPv4OptionListEndType:
+			return
+		case header.IPv4OptionNOPType:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			clear(opts[i:])
+			return
+		}
+		l := int(opts[i+1])
+		if opts[i]&copied == 0 {
+			for j := i; j < i+l; j++ {
+				opts[j] = byte(header.IPv4OptionNOPType)
+			}
+		}
+		i += l
+	}
 }
 
 // unreachableAll answers host unreachable for packets whose neighbour could

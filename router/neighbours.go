@@ -38,28 +38,34 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 		reply.TargetIP = a.SenderIP
 	}
 	n := arp.EncodeFrame(frame[:cap(frame)], a.SenderMAC, r.cfg.GatewayMAC, &reply)
-	w.writeOne(p, frame[:n])
-	r.stats.add(cARPRepliesSent, 1)
+	if w.writeOne(p, frame[:n]) {
+		r.stats.add(cARPRepliesSent, 1)
+	}
 }
 
 // announce tells a new pod port who the gateway is (gratuitous ARP, so that
 // a pod that cached an old gateway MAC updates it) and asks for the pod's MAC.
 func (r *Router) announce(p *Port) {
 	g := arp.Packet{Op: arp.OpRequest, SenderMAC: r.cfg.GatewayMAC, SenderIP: r.cfg.Gateway, TargetIP: r.cfg.Gateway}
-	r.sendFrame(p, link.Broadcast, &g)
-	r.stats.add(cARPGratuitousSent, 1)
+	if r.sendFrame(p, link.Broadcast, &g) {
+		r.stats.add(cARPGratuitousSent, 1)
+	}
 	(*neighbourHooks)(r).SendRequest(p.ID, p.IP, link.Broadcast)
 }
 
-func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) {
+// sendFrame sends an ARP packet the router originates on p; a failure is
+// counted (arp_send_errors) and reported false.
+func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) bool {
 	b := make([]byte, arp.FrameLen)
 	n := arp.EncodeFrame(b, dst, r.cfg.GatewayMAC, a)
 	if _, err := p.dev.Write([][]byte{b[:n]}, 0); err != nil {
 		r.log.Debug("arp send failed", zap.String("port", p.Name), zap.Error(err))
-		return
+		r.stats.add(cARPSendErrors, 1)
+		return false
 	}
 	p.TxPackets.Add(1)
 	p.TxBytes.Add(uint64(n))
+	return true
 }
 
 // maxFailed bounds the packets waiting (until the next tick) for an ICMP
@@ -79,15 +85,18 @@ func (h *neighbourHooks) SendRequest(port uint32, target netip.Addr, dst link.Ha
 		return
 	}
 	req := arp.Packet{Op: arp.OpRequest, SenderMAC: r.cfg.GatewayMAC, SenderIP: r.cfg.Gateway, TargetIP: target}
-	r.sendFrame(p, dst, &req)
-	r.stats.add(cARPRequestsSent, 1)
+	if r.sendFrame(p, dst, &req) {
+		r.stats.add(cARPRequestsSent, 1)
+	}
 }
 
-// Resolved sends the packets that waited for target's MAC.
+// Resolved sends the packets that waited for target's MAC; they count as
+// forwarded only now.
 func (h *neighbourHooks) Resolved(port uint32, target netip.Addr, mac link.HardwareAddr, queued [][]byte) {
 	r := (*Router)(h)
 	p := r.port(port)
 	if p == nil {
+		r.stats.drops[DropNoRoute].Add(uint64(len(queued))) // the port went meanwhile
 		return
 	}
 	for _, q := range queued {
@@ -96,10 +105,12 @@ func (h *neighbourHooks) Resolved(port uint32, target netip.Addr, mac link.Hardw
 		copy(f[ethHeaderLen:], q)
 		if _, err := p.dev.Write([][]byte{f}, 0); err != nil {
 			r.stats.drop(DropTxError)
+			p.Drops.Add(1)
 			continue
 		}
 		p.TxPackets.Add(1)
 		p.TxBytes.Add(uint64(len(f)))
+		r.stats.add(cForwarded, 1)
 	}
 }
 

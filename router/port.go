@@ -42,6 +42,12 @@ type Port struct {
 	// means no limit. See Router.SetBandwidth.
 	ingress, egress atomic.Pointer[tokenBucket]
 
+	// closing is set before the router closes the device; down holds why
+	// the port's reads stopped when nobody closed it (the TAP was deleted,
+	// or its reads failed): the port forwards nothing from the pod.
+	closing atomic.Bool
+	down    atomic.Pointer[string]
+
 	RxPackets, RxBytes, TxPackets, TxBytes, Drops atomic.Uint64
 }
 
@@ -62,6 +68,10 @@ type PortInfo struct {
 	TxPackets uint64 `json:"txPackets"`
 	TxBytes   uint64 `json:"txBytes"`
 	Drops     uint64 `json:"drops"`
+	// Down is set when the port's device failed and its reads stopped
+	// (the TAP disappeared); DownReason says why.
+	Down       bool   `json:"down,omitempty"`
+	DownReason string `json:"downReason,omitempty"`
 }
 
 func (p *Port) info() PortInfo {
@@ -72,6 +82,9 @@ func (p *Port) info() PortInfo {
 	}
 	if !p.MAC.IsZero() {
 		pi.MAC = p.MAC.String()
+	}
+	if why := p.down.Load(); why != nil {
+		pi.Down, pi.DownReason = true, *why
 	}
 	return pi
 }

@@ -240,6 +240,7 @@ func (r *Router) RemovePort(name string) error {
 	r.publish(func(ps []*Port) []*Port { ps[p.ID] = nil; return ps })
 	started := r.running.Load()
 	r.mu.Unlock()
+	p.closing.Store(true)
 	err := p.dev.Close()
 	if started {
 		<-p.done
@@ -347,6 +348,7 @@ func (r *Router) Close() error {
 	var errs []error
 	for _, p := range ports {
 		if p != nil {
+			p.closing.Store(true)
 			errs = append(errs, p.dev.Close())
 		}
 	}

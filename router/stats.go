@@ -40,6 +40,9 @@ const (
 	// DropStagePanic: a stage panicked; the packets of its batch that were
 	// still in flight are dropped (see Stage).
 	DropStagePanic
+	// DropLocal: addressed to the gateway, which has no use for it: TCP
+	// (nothing listens) and ICMP other than echo requests.
+	DropLocal
 	numDropReasons
 )
 
@@ -63,6 +66,7 @@ var dropNames = [numDropReasons]string{
 	DropTunnelSpoofed: "drop_tunnel_spoofed",
 	DropTunnelDst:     "drop_tunnel_dst",
 	DropStagePanic:    "drop_stage_panic",
+	DropLocal:         "drop_local",
 }
 
 func (r DropReason) String() string {
@@ -76,17 +80,18 @@ func (r DropReason) String() string {
 type counter uint8
 
 const (
-	cForwarded counter = iota
-	cICMPEchoReplies
-	cICMPTimeExceeded
-	cICMPUnreachable
-	cICMPFragNeeded
-	cICMPRateLimited
-	cICMPNoBuffer
-	cARPRepliesSent
-	cARPRequestsSent
-	cARPGratuitousSent
-	cFragmentsSent
+	cForwarded         counter = iota // handed to an egress device (see Stats)
+	cICMPEchoReplies                  // echo replies from the gateway
+	cICMPTimeExceeded                 // time exceeded sent
+	cICMPUnreachable                  // destination unreachable sent (not frag needed)
+	cICMPFragNeeded                   // fragmentation needed sent
+	cICMPRateLimited                  // ICMP errors not sent: over a rate limit
+	cICMPNoBuffer                     // ICMP errors not sent: no spare buffer in the batch
+	cARPRepliesSent                   // answers to pods' requests for the gateway
+	cARPRequestsSent                  // requests for pods' MACs
+	cARPGratuitousSent                // gateway announcements on new ports
+	cFragmentsSent                    // fragments the router made
+	cARPSendErrors                    // ARP packets a pod's device refused
 	numCounters
 )
 
@@ -102,6 +107,7 @@ var counterNames = [numCounters]string{
 	cARPRequestsSent:   "arp_requests_sent",
 	cARPGratuitousSent: "arp_gratuitous_sent",
 	cFragmentsSent:     "fragments_sent",
+	cARPSendErrors:     "arp_send_errors",
 }
 
 // stats are the router-wide counters. Each is a padded atomic so that the
@@ -120,17 +126,28 @@ func (s *stats) drop(r DropReason)    { s.drops[r].Add(1) }
 func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 
 // Stats returns every counter by name: the drop reasons and the router's
-// events, and the tunnel's counters prefixed "tunnel_". The tunnel's drop
-// reasons also appear unprefixed (drop_unknown_peer, drop_bad_vni, ...), so
-// that every drop is counted under one name per reason.
+// events, the pod-side neighbour table's counters (arp.Stats) prefixed
+// "neigh_", and the tunnel's counters prefixed "tunnel_". The tunnel's drop
+// reasons also appear unprefixed (drop_unknown_peer, drop_bad_vni, ...), and
+// the packets the neighbour table dropped from a full resolution queue as
+// drop_neighbour_queue, so that every drop is counted under one drop_ name
+// per reason.
+//
+// "forwarded" counts the packets handed to an egress device, the router's
+// own included (ICMP, and each fragment of a fragmented packet, which itself
+// is not counted); a packet that waits for its neighbour's MAC counts when
+// it is sent.
 func (r *Router) Stats() map[string]uint64 {
-	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+16)
+	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+32)
 	for i := DropReason(1); i < numDropReasons; i++ {
 		m[dropNames[i]] = r.stats.drops[i].Load()
 	}
 	for i := counter(0); i < numCounters; i++ {
 		m[counterNames[i]] = r.stats.counters[i].Load()
 	}
+	ns := r.neigh.Stats()
+	ns.Each(func(name string, v uint64) { m["neigh_"+name] = v })
+	m["drop_neighbour_queue"] = ns.QueueDrops
 	if t := r.tunnel; t != nil {
 		for k, v := range t.Stats().Map() {
 			m["tunnel_"+k] = v

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taprouter/taprouter/arp"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/linktest"
 	"github.com/taprouter/taprouter/tunnel"
@@ -24,12 +26,16 @@ type capDevice struct {
 	mtu  int
 	mu   sync.Mutex
 	out  [][]byte
+	fail bool // Write refuses everything
 }
 
 func (d *capDevice) Read([][]byte, []int, int) (int, error) { return 0, link.ErrClosed }
 func (d *capDevice) Write(bufs [][]byte, offset int) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.fail {
+		return 0, errors.New("capDevice: refused")
+	}
 	for _, b := range bufs {
 		d.out = append(d.out, append([]byte(nil), b[offset:]...))
 	}
@@ -171,6 +177,15 @@ func (n *syncNode) fromPeer(peer uint32, pkts ...[]byte) {
 		n.tw.peers[k] = peer
 	}
 	n.tw.receiveTunnel(len(pkts))
+}
+
+// arpFrom builds an ARP frame from pod i to the gateway.
+func (n *syncNode) arpFrom(i int, op uint16) []byte {
+	p := n.pods[i]
+	a := arp.Packet{Op: op, SenderMAC: p.mac, SenderIP: p.ip, TargetMAC: gwMAC, TargetIP: gateway}
+	b := make([]byte, arp.FrameLen)
+	arp.EncodeFrame(b, gwMAC, p.mac, &a)
+	return b
 }
 
 // wantDelta asserts that the router's counters moved from before by exactly

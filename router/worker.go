@@ -81,8 +81,12 @@ func (w *worker) runPort(p *Port) {
 	for {
 		n, err := p.dev.Read(w.bufs, w.sizes, headroom)
 		if err != nil {
-			if !errors.Is(err, link.ErrClosed) {
-				w.r.log.Warn("port read failed; port stops", zap.String("port", p.Name), zap.Error(err))
+			// A deleted TAP reports an error wrapping ErrClosed: only the
+			// router closing the device is an orderly end.
+			if !p.closing.Load() {
+				why := err.Error()
+				p.down.Store(&why)
+				w.r.log.Warn("port read failed; port is down", zap.String("port", p.Name), zap.Error(err))
 			}
 			return
 		}
@@ -424,7 +428,10 @@ func (w *worker) transmit(batch []*Packet) {
 			dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
 			mac, ok := r.neigh.Lookup(port.ID, dst)
 			if !ok {
+				// Counted when it leaves (neighbourHooks.Resolved) or
+				// is dropped (Failed, neigh_queue_drops).
 				r.neigh.Enqueue(port.ID, dst, p.buf[p.start:p.end])
+				forwarded--
 				continue
 			}
 			s := p.start - ethHeaderLen
@@ -491,7 +498,9 @@ func (w *worker) flush() {
 	}
 }
 
-func (w *worker) write(p *Port, bufs [][]byte) {
+// write sends a batch on p, counting what the device refused; it reports
+// whether everything was sent.
+func (w *worker) write(p *Port, bufs [][]byte) bool {
 	n, err := p.dev.Write(bufs, 0)
 	for _, b := range bufs[:n] {
 		p.TxBytes.Add(uint64(len(b)))
@@ -501,13 +510,15 @@ func (w *worker) write(p *Port, bufs [][]byte) {
 		w.r.stats.drops[DropTxError].Add(uint64(len(bufs) - n))
 		p.Drops.Add(uint64(len(bufs) - n))
 	}
+	return n == len(bufs)
 }
 
 // writeOne sends one frame or packet on a port (slow path).
-func (w *worker) writeOne(p *Port, b []byte) {
+func (w *worker) writeOne(p *Port, b []byte) bool {
 	w.one[0] = b
-	w.write(p, w.one)
+	ok := w.write(p, w.one)
 	w.one[0] = nil
+	return ok
 }
 
 func writeEthernet(b []byte, dst, src link.HardwareAddr, etherType uint16) {
