@@ -201,8 +201,8 @@ func (f *file) validate() (*Config, error) {
 	if c.Underlay.Interface == "" {
 		return nil, fieldError("underlay.interface", "missing: the node's interface toward the other nodes")
 	}
-	if len(c.Underlay.Interface) > 15 || strings.ContainsAny(c.Underlay.Interface, "/ \t") {
-		return nil, fieldError("underlay.interface", "%q is not a valid interface name", c.Underlay.Interface)
+	if err := CheckIfName(c.Underlay.Interface); err != nil {
+		return nil, fieldError("underlay.interface", "%v", err)
 	}
 	if f.Underlay.Address != "" {
 		if c.Underlay.Address, err = parseAddr("underlay.address", f.Underlay.Address); err != nil {
@@ -232,8 +232,8 @@ func (f *file) validate() (*Config, error) {
 	if c.HostPort.Name == "" {
 		c.HostPort.Name = DefaultHostPortName
 	}
-	if len(c.HostPort.Name) > 15 {
-		return nil, fieldError("hostPort.name", "%q is longer than 15 characters", c.HostPort.Name)
+	if err := CheckIfName(c.HostPort.Name); err != nil {
+		return nil, fieldError("hostPort.name", "%v", err)
 	}
 
 	nodes := map[string]bool{c.Node: true}
@@ -301,8 +301,8 @@ func (f *file) validate() (*Config, error) {
 		if port.IfName == "" {
 			port.IfName = DefaultIfName
 		}
-		if len(port.IfName) > 15 {
-			return nil, fieldError(field+".ifName", "%q is longer than 15 characters", port.IfName)
+		if err := CheckIfName(port.IfName); err != nil {
+			return nil, fieldError(field+".ifName", "%v", err)
 		}
 		if port.IP, err = parseAddr(field+".ip", p.IP); err != nil {
 			return nil, err

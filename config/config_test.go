@@ -97,6 +97,13 @@ func TestParseInvalid(t *testing.T) {
 		{"ip: 10.244.0.4}", "ip: 10.244.0.5}", "ports[1].ip:"},
 		{"ip: 10.244.0.4}", "ip: 10.244.0.1}", "ports[0].ip:"},
 		{"mtu: 1500}", "mtu: 100}", "ports[1].mtu:"},
+		{"{name: pa,", "{name: pa, ifName: 'eth%d',", "ports[0].ifName:"},
+		{"{name: pa,", "{name: pa, ifName: 'eth:0',", "ports[0].ifName:"},
+		{"{name: pa,", "{name: pa, ifName: '..',", "ports[0].ifName:"},
+		{"{name: pa,", "{name: pa, ifName: 'eth 0',", "ports[0].ifName:"},
+		{"{name: pa,", "{name: pa, ifName: 'abcdefghijklmnop',", "ports[0].ifName:"},
+		{"interface: eth0", "interface: 'eth%d'", "underlay.interface:"},
+		{"vxlan: {vni: 1", "hostPort: {name: 'tr%d'}\nvxlan: {vni: 1", "hostPort.name:"},
 		{"backend: vxlan", "backend: vxlan\nbakend: udp", "line 6: unknown field \"bakend\""},
 	}
 	for _, tc := range cases {
@@ -128,5 +135,20 @@ func TestParseMissingNetNS(t *testing.T) {
 func TestParseEmpty(t *testing.T) {
 	if _, err := Parse(nil); err == nil {
 		t.Fatal("empty document accepted")
+	}
+}
+
+// CheckIfName says what the kernel's dev_valid_name says, and refuses the
+// "%" of a name pattern.
+func TestCheckIfName(t *testing.T) {
+	for _, name := range []string{"eth0", "a", "net1", "0123456789abcde", "veth-a_b", "é"} {
+		if err := CheckIfName(name); err != nil {
+			t.Errorf("CheckIfName(%q): %v", name, err)
+		}
+	}
+	for _, name := range []string{"", ".", "..", "eth%d", "a/b", "a:b", "a b", "a\tb", "a\nb", "a\x00b", "a\xa0b", "0123456789abcdef"} {
+		if err := CheckIfName(name); err == nil {
+			t.Errorf("CheckIfName(%q) accepted it", name)
+		}
 	}
 }

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/tap"
@@ -34,12 +32,12 @@ func AdoptPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
 	if err := p.validate(); err != nil {
 		return nil, mac, fmt.Errorf("adopt pod %v: %w", p, err)
 	}
-	ns, err := netns.GetFromPath(p.NetNS)
+	ns, done, err := p.openNS()
 	if err != nil {
 		return nil, mac, fmt.Errorf("adopt pod %v: open netns: %w", p, err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	defer done()
+	h, err := newHandleIn(ns)
 	if err != nil {
 		return nil, mac, fmt.Errorf("adopt pod %v: netlink in pod netns: %w", p, err)
 	}
@@ -101,12 +99,12 @@ func ensurePod(h *netlink.Handle, l netlink.Link, p Pod) (link.HardwareAddr, err
 // CheckPod compares the pod's interface with p and the MAC the router knows
 // and returns every difference, one sentence each; none means all is well.
 func CheckPod(p Pod, mac link.HardwareAddr) []string {
-	ns, err := netns.GetFromPath(p.NetNS)
+	ns, done, err := p.openNS()
 	if err != nil {
 		return []string{fmt.Sprintf("network namespace %s: %v", p.NetNS, err)}
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	defer done()
+	h, err := newHandleIn(ns)
 	if err != nil {
 		return []string{fmt.Sprintf("network namespace %s: netlink: %v", p.NetNS, err)}
 	}
@@ -161,20 +159,4 @@ func CheckPod(p Pod, mac link.HardwareAddr) []string {
 		problems = append(problems, fmt.Sprintf("route default via %s dev %s is missing", p.Gateway, p.IfName))
 	}
 	return problems
-}
-
-// inNetNS runs fn on a fresh OS thread that has entered ns. The thread is
-// never handed back to the Go scheduler: it ends with fn's goroutine, so no
-// other goroutine can run in the pod's namespace by accident.
-func inNetNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked, see above
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter the pod's netns: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }

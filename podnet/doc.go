@@ -7,14 +7,21 @@
 // differs from what it should be, for CNI CHECK.
 //
 // Configuration outside the caller's namespace goes through
-// github.com/vishvananda/netlink with a handle opened in the pod's namespace
-// (netlink.NewHandleAt); netns opens the namespace from its path. Devices are
-// created in the calling thread's namespace, which is the node's: the daemon
-// runs there (for tests, see netnstest.NS.Do). One operation must run inside
-// the pod: re-opening a pod's existing TAP (AdoptPod), because a TUN/TAP
-// device is found by name in the namespace of whoever opens /dev/net/tun. It
-// runs on a fresh, locked OS thread that dies with its goroutine, so no
-// other goroutine can find itself in the pod's namespace.
+// github.com/vishvananda/netlink with a handle whose sockets were opened in
+// the pod's namespace. Devices are created in the calling thread's
+// namespace, which is the node's: the daemon runs there (for tests, see
+// netnstest.NS.Do). Two things must run inside the pod: opening those
+// netlink sockets, and re-opening a pod's existing TAP (AdoptPod), because a
+// TUN/TAP device is found by name in the namespace of whoever opens
+// /dev/net/tun. Both go through one function (inNetNS) that enters the pod
+// on a locked OS thread and moves the thread back before releasing it; a
+// thread whose way back failed stays locked and dies with its goroutine, so
+// no other goroutine can find itself in the pod's namespace.
+//
+// A pod's namespace is opened with OpenNetNS, which refuses what is not a
+// network namespace (without blocking on a FIFO) and the node's own
+// namespace, where a pod's address and default route would take over the
+// node's traffic.
 //
 // The pod side is what kindnet and Calico configure: the pod's IP as a /32,
 // a link-scope route to the gateway and a default route via it. With

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/tap"
 )
@@ -23,6 +24,11 @@ type Pod struct {
 	IP      netip.Addr // the pod's IPv4 address, configured as a /32
 	Gateway netip.Addr // the pod's default gateway, which taprouter answers ARP for
 	MTU     int        // the port's MTU: the underlay MTU minus the encapsulation overhead
+	// NS, if set, is the pod's namespace, opened by the caller with
+	// OpenNetNS (the daemon opens it before it takes its lock, with a
+	// timeout); it stays the caller's to close, and NetNS only names it.
+	// If nil, NetNS is opened with OpenNetNS.
+	NS *os.File
 }
 
 func (p Pod) String() string { return fmt.Sprintf("%s %s in %s", p.IfName, p.IP, p.NetNS) }
@@ -31,8 +37,8 @@ func (p Pod) validate() error {
 	switch {
 	case p.NetNS == "":
 		return errors.New("no network namespace path")
-	case p.IfName == "" || len(p.IfName) > 15:
-		return fmt.Errorf("invalid interface name %q: want 1 to 15 bytes", p.IfName)
+	case config.CheckIfName(p.IfName) != nil:
+		return fmt.Errorf("invalid interface name: %w", config.CheckIfName(p.IfName))
 	case !p.IP.Is4():
 		return fmt.Errorf("pod IP %v is not an IPv4 address", p.IP)
 	case !p.Gateway.Is4():
@@ -56,12 +62,12 @@ func AttachPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
 	if err := p.validate(); err != nil {
 		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
 	}
-	ns, err := netns.GetFromPath(p.NetNS)
+	ns, done, err := p.openNS()
 	if err != nil {
 		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: open netns: %w", p, err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	defer done()
+	h, err := newHandleIn(ns)
 	if err != nil {
 		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: netlink in pod netns: %w", p, err)
 	}
@@ -141,19 +147,20 @@ func configurePod(h *netlink.Handle, ns netns.NsHandle, name string, p Pod) (lin
 }
 
 // DetachPod deletes the pod's port p.IfName in p.NetNS. It returns nil if
-// the namespace or the port is already gone. The daemon should also Close
+// the namespace (nothing, or no network namespace at p.NetNS any more) or
+// the port is already gone. The daemon should also Close
 // the port's tap.Device; a Read blocked on it returns an error wrapping
 // link.ErrClosed once the port is deleted.
 func DetachPod(p Pod) error {
-	ns, err := netns.GetFromPath(p.NetNS)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	ns, done, err := p.openNS()
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrNotNetNS) {
+		return nil // the pod's namespace is gone, and its eth0 with it
 	}
 	if err != nil {
 		return fmt.Errorf("detach pod %v: open netns: %w", p, err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	defer done()
+	h, err := newHandleIn(ns)
 	if err != nil {
 		return fmt.Errorf("detach pod %v: netlink in pod netns: %w", p, err)
 	}

@@ -1,0 +1,134 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// fieldPath is how every validation error starts: the field it is about.
+var fieldPath = regexp.MustCompile(`^[a-zA-Z]+(\[\d+\])?(\.[a-zA-Z]+)?: `)
+
+// FuzzParse: a document that parses is valid by the rules the daemon relies
+// on and survives a round trip through YAML unchanged; one that does not
+// gets a one-line error that names a field (or, for YAML the decoder
+// rejects, says so without a newline).
+func FuzzParse(f *testing.F) {
+	dir := f.TempDir()
+	f.Add([]byte(strings.ReplaceAll(valid, "NETNS", dir)))
+	f.Add([]byte(strings.ReplaceAll(strings.Replace(valid, "gateway: 10.244.0.1", "gateway: 169.254.1.1", 1), "NETNS", dir)))
+	f.Add([]byte("node: n\npodCIDR: 10.0.0.0/30\ngateway: 10.0.0.1\nbackend: direct\nunderlay: {interface: eth0}\nhostPort: {name: tr0}\nports: [{name: p, netns: /, ifName: 'eth%d', ip: 10.0.0.2}]\n"))
+	f.Add([]byte("node: n\npodCIDR: 10.0.0.0/24\ngateway: 10.0.0.1\nbackend: udp\nunderlay: {interface: eth0}\nudp: {port: 9}\npeers: [{node: m, address: 1.2.3.4, podCIDR: 10.0.1.0/24}]\n"))
+	f.Add([]byte("node: [\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := Parse(doc)
+		if err != nil {
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Fatalf("error is not one line: %q", msg)
+			}
+			return
+		}
+		checkConfig(t, c)
+		again, err := Parse(render(t, c))
+		if err != nil {
+			t.Fatalf("a valid config does not parse again: %v\n%s", err, render(t, c))
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("round trip changed the config:\n%+v\n%+v", c, again)
+		}
+	})
+}
+
+// checkConfig asserts what the daemon assumes of a validated config.
+func checkConfig(t *testing.T, c *Config) {
+	t.Helper()
+	fail := func(format string, args ...any) { t.Helper(); t.Fatalf("accepted: "+format, args...) }
+	if c.Node == "" || !c.PodCIDR.Addr().Is4() || c.PodCIDR.Masked() != c.PodCIDR || c.PodCIDR.Bits() > 30 {
+		fail("node %q podCIDR %s", c.Node, c.PodCIDR)
+	}
+	if !c.Gateway.Is4() || (c.Gateway != CalicoGateway && !c.PodCIDR.Contains(c.Gateway)) || c.Gateway == c.PodCIDR.Addr() {
+		fail("gateway %s for %s", c.Gateway, c.PodCIDR)
+	}
+	if c.Backend != BackendVXLAN && c.Backend != BackendUDP && c.Backend != BackendDirect {
+		fail("backend %q", c.Backend)
+	}
+	for _, name := range []string{c.Underlay.Interface, c.HostPort.Name} {
+		if CheckIfName(name) != nil {
+			fail("interface name %q", name)
+		}
+	}
+	if c.VXLAN.VNI < 1 || c.VXLAN.VNI > maxVNI || c.VXLAN.Port == 0 || c.UDP.Port == 0 || c.VXLAN.MAC[0]&1 != 0 {
+		fail("vxlan %+v udp %+v", c.VXLAN, c.UDP)
+	}
+	for i, p := range c.Peers {
+		if p.Node == "" || p.Node == c.Node || !p.Address.Is4() || p.Address == c.Underlay.Address || p.PodCIDR.Overlaps(c.PodCIDR) || p.VTEPMAC[0]&1 != 0 {
+			fail("peers[%d] %+v", i, p)
+		}
+		for _, q := range c.Peers[:i] {
+			if q.Node == p.Node || q.Address == p.Address || q.PodCIDR.Overlaps(p.PodCIDR) {
+				fail("peers[%d] %+v clashes with %+v", i, p, q)
+			}
+		}
+	}
+	for i, p := range c.Ports {
+		if p.Name == "" || strings.Contains(p.Name, "/") || p.NetNS == "" || CheckIfName(p.IfName) != nil ||
+			!c.PodCIDR.Contains(p.IP) || p.IP == c.Gateway || p.IP == c.PodCIDR.Addr() ||
+			p.MTU != 0 && (p.MTU < MinPodMTU || p.MTU > MaxPodMTU) {
+			fail("ports[%d] %+v", i, p)
+		}
+		for _, q := range c.Ports[:i] {
+			if q.Name == p.Name || q.IP == p.IP {
+				fail("ports[%d] %+v clashes with %+v", i, p, q)
+			}
+		}
+	}
+}
+
+// render writes c back as a document Parse reads.
+func render(t *testing.T, c *Config) []byte {
+	t.Helper()
+	var f file
+	f.Node, f.PodCIDR, f.Gateway, f.Backend = c.Node, c.PodCIDR.String(), c.Gateway.String(), c.Backend
+	f.Underlay.Interface = c.Underlay.Interface
+	if c.Underlay.Address.IsValid() {
+		f.Underlay.Address = c.Underlay.Address.String()
+	}
+	vni, vport, uport := int64(c.VXLAN.VNI), int64(c.VXLAN.Port), int64(c.UDP.Port)
+	f.VXLAN.VNI, f.VXLAN.Port, f.UDP.Port = &vni, &vport, &uport
+	if !c.VXLAN.MAC.IsZero() {
+		f.VXLAN.MAC = c.VXLAN.MAC.String()
+	}
+	f.HostPort.Name = c.HostPort.Name
+	for _, p := range c.Peers {
+		fp := struct {
+			Node    string `yaml:"node"`
+			Address string `yaml:"address"`
+			PodCIDR string `yaml:"podCIDR"`
+			VTEPMAC string `yaml:"vtepMAC"`
+		}{Node: p.Node, Address: p.Address.String(), PodCIDR: p.PodCIDR.String()}
+		if !p.VTEPMAC.IsZero() {
+			fp.VTEPMAC = p.VTEPMAC.String()
+		}
+		f.Peers = append(f.Peers, fp)
+	}
+	for _, p := range c.Ports {
+		f.Ports = append(f.Ports, struct {
+			Name   string `yaml:"name"`
+			NetNS  string `yaml:"netns"`
+			IfName string `yaml:"ifName"`
+			IP     string `yaml:"ip"`
+			MTU    int    `yaml:"mtu"`
+		}{p.Name, p.NetNS, p.IfName, p.IP.String(), p.MTU})
+	}
+	b, err := yaml.Marshal(&f)
+	if err != nil {
+		t.Fatal(fmt.Errorf("marshal %+v: %w", f, err))
+	}
+	return b
+}
