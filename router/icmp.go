@@ -116,11 +116,18 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 		}
 	}
 	// Like Linux, never limit "fragmentation needed": path MTU discovery
-	// depends on it.
-	fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded
-	if !fragNeeded && !r.icmp.allow(r.clock.Now(), 1) {
-		r.stats.add(cICMPRateLimited, 1)
-		return false
+	// depends on it. The per-destination limit goes first: a destination
+	// over it does not take from the global budget.
+	if fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded; !fragNeeded {
+		now := r.clock.Now()
+		if !r.icmpTo.allow(now, origSrc.As4()) {
+			r.stats.add(cICMPDestRateLimited, 1)
+			return false
+		}
+		if !r.icmp.allow(now, 1) {
+			r.stats.add(cICMPRateLimited, 1)
+			return false
+		}
 	}
 	e := w.newPacket()
 	if e == nil {
