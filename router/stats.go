@@ -18,7 +18,7 @@ const (
 	DropTTL                    // TTL expired (ICMP time exceeded sent)
 	DropNoRoute                // no route (ICMP unreachable sent)
 	DropBlackhole              // blackhole route
-	DropTooBig                 // DF set and larger than the egress MTU (ICMP frag needed sent)
+	DropTooBig                 // DF set and larger than the egress MTU, or larger than the port's read buffer (ICMP frag needed sent)
 	DropNeighbour              // the next hop's MAC could not be resolved
 	DropTxError                // the egress device refused the packet
 	DropMulticast              // broadcast or multicast destination
