@@ -111,16 +111,25 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 		return false
 	}
 	if orig.TransportProtocol() == header.ICMPv4ProtocolNumber {
-		if len(orig.Payload()) < 1 || !isICMPInfo(header.ICMPv4Type(orig.Payload()[0])) {
+		// orig[hlen:], not Payload(): a truncated packet is shorter than
+		// its total length.
+		if icmp := orig[orig.HeaderLength():]; len(icmp) < 1 || !isICMPInfo(header.ICMPv4Type(icmp[0])) {
 			return false
 		}
 	}
 	// Like Linux, never limit "fragmentation needed": path MTU discovery
-	// depends on it.
-	fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded
-	if !fragNeeded && !r.icmp.allow(r.clock.Now(), 1) {
-		r.stats.add(cICMPRateLimited, 1)
-		return false
+	// depends on it. The per-destination limit goes first: a destination
+	// over it does not take from the global budget.
+	if fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded; !fragNeeded {
+		now := r.clock.Now()
+		if !r.icmpTo.allow(now, origSrc.As4()) {
+			r.stats.add(cICMPDestRateLimited, 1)
+			return false
+		}
+		if !r.icmp.allow(now, 1) {
+			r.stats.add(cICMPRateLimited, 1)
+			return false
+		}
 	}
 	e := w.newPacket()
 	if e == nil {
@@ -154,6 +163,22 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 		r.stats.add(cICMPTimeExceeded, 1)
 	}
 	return true
+}
+
+// tooBigForBuffer answers a packet the device cut to the read buffer (a pod
+// whose MTU is above the port's) with "fragmentation needed" and the largest
+// packet the router can take from it: what fits the buffer, or the next
+// hop's MTU if that is smaller. The rest of the packet is lost, so this is
+// sent whatever its DF bit; a Linux sender lowers its path MTU either way.
+func (w *worker) tooBigForBuffer(p *Packet) {
+	mtu := len(p.buf) - p.start
+	nh, _ := w.r.fib.Lookup(netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20])))
+	if m := w.egressMTU(nh); m > 0 && m < mtu {
+		mtu = m
+	}
+	if w.icmpError(p, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint16(min(mtu, 0xffff))) {
+		w.r.stats.add(cICMPFragNeeded, 1)
+	}
 }
 
 // icmpSource is the source address of an ICMP error about p: the gateway

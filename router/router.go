@@ -46,6 +46,11 @@ type Config struct {
 	// ICMPRate limits the ICMP errors the router sends per second (burst
 	// ICMPRate/10+1); 0 means 1000, like Linux's icmp_msgs_per_sec.
 	ICMPRate int
+	// ICMPDestInterval limits the ICMP errors sent to any one destination
+	// to one per interval, with a burst of 6; 0 means 1s, like Linux's
+	// icmp_ratelimit; negative means no per-destination limit. Neither
+	// limit applies to "fragmentation needed" (path MTU discovery).
+	ICMPDestInterval time.Duration
 	// Log receives the router's events; nil means no logging.
 	Log *zap.Logger
 }
@@ -59,7 +64,8 @@ type Router struct {
 	clock  arp.Clock
 	tunnel tunnel.Tunnel
 	stats  stats
-	icmp   *tokenBucket
+	icmp   *tokenBucket // the global ICMP error limit
+	icmpTo *destLimiter // the per-destination one
 
 	ingress, egress []Stage
 	lastPanicLog    atomic.Int64 // when a stage panic was last logged (UnixNano)
@@ -114,6 +120,11 @@ func New(cfg Config) (*Router, error) {
 		rate = 1000
 	}
 	r.icmp = newTokenBucket(float64(rate), float64(rate/10+1))
+	destInterval := cfg.ICMPDestInterval
+	if destInterval == 0 {
+		destInterval = defaultICMPDestInterval
+	}
+	r.icmpTo = newDestLimiter(destInterval)
 	ncfg := arp.DefaultConfig()
 	if cfg.Neighbours != nil {
 		ncfg = *cfg.Neighbours

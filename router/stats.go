@@ -18,7 +18,7 @@ const (
 	DropTTL                    // TTL expired (ICMP time exceeded sent)
 	DropNoRoute                // no route (ICMP unreachable sent)
 	DropBlackhole              // blackhole route
-	DropTooBig                 // DF set and larger than the egress MTU (ICMP frag needed sent)
+	DropTooBig                 // DF set and larger than the egress MTU, or larger than the port's read buffer (ICMP frag needed sent)
 	DropNeighbour              // the next hop's MAC could not be resolved
 	DropTxError                // the egress device refused the packet
 	DropMulticast              // broadcast or multicast destination
@@ -80,34 +80,36 @@ func (r DropReason) String() string {
 type counter uint8
 
 const (
-	cForwarded         counter = iota // handed to an egress device (see Stats)
-	cICMPEchoReplies                  // echo replies from the gateway
-	cICMPTimeExceeded                 // time exceeded sent
-	cICMPUnreachable                  // destination unreachable sent (not frag needed)
-	cICMPFragNeeded                   // fragmentation needed sent
-	cICMPRateLimited                  // ICMP errors not sent: over a rate limit
-	cICMPNoBuffer                     // ICMP errors not sent: no spare buffer in the batch
-	cARPRepliesSent                   // answers to pods' requests for the gateway
-	cARPRequestsSent                  // requests for pods' MACs
-	cARPGratuitousSent                // gateway announcements on new ports
-	cFragmentsSent                    // fragments the router made
-	cARPSendErrors                    // ARP packets a pod's device refused
+	cForwarded           counter = iota // handed to an egress device (see Stats)
+	cICMPEchoReplies                    // echo replies from the gateway
+	cICMPTimeExceeded                   // time exceeded sent
+	cICMPUnreachable                    // destination unreachable sent (not frag needed)
+	cICMPFragNeeded                     // fragmentation needed sent
+	cICMPRateLimited                    // ICMP errors not sent: over the global limit
+	cICMPDestRateLimited                // ICMP errors not sent: over their destination's limit
+	cICMPNoBuffer                       // ICMP errors not sent: no spare buffer in the batch
+	cARPRepliesSent                     // answers to pods' requests for the gateway
+	cARPRequestsSent                    // requests for pods' MACs
+	cARPGratuitousSent                  // gateway announcements on new ports
+	cFragmentsSent                      // fragments the router made
+	cARPSendErrors                      // ARP packets a pod's device refused
 	numCounters
 )
 
 var counterNames = [numCounters]string{
-	cForwarded:         "forwarded",
-	cICMPEchoReplies:   "icmp_echo_replies",
-	cICMPTimeExceeded:  "icmp_time_exceeded",
-	cICMPUnreachable:   "icmp_unreachable",
-	cICMPFragNeeded:    "icmp_frag_needed",
-	cICMPRateLimited:   "icmp_rate_limited",
-	cICMPNoBuffer:      "icmp_no_buffer",
-	cARPRepliesSent:    "arp_replies_sent",
-	cARPRequestsSent:   "arp_requests_sent",
-	cARPGratuitousSent: "arp_gratuitous_sent",
-	cFragmentsSent:     "fragments_sent",
-	cARPSendErrors:     "arp_send_errors",
+	cForwarded:           "forwarded",
+	cICMPEchoReplies:     "icmp_echo_replies",
+	cICMPTimeExceeded:    "icmp_time_exceeded",
+	cICMPUnreachable:     "icmp_unreachable",
+	cICMPFragNeeded:      "icmp_frag_needed",
+	cICMPRateLimited:     "icmp_rate_limited",
+	cICMPDestRateLimited: "icmp_dest_rate_limited",
+	cICMPNoBuffer:        "icmp_no_buffer",
+	cARPRepliesSent:      "arp_replies_sent",
+	cARPRequestsSent:     "arp_requests_sent",
+	cARPGratuitousSent:   "arp_gratuitous_sent",
+	cFragmentsSent:       "fragments_sent",
+	cARPSendErrors:       "arp_send_errors",
 }
 
 // stats are the router-wide counters. Each is a padded atomic so that the

@@ -114,14 +114,18 @@ func (w *worker) receivePort(p *Port, n int) {
 				reason = DropRateLimited
 			}
 		}
-		if reason != DropNone {
-			if reason != dropConsumed {
-				w.r.stats.drop(reason)
-				p.Drops.Add(1)
-			}
-			continue
+		switch reason {
+		case DropNone:
+			w.batch = append(w.batch, pk)
+		case dropConsumed:
+		case dropTruncated:
+			w.tooBigForBuffer(pk)
+			w.r.stats.drop(DropTooBig)
+			p.Drops.Add(1)
+		default:
+			w.r.stats.drop(reason)
+			p.Drops.Add(1)
 		}
-		w.batch = append(w.batch, pk)
 	}
 	w.process(w.batch)
 }
@@ -155,8 +159,13 @@ func (w *worker) receiveTunnel(n int) {
 		pk := &w.pkts[i]
 		*pk = Packet{buf: w.bufs[i], Origin: FromTunnel, Peer: w.peers[i]}
 		reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i])
-		if reason == DropNone {
+		switch reason {
+		case DropNone:
 			reason = w.r.checkTunnel(pk)
+		case dropTruncated:
+			// The underlay socket drops and counts datagrams longer than
+			// the buffer (tunnel_drop_oversize): this one lies.
+			reason = DropMalformed
 		}
 		if reason != DropNone {
 			w.r.stats.drop(reason)
@@ -167,9 +176,16 @@ func (w *worker) receiveTunnel(n int) {
 	w.process(w.batch)
 }
 
-// dropConsumed is returned by decoders for frames they handled themselves
-// (ARP): not a drop, not forwarded.
-const dropConsumed = numDropReasons
+// Decoders return, besides the drop reasons:
+const (
+	// dropConsumed: a frame they handled themselves (ARP), neither dropped
+	// nor forwarded.
+	dropConsumed = numDropReasons + iota
+	// dropTruncated: an IPv4 packet longer than the read buffer: the device
+	// cut it to the buffer (a TAP's read(2) does, and reports the cut
+	// length). The header is intact and checked.
+	dropTruncated
+)
 
 // decodePodFrame checks an Ethernet frame from a pod and leaves pk pointing
 // at its IPv4 packet. ARP is answered here.
@@ -196,7 +212,8 @@ func (w *worker) decodePodFrame(p *Port, pk *Packet, start, end int) DropReason 
 		}
 		return DropBadMAC
 	}
-	if reason := decodeIPv4(pk, start+ethHeaderLen, end); reason != DropNone {
+	reason := decodeIPv4(pk, start+ethHeaderLen, end)
+	if reason != DropNone && reason != dropTruncated {
 		return reason
 	}
 	if netip.AddrFrom4([4]byte(pk.buf[pk.start+12:pk.start+16])) != p.IP {
@@ -205,7 +222,7 @@ func (w *worker) decodePodFrame(p *Port, pk *Packet, start, end int) DropReason 
 	if w.r.isMartianDst([4]byte(pk.buf[pk.start+16 : pk.start+20])) {
 		return DropMartian // never handed to the node's kernel
 	}
-	return DropNone
+	return reason
 }
 
 // decodeHostPacket checks an IP packet from the host port. The node's kernel
@@ -221,7 +238,9 @@ func decodeHostPacket(pk *Packet, start, end int) DropReason {
 
 // decodeIPv4 validates the IPv4 header at buf[start:end] as Linux's ip_rcv
 // does (version, header length, total length, header checksum) and trims
-// link-layer padding.
+// link-layer padding. A packet longer than what was read is malformed,
+// unless the read filled the buffer (end == len(buf)): then the device cut
+// it, and decodeIPv4 returns dropTruncated with pk holding what was read.
 func decodeIPv4(pk *Packet, start, end int) DropReason {
 	b := pk.buf[start:end]
 	if len(b) < header.IPv4MinimumSize || b[0]>>4 != 4 {
@@ -229,11 +248,18 @@ func decodeIPv4(pk *Packet, start, end int) DropReason {
 	}
 	ihl := int(b[0]&0xf) * 4
 	total := int(binary.BigEndian.Uint16(b[2:4]))
-	if ihl < header.IPv4MinimumSize || total < ihl || total > len(b) {
+	if ihl < header.IPv4MinimumSize || total < ihl || ihl > len(b) {
 		return DropMalformed
 	}
-	if !header.IPv4(b).IsChecksumValid() {
+	if !header.IPv4(b[:ihl]).IsChecksumValid() {
 		return DropMalformed
+	}
+	if total > len(b) {
+		if end != len(pk.buf) {
+			return DropMalformed
+		}
+		pk.start, pk.end = start, end
+		return dropTruncated
 	}
 	pk.start, pk.end = start, start+total
 	return DropNone
@@ -243,6 +269,7 @@ func decodeIPv4(pk *Packet, start, end int) DropReason {
 // then does the same for the packets the router originated meanwhile.
 func (w *worker) process(batch []*Packet) {
 	if len(batch) == 0 {
+		w.sendOriginated() // answers to what was dropped at decode
 		return
 	}
 	r := w.r

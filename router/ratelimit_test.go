@@ -1,0 +1,112 @@
+package router
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// One pod flooding unreachable destinations gets 6 errors and then one a
+// second; another pod's traceroute is answered all the same (today's global
+// limit alone let the flood use up its whole budget).
+func TestICMPPerDestinationLimit(t *testing.T) {
+	n := newSyncNode(t, Config{}, 1450, 1450)
+	pa, pb := n.pods[0], n.pods[1]
+	unreachable := func(i int) []byte {
+		return ipv4(pa.ip, netip.MustParseAddr("10.244.0.99"), 64, header.UDPProtocolNumber, false, udpPayload(1, uint16(i), 8))
+	}
+	flood := func(count int) {
+		for sent := 0; sent < count; sent += 50 {
+			batch := make([][]byte, 0, 50)
+			for i := range min(50, count-sent) {
+				batch = append(batch, unreachable(sent+i))
+			}
+			n.fromPod(0, batch...)
+		}
+	}
+	before := n.r.Stats()
+	flood(200)
+	wantDelta(t, n.r, before, map[string]uint64{"drop_no_route": 200, "icmp_unreachable": 6, "icmp_dest_rate_limited": 194, "forwarded": 6})
+	if got := len(pa.dev.take()); got != 6 {
+		t.Fatalf("pa got %d errors, want 6", got)
+	}
+
+	// pb's traceroute: each hop's probes are answered.
+	before = n.r.Stats()
+	for ttl := uint8(1); ttl <= 3; ttl++ {
+		n.fromPod(1, ipv4(pb.ip, netip.MustParseAddr("10.244.1.5"), 1, header.UDPProtocolNumber, false, udpPayload(40000, 33434+uint16(ttl), 24)))
+	}
+	wantDelta(t, n.r, before, map[string]uint64{"drop_ttl": 3, "icmp_time_exceeded": 3, "forwarded": 3})
+	out := pb.dev.take()
+	if len(out) != 3 {
+		t.Fatalf("pb got %d time exceeded, want 3", len(out))
+	}
+	for _, f := range out {
+		checkICMP(t, header.IPv4(f[14:]), gateway, pb.ip, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
+	}
+
+	// One more a second for pa, and after a long pause a burst of 6, no more.
+	n.clk.Advance(time.Second)
+	before = n.r.Stats()
+	flood(10)
+	wantDelta(t, n.r, before, map[string]uint64{"drop_no_route": 10, "icmp_unreachable": 1, "icmp_dest_rate_limited": 9, "forwarded": 1})
+	n.clk.Advance(time.Hour)
+	before = n.r.Stats()
+	flood(10)
+	wantDelta(t, n.r, before, map[string]uint64{"drop_no_route": 10, "icmp_unreachable": 6, "icmp_dest_rate_limited": 4, "forwarded": 6})
+}
+
+// Two destinations in one slot share its bucket while the first is busy;
+// the second takes the slot over once the first has been idle for a burst.
+func TestDestLimiterCollision(t *testing.T) {
+	l := newDestLimiter(time.Second)
+	l.seed = 0
+	slot := func(a [4]byte) uint32 {
+		k := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+		return (k * 0x9e3779b1) >> (32 - destBits)
+	}
+	a := [4]byte{10, 244, 0, 4}
+	var b [4]byte
+	for i := 1; ; i++ {
+		b = [4]byte{10, 245, byte(i >> 8), byte(i)}
+		if slot(b) == slot(a) {
+			break
+		}
+	}
+	now := time.Unix(1e9, 0)
+	count := func(dst [4]byte, tries int) int {
+		n := 0
+		for range tries {
+			if l.allow(now, dst) {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count(a, 10); got != 6 {
+		t.Fatalf("a: %d of 10 allowed, want 6", got)
+	}
+	if got := count(b, 10); got != 0 {
+		t.Fatalf("b, sharing a's busy slot: %d allowed, want 0", got)
+	}
+	now = now.Add(3 * time.Second)
+	if got := count(b, 10); got != 3 {
+		t.Fatalf("b 3s later: %d allowed, want 3", got)
+	}
+	now = now.Add(6 * time.Second)
+	if got := count(b, 10); got != 6 {
+		t.Fatalf("b after an idle burst: %d allowed, want 6", got)
+	}
+	if got := count(a, 10); got != 0 { // b holds the slot now and used it up
+		t.Fatalf("a: %d allowed, want 0", got)
+	}
+	now = now.Add(-time.Hour) // a clock that goes back gives no credit
+	if got := count(a, 1); got != 0 {
+		t.Fatalf("a after the clock went back: %d allowed", got)
+	}
+	if testing.AllocsPerRun(100, func() { l.allow(now, a) }) != 0 {
+		t.Fatal("allow allocates")
+	}
+}
