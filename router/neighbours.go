@@ -51,15 +51,16 @@ func (r *Router) announce(p *Port) {
 	(*neighbourHooks)(r).SendRequest(p.ID, p.IP, link.Broadcast)
 }
 
-func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) {
+func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) error {
 	b := make([]byte, arp.FrameLen)
 	n := arp.EncodeFrame(b, dst, r.cfg.GatewayMAC, a)
 	if _, err := p.dev.Write([][]byte{b[:n]}, 0); err != nil {
 		r.log.Debug("arp send failed", zap.String("port", p.Name), zap.Error(err))
-		return
+		return err
 	}
 	p.TxPackets.Add(1)
 	p.TxBytes.Add(uint64(n))
+	return nil
 }
 
 // maxFailed bounds the packets waiting (until the next tick) for an ICMP
@@ -72,15 +73,15 @@ type neighbourHooks Router
 var _ arp.Hooks = (*neighbourHooks)(nil)
 
 // SendRequest asks a pod port who has target.
-func (h *neighbourHooks) SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) {
+func (h *neighbourHooks) SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) error {
 	r := (*Router)(h)
 	p := r.port(port)
 	if p == nil || p.Kind != PodPort {
-		return
+		return nil
 	}
 	req := arp.Packet{Op: arp.OpRequest, SenderMAC: r.cfg.GatewayMAC, SenderIP: r.cfg.Gateway, TargetIP: target}
-	r.sendFrame(p, dst, &req)
 	r.stats.add(cARPRequestsSent, 1)
+	return r.sendFrame(p, dst, &req)
 }
 
 // Resolved sends the packets that waited for target's MAC.
