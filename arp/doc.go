@@ -9,6 +9,14 @@
 // when a STALE entry is used, FAILED when nobody answered, and STATIC when it
 // was configured.
 //
+// Unlike the kernel, which lets a reply with another MAC replace a known one
+// once its one-second locktime is over, Learn never replaces a usable MAC on
+// the word of one ARP packet: anyone on a shared link can send an
+// unsolicited reply. The known MAC is re-probed with unicast requests
+// (RFC 5227's conflict detection applied to neighbours); the claimed MAC is
+// taken only when the known one stops answering, and is then probed in
+// turn. Conflicts are counted in Stats.Conflicts.
+//
 // A neighbour is keyed by the router port it lives on and its IPv4 address.
 // Table.Lookup is the forwarding hot path: it reads an immutable map
 // published through an atomic pointer and atomic per-entry fields, takes no

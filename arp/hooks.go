@@ -11,8 +11,11 @@ import (
 // over: the hook owns them and the table never touches them again.
 type Hooks interface {
 	// SendRequest asks for an ARP request for target to be sent on port to
-	// dst: link.Broadcast when resolving, the known MAC when probing.
-	SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr)
+	// dst: link.Broadcast when resolving, the known MAC when probing. An
+	// error (the request could not be transmitted) is counted in
+	// Stats.SendFailures; the table retries at the next retransmit as if
+	// the request had been lost.
+	SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) error
 	// Resolved reports that target on port is at mac and hands over the
 	// packets queued for it (possibly none).
 	Resolved(port uint32, target netip.Addr, mac link.HardwareAddr, queued [][]byte)
@@ -39,12 +42,14 @@ type event struct {
 	queued [][]byte
 }
 
-func emit(h Hooks, events []event) {
+func emit(h Hooks, c *counters, events []event) {
 	for i := range events {
 		e := &events[i]
 		switch e.kind {
 		case sendRequest:
-			h.SendRequest(e.key.port(), e.key.ip(), e.mac)
+			if h.SendRequest(e.key.port(), e.key.ip(), e.mac) != nil {
+				c.sendFailures.Add(1)
+			}
 		case resolved:
 			h.Resolved(e.key.port(), e.key.ip(), e.mac, e.queued)
 		case failed:

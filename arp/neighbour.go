@@ -56,7 +56,10 @@ type neighbour struct {
 	entered  time.Time // when the entry entered its state
 	deadline time.Time // when the state's timer fires
 	probes   int       // requests sent in this state
-	queue    [][]byte  // packets waiting for resolution
+	// candidate is the MAC a conflicting claim named while the known MAC
+	// is re-probed (in Probe); zero otherwise.
+	candidate link.HardwareAddr
+	queue     [][]byte // packets waiting for resolution
 }
 
 func (n *neighbour) loadState() State { return State(n.state.Load()) }

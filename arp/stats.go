@@ -8,8 +8,15 @@ type Stats struct {
 	RequestsSent uint64
 	// Learned counts Learn calls: replies and requests learned from.
 	Learned uint64
-	// MACChanges counts Learn calls that changed a known MAC.
+	// MACChanges counts known MACs replaced by a conflicting claim after
+	// the known MAC stopped answering its re-probes.
 	MACChanges uint64
+	// Conflicts counts Learn calls whose MAC contradicted a usable or
+	// Static entry's (see Learn): a neighbour that changed its MAC, or
+	// another host answering for its address.
+	Conflicts uint64
+	// SendFailures counts requests Hooks.SendRequest could not transmit.
+	SendFailures uint64
 	// QueueDrops counts queued packets dropped without being handed to a
 	// hook: the oldest of a full queue, and the queue of a removed entry.
 	QueueDrops uint64
@@ -24,6 +31,8 @@ type counters struct {
 	requestsSent atomic.Uint64
 	learned      atomic.Uint64
 	macChanges   atomic.Uint64
+	conflicts    atomic.Uint64
+	sendFailures atomic.Uint64
 	queueDrops   atomic.Uint64
 	failures     atomic.Uint64
 	tableFull    atomic.Uint64
@@ -36,6 +45,8 @@ func (t *Table) Stats() Stats {
 		RequestsSent: c.requestsSent.Load(),
 		Learned:      c.learned.Load(),
 		MACChanges:   c.macChanges.Load(),
+		Conflicts:    c.conflicts.Load(),
+		SendFailures: c.sendFailures.Load(),
 		QueueDrops:   c.queueDrops.Load(),
 		Failures:     c.failures.Load(),
 		TableFull:    c.tableFull.Load(),
@@ -48,6 +59,8 @@ func (s Stats) Each(fn func(name string, v uint64)) {
 	fn("requests_sent", s.RequestsSent)
 	fn("learned", s.Learned)
 	fn("mac_changes", s.MACChanges)
+	fn("conflicts", s.Conflicts)
+	fn("send_failures", s.SendFailures)
 	fn("queue_drops", s.QueueDrops)
 	fn("failures", s.Failures)
 	fn("table_full", s.TableFull)

@@ -112,15 +112,41 @@ func (t *Table) Enqueue(port uint32, ip netip.Addr, pkt []byte) {
 	}
 	t.mu.Unlock()
 	if ev.kind != 0 {
-		emit(t.hooks, []event{ev})
+		emit(t.hooks, &t.counters, []event{ev})
 	}
 }
 
-// Learn records that ip on port is at mac, from an ARP reply or from a
-// request ip sent. The entry becomes Reachable (it is created if needed) and
-// its queued packets go to Hooks.Resolved. Learn reports whether it changed a
-// previously known MAC, for the caller to log. Static entries are left alone.
-func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) (changed bool) {
+// Learned is what Learn did with a MAC.
+type Learned uint8
+
+const (
+	// Taken: the entry is now Reachable at the MAC (it was new, unresolved
+	// or already at that MAC).
+	Taken Learned = iota
+	// Conflict: the entry has a usable MAC and this one differs. The known
+	// MAC is kept and re-probed with unicast requests; the claimed one is
+	// remembered and is taken only if the known MAC stops answering (then
+	// it is probed in turn). Conflict is returned for the packet that
+	// starts the re-probe.
+	Conflict
+	// ConflictProbing: another conflicting MAC while the known one is
+	// already being re-probed; it replaces the remembered candidate.
+	ConflictProbing
+	// Refused: a Static entry at another MAC, or a new neighbour while the
+	// table is full. Nothing changed.
+	Refused
+)
+
+// Learn records that ip on port claims to be at mac, from an ARP reply or
+// from a request ip sent. A new, Incomplete or Failed entry becomes
+// Reachable at mac and its queued packets go to Hooks.Resolved; so does an
+// entry already at mac. A claim that contradicts a usable MAC (Reachable,
+// Stale, Delay or Probe) does not replace it: anyone on the link can send
+// an unsolicited reply, so the known MAC is re-probed first (RFC 5227's
+// conflict detection, and stronger than the kernel's locktime, which only
+// holds the old MAC for a second). Every contradicting claim is counted in
+// Stats.Conflicts. Static entries are left alone.
+func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) Learned {
 	k := mustKey(port, ip)
 	now := t.clock.Now()
 	t.counters.learned.Add(1)
@@ -130,28 +156,44 @@ func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) (change
 	case n == nil && !t.makeRoom():
 		t.mu.Unlock()
 		t.counters.tableFull.Add(1)
-		return false
+		return Refused
 	case n == nil:
 		n = t.insert(k)
+	case n.hardwareAddr() == mac && n.loadState() != Failed:
+		// Confirmed: a Static entry stays Static, any other becomes
+		// Reachable below.
+		if n.loadState() == Static {
+			t.mu.Unlock()
+			return Taken
+		}
 	case n.loadState() == Static:
 		t.mu.Unlock()
-		return false
-	default:
-		old := n.hardwareAddr()
-		changed = !old.IsZero() && old != mac
+		t.counters.conflicts.Add(1)
+		return Refused
+	case n.loadState().Valid():
+		t.counters.conflicts.Add(1)
+		probing := n.loadState() == Probe && !n.candidate.IsZero()
+		n.candidate = mac
+		if probing {
+			t.mu.Unlock()
+			return ConflictProbing
+		}
+		t.enter(n, Probe, now)
+		n.candidate = mac
+		ev := t.probe(n, n.hardwareAddr(), now)
+		t.mu.Unlock()
+		emit(t.hooks, &t.counters, []event{ev})
+		return Conflict
 	}
 	n.mac.Store(packMAC(mac))
 	t.enter(n, Reachable, now)
 	queued := n.queue
 	n.queue = nil
 	t.mu.Unlock()
-	if changed {
-		t.counters.macChanges.Add(1)
-	}
 	if len(queued) > 0 {
 		t.hooks.Resolved(port, ip, mac, queued)
 	}
-	return changed
+	return Taken
 }
 
 // SetStatic adds or replaces a Static entry, which never expires and which
@@ -197,6 +239,21 @@ func (t *Table) RemovePort(port uint32) {
 		}
 	}
 	t.remove(dead)
+}
+
+// Peek returns the MAC and state of ip on port, like Lookup but without
+// changing the entry's state (no Stale to Delay), for callers that only
+// watch the table. It is lock-free and allocation-free.
+func (t *Table) Peek(port uint32, ip netip.Addr) (link.HardwareAddr, State, bool) {
+	k, ok := makeKey(port, ip)
+	if !ok {
+		return link.HardwareAddr{}, 0, false
+	}
+	n := t.current()[k]
+	if n == nil {
+		return link.HardwareAddr{}, 0, false
+	}
+	return n.hardwareAddr(), n.loadState(), true
 }
 
 // Entry is a snapshot of one neighbour, for ctl and tests.
@@ -287,10 +344,11 @@ func (t *Table) makeRoom() bool {
 	return len(t.current()) < t.cfg.MaxEntries
 }
 
-// enter moves n to state s and starts the state's timer. The caller holds
-// mu.
+// enter moves n to state s and starts the state's timer; it forgets a
+// conflicting candidate MAC. The caller holds mu.
 func (t *Table) enter(n *neighbour, s State, now time.Time) {
 	n.state.Store(uint32(s))
+	n.candidate = link.HardwareAddr{}
 	n.timerFor = s
 	n.entered = now
 	n.probes = 0

@@ -50,13 +50,16 @@ type recorder struct {
 	resolved []handover
 	failed   []handover
 	onCall   func()
+	sendErr  error // what SendRequest returns
 }
 
-func (r *recorder) SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) {
+func (r *recorder) SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) error {
 	r.mu.Lock()
 	r.requests = append(r.requests, request{port, target, dst})
+	err := r.sendErr
 	r.mu.Unlock()
 	r.callback()
+	return err
 }
 
 func (r *recorder) Resolved(port uint32, target netip.Addr, mac link.HardwareAddr, queued [][]byte) {
@@ -200,8 +203,8 @@ func TestIncompleteToReachableOnReply(t *testing.T) {
 	}
 
 	h.run(500 * time.Millisecond)
-	if changed := h.table.Learn(port1, ip1, mac1); changed {
-		t.Error("Learn on an Incomplete entry reported a MAC change")
+	if got := h.table.Learn(port1, ip1, mac1); got != Taken {
+		t.Errorf("Learn on an Incomplete entry = %v, want Taken", got)
 	}
 	h.wantState(port1, ip1, Reachable)
 	if len(h.hooks.resolved) != 1 {
@@ -392,8 +395,11 @@ func TestStaticNeverExpires(t *testing.T) {
 	h.run(10 * time.Minute)
 	h.wantState(port1, ip1, Static)
 	h.wantRequests()
-	if changed := h.table.Learn(port1, ip1, mac2); changed {
-		t.Error("Learn reported changing a Static entry")
+	if got := h.table.Learn(port1, ip1, mac2); got != Refused {
+		t.Errorf("Learn of another MAC for a Static entry = %v, want Refused", got)
+	}
+	if c := h.table.Stats().Conflicts; c != 1 {
+		t.Errorf("Conflicts = %d, want 1", c)
 	}
 	if mac, ok := h.table.Lookup(port1, ip1); !ok || mac != mac1 {
 		t.Fatalf("Lookup of a Static entry = %v, %v; want %v, true", mac, ok, mac1)
@@ -487,25 +493,6 @@ func TestRemovePort(t *testing.T) {
 	h.wantRequests() // the removed Incomplete entry is not retransmitted
 	if len(h.hooks.failed) != 0 || len(h.hooks.resolved) != 0 {
 		t.Fatalf("hooks called for removed entries: failed %+v resolved %+v", h.hooks.failed, h.hooks.resolved)
-	}
-}
-
-func TestLearnReportsMACChange(t *testing.T) {
-	h := newHarness(t, DefaultConfig())
-	if h.table.Learn(port1, ip1, mac1) {
-		t.Error("first Learn reported a change")
-	}
-	if h.table.Learn(port1, ip1, mac1) {
-		t.Error("Learn of the same MAC reported a change")
-	}
-	if !h.table.Learn(port1, ip1, mac2) {
-		t.Error("Learn of a new MAC reported no change")
-	}
-	if mac, _ := h.table.Lookup(port1, ip1); mac != mac2 {
-		t.Fatalf("Lookup after the change = %v, want %v", mac, mac2)
-	}
-	if s := h.table.Stats(); s.MACChanges != 1 || s.Learned != 3 {
-		t.Fatalf("Stats = %+v, want 1 MAC change and 3 learned", s)
 	}
 }
 

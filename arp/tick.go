@@ -56,6 +56,14 @@ func (t *Table) Tick() {
 			case !expired:
 			case n.probes < t.cfg.MaxUnicastProbes:
 				events = append(events, t.probe(n, n.hardwareAddr(), now))
+			case !n.candidate.IsZero():
+				// The known MAC stopped answering after a conflicting
+				// claim: take the claimed MAC and probe it in turn.
+				mac := n.candidate
+				n.mac.Store(packMAC(mac))
+				t.enter(n, Probe, now)
+				t.counters.macChanges.Add(1)
+				events = append(events, t.probe(n, mac, now))
 			default:
 				events = append(events, t.fail(n, now))
 			}
@@ -67,7 +75,7 @@ func (t *Table) Tick() {
 	}
 	t.remove(dead)
 	t.mu.Unlock()
-	emit(t.hooks, events)
+	emit(t.hooks, &t.counters, events)
 }
 
 // fail moves n to Failed and returns the Failed event carrying its queue.

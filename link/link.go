@@ -25,6 +25,28 @@ type Device interface {
 	Close() error
 }
 
+// RxMeta is what a device knows about a received frame beyond its bytes.
+type RxMeta uint8
+
+const (
+	// RxVLAN: the frame carried an 802.1Q tag with a non-zero VLAN ID,
+	// which the kernel moved out of the frame into metadata: it belongs
+	// to a VLAN, not to the untagged network the device is on.
+	RxVLAN RxMeta = 1 << iota
+	// RxChecksumPartial: the sender left the transport (TCP or UDP)
+	// checksum to be completed (the kernel's CHECKSUM_PARTIAL): the field
+	// holds the folded pseudo-header sum, not the checksum.
+	RxChecksumPartial
+)
+
+// MetaReader is a Device that can report per-frame receive metadata. Its
+// ReadMeta is Read that also sets meta[i] for every frame read; meta must
+// be at least len(bufs) long. The AF_PACKET socket implements it; a caller
+// type-asserts for it and falls back to Read.
+type MetaReader interface {
+	ReadMeta(bufs [][]byte, sizes []int, meta []RxMeta, offset int) (int, error)
+}
+
 // DatagramConn is a batch UDP socket on the underlay: vxlan and udp
 // encapsulations send and receive through it.
 type DatagramConn interface {

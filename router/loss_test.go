@@ -62,7 +62,7 @@ func TestARPSendErrorsCounted(t *testing.T) {
 	pb.dev.fail = true
 	before := n.r.Stats()
 	n.fromPod(0, ipv4(pa.ip, pb.ip, 64, header.UDPProtocolNumber, false, udpPayload(1, 2, 8)))
-	wantDelta(t, n.r, before, map[string]uint64{"arp_send_errors": 1, "neigh_requests_sent": 1})
+	wantDelta(t, n.r, before, map[string]uint64{"arp_send_errors": 1, "neigh_requests_sent": 1, "neigh_send_failures": 1})
 	pa.dev.fail = true
 	before = n.r.Stats()
 	n.framesFromPod(0, n.arpFrom(0, arp.OpRequest)) // the reply cannot be sent

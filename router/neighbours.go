@@ -47,25 +47,25 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 // a pod that cached an old gateway MAC updates it) and asks for the pod's MAC.
 func (r *Router) announce(p *Port) {
 	g := arp.Packet{Op: arp.OpRequest, SenderMAC: r.cfg.GatewayMAC, SenderIP: r.cfg.Gateway, TargetIP: r.cfg.Gateway}
-	if r.sendFrame(p, link.Broadcast, &g) {
+	if r.sendFrame(p, link.Broadcast, &g) == nil {
 		r.stats.add(cARPGratuitousSent, 1)
 	}
 	(*neighbourHooks)(r).SendRequest(p.ID, p.IP, link.Broadcast)
 }
 
 // sendFrame sends an ARP packet the router originates on p; a failure is
-// counted (arp_send_errors) and reported false.
-func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) bool {
+// counted (arp_send_errors) and returned.
+func (r *Router) sendFrame(p *Port, dst link.HardwareAddr, a *arp.Packet) error {
 	b := make([]byte, arp.FrameLen)
 	n := arp.EncodeFrame(b, dst, r.cfg.GatewayMAC, a)
 	if _, err := p.dev.Write([][]byte{b[:n]}, 0); err != nil {
 		r.log.Debug("arp send failed", zap.String("port", p.Name), zap.Error(err))
 		r.stats.add(cARPSendErrors, 1)
-		return false
+		return err
 	}
 	p.TxPackets.Add(1)
 	p.TxBytes.Add(uint64(n))
-	return true
+	return nil
 }
 
 // maxFailed bounds the packets waiting (until the next tick) for an ICMP
@@ -78,16 +78,18 @@ type neighbourHooks Router
 var _ arp.Hooks = (*neighbourHooks)(nil)
 
 // SendRequest asks a pod port who has target.
-func (h *neighbourHooks) SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) {
+func (h *neighbourHooks) SendRequest(port uint32, target netip.Addr, dst link.HardwareAddr) error {
 	r := (*Router)(h)
 	p := r.port(port)
 	if p == nil || p.Kind != PodPort {
-		return
+		return nil
 	}
 	req := arp.Packet{Op: arp.OpRequest, SenderMAC: r.cfg.GatewayMAC, SenderIP: r.cfg.Gateway, TargetIP: target}
-	if r.sendFrame(p, dst, &req) {
+	err := r.sendFrame(p, dst, &req)
+	if err == nil {
 		r.stats.add(cARPRequestsSent, 1)
 	}
+	return err
 }
 
 // Resolved sends the packets that waited for target's MAC; they count as

@@ -13,19 +13,23 @@ import (
 type batch struct {
 	bufs  [][]byte
 	addrs []netip.AddrPort
+	meta  []link.RxMeta
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
 
-// getBatch returns an empty batch with room for n buffers and n addresses.
+// getBatch returns an empty batch with room for n buffers, n addresses and
+// n frames' metadata.
 func getBatch(n int) *batch {
 	b := batchPool.Get().(*batch)
 	if cap(b.addrs) < n {
 		b.bufs = make([][]byte, 0, n)
 		b.addrs = make([]netip.AddrPort, n)
+		b.meta = make([]link.RxMeta, n)
 	}
 	b.bufs = b.bufs[:0]
 	b.addrs = b.addrs[:n]
+	b.meta = b.meta[:n]
 	return b
 }
 

@@ -132,6 +132,9 @@ func (b *datagramBackend) decap(ps *datagramPeers, d []byte, src netip.AddrPort,
 		t.countDrop(reason)
 		return 0, 0
 	}
+	if completeChecksum(d[b.hdrLen:b.hdrLen+size], completeIfPartial) {
+		t.ChecksumsCompleted++
+	}
 	t.accept(size)
 	return size, peer
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -22,6 +23,12 @@ type DirectConfig struct {
 	LocalPodCIDR netip.Prefix      // this node's pod range: what peers send us
 	ARP          arp.Config        // zero means arp.DefaultConfig()
 	Clock        arp.Clock         // nil means arp.SystemClock{}
+	// OnConflict, if set, is called (from Recv, without locks held) when
+	// an ARP packet claims a peer's address from a MAC other than the one
+	// the table knows, once per re-probe the claim starts (see
+	// arp.Table.Learn), for the daemon to log. Every such packet is
+	// counted in Stats.ARPConflicts.
+	OnConflict func(peer netip.Addr, known, claimed link.HardwareAddr)
 }
 
 // Direct is the flannel host-gw backend: each inner IPv4 packet leaves as an
@@ -30,29 +37,53 @@ type DirectConfig struct {
 // own ARP table on the underlay, not from the kernel's.
 //
 // The device (an AF_PACKET socket) also sees the kernel's own traffic on the
-// interface. Recv takes only frames to LocalMAC, for an address in
-// LocalPodCIDR, from a peer's MAC; everything else is the kernel's business
-// and is ignored (counted as ignored), except ARP from peers, which feeds the
-// table.
+// interface. Recv takes only untagged IPv4 frames to LocalMAC for an address
+// in LocalPodCIDR; everything else is the kernel's business and is ignored
+// (counted as ignored), except ARP from peers, which feeds the table, and
+// frames with an 802.1Q tag, which belong to a VLAN and are dropped
+// (drop_vlan). A frame belongs to the peer whose pod range (or node
+// address) holds its inner source, whatever source MAC it came from, as the
+// kernel's host-gw routes accept it: an impostor answering ARP for a peer
+// cannot make the real peer's frames unknown. Only a peer without a pod
+// range is recognised by its source MAC. A source MAC other than the
+// table's for that peer does not confirm the peer's ARP entry.
 type Direct struct {
-	dev     link.Device
-	addr    netip.Addr
-	mac     link.HardwareAddr
-	podCIDR netip.Prefix
-	table   *arp.Table
-	peers   atomic.Pointer[directPeers]
-	stats   counters
+	dev        link.Device
+	metaDev    link.MetaReader // dev, if it reports VLAN tags and partial checksums
+	addr       netip.Addr
+	mac        link.HardwareAddr
+	podCIDR    netip.Prefix
+	table      *arp.Table
+	onConflict func(peer netip.Addr, known, claimed link.HardwareAddr)
+	peers      atomic.Pointer[directPeers]
+	stats      counters
 
 	mu   sync.Mutex                       // serializes peer snapshot writers
 	macs map[netip.Addr]link.HardwareAddr // under mu: peer MACs seen in ARP
 }
 
-// directPeers is the peer snapshot plus the reverse map Recv needs: which
-// peer a frame's source MAC belongs to.
+// directPeers is the peer snapshot plus the reverse maps Recv needs: which
+// peer's pod range holds a frame's inner source, and, for peers without a
+// pod range, which peer a frame's source MAC belongs to.
 type directPeers struct {
 	peerSet
-	mac   []link.HardwareAddr // per peer: its MAC as last seen in ARP, or zero
-	byMAC map[link.HardwareAddr]uint32
+	mac    []link.HardwareAddr // per peer: its MAC in the ARP table, or zero
+	byMAC  map[link.HardwareAddr]uint32
+	byCIDR map[netip.Prefix]uint32 // masked pod range → peer (first wins)
+	bits   []int                   // the distinct prefix lengths in byCIDR, longest first
+}
+
+// source returns the peer that sent an inner packet from src: the peer
+// whose pod range holds src (longest prefix first), or whose node address
+// src is.
+func (s *directPeers) source(src netip.Addr) (uint32, bool) {
+	for _, bits := range s.bits {
+		p, _ := src.Prefix(bits)
+		if i, ok := s.byCIDR[p]; ok {
+			return i, true
+		}
+	}
+	return s.lookup(src)
 }
 
 var _ Tunnel = (*Direct)(nil)
@@ -77,12 +108,14 @@ func NewDirect(dev link.Device, cfg DirectConfig) (*Direct, error) {
 		cfg.Clock = arp.SystemClock{}
 	}
 	d := &Direct{
-		dev:     dev,
-		addr:    cfg.LocalAddr,
-		mac:     cfg.LocalMAC,
-		podCIDR: cfg.LocalPodCIDR.Masked(),
-		macs:    make(map[netip.Addr]link.HardwareAddr),
+		dev:        dev,
+		addr:       cfg.LocalAddr,
+		mac:        cfg.LocalMAC,
+		podCIDR:    cfg.LocalPodCIDR.Masked(),
+		onConflict: cfg.OnConflict,
+		macs:       make(map[netip.Addr]link.HardwareAddr),
 	}
+	d.metaDev, _ = dev.(link.MetaReader)
 	table, err := arp.New(cfg.ARP, (*underlayARP)(d), cfg.Clock)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: direct: %w", err)
@@ -97,14 +130,29 @@ func (d *Direct) Overhead() int { return OverheadDirect }
 func (d *Direct) Headroom() int { return ethHeaderLen }
 func (d *Direct) Close() error  { return d.dev.Close() }
 
-// Tick implements Tunnel: it drives the underlay ARP table's timers.
-func (d *Direct) Tick() { d.table.Tick() }
+// Tick implements Tunnel: it drives the underlay ARP table's timers, and
+// follows a peer MAC the table replaced (after a conflict whose known MAC
+// stopped answering).
+func (d *Direct) Tick() {
+	d.table.Tick()
+	ps := d.peers.Load()
+	for i, p := range ps.peers {
+		if mac, state, ok := d.table.Peek(arpPort, p.Addr); ok && state.Valid() && mac != ps.mac[i] {
+			d.notePeerMAC(p.Addr, mac)
+		}
+	}
+}
 
 // Stats implements Tunnel. DropNoNeighbour includes the packets the ARP
-// table dropped from full queues; DropOversize is the device's count.
+// table dropped from full queues; DropOversize is the device's count; the
+// ARP table's own counters are the ARP* ones named after arp.Stats.
 func (d *Direct) Stats() Stats {
 	s := d.stats.snapshot()
-	s.DropNoNeighbour += d.table.Stats().QueueDrops
+	a := d.table.Stats()
+	s.DropNoNeighbour += a.QueueDrops
+	s.ARPFailures = a.Failures
+	s.ARPTableFull = a.TableFull
+	s.ARPMACChanges = a.MACChanges
 	s.DropOversize = transportDrops(d.dev)
 	return s
 }
@@ -115,10 +163,11 @@ func (d *Direct) Neighbours() []arp.Entry { return d.table.Entries() }
 // SetPeers implements Tunnel. Removed peers' ARP entries are deleted.
 //
 // Every peer whose MAC is not known yet is sent an ARP request at once, so
-// that its reply resolves it: Recv accepts a peer's frames only from a MAC
-// learned by ARP, and a peer that only sends to this node (after a restart,
-// with this node still in its neighbour cache) would otherwise be refused
-// as drop_unknown_peer until it happens to ARP.
+// that its reply resolves it: a peer without a pod range is recognised only
+// by a MAC learned by ARP, and one that only sends to this node (after a
+// restart, with this node still in its neighbour cache) would otherwise be
+// refused as drop_unknown_peer until it happens to ARP; and Recv confirms a
+// peer's entry only from its known MAC.
 func (d *Direct) SetPeers(peers []Peer) {
 	for _, a := range d.replacePeers(peers) {
 		(*underlayARP)(d).SendRequest(arpPort, a, link.Broadcast)
@@ -158,8 +207,16 @@ func (d *Direct) replacePeers(peers []Peer) (unresolved []netip.Addr) {
 
 // publish stores a snapshot of ps with the MACs known now. The caller holds mu.
 func (d *Direct) publish(ps peerSet) {
-	s := &directPeers{peerSet: ps, mac: make([]link.HardwareAddr, len(ps.peers)), byMAC: make(map[link.HardwareAddr]uint32)}
+	s := &directPeers{peerSet: ps, mac: make([]link.HardwareAddr, len(ps.peers)), byMAC: make(map[link.HardwareAddr]uint32), byCIDR: make(map[netip.Prefix]uint32)}
 	for i, p := range s.peers {
+		if c := p.PodCIDR.Masked(); c.IsValid() && c.Addr().Is4() {
+			if _, dup := s.byCIDR[c]; !dup {
+				s.byCIDR[c] = uint32(i)
+				if !slices.Contains(s.bits, c.Bits()) {
+					s.bits = append(s.bits, c.Bits())
+				}
+			}
+		}
 		mac, ok := d.macs[p.Addr]
 		if !ok {
 			continue
@@ -169,6 +226,7 @@ func (d *Direct) publish(ps peerSet) {
 			s.byMAC[mac] = uint32(i)
 		}
 	}
+	slices.SortFunc(s.bits, func(a, b int) int { return b - a })
 	d.peers.Store(s)
 }
 
@@ -210,26 +268,42 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 	return n, err
 }
 
-// Recv implements Tunnel.
+// Recv implements Tunnel. On a device that reports frame metadata (the
+// AF_PACKET socket's PACKET_AUXDATA), VLAN-tagged frames are dropped and
+// the TCP and UDP checksums of frames marked partial are completed.
 func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error) {
-	n, err := d.dev.Read(bufs, sizes, offset)
+	b := getBatch(len(bufs))
+	defer putBatch(b)
+	var n int
+	var err error
+	if d.metaDev != nil {
+		n, err = d.metaDev.ReadMeta(bufs, sizes, b.meta, offset)
+	} else {
+		n, err = d.dev.Read(bufs, sizes, offset)
+		clear(b.meta)
+	}
 	var t Stats
 	for i := range n {
 		// Loaded per frame: an ARP frame earlier in the batch may have
 		// taught us the MAC of the peer that sent the next one.
 		ps := d.peers.Load()
-		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], &t)
+		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], b.meta[i], &t)
 		starts[i] = offset + ethHeaderLen
 	}
 	d.stats.add(&t)
 	return n, err
 }
 
-// decap checks one underlay frame f and returns the inner packet's size (0
-// if dropped, ignored or consumed, counted in t) and its peer index.
-func (d *Direct) decap(ps *directPeers, f []byte, t *Stats) (int, uint32) {
+// decap checks one underlay frame f, received with metadata meta, and
+// returns the inner packet's size (0 if dropped, ignored or consumed,
+// counted in t) and its peer index.
+func (d *Direct) decap(ps *directPeers, f []byte, meta link.RxMeta, t *Stats) (int, uint32) {
 	if len(f) < ethHeaderLen {
 		t.DropTruncated++
+		return 0, 0
+	}
+	if meta&link.RxVLAN != 0 {
+		t.DropVLAN++ // another network's, ARP included
 		return 0, 0
 	}
 	switch binary.BigEndian.Uint16(f[12:14]) {
@@ -254,12 +328,21 @@ func (d *Direct) decap(ps *directPeers, f []byte, t *Stats) (int, uint32) {
 		t.Ignored++ // for the node itself
 		return 0, 0
 	}
-	peer, ok := ps.byMAC[link.HardwareAddr(f[6:12])]
+	src := link.HardwareAddr(f[6:12])
+	peer, ok := ps.source(netip.AddrFrom4([4]byte(f[ethHeaderLen+12 : ethHeaderLen+16])))
+	if !ok {
+		peer, ok = ps.byMAC[src]
+	}
 	if !ok {
 		t.DropUnknownPeer++
 		return 0, 0
 	}
-	d.table.Confirm(arpPort, ps.peers[peer].Addr)
+	if src == ps.mac[peer] {
+		d.table.Confirm(arpPort, ps.peers[peer].Addr)
+	}
+	if meta&link.RxChecksumPartial != 0 && completeChecksum(f[ethHeaderLen:ethHeaderLen+size], completeAlways) {
+		t.ChecksumsCompleted++
+	}
 	t.accept(size)
 	return size, peer
 }

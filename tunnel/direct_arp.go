@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"errors"
 	"net/netip"
 
 	"github.com/taprouter/taprouter/arp"
@@ -8,9 +9,13 @@ import (
 )
 
 // learn feeds an ARP packet seen on the underlay to the table if its sender
-// is a peer, and records the peer's MAC for Recv. ARP from anyone else is
-// the kernel's business. The kernel also answers peers' requests for
-// LocalAddr, which it owns.
+// is a peer, and records the peer's MAC for Recv if the table took it. ARP
+// from anyone else is the kernel's business. The kernel also answers peers'
+// requests for LocalAddr, which it owns.
+//
+// A claim that contradicts the peer's known MAC is a conflict: the table
+// keeps the known MAC and re-probes it (arp.Table.Learn); it is counted in
+// arp_conflicts, not arp_learned.
 func (d *Direct) learn(ps *directPeers, payload []byte, t *Stats) {
 	p, err := arp.Parse(payload)
 	if err != nil || (p.Op != arp.OpRequest && p.Op != arp.OpReply) {
@@ -22,10 +27,22 @@ func (d *Direct) learn(ps *directPeers, payload []byte, t *Stats) {
 		t.Ignored++
 		return
 	}
-	t.ARPLearned++
-	d.table.Learn(arpPort, p.SenderIP, p.SenderMAC)
-	if ps.mac[peer] != p.SenderMAC {
-		d.notePeerMAC(p.SenderIP, p.SenderMAC)
+	switch d.table.Learn(arpPort, p.SenderIP, p.SenderMAC) {
+	case arp.Taken:
+		t.ARPLearned++
+		if ps.mac[peer] != p.SenderMAC {
+			d.notePeerMAC(p.SenderIP, p.SenderMAC)
+		}
+	case arp.Conflict:
+		t.ARPConflicts++
+		if d.onConflict != nil {
+			known, _, _ := d.table.Peek(arpPort, p.SenderIP)
+			d.onConflict(p.SenderIP, known, p.SenderMAC)
+		}
+	case arp.ConflictProbing:
+		t.ARPConflicts++
+	case arp.Refused:
+		t.Ignored++ // table full (counted in arp_table_full)
 	}
 }
 
@@ -49,17 +66,28 @@ type underlayARP Direct
 var _ arp.Hooks = (*underlayARP)(nil)
 
 // SendRequest writes an ARP request for target from LocalMAC and LocalAddr.
-func (u *underlayARP) SendRequest(_ uint32, target netip.Addr, dst link.HardwareAddr) {
+// A request the device refuses is counted in arp_send_errors (and, through
+// the returned error, in the table's SendFailures).
+func (u *underlayARP) SendRequest(_ uint32, target netip.Addr, dst link.HardwareAddr) error {
 	d := (*Direct)(u)
 	req := arp.Packet{Op: arp.OpRequest, SenderMAC: d.mac, SenderIP: d.addr, TargetIP: target}
 	frame := make([]byte, arp.FrameLen)
 	arp.EncodeFrame(frame, dst, d.mac, &req)
 	t := Stats{ARPRequests: 1}
-	if n, _ := d.dev.Write([][]byte{frame}, 0); n != 1 {
-		t.TxErrors++
+	n, err := d.dev.Write([][]byte{frame}, 0)
+	if n != 1 {
+		t.ARPSendErrors++
+		if err == nil {
+			err = errARPNotSent
+		}
+	} else {
+		err = nil
 	}
 	d.stats.add(&t)
+	return err
 }
+
+var errARPNotSent = errors.New("tunnel: direct: ARP request not sent")
 
 // Resolved sends the frames Send queued for the peer, now addressed to mac.
 func (u *underlayARP) Resolved(_ uint32, _ netip.Addr, mac link.HardwareAddr, queued [][]byte) {

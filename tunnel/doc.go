@@ -18,6 +18,53 @@
 // vxlan and udp share the socket, the peer snapshot, Send and Recv
 // (datagram.go) and differ only in the header in front of the inner packet.
 //
+// # Partial checksums from kernel senders
+//
+// A Linux sender whose device offers TX checksum offload (a veth, and so
+// every kind or docker-based cluster) hands over TCP and UDP packets with
+// the checksum unfinished (CHECKSUM_PARTIAL): the field holds the folded
+// pseudo-header sum, for the NIC to complete. A kernel vxlan device
+// encapsulates such a packet as it is, and over a veth underlay nothing
+// completes it, so the pod would drop every segment. Recv completes these
+// checksums, as the NIC would have:
+//
+//   - direct: the AF_PACKET socket says which frames are partial
+//     (PACKET_AUXDATA's TP_STATUS_CSUMNOTREADY, link.RxChecksumPartial);
+//     their TCP or UDP checksum is computed over the transport header of
+//     the IPv4 packet.
+//   - vxlan and udp: a UDP socket does not say. A TCP or UDP checksum is
+//     completed only if it does not verify and its field equals the folded
+//     pseudo-header sum, exactly what CHECKSUM_PARTIAL leaves. This lets in
+//     nothing an underlay host could not send anyway: the backends carry no
+//     authentication, so anyone who can send us a datagram can send the
+//     same packet with a correct checksum. It does not repair corruption
+//     either: a packet damaged on the way keeps its wrong checksum unless
+//     the damage happens to leave exactly the pseudo-header sum in the
+//     field (1 in 65536 of damaged packets, the same odds as damage that
+//     still verifies, and behind the underlay's own Ethernet CRC).
+//
+// Cost: a complete packet (every packet from a taprouter peer or from a NIC
+// that offloads) costs one pseudo-header sum, 12 bytes, before the field
+// test rejects it; only a partial one pays a checksum over its segment,
+// about 200 ns for 1400 bytes against 20 ns for the test alone
+// (BenchmarkCompleteChecksum). Nothing
+// allocates. Completed packets are counted in csum_completed; fragments,
+// other protocols and UDP without checksum are left alone.
+//
+// # The direct backend on a shared L2
+//
+// Anyone on the underlay segment can answer ARP for a peer's address. The
+// backend's ARP table does not let such a claim replace a known MAC: it
+// re-probes the known MAC and takes the claim only if that stops answering
+// (arp.Table.Learn); each such claim is counted in arp_conflicts and the
+// first of each re-probe reported to DirectConfig.OnConflict. Frames are
+// matched to the peer whose pod range holds their inner source, whatever
+// their source MAC, as the kernel's host-gw routes do, so the real peer's
+// traffic is never refused because of an impostor. Frames with an 802.1Q
+// tag (which the kernel moves into PACKET_AUXDATA) belong to a VLAN, not to
+// the untagged underlay, and are dropped (drop_vlan); priority-tagged
+// frames (VLAN ID 0) are untagged traffic, as for the kernel.
+//
 // Send and Recv are the hot path: they work on batches in the caller's
 // buffers, encapsulate and decapsulate in place using the headroom in front of
 // each packet (see package link), take no locks (the peer set is an

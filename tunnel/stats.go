@@ -19,10 +19,22 @@ type Stats struct {
 	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
 	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
 	DropOversize    uint64 // larger than the receive buffer, dropped by the transport (see transportDrops)
+	DropVLAN        uint64 // direct: the frame carried an 802.1Q tag: a VLAN, not the untagged underlay
 
-	Ignored     uint64 // direct: the kernel's own traffic on the underlay, left alone
-	ARPRequests uint64 // direct: ARP requests sent for peer addresses
-	ARPLearned  uint64 // direct: ARP packets from peers, learned from
+	Ignored      uint64 // direct: the kernel's own traffic on the underlay, left alone
+	ARPRequests  uint64 // direct: ARP requests sent for peer addresses
+	ARPLearned   uint64 // direct: ARP packets from peers, learned from
+	ARPConflicts uint64 // direct: ARP packets claiming a peer's address from a MAC other than its known one (arp.Table.Learn)
+
+	// Delivered packets whose inner TCP or UDP checksum Recv completed (see
+	// the package doc); they are also in RxPackets.
+	ChecksumsCompleted uint64
+
+	// The direct backend's underlay ARP table (arp.Stats).
+	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
+	ARPFailures   uint64 // peers that stopped answering ARP (arp.Stats.Failures)
+	ARPTableFull  uint64 // new neighbours refused, table full (arp.Stats.TableFull)
+	ARPMACChanges uint64 // peer MACs replaced after a conflict and a failed re-probe (arp.Stats.MACChanges)
 }
 
 // Map returns the counters under stable snake_case names, for metrics and
@@ -42,9 +54,16 @@ func (s Stats) Map() map[string]uint64 {
 		"drop_bad_mac":      s.DropBadMAC,
 		"drop_no_neighbour": s.DropNoNeighbour,
 		"drop_oversize":     s.DropOversize,
+		"drop_vlan":         s.DropVLAN,
 		"ignored":           s.Ignored,
 		"arp_requests":      s.ARPRequests,
 		"arp_learned":       s.ARPLearned,
+		"arp_conflicts":     s.ARPConflicts,
+		"csum_completed":    s.ChecksumsCompleted,
+		"arp_send_errors":   s.ARPSendErrors,
+		"arp_failures":      s.ARPFailures,
+		"arp_table_full":    s.ARPTableFull,
+		"arp_mac_changes":   s.ARPMACChanges,
 	}
 }
 
@@ -76,6 +95,7 @@ const (
 	dropMalformed
 	dropBadVNI
 	dropBadMAC
+	dropVLAN
 )
 
 // countDrop counts a dropped packet in the tally.
@@ -91,6 +111,8 @@ func (t *Stats) countDrop(d drop) {
 		t.DropBadVNI++
 	case dropBadMAC:
 		t.DropBadMAC++
+	case dropVLAN:
+		t.DropVLAN++
 	}
 }
 
@@ -105,8 +127,9 @@ func (t *Stats) accept(size int) {
 type counters struct {
 	rxPackets, rxBytes, txPackets, txBytes, txErrors        atomic.Uint64
 	dropUnknownPeer, dropBadVNI, dropTruncated, dropNotIPv4 atomic.Uint64
-	dropMalformed, dropBadMAC, dropNoNeighbour              atomic.Uint64
-	ignored, arpRequests, arpLearned                        atomic.Uint64
+	dropMalformed, dropBadMAC, dropNoNeighbour, dropVLAN    atomic.Uint64
+	ignored, arpRequests, arpLearned, arpConflicts          atomic.Uint64
+	checksumsCompleted, arpSendErrors                       atomic.Uint64
 }
 
 // add publishes a tally.
@@ -126,6 +149,10 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.ignored, t.Ignored)
 	addNonZero(&c.arpRequests, t.ARPRequests)
 	addNonZero(&c.arpLearned, t.ARPLearned)
+	addNonZero(&c.dropVLAN, t.DropVLAN)
+	addNonZero(&c.arpConflicts, t.ARPConflicts)
+	addNonZero(&c.checksumsCompleted, t.ChecksumsCompleted)
+	addNonZero(&c.arpSendErrors, t.ARPSendErrors)
 }
 
 func addNonZero(c *atomic.Uint64, v uint64) {
@@ -151,5 +178,10 @@ func (c *counters) snapshot() Stats {
 		Ignored:         c.ignored.Load(),
 		ARPRequests:     c.arpRequests.Load(),
 		ARPLearned:      c.arpLearned.Load(),
+		DropVLAN:        c.dropVLAN.Load(),
+		ARPConflicts:    c.arpConflicts.Load(),
+		ARPSendErrors:   c.arpSendErrors.Load(),
+
+		ChecksumsCompleted: c.checksumsCompleted.Load(),
 	}
 }

@@ -32,11 +32,15 @@ type Socket struct {
 	mtu    int
 	closed atomic.Bool
 
+	recv   receiver
 	reader *fdio.Reader
 	writer *fdio.Writer
 }
 
-var _ link.Device = (*Socket)(nil)
+var (
+	_ link.Device     = (*Socket)(nil)
+	_ link.MetaReader = (*Socket)(nil)
+)
 
 // Open opens a packet socket on the Ethernet interface ifname in the calling
 // thread's network namespace.
@@ -66,9 +70,9 @@ func Open(ifname string) (*Socket, error) {
 	}
 	s := &Socket{
 		file: file, conn: conn, name: ifname, mtu: ifi.MTU,
-		reader: fdio.NewReader(conn, recvFrame),
 		writer: fdio.NewWriter(conn, fdio.SkipRejected),
 	}
+	s.reader = fdio.NewMetaReader(conn, s.recv.recv)
 	copy(s.hwAddr[:], ifi.HardwareAddr)
 	return s, nil
 }
@@ -76,6 +80,11 @@ func Open(ifname string) (*Socket, error) {
 func setup(fd, ifindex int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fmt.Errorf("set PACKET_IGNORE_OUTGOING (needs Linux 4.20): %w", err)
+	}
+	// PACKET_AUXDATA tells ReadMeta about VLAN tags (which the kernel
+	// moves out of the frame) and partial checksums.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fmt.Errorf("set PACKET_AUXDATA: %w", err)
 	}
 	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
 		// The FORCE variants need CAP_NET_ADMIN; without it, take what

@@ -9,9 +9,18 @@
 // frames away from the kernel: the node's own traffic keeps flowing, and
 // Read returns a copy of it too, which the caller filters out.
 //
+// PACKET_AUXDATA is on: ReadMeta (link.MetaReader) reports per frame
+// whether it carried an 802.1Q tag with a VLAN ID (the kernel strips the tag
+// into metadata, so the frame's bytes look untagged) and whether its
+// transport checksum is still partial (TP_STATUS_CSUMNOTREADY, set for
+// frames from a local sender with checksum offload, such as a veth peer).
+// Read is ReadMeta without the metadata. Frames are received with
+// recvmsg(2) into a message header, iovec and control buffer owned by the
+// socket, so receiving allocates nothing.
+//
 // The socket is non-blocking and registered with Go's netpoller through
 // os.NewFile and syscall.RawConn. Read drains every ready frame in one
-// wake-up, one recvfrom(2) per frame; Write skips a frame the kernel rejects
+// wake-up, one recvmsg(2) per frame; Write skips a frame the kernel rejects
 // instead of stopping at it. These loops are package link/internal/fdio's,
 // shared with package tap. A PACKET_MMAP ring (TPACKET_V3) and a BPF filter
 // for pod traffic are the next steps if this path needs to be faster. System

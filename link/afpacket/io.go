@@ -1,20 +1,75 @@
 package afpacket
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/link"
 )
 
-// recvFrame receives one frame from fd into p. MSG_TRUNC makes recvfrom
-// return the frame's full length, so that the Reader notices a frame longer
-// than p and drops it.
-func recvFrame(fd uintptr, p []byte) (int, error) {
-	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_TRUNC, 0, 0)
+// PACKET_AUXDATA's struct tpacket_auxdata (linux/if_packet.h): tp_status,
+// tp_len, tp_snaplen (u32 each), tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid
+// (u16 each).
+const (
+	auxdataLen       = 20
+	auxStatusOffset  = 0
+	auxVLANTCIOffset = 16
+	vlanIDMask       = 0x0fff
+)
+
+// receiver is the recvmsg(2) state of a socket: the message header, the
+// iovec and the control buffer are reused for every frame (reads are
+// serialised by the fdio.Reader), so that receiving allocates nothing.
+type receiver struct {
+	hdr unix.Msghdr
+	iov unix.Iovec
+	oob [64]byte // one cmsg with a tpacket_auxdata fits with room to spare
+}
+
+// recv receives one frame from fd into p, with its PACKET_AUXDATA. MSG_TRUNC
+// makes recvmsg return the frame's full length, so that the Reader notices a
+// frame longer than p and drops it.
+func (r *receiver) recv(fd uintptr, p []byte) (int, link.RxMeta, error) {
+	r.iov.Base = unsafe.SliceData(p)
+	r.iov.SetLen(len(p))
+	r.hdr.Iov = &r.iov
+	r.hdr.Iovlen = 1
+	r.hdr.Control = &r.oob[0]
+	r.hdr.SetControllen(len(r.oob))
+	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.hdr)), unix.MSG_TRUNC)
 	if errno != 0 {
-		return 0, errno
+		return 0, 0, errno
 	}
-	return int(r), nil
+	return int(n), auxMeta(r.oob[:r.hdr.Controllen]), nil
+}
+
+// auxMeta returns the metadata in the PACKET_AUXDATA control message of oob,
+// if there is one. A VLAN tag with VLAN ID 0 is a priority tag (802.1p) on
+// the untagged network, which the kernel also treats as untagged.
+func auxMeta(oob []byte) link.RxMeta {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && l >= unix.CmsgLen(auxdataLen) {
+			aux := oob[unix.CmsgLen(0):l]
+			status := binary.NativeEndian.Uint32(aux[auxStatusOffset:])
+			var m link.RxMeta
+			if status&unix.TP_STATUS_VLAN_VALID != 0 && binary.NativeEndian.Uint16(aux[auxVLANTCIOffset:])&vlanIDMask != 0 {
+				m |= link.RxVLAN
+			}
+			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				m |= link.RxChecksumPartial
+			}
+			return m
+		}
+		oob = oob[min(unix.CmsgSpace(l-unix.SizeofCmsghdr), len(oob)):]
+	}
+	return 0
 }
 
 // Read reads up to len(bufs) frames received on the interface, frame i into
@@ -22,7 +77,15 @@ func recvFrame(fd uintptr, p []byte) (int, error) {
 // one frame has arrived, then returns every ready frame that fits in the
 // batch. A frame longer than its buffer is dropped and counted in Dropped.
 func (s *Socket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := s.reader.Read(bufs, sizes, offset)
+	return s.ReadMeta(bufs, sizes, nil, offset)
+}
+
+// ReadMeta is Read that also reports, in meta[i], whether frame i carried
+// a VLAN tag (link.RxVLAN) and whether its transport checksum is partial
+// (link.RxChecksumPartial), from the kernel's PACKET_AUXDATA. It implements
+// link.MetaReader.
+func (s *Socket) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset int) (int, error) {
+	n, err := s.reader.ReadMeta(bufs, sizes, meta, offset)
 	if err != nil {
 		return n, s.ioError("read", err)
 	}

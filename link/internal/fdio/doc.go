@@ -6,7 +6,7 @@
 // then syscall.RawConn), so a blocked Read or Write parks a goroutine, not an
 // OS thread, and closing the file wakes it. Reader.Read blocks only for the
 // first frame, then receives until EAGAIN or the batch is full, one system
-// call per frame; the owner supplies that call (read(2) for a TAP, recvfrom(2)
+// call per frame; the owner supplies that call (read(2) for a TAP, recvmsg(2)
 // with MSG_TRUNC for a packet socket). Writer.Write sends one frame per
 // write(2) and either stops at the first frame the kernel rejects or skips it,
 // as its owner chooses.
