@@ -109,12 +109,12 @@ func TestLoadState(t *testing.T) {
 	d.ports["pa"] = &port{Name: "pa", IP: netip.MustParseAddr("10.244.0.4")} // from the config file
 	got, err := d.loadState(stateDoc(
 		entry("good1", "10.244.0.10"),
-		entry("gw", "10.244.0.1"),        // the gateway
-		entry("net", "10.244.0.0"),       // the network address
-		entry("out", "10.244.1.5"),       // outside podCIDR
-		entry("pa-thief", "10.244.0.4"),  // the config port's address
-		entry("good1", "10.244.0.11"),    // a second good1
-		entry("dup-ip", "10.244.0.10"),   // good1's address
+		entry("gw", "10.244.0.1"),       // the gateway
+		entry("net", "10.244.0.0"),      // the network address
+		entry("out", "10.244.1.5"),      // outside podCIDR
+		entry("pa-thief", "10.244.0.4"), // the config port's address
+		entry("good1", "10.244.0.11"),   // a second good1
+		entry("dup-ip", "10.244.0.10"),  // good1's address
 		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "banana"}`,
 		`{"name": "c/eth%d", "containerID": "c", "ifName": "eth%d", "netns": "/x", "ip": "10.244.0.12"}`,
 		`{"name": "other", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.13"}`,
