@@ -82,6 +82,23 @@ func New(cfg *config.Config, opts Options, log *zap.Logger) (*Daemon, error) {
 
 func (d *Daemon) setup() error {
 	cfg, log := d.cfg, d.log
+	// The config's pod namespaces first, so that one that is not a pod's
+	// is refused before anything is set up (and logged).
+	podNS := make([]*os.File, len(cfg.Ports))
+	defer func() {
+		for _, ns := range podNS {
+			if ns != nil {
+				ns.Close()
+			}
+		}
+	}()
+	for i, p := range cfg.Ports {
+		ns, err := d.openNetNS(p.NetNS)
+		if err != nil {
+			return fmt.Errorf("ports[%d].netns: %w", i, err)
+		}
+		podNS[i] = ns
+	}
 	addr, mac, mtu, err := podnet.Underlay(cfg.Underlay.Interface)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
 		return fmt.Errorf("underlay.interface: %s: no such interface in this network namespace", cfg.Underlay.Interface)
@@ -147,13 +164,7 @@ func (d *Daemon) setup() error {
 	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
 
 	for i, p := range cfg.Ports {
-		ns, err := d.openNetNS(p.NetNS)
-		if err != nil {
-			return fmt.Errorf("ports[%d].netns: %w", i, err)
-		}
-		err = d.attach(&port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}, ns)
-		ns.Close()
-		if err != nil {
+		if err := d.attach(&port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}, podNS[i]); err != nil {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
