@@ -45,6 +45,9 @@ func loadConf(stdin []byte) (*NetConf, error) {
 	conf := &NetConf{}
 	if err := json.Unmarshal(stdin, conf); err != nil {
 		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "" { // not an object at all
+			return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("network configuration: got a JSON %s, want an object", typeErr.Value), "")
+		}
 		if errors.As(err, &typeErr) {
 			return nil, invalidConf(typeErr.Field, "got a JSON %s, want %s", typeErr.Value, jsonKind(typeErr.Type))
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
 )
 
 // Versions are the CNI spec versions a network configuration may declare.
@@ -50,6 +51,11 @@ func Add(args *skel.CmdArgs) (err error) {
 	bandwidth, err := conf.bandwidth()
 	if err != nil {
 		return err
+	}
+	if err := config.CheckIfName(args.IfName); err != nil {
+		// Before the IPAM: taprouterd would refuse it, as the kernel
+		// would rename it ("eth%d") or refuse it.
+		return types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_IFNAME: "+err.Error(), "")
 	}
 	if own, nsErr := ns.CheckNetNS(args.Netns); nsErr != nil {
 		return nsErr

@@ -344,3 +344,25 @@ func TestNodeNetnsRefused(t *testing.T) {
 		wantCode(t, types.ErrInvalidNetNS, "node's own network namespace")
 	ipam.wantCalls(t)
 }
+
+// TestIfNameRefused: a CNI_IFNAME the kernel would not keep as given is
+// refused before any address is taken. skel refuses what dev_valid_name
+// refuses; the plugin adds the "%" of a kernel name pattern, which would
+// leave a TAP named eth0, eth1, ... that no DEL finds.
+func TestIfNameRefused(t *testing.T) {
+	for _, tc := range []struct{ name, mention string }{
+		{"eth%d", `CNI_IFNAME: "eth%d": an interface name may not contain '%'`},
+		{"eth0:1", "interface name"},
+		{"..", "interface name"},
+		{"0123456789abcdef", "interface name"},
+	} {
+		d := startFakeDaemon(t, nil)
+		ipam := newFakeIPAM(t)
+		run(t, invocation{Command: "ADD", IfName: tc.name, Stdin: netConf("1.1.0", d.Socket, nil), IPAM: ipam}).
+			wantCode(t, types.ErrInvalidEnvironmentVariables, tc.mention)
+		ipam.wantCalls(t)
+		if len(d.requests) != 0 {
+			t.Errorf("ifName %q: daemon got %+v", tc.name, d.requests)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
@@ -45,6 +46,8 @@ type Daemon struct {
 
 	srv *http.Server
 	ln  net.Listener
+
+	openNS func(path string) (*os.File, error) // podnet.OpenNetNS; tests replace it
 }
 
 // Options are the daemon's settings that are not part of the node's config.
@@ -52,6 +55,9 @@ type Options struct {
 	// StateDir holds the state file of the ports added through the API, so
 	// that a restarted daemon re-adopts them; DefaultStateDir if empty.
 	StateDir string
+	// NetNSTimeout bounds opening a pod's network namespace;
+	// DefaultNetNSTimeout if zero.
+	NetNSTimeout time.Duration
 }
 
 // DefaultStateDir is where taprouterd keeps its state unless told otherwise.
@@ -63,7 +69,10 @@ func New(cfg *config.Config, opts Options, log *zap.Logger) (*Daemon, error) {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}
-	d := &Daemon{cfg: cfg, opts: opts, log: log, ports: map[string]*port{}}
+	if opts.NetNSTimeout == 0 {
+		opts.NetNSTimeout = DefaultNetNSTimeout
+	}
+	d := &Daemon{cfg: cfg, opts: opts, log: log, ports: map[string]*port{}, openNS: podnet.OpenNetNS}
 	if err := d.setup(); err != nil {
 		d.Close()
 		return nil, err
@@ -73,6 +82,23 @@ func New(cfg *config.Config, opts Options, log *zap.Logger) (*Daemon, error) {
 
 func (d *Daemon) setup() error {
 	cfg, log := d.cfg, d.log
+	// The config's pod namespaces first, so that one that is not a pod's
+	// is refused before anything is set up (and logged).
+	podNS := make([]*os.File, len(cfg.Ports))
+	defer func() {
+		for _, ns := range podNS {
+			if ns != nil {
+				ns.Close()
+			}
+		}
+	}()
+	for i, p := range cfg.Ports {
+		ns, err := d.openNetNS(p.NetNS)
+		if err != nil {
+			return fmt.Errorf("ports[%d].netns: %w", i, err)
+		}
+		podNS[i] = ns
+	}
 	addr, mac, mtu, err := podnet.Underlay(cfg.Underlay.Interface)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
 		return fmt.Errorf("underlay.interface: %s: no such interface in this network namespace", cfg.Underlay.Interface)
@@ -138,8 +164,7 @@ func (d *Daemon) setup() error {
 	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
 
 	for i, p := range cfg.Ports {
-		pt := &port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}
-		if err := d.attach(pt); err != nil {
+		if err := d.attach(&port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}, podNS[i]); err != nil {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
@@ -205,8 +230,7 @@ func (d *Daemon) Listen(path string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ln = ln
-	d.srv = &http.Server{Handler: api.NewHandler(d)}
+	d.srv, d.ln = api.NewServer(api.NewHandler(d), ln, api.DefaultLimits)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -51,9 +52,11 @@ func (d *Daemon) pod(p *port) podnet.Pod {
 }
 
 // attach gives the pod its eth0 — the persistent TAP an earlier run left,
-// adopted, or a new one — and adds the port to the router.
-func (d *Daemon) attach(p *port) error {
+// adopted, or a new one — and adds the port to the router. ns is the pod's
+// namespace, which the caller opened with openNetNS.
+func (d *Daemon) attach(p *port, ns *os.File) error {
 	pod := d.pod(p)
+	pod.NS = ns
 	dev, mac, err := podnet.AdoptPod(pod)
 	adopted := err == nil
 	if errors.Is(err, podnet.ErrNoPort) {
@@ -80,17 +83,22 @@ func (d *Daemon) attach(p *port) error {
 	return nil
 }
 
-// detach removes a port from the router and its eth0 from the pod. The
+// detach removes a port from the router and its eth0 from the pod, whose
+// namespace ns the caller opened with openNetNS; nil if it is gone. The
 // record goes only when both are done, so that a failure can be retried.
-func (d *Daemon) detach(p *port) error {
+func (d *Daemon) detach(p *port, ns *os.File) error {
 	if p.attached {
 		p.attached = false
 		if err := d.router.RemovePort(p.Name); err != nil {
 			d.log.Warn("removing the router's port", zap.String("port", p.Name), zap.Error(err))
 		}
 	}
-	if err := podnet.DetachPod(d.pod(p)); err != nil {
-		return err
+	if ns != nil {
+		pod := d.pod(p)
+		pod.NS = ns
+		if err := podnet.DetachPod(pod); err != nil {
+			return err
+		}
 	}
 	delete(d.ports, p.Name)
 	return nil
@@ -104,21 +112,28 @@ func attachError(err error) error {
 	return &api.Error{Message: "attaching the pod: " + err.Error(), Code: api.CodeInternal}
 }
 
-// AddPort implements api.Backend.
+// AddPort implements api.Backend. The pod's namespace is opened before
+// d.mu is taken, with a timeout: a path that never opens blocks neither the
+// other requests nor Close.
 func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
+	p, err := d.validate(req)
+	if err != nil {
+		return api.Port{}, false, err
+	}
+	ns, err := d.openNetNS(p.NetNS)
+	if err != nil {
+		return api.Port{}, false, netnsError(p.NetNS, err)
+	}
+	defer ns.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
 		return api.Port{}, false, api.Unavailable("taprouterd is shutting down")
 	}
-	p, err := d.validate(req)
-	if err != nil {
-		return api.Port{}, false, err
-	}
 	if old, ok := d.ports[p.Name]; ok {
 		if old.NetNS == p.NetNS && old.IP == p.IP && old.MTU == p.MTU && sameBandwidth(old.Bandwidth, p.Bandwidth) {
 			if !old.attached { // a retried ADD after a failure: try again
-				if err := d.attach(old); err != nil {
+				if err := d.attach(old, ns); err != nil {
 					return api.Port{}, false, attachError(err)
 				}
 			}
@@ -126,35 +141,43 @@ func (d *Daemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 		}
 		return api.Port{}, false, api.Conflict("containerID", fmt.Sprintf("%s/%s is attached already with netns %s and ip %s", p.ContainerID, p.IfName, old.NetNS, old.IP))
 	}
-	for _, other := range d.ports {
-		if other.IP == p.IP {
-			return api.Port{}, false, api.Conflict("ip", fmt.Sprintf("%s is in use by %s", p.IP, other.Name))
-		}
+	if err := d.ipTaken(p); err != nil {
+		return api.Port{}, false, err
 	}
-	if err := d.attach(p); err != nil {
+	if err := d.attach(p, ns); err != nil {
 		return api.Port{}, false, attachError(err)
 	}
 	if err := d.save(); err != nil {
-		d.detach(p)
+		d.detach(p, ns)
 		return api.Port{}, false, &api.Error{Message: "saving the state: " + err.Error(), Code: api.CodeInternal}
 	}
 	d.log.Info("pod attached", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName), zap.String("netns", p.NetNS), zap.Stringer("ip", p.IP))
 	return d.apiPort(p), true, nil
 }
 
+// ipTaken returns a conflict if another port has p's address.
+func (d *Daemon) ipTaken(p *port) error {
+	for _, other := range d.ports {
+		if other.IP == p.IP && other.Name != p.Name {
+			return api.Conflict("ip", fmt.Sprintf("%s is in use by %s", p.IP, other.Name))
+		}
+	}
+	return nil
+}
+
+// validate checks a request by rules that need nothing but the config, so
+// that it can run without d.mu; the state file's entries pass it too. The
+// netns path is checked by openNetNS.
 func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	switch {
 	case req.ContainerID == "" || strings.Contains(req.ContainerID, "/"):
 		return nil, api.Invalid("containerID", fmt.Sprintf("%q: want a non-empty ID without \"/\"", req.ContainerID))
-	case req.IfName == "" || len(req.IfName) > 15 || strings.ContainsAny(req.IfName, "/ \t"):
-		return nil, api.Invalid("ifName", fmt.Sprintf("%q: want an interface name of 1 to 15 bytes", req.IfName))
+	case config.CheckIfName(req.IfName) != nil:
+		return nil, api.Invalid("ifName", config.CheckIfName(req.IfName).Error())
 	case req.NetNS == "":
 		return nil, api.Invalid("netns", "missing")
 	case req.MTU != 0 && (req.MTU < config.MinPodMTU || req.MTU > config.MaxPodMTU):
 		return nil, api.Invalid("mtu", fmt.Sprintf("%d out of range %d..%d", req.MTU, config.MinPodMTU, config.MaxPodMTU))
-	}
-	if _, err := os.Stat(req.NetNS); err != nil {
-		return nil, api.Invalid("netns", fmt.Sprintf("%s: no such network namespace", req.NetNS))
 	}
 	ip, err := netip.ParseAddr(req.IP)
 	switch {
@@ -207,15 +230,26 @@ func (d *Daemon) GetPort(a api.Attachment) (api.Port, error) {
 // and the router's port and route for it.
 func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	p, ok := d.ports[portName(a)]
+	rec, ok := d.ports[portName(a)]
+	var p port
+	if ok {
+		p = *rec
+	}
+	d.mu.Unlock()
 	if !ok {
 		return api.CheckResult{}, api.NotFound(fmt.Sprintf("no port for container %s interface %s", a.ContainerID, a.IfName))
 	}
 	if !p.attached {
 		return api.CheckResult{Problems: []string{fmt.Sprintf("%s is recorded but not attached to the router (attaching it failed; a retried ADD tries again)", p.Name)}}, nil
 	}
-	problems := podnet.CheckPod(d.pod(p), p.MAC)
+	ns, err := d.openNetNS(p.NetNS)
+	if err != nil {
+		return api.CheckResult{Problems: []string{fmt.Sprintf("network namespace: %v", err)}}, nil
+	}
+	defer ns.Close()
+	pod := d.pod(&p)
+	pod.NS = ns
+	problems := podnet.CheckPod(pod, p.MAC)
 	rp, ok := d.router.Port(p.Name)
 	if !ok {
 		problems = append(problems, fmt.Sprintf("the router has no port %s", p.Name))
@@ -225,51 +259,107 @@ func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
 }
 
+// openForDetach opens a recorded port's namespace, without d.mu held; nil
+// and no error if it is gone.
+func (d *Daemon) openForDetach(p *port) (*os.File, error) {
+	ns, err := d.openNetNS(p.NetNS)
+	if nsGone(err) {
+		return nil, nil
+	}
+	return ns, err
+}
+
 // RemovePort implements api.Backend; removing an unknown port is no error.
 func (d *Daemon) RemovePort(a api.Attachment) error {
+	name := portName(a)
+	for {
+		d.mu.Lock()
+		p, ok := d.ports[name]
+		d.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		ns, err := d.openForDetach(p)
+		if errors.Is(err, errNetNSTimeout) {
+			return api.Unavailable("detaching the pod: netns: " + err.Error())
+		}
+		if err != nil {
+			return &api.Error{Message: "detaching the pod: " + err.Error(), Code: api.CodeInternal}
+		}
+		done, err := d.removeLocked(name, p, ns)
+		if ns != nil {
+			ns.Close()
+		}
+		if done {
+			return err
+		}
+		// The record changed while the namespace was being opened: again.
+	}
+}
+
+func (d *Daemon) removeLocked(name string, p *port, ns *os.File) (done bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p, ok := d.ports[portName(a)]
-	if !ok {
-		return nil
+	if d.ports[name] != p {
+		return false, nil
 	}
 	if d.closing {
-		return api.Unavailable("taprouterd is shutting down")
+		return true, api.Unavailable("taprouterd is shutting down")
 	}
-	err := d.detach(p)
+	err = d.detach(p, ns)
 	if serr := d.save(); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	if err != nil {
-		return &api.Error{Message: "detaching the pod: " + err.Error(), Code: api.CodeInternal}
+		return true, &api.Error{Message: "detaching the pod: " + err.Error(), Code: api.CodeInternal}
 	}
-	d.log.Info("pod detached", zap.String("containerID", a.ContainerID), zap.String("ifName", a.IfName))
-	return nil
+	d.log.Info("pod detached", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName))
+	return true, nil
 }
 
 // GC implements api.Backend: ports added through the API and not listed as
 // valid are removed. Ports from the config file are never collected. A port
 // that could not be removed is reported under Errors, not Removed: its
-// address must not be released while the pod may still use it.
+// address must not be released while the pod may still use it. Each pod's
+// namespace is opened without d.mu held.
 func (d *Daemon) GC(req api.GCRequest) api.GCResult {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	valid := map[string]bool{}
 	for _, a := range req.Valid {
 		valid[portName(a)] = true
 	}
-	var res api.GCResult
+	d.mu.Lock()
+	var doomed []*port
 	for name, p := range d.ports {
-		if p.ContainerID == "" || valid[name] {
+		if p.ContainerID != "" && !valid[name] {
+			doomed = append(doomed, p)
+		}
+	}
+	d.mu.Unlock()
+	slices.SortFunc(doomed, func(a, b *port) int { return strings.Compare(a.Name, b.Name) })
+	var res api.GCResult
+	for _, p := range doomed {
+		ns, err := d.openForDetach(p)
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", p.Name, err))
 			continue
 		}
-		if err := d.detach(p); err != nil {
-			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", name, err))
-			continue // still recorded: its address must not be released yet
+		d.mu.Lock()
+		if d.ports[p.Name] == p { // not removed or replaced meanwhile
+			if err := d.detach(p, ns); err != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", p.Name, err))
+				// still recorded: its address must not be released yet
+			} else {
+				res.Removed = append(res.Removed, p.attachment())
+				d.log.Info("pod collected", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName))
+			}
 		}
-		res.Removed = append(res.Removed, p.attachment())
-		d.log.Info("pod collected", zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName))
+		d.mu.Unlock()
+		if ns != nil {
+			ns.Close()
+		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := d.save(); err != nil {
 		res.Errors = append(res.Errors, "saving the state: "+err.Error())
 	}

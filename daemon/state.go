@@ -1,15 +1,20 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/podnet"
 )
 
 // stateVersion is the state file's format; a file of another version is
@@ -67,9 +72,12 @@ func (d *Daemon) save() error {
 }
 
 // restore re-attaches the ports of the state file: each pod's persistent
-// TAP is adopted (it keeps its IP and MAC). A port whose network namespace
-// is gone is dropped, as is one that no longer fits the config; one that
-// fails to attach otherwise stays on record, unattached.
+// TAP is adopted (it keeps its IP and MAC). Every entry must pass the rules
+// of an API request (validate, and no two ports with one address); one that
+// does not, or that cannot be read, is dropped and logged, as is one whose
+// network namespace is gone; the other entries are restored all the same.
+// One that fails to attach otherwise stays on record, unattached. Only a
+// file that is not a state file of this node at all is an error.
 func (d *Daemon) restore() error {
 	// Temporary files of a save that a crash interrupted.
 	if stale, _ := filepath.Glob(filepath.Join(d.opts.StateDir, ".ports-*.json")); len(stale) > 0 {
@@ -84,30 +92,28 @@ func (d *Daemon) restore() error {
 	if err != nil {
 		return err
 	}
-	var st stateFile
-	if err := json.Unmarshal(b, &st); err != nil {
+	entries, err := d.loadState(b)
+	if err != nil {
 		return fmt.Errorf("%s: %w", d.statePath(), err)
 	}
-	if st.Version != stateVersion {
-		return fmt.Errorf("%s: state version %d, this taprouterd reads %d", d.statePath(), st.Version, stateVersion)
-	}
-	if st.Node != d.cfg.Node {
-		return fmt.Errorf("%s: state of node %q, this is node %q", d.statePath(), st.Node, d.cfg.Node)
-	}
-	dropped := 0
-	for _, p := range st.Ports {
+	dropped := len(entries.dropped)
+	for _, p := range entries.ports {
 		log := d.log.With(zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName), zap.String("netns", p.NetNS))
-		if _, err := os.Stat(p.NetNS); err != nil {
-			log.Info("stale port: its network namespace is gone; removed")
+		ns, err := d.openNetNS(p.NetNS)
+		switch {
+		case nsGone(err):
+			log.Info("stale port: its network namespace is gone; removed", zap.Error(err))
 			dropped++
 			continue
-		}
-		if !d.cfg.PodCIDR.Contains(p.IP) || d.ports[p.Name] != nil {
-			log.Warn("stale port: its address no longer fits the config; removed", zap.Stringer("ip", p.IP))
+		case errors.Is(err, podnet.ErrNodeNetNS):
+			log.Error("state entry dropped: its netns is not a pod's", zap.Error(err))
 			dropped++
 			continue
+		case err == nil:
+			err = d.attach(p, ns)
+			ns.Close()
 		}
-		if err := d.attach(p); err != nil {
+		if err != nil {
 			// Kept on record: a retried ADD or DEL of the pod tries again,
 			// and GC still sees it.
 			log.Error("could not re-attach the pod; kept on record, not attached", zap.Error(err))
@@ -120,4 +126,77 @@ func (d *Daemon) restore() error {
 		return d.save()
 	}
 	return nil
+}
+
+// stateEntries is what loadState makes of a state file.
+type stateEntries struct {
+	ports   []*port // valid, in file order, no two with one name or address
+	dropped []error // why each other entry was dropped
+}
+
+// loadState decodes a state file and validates each entry as an API
+// request; an entry that fails is logged and dropped, alone. Ports already
+// attached (the config file's) keep their addresses.
+func (d *Daemon) loadState(b []byte) (stateEntries, error) {
+	var st struct {
+		Version int               `json:"version"`
+		Node    string            `json:"node"`
+		Ports   []json.RawMessage `json:"ports"`
+	}
+	var res stateEntries
+	if err := json.Unmarshal(b, &st); err != nil {
+		return res, err
+	}
+	if st.Version != stateVersion {
+		return res, fmt.Errorf("state version %d, this taprouterd reads %d", st.Version, stateVersion)
+	}
+	if st.Node != d.cfg.Node {
+		return res, fmt.Errorf("state of node %q, this is node %q", st.Node, d.cfg.Node)
+	}
+	names, ips := map[string]bool{}, map[netip.Addr]bool{}
+	for _, p := range d.ports {
+		names[p.Name], ips[p.IP] = true, true
+	}
+	for i, raw := range st.Ports {
+		p, err := d.stateEntry(raw)
+		switch {
+		case err != nil:
+		case names[p.Name]:
+			err = fmt.Errorf("a second entry for %s", p.Name)
+		case ips[p.IP]:
+			err = fmt.Errorf("ip: %s is in use by another port", p.IP)
+		}
+		if err != nil {
+			err = fmt.Errorf("ports[%d]: %w", i, err)
+			d.log.Error("state entry dropped: not valid as an API request", zap.Error(err), zap.ByteString("entry", raw))
+			res.dropped = append(res.dropped, err)
+			continue
+		}
+		names[p.Name], ips[p.IP] = true, true
+		res.ports = append(res.ports, p)
+	}
+	return res, nil
+}
+
+// stateEntry decodes one entry of the state file and checks it as validate
+// checks an API request.
+func (d *Daemon) stateEntry(raw json.RawMessage) (*port, error) {
+	var rec port
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return nil, err
+	}
+	req := api.PortRequest{ContainerID: rec.ContainerID, IfName: rec.IfName, NetNS: rec.NetNS, MTU: rec.MTU, Bandwidth: rec.Bandwidth}
+	if rec.IP.IsValid() {
+		req.IP = rec.IP.String()
+	}
+	p, err := d.validate(req)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Name != p.Name {
+		return nil, fmt.Errorf("name: %q, want %q (containerID/ifName)", rec.Name, p.Name)
+	}
+	return p, nil
 }
