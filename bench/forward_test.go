@@ -3,9 +3,12 @@ package bench
 import (
 	"encoding/binary"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/router"
@@ -74,21 +77,27 @@ func (s *source) Close() error {
 }
 
 // sink is a pod's TAP that counts the IPv4 frames the router delivers and
-// answers nothing; Read blocks until Close. reached is closed when target
-// frames have arrived.
+// answers nothing; Read blocks until Close. After expect(n), reached
+// receives once n more frames have arrived.
 type sink struct {
 	packets atomic.Int64
-	target  int64
+	target  atomic.Int64
 	reached chan struct{}
 	closed  chan struct{}
 	once    sync.Once
 }
 
+func newSink() *sink {
+	return &sink{reached: make(chan struct{}, 1), closed: make(chan struct{})}
+}
+
+func (s *sink) expect(n int64) { s.target.Store(s.packets.Load() + n) }
+
 func (s *sink) Read([][]byte, []int, int) (int, error) { <-s.closed; return 0, link.ErrClosed }
 func (s *sink) Write(bufs [][]byte, offset int) (int, error) {
 	for _, b := range bufs {
-		if binary.BigEndian.Uint16(b[offset+12:]) == 0x0800 && s.packets.Add(1) == s.target {
-			close(s.reached)
+		if binary.BigEndian.Uint16(b[offset+12:]) == 0x0800 && s.packets.Add(1) == s.target.Load() {
+			s.reached <- struct{}{}
 		}
 	}
 	return len(bufs), nil
@@ -213,50 +222,68 @@ func udp(c link.DatagramConn, _ netip.Addr) (tunnel.Tunnel, error) {
 	return tunnel.NewUDP(c, tunnel.UDPConfig{})
 }
 
-// benchCrossNode forwards b.N full-size frames from pod A on node1 to pod C
-// on node2 through two running routers and the in-memory underlay.
-func benchCrossNode(b *testing.B, newTunnel backend) {
+// crossNode is pod A on node1 and pod C on node2, two running routers and
+// the in-memory underlay between them.
+type crossNode struct {
+	src *source
+	dst *sink
+}
+
+func newCrossNode(tb testing.TB, newTunnel backend) *crossNode {
 	w12 := newWire(netip.AddrPortFrom(node1, 8472))
 	w21 := newWire(netip.AddrPortFrom(node2, 8472))
 	t1, err := newTunnel(&conn{in: w21, out: w12}, node1)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	t2, err := newTunnel(&conn{in: w12, out: w21}, node2)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	r1, err := router.New(router.Config{PodCIDR: podCIDR1, Gateway: netip.MustParseAddr("10.244.0.1"), GatewayMAC: gw1MAC, NodeAddr: node1, Tunnel: t1, TunnelMTU: 1450})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	r2, err := router.New(router.Config{PodCIDR: podCIDR2, Gateway: netip.MustParseAddr("10.244.1.1"), GatewayMAC: gw2MAC, NodeAddr: node2, Tunnel: t2, TunnelMTU: 1450})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	r1.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR2}})
 	r2.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDR: podCIDR1}})
-	src := newSource(frame(1450))
-	dst := &sink{target: int64(b.N), reached: make(chan struct{}), closed: make(chan struct{})}
-	if _, err := r1.AddPodPort("pa", src, podA, macA, 1450); err != nil {
-		b.Fatal(err)
+	c := &crossNode{src: newSource(frame(1450)), dst: newSink()}
+	if _, err := r1.AddPodPort("pa", c.src, podA, macA, 1450); err != nil {
+		tb.Fatal(err)
 	}
-	if _, err := r2.AddPodPort("pc", dst, podC, macC, 1450); err != nil {
-		b.Fatal(err)
+	if _, err := r2.AddPodPort("pc", c.dst, podC, macC, 1450); err != nil {
+		tb.Fatal(err)
 	}
 	if err := r2.SetStaticNeighbour("pc", podC, macC); err != nil { // as if pc had answered ARP
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	r1.Start()
 	r2.Start()
-	defer r1.Close()
-	defer r2.Close()
+	tb.Cleanup(func() { r1.Close(); r2.Close() })
+	// What the first frames set up (goroutines reaching their loops, the
+	// runtime's caches) is not what the benchmark measures.
+	c.send(100000)
+	return c
+}
 
+// send has pod A send n frames and waits until pod C has received them.
+func (c *crossNode) send(n int) {
+	c.dst.expect(int64(n))
+	c.src.give(n)
+	<-c.dst.reached
+}
+
+// benchCrossNode forwards b.N full-size frames from pod A on node1 to pod C
+// on node2 through two running routers and the in-memory underlay.
+func benchCrossNode(b *testing.B, newTunnel backend) {
+	c := newCrossNode(b, newTunnel)
 	b.SetBytes(1450)
 	b.ReportAllocs()
 	b.ResetTimer()
-	src.give(b.N)
-	<-dst.reached
+	c.send(b.N)
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/pkt")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
@@ -267,15 +294,33 @@ func BenchmarkCrossNodeUDP(b *testing.B)   { benchCrossNode(b, udp) }
 
 // TestCrossNodeAllocatesNothing holds the whole in-process path (two
 // routers, their goroutines, vxlan across) to zero allocations per packet.
+// Goroutines handing batches to each other make the runtime allocate now
+// and then on its own (a sudog for a blocked goroutine, a sync.Pool ring on
+// another P, an M): a few allocations in some windows of 100,000 packets.
+// So it measures ten windows and wants one with no allocation at all; a path
+// that allocated once per 10,000 packets or more would allocate in every
+// window. (The single-goroutine tests, router's TestForwardingAllocatesNothing
+// and link's, hold their paths to exactly 0 in every run.)
 func TestCrossNodeAllocatesNothing(t *testing.T) {
-	res := testing.Benchmark(func(b *testing.B) { benchCrossNode(b, vxlan) })
-	if res.N == 0 {
-		t.Fatal("benchmark failed")
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	// A handful of allocations per run (goroutine start-up, timers) spread
-	// over res.N packets round to zero; one per packet would not.
-	if a := res.AllocsPerOp(); a != 0 {
-		t.Errorf("%d allocations per packet, want 0 (%d packets)", a, res.N)
+	c := newCrossNode(t, vxlan)
+	const windows, packets = 10, 100000
+	var m runtime.MemStats
+	allocs := make([]uint64, windows)
+	start := time.Now()
+	for i := range allocs {
+		runtime.ReadMemStats(&m)
+		before := m.Mallocs
+		c.send(packets)
+		runtime.ReadMemStats(&m)
+		allocs[i] = m.Mallocs - before
 	}
-	t.Logf("two routers in one process, vxlan across: %.0f ns/pkt, %d packets", float64(res.T.Nanoseconds())/float64(res.N), res.N)
+	elapsed := time.Since(start)
+	if best := float64(slices.Min(allocs)) / packets; best != 0 {
+		t.Errorf("allocations in %d windows of %d packets: %v; want a window with 0 (best %g per packet)", windows, packets, allocs, best)
+	}
+	t.Logf("two routers in one process, vxlan across: %.0f ns/pkt; allocations per window of %d packets: %v",
+		float64(elapsed.Nanoseconds())/(windows*packets), packets, allocs)
 }

@@ -11,7 +11,13 @@ import (
 // TestRestartSurvival kills node2's taprouterd with SIGKILL in the middle of
 // a cross-node iperf3 transfer and starts it again: the pods' persistent
 // TAPs stay, the new daemon adopts them, the transfer completes, pc keeps
-// its IP and MAC. A 20 ms ping train running alongside measures the outage.
+// its IP and MAC. A 20 ms ping train running alongside measures the outage,
+// which must stay under maxOutage.
+// maxOutage bounds the outage of TestRestartSurvival, generously: about
+// 350 ms on a loaded 2-core machine, 300 ms of which is the test's own pause
+// between the kill and the restart.
+const maxOutage = 2 * time.Second
+
 func TestRestartSurvival(t *testing.T) {
 	requireDaemon(t)
 	c := newCluster(t, testbed.Seed())
@@ -57,7 +63,11 @@ func TestRestartSurvival(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	t.Cleanup(func() { restarted.Stop(5 * time.Second) })
-	t.Logf("taprouterd on node2 was down for %v (killed, then started again and ready)", time.Since(killed).Round(time.Millisecond))
+	down := time.Since(killed)
+	t.Logf("taprouterd on node2 was down for %v (killed, then started again and ready)", down.Round(time.Millisecond))
+	if down > maxOutage {
+		t.Errorf("taprouterd on node2 was down for %v, want at most %v", down.Round(time.Millisecond), maxOutage)
+	}
 
 	tr := <-transferred
 	if tr.err != nil {
@@ -68,10 +78,14 @@ func TestRestartSurvival(t *testing.T) {
 	}
 	p := <-pinged
 	lost := p.Transmitted - p.Received
+	outage := time.Duration(lost) * interval
 	t.Logf("outage seen by a %v ping train: %d of %d echoes lost ≈ %v; iperf3 moved %d MiB at %.2f Gbit/s including the outage",
-		interval, lost, p.Transmitted, time.Duration(lost)*interval, tr.r.BytesReceived>>20, tr.r.BitsPerSecond/1e9)
+		interval, lost, p.Transmitted, outage, tr.r.BytesReceived>>20, tr.r.BitsPerSecond/1e9)
 	if p.Received == 0 || lost == p.Transmitted {
 		t.Fatalf("no echo came back at all:\n%s", p.Output)
+	}
+	if outage > maxOutage {
+		t.Errorf("outage seen by the ping train: %d echoes lost ≈ %v, want at most %v:\n%s", lost, outage, maxOutage, p.Output)
 	}
 
 	after, err := pc.Link("eth0")

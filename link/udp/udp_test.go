@@ -238,9 +238,8 @@ func TestNoAllocs(t *testing.T) {
 		}
 		readAll(t, b, bufs, sizes, from, len(out))
 	}
-	round()
-	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
-		t.Errorf("WriteTo+ReadFrom of %d datagrams allocates %.1f times, want 0", udp.BatchSize, allocs)
+	if allocs := devtest.AllocsPerPacket(t, 100, len(out), round); allocs != 0 {
+		t.Errorf("WriteTo+ReadFrom of batches of %d datagrams: %g allocations per datagram, want 0", len(out), allocs)
 	}
 }
 

@@ -5,6 +5,7 @@ package devtest
 
 import (
 	"io"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -78,4 +79,28 @@ func BlockedRead(t testing.TB, r Reader, unblocker string, unblock func()) (int,
 		t.Fatalf("%s did not unblock Read", unblocker)
 		return 0, nil
 	}
+}
+
+// AllocsPerPacket runs f once to warm up and then runs times, f moving
+// packets packets per run, and returns the heap allocations per packet: a
+// fraction, where testing.AllocsPerRun returns the integer part of the
+// allocations per run and so reports 0 for a path that allocates in 99
+// runs of 100. Like AllocsPerRun it sets GOMAXPROCS to 1 while it measures.
+// Under the race detector it skips tb (make test runs the allocation tests
+// again without -race).
+func AllocsPerPacket(tb testing.TB, runs, packets int, f func()) float64 {
+	tb.Helper()
+	if RaceEnabled {
+		tb.Skip("allocation counts are not meaningful under the race detector")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.Mallocs
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&m)
+	return float64(m.Mallocs-before) / float64(runs*packets)
 }
