@@ -5,6 +5,12 @@
 // or ends on the node itself), attaches the configured pods (a persistent
 // TAP moved into each pod's namespace as eth0), and serves the API.
 //
+// A pod's namespace is opened with podnet.OpenNetNS (which refuses what is
+// not a network namespace, and the node's own) before the daemon's lock is
+// taken, and with a timeout, so that a path that never opens holds up only
+// its own request. Entries of the state file pass the same checks as API
+// requests; a bad one is dropped alone.
+//
 // Close undoes what the daemon added to the node's namespace (the host port,
 // the socket) and leaves the pods' TAP devices in place, so that a restarted
 // daemon need not take a pod's eth0 away.

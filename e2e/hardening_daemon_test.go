@@ -192,7 +192,7 @@ func TestAPIRefusesBadPods(t *testing.T) {
 		if code != http.StatusBadRequest || e.Field != tc.field || !strings.Contains(e.Message, tc.reason) {
 			t.Errorf("%s: %d %+v, want 400 on field %q saying %q", tc.name, code, e, tc.field, tc.reason)
 		}
-		if took > time.Second {
+		if took > 2*time.Second { // generous: the check itself is a few syscalls
 			t.Errorf("%s: answered after %v", tc.name, took)
 		}
 	}
@@ -378,7 +378,7 @@ func TestAPIIdleConnections(t *testing.T) {
 	if _, err := api.NewClient(d.Socket).Status(ctx); err != nil {
 		t.Fatalf("status with %d idle connections open: %v", n, err)
 	}
-	if took := time.Since(start); took > time.Second {
+	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("status took %v with %d idle connections open", took, n)
 	}
 	if fds, err = d.OpenFDs(); err != nil {
