@@ -60,6 +60,7 @@ func TestCNIBandwidth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	portsBefore := portDrops(t, n.Daemon)
 	measure := func(what string, client, server *testbed.Netns) float64 {
 		t.Helper()
 		r, err := c.Bed.Iperf(client, server, ips[server], testbed.IperfOptions{})
@@ -96,6 +97,19 @@ func TestCNIBandwidth(t *testing.T) {
 	if dropsAfter <= dropsBefore {
 		t.Errorf("drop_rate_limited %d → %d; want the policed excess counted", dropsBefore, dropsAfter)
 	}
+	// How many packets the policer drops depends on TCP, but each is counted
+	// once router-wide and once on the limited pod's port, in both
+	// directions, and no other port drops anything meanwhile.
+	portsAfter := portDrops(t, n.Daemon)
+	for p, ip := range ips {
+		want := uint64(0)
+		if p == limited {
+			want = dropsAfter - dropsBefore
+		}
+		if got := portsAfter[ip.String()] - portsBefore[ip.String()]; got != want {
+			t.Errorf("port of %s (%s) counted %d drops during the transfers, want %d (drop_rate_limited grew by %d)", p.Name, ip, got, want, dropsAfter-dropsBefore)
+		}
+	}
 
 	// Limits the reference bandwidth plugin refuses: error 7, nothing taken.
 	r, err := n.CNI.RunPlugin("taprouter",
@@ -117,4 +131,18 @@ func TestCNIBandwidth(t *testing.T) {
 		}
 	}
 	wantNothingLeft(t, n, pods, []netip.Addr{ips[limited], ips[unlimited], ips[peer]})
+}
+
+// portDrops returns the drops of each port of d by the port's IP.
+func portDrops(t *testing.T, d *testbed.Daemon) map[string]uint64 {
+	t.Helper()
+	ports, err := d.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := make(map[string]uint64, len(ports))
+	for _, p := range ports {
+		drops[p.IP] = p.Drops
+	}
+	return drops
 }

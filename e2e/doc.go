@@ -3,7 +3,7 @@
 // bridged underlay, pods on the daemon's TAP devices) and check with the
 // standard tools what a pod sees: ping replies and their TTL, iperf3
 // transfers, traceroute hops, tracepath's path MTU, ARP entries, tcpdump
-// captures, and the daemon's status API counters.
+// captures, and the daemon's status API counters, by their exact growth.
 //
 // The tests need root and the tools "make deps" installs; without them they
 // skip with the reason. Run them with "make test".

@@ -116,10 +116,11 @@ func (d *Daemon) Routes() ([]RouterRoute, error) {
 
 // RouterPort is an entry of GET /v1/ports.
 type RouterPort struct {
-	Name string `json:"name"`
-	IP   string `json:"ip"`
-	MAC  string `json:"mac"`
-	MTU  int    `json:"mtu"`
+	Name  string `json:"name"`
+	IP    string `json:"ip"`
+	MAC   string `json:"mac"`
+	MTU   int    `json:"mtu"`
+	Drops uint64 `json:"drops"` // packets from or to the port that were dropped
 }
 
 // Ports returns the router's pod ports.

@@ -30,6 +30,26 @@ rtt min/avg/max/mdev = 0.094/0.161/0.292/0.092 ms
 	if ttl, err := r.TTL(); ttl != 62 || err != nil {
 		t.Errorf("TTL() = %d, %v; want 62", ttl, err)
 	}
+	if !slices.Equal(r.Seqs, []int{1, 2}) || r.LongestLoss() != 1 {
+		t.Errorf("Seqs %v, LongestLoss() %d; want [1 2] and 1 (echo 3 lost)", r.Seqs, r.LongestLoss())
+	}
+
+	// Echoes 2, 3 and 5 lost: the longest loss is 2, though 3 were lost.
+	r, err = ParsePing(`PING 10.244.1.5 (10.244.1.5) 56(84) bytes of data.
+64 bytes from 10.244.1.5: icmp_seq=1 ttl=62 time=0.292 ms
+64 bytes from 10.244.1.5: icmp_seq=4 ttl=62 time=0.099 ms
+64 bytes from 10.244.1.5: icmp_seq=6 ttl=62 time=0.099 ms
+
+--- 10.244.1.5 ping statistics ---
+6 packets transmitted, 3 received, 50% packet loss, time 506ms
+rtt min/avg/max/mdev = 0.094/0.161/0.292/0.092 ms
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Seqs, []int{1, 4, 6}) || r.LongestLoss() != 2 {
+		t.Errorf("Seqs %v, LongestLoss() %d; want [1 4 6] and 2", r.Seqs, r.LongestLoss())
+	}
 
 	r, err = ParsePing(`PING 10.244.0.77 (10.244.0.77) 56(84) bytes of data.
 From 10.244.0.1 icmp_seq=1 Destination Host Unreachable

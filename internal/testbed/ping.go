@@ -26,6 +26,7 @@ type PingResult struct {
 	LossPercent           float64 // as ping computes it
 	RTTAvg                time.Duration
 	TTLs                  []int    // the TTL of each echo reply
+	Seqs                  []int    // the icmp_seq of each echo reply, as they came
 	ICMPErrors            []string // "From <addr> icmp_seq=N <message>" lines
 	Output                string
 }
@@ -60,6 +61,7 @@ var (
 	pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received,(?: \+(\d+) errors,)?(?: \+\d+ duplicates,)? ([\d.]+)% packet loss`)
 	pingRTT   = regexp.MustCompile(`rtt min/avg/max/mdev = [\d.]+/([\d.]+)/`)
 	pingTTL   = regexp.MustCompile(`^\d+ bytes from .*\bttl=(\d+)\b`)
+	pingSeq   = regexp.MustCompile(`^\d+ bytes from .*\bicmp_seq=(\d+)\b`)
 	pingError = regexp.MustCompile(`^From \S+ icmp_seq=\d+ .+`)
 )
 
@@ -85,6 +87,10 @@ func ParsePing(out string) (PingResult, error) {
 			ttl, _ := strconv.Atoi(m[1])
 			r.TTLs = append(r.TTLs, ttl)
 		}
+		if m := pingSeq.FindStringSubmatch(line); m != nil {
+			seq, _ := strconv.Atoi(m[1])
+			r.Seqs = append(r.Seqs, seq)
+		}
 		if pingError.MatchString(line) {
 			r.ICMPErrors = append(r.ICMPErrors, line)
 		}
@@ -104,4 +110,25 @@ func (r PingResult) TTL() (int, error) {
 		}
 	}
 	return r.TTLs[0], nil
+}
+
+// LongestLoss returns the longest run of consecutive echo requests (by
+// icmp_seq, which counts from 1) that got no reply: with the interval, how
+// long the path was down, where Transmitted-Received also counts echoes
+// lost one here and one there.
+func (r PingResult) LongestLoss() int {
+	replied := make(map[int]bool, len(r.Seqs))
+	for _, s := range r.Seqs {
+		replied[s] = true
+	}
+	longest, run := 0, 0
+	for seq := 1; seq <= r.Transmitted; seq++ {
+		if replied[seq] {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return longest
 }
