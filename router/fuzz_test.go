@@ -150,10 +150,10 @@ func FuzzPodFrame(f *testing.F) {
 	f.Add(udp(peerPod, 64, true, 100))
 	f.Add(udp(netip.MustParseAddr("8.8.8.8"), 64, false, 10))
 	f.Add(udp(netip.MustParseAddr("10.244.0.99"), 64, false, 10)) // no such pod
-	f.Add(udp(pb.ip, 1, false, 10))                              // TTL expired
-	f.Add(udp(peerPod, 64, true, 1450))                          // frag needed
-	f.Add(udp(peerPod, 64, false, 1450))                         // fragmented
-	f.Add(udp(gateway, 64, false, 10))                           // port unreachable
+	f.Add(udp(pb.ip, 1, false, 10))                               // TTL expired
+	f.Add(udp(peerPod, 64, true, 1450))                           // frag needed
+	f.Add(udp(peerPod, 64, false, 1450))                          // fragmented
+	f.Add(udp(gateway, 64, false, 10))                            // port unreachable
 	f.Add(udp(netip.MustParseAddr("224.0.0.251"), 64, false, 10))
 	f.Add(eth(ipv4(pa.ip, gateway, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 56))))
 	f.Add(eth(ipv4(pa.ip, gateway, 64, header.TCPProtocolNumber, true, make([]byte, 20))))
