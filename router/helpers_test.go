@@ -171,12 +171,22 @@ func checkICMP(t *testing.T, h header.IPv4, src, dst netip.Addr, typ header.ICMP
 	return icmp
 }
 
+// waitCounter waits until the counter called name reaches want, and fails
+// if it is not exactly want then (nor a moment later: an overshoot that
+// arrives with the same batch shows).
 func waitCounter(t *testing.T, r *Router, name string, want uint64) {
 	t.Helper()
+	if _, ok := r.Stats()[name]; !ok {
+		t.Fatalf("no counter %s", name)
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		got := r.Stats()[name]
 		if got >= want {
+			time.Sleep(10 * time.Millisecond)
+			if got = r.Stats()[name]; got != want {
+				t.Fatalf("counter %s = %d, want exactly %d", name, got, want)
+			}
 			return
 		}
 		if time.Now().After(deadline) {

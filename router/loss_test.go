@@ -39,7 +39,7 @@ func TestQueuedPacketsCountWhenSent(t *testing.T) {
 	}
 	before = n.r.Stats()
 	n.framesFromPod(1, n.arpFrom(1, arp.OpReply))
-	wantDelta(t, n.r, before, map[string]uint64{"forwarded": 3, "neigh_learned": 1})
+	wantDelta(t, n.r, before, map[string]uint64{"forwarded": 3, "neigh_learned": 1, "arp_received": 1})
 	out := pb.dev.take()
 	if len(out) != 3 {
 		t.Fatalf("pb got %d packets, want the 3 queued", len(out))
@@ -66,7 +66,7 @@ func TestARPSendErrorsCounted(t *testing.T) {
 	pa.dev.fail = true
 	before = n.r.Stats()
 	n.framesFromPod(0, n.arpFrom(0, arp.OpRequest)) // the reply cannot be sent
-	wantDelta(t, n.r, before, map[string]uint64{"drop_tx_error": 1, "neigh_learned": 1})
+	wantDelta(t, n.r, before, map[string]uint64{"drop_tx_error": 1, "neigh_learned": 1, "arp_received": 1})
 }
 
 // What the gateway has no use for is counted, not silently consumed.

@@ -27,6 +27,7 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 		p.Drops.Add(1)
 		return
 	}
+	r.stats.add(cARPReceived, 1)
 	if !probe {
 		r.neigh.Learn(p.ID, a.SenderIP, a.SenderMAC)
 	}

@@ -93,6 +93,7 @@ const (
 	cARPGratuitousSent                  // gateway announcements on new ports
 	cFragmentsSent                      // fragments the router made
 	cARPSendErrors                      // ARP packets a pod's device refused
+	cARPReceived                        // ARP packets from pods, learned from or answered
 	numCounters
 )
 
@@ -110,6 +111,7 @@ var counterNames = [numCounters]string{
 	cARPGratuitousSent:   "arp_gratuitous_sent",
 	cFragmentsSent:       "fragments_sent",
 	cARPSendErrors:       "arp_send_errors",
+	cARPReceived:         "arp_received",
 }
 
 // stats are the router-wide counters. Each is a padded atomic so that the
