@@ -213,7 +213,11 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log 
 		if err != nil {
 			return nil, err
 		}
-		t, err := tunnel.NewDirect(sock, tunnel.DirectConfig{LocalAddr: addr, LocalMAC: mac, LocalPodCIDR: cfg.PodCIDR})
+		t, err := tunnel.NewDirect(sock, tunnel.DirectConfig{LocalAddr: addr, LocalMAC: mac, LocalPodCIDR: cfg.PodCIDR,
+			OnConflict: func(peer netip.Addr, known, claimed link.HardwareAddr) {
+				log.Warn("underlay ARP conflict: another MAC claims a peer's address; keeping the known MAC and re-probing it",
+					zap.Stringer("peer", peer), zap.Stringer("known", known), zap.Stringer("claimed", claimed))
+			}})
 		if err != nil {
 			sock.Close()
 		}

@@ -51,6 +51,13 @@
 // allocates. Completed packets are counted in csum_completed; fragments,
 // other protocols and UDP without checksum are left alone.
 //
+// Not handled: a veth also passes a sender's segmentation offload on, as
+// 64 KB vxlan datagrams (tx-udp_tnl-segmentation) or direct frames (TSO)
+// that no NIC would put on a wire. They do not fit the receive buffers and
+// are dropped as drop_oversize; splitting them (GSO in userspace) is the
+// next step. A kernel peer on a veth underlay needs those two offloads off;
+// checksum offload may stay on.
+//
 // # The direct backend on a shared L2
 //
 // Anyone on the underlay segment can answer ARP for a peer's address. The
