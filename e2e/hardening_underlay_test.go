@@ -51,7 +51,7 @@ func counterDelta(t *testing.T, d *testbed.Daemon, before map[string]uint64, nam
 	return delta
 }
 
-func wantDelta(t *testing.T, got, want map[string]uint64) {
+func wantDeltas(t *testing.T, got, want map[string]uint64) {
 	t.Helper()
 	for k, w := range want {
 		if got[k] != w {
@@ -104,7 +104,7 @@ func TestDirectUnderlayHardening(t *testing.T) {
 		}
 		mustPing(t, pa.Netns, pc.Addr(), 62)
 		mustPing(t, pc.Netns, pa.Addr(), 62)
-		wantDelta(t, counterDelta(t, d1, before, "tunnel_arp_conflicts", "drop_unknown_peer", "tunnel_arp_mac_changes", "drop_no_neighbour"),
+		wantDeltas(t, counterDelta(t, d1, before, "tunnel_arp_conflicts", "drop_unknown_peer", "tunnel_arp_mac_changes", "drop_no_neighbour"),
 			map[string]uint64{"tunnel_arp_conflicts": uint64(len(claims)), "drop_unknown_peer": 0, "tunnel_arp_mac_changes": 0, "drop_no_neighbour": 0})
 		// Long enough for the re-probes to have ended either way.
 		time.Sleep(4 * time.Second)
@@ -155,7 +155,7 @@ func TestDirectUnderlayHardening(t *testing.T) {
 		if _, err := d1.WaitCounter("drop_vlan", before["drop_vlan"]+n, 3*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		wantDelta(t, counterDelta(t, d1, before, "drop_vlan", "tunnel_rx_packets"), map[string]uint64{"drop_vlan": n, "tunnel_rx_packets": 0})
+		wantDeltas(t, counterDelta(t, d1, before, "drop_vlan", "tunnel_rx_packets"), map[string]uint64{"drop_vlan": n, "tunnel_rx_packets": 0})
 		mustPing(t, pc.Netns, pa.Addr(), 62) // the untagged network still works
 	})
 }
