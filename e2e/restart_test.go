@@ -8,16 +8,16 @@ import (
 	"github.com/taprouter/taprouter/internal/testbed"
 )
 
-// maxOutage bounds the outage of TestRestartSurvival, generously: about
-// 350 ms on a loaded 2-core machine, 300 ms of which is the test's own pause
-// between the kill and the restart.
-const maxOutage = 2 * time.Second
-
 // TestRestartSurvival kills node2's taprouterd with SIGKILL in the middle of
 // a cross-node iperf3 transfer and starts it again: the pods' persistent
 // TAPs stay, the new daemon adopts them, the transfer completes, pc keeps
 // its IP and MAC. A 20 ms ping train running alongside measures the outage,
 // which must stay under maxOutage.
+// maxOutage bounds the outage of TestRestartSurvival, generously: about
+// 350 ms on a loaded 2-core machine, 300 ms of which is the test's own pause
+// between the kill and the restart.
+const maxOutage = 2 * time.Second
+
 func TestRestartSurvival(t *testing.T) {
 	requireDaemon(t)
 	c := newCluster(t, testbed.Seed())
