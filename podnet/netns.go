@@ -94,8 +94,8 @@ func fileKind(mode uint32) string {
 	return fmt.Sprintf("file of mode %#o", mode)
 }
 
-// openPodNS opens the pod's namespace with OpenNetNS, or uses p.NS when the
-// caller opened it; done releases what openPodNS opened.
+// openNS opens the pod's namespace with OpenNetNS, or uses p.NS when the
+// caller opened it; done releases what openNS opened.
 func (p Pod) openNS() (ns netns.NsHandle, done func(), err error) {
 	f := p.NS
 	if f == nil {

@@ -106,4 +106,3 @@ func TestAttachPodRefusesKernelPatterns(t *testing.T) {
 		t.Errorf("node netns has %v, want only lo", names)
 	}
 }
-

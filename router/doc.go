@@ -29,6 +29,8 @@
 // node's own address, and its inner destination is in this node's pod range
 // or the gateway (drop_tunnel_spoofed, drop_tunnel_dst). Martian addresses
 // (0/8, loopback, multicast, class E, broadcasts) are dropped as Linux does
-// (drop_martian): from pods, nothing but unicast reaches the node's kernel. IPv4 headers are read and written through gVisor's typed
-// header views; checksums are updated incrementally (RFC 1624).
+// (drop_martian): from pods, nothing but unicast reaches the node's kernel.
+//
+// IPv4 headers are read and written through gVisor's typed header views;
+// checksums are updated incrementally (RFC 1624).
 package router

@@ -47,9 +47,9 @@
 // that offloads) costs one pseudo-header sum, 12 bytes, before the field
 // test rejects it; only a partial one pays a checksum over its segment,
 // about 200 ns for 1400 bytes against 20 ns for the test alone
-// (BenchmarkCompleteChecksum). Nothing
-// allocates. Completed packets are counted in csum_completed; fragments,
-// other protocols and UDP without checksum are left alone.
+// (BenchmarkCompleteChecksum). Nothing allocates. Completed packets are
+// counted in csum_completed; fragments, other protocols and UDP without
+// checksum are left alone.
 //
 // Not handled: a veth also passes a sender's segmentation offload on, as
 // 64 KB vxlan datagrams (tx-udp_tnl-segmentation) or direct frames (TSO)

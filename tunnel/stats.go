@@ -95,7 +95,6 @@ const (
 	dropMalformed
 	dropBadVNI
 	dropBadMAC
-	dropVLAN
 )
 
 // countDrop counts a dropped packet in the tally.
@@ -111,8 +110,6 @@ func (t *Stats) countDrop(d drop) {
 		t.DropBadVNI++
 	case dropBadMAC:
 		t.DropBadMAC++
-	case dropVLAN:
-		t.DropVLAN++
 	}
 }
 
