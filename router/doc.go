@@ -20,7 +20,11 @@
 // arp), decrements the TTL (63 on the same node, 62 across nodes), answers
 // ping to the gateway, and sends ICMP time exceeded, destination unreachable
 // and fragmentation needed (with the egress MTU), so that traceroute and
-// tracepath work.
+// tracepath work. ICMP errors are limited as Linux limits them: per
+// destination (one a second, burst 6) and globally, "fragmentation needed"
+// never. A pod whose MTU is above its port's read buffers (it raised it
+// after it was attached) gets "fragmentation needed" with what the router
+// can take for a frame the device cut to the buffer.
 //
 // Nothing is believed that a sender could forge. A pod may only send from
 // its own IP and MAC. The underlay carries no authentication (anyone on it
