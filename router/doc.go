@@ -13,7 +13,9 @@
 // for the gateway address), decrement the TTL, and check the egress MTU; user
 // stages go before routing (Config.IngressStages: filters, counters, policy)
 // or after it (Config.EgressStages: they see the chosen next hop). A stage
-// marks a packet dropped or consumed; later stages skip it.
+// marks a packet dropped or consumed; later stages skip it. Every port's
+// goroutine runs the same stage values at once, and a stage that panics is
+// recovered at the pipeline (see Stage).
 //
 // The router behaves like the Linux router it replaces, as a pod sees it:
 // it answers ARP for the gateway and learns each pod's MAC by ARP (package
