@@ -13,14 +13,20 @@
 // for the gateway address), decrement the TTL, and check the egress MTU; user
 // stages go before routing (Config.IngressStages: filters, counters, policy)
 // or after it (Config.EgressStages: they see the chosen next hop). A stage
-// marks a packet dropped or consumed; later stages skip it.
+// marks a packet dropped or consumed; later stages skip it. Every port's
+// goroutine runs the same stage values at once, and a stage that panics is
+// recovered at the pipeline (see Stage).
 //
 // The router behaves like the Linux router it replaces, as a pod sees it:
 // it answers ARP for the gateway and learns each pod's MAC by ARP (package
 // arp), decrements the TTL (63 on the same node, 62 across nodes), answers
 // ping to the gateway, and sends ICMP time exceeded, destination unreachable
 // and fragmentation needed (with the egress MTU), so that traceroute and
-// tracepath work.
+// tracepath work. ICMP errors are limited as Linux limits them: per
+// destination (one a second, burst 6) and globally, "fragmentation needed"
+// never. A pod whose MTU is above its port's read buffers (it raised it
+// after it was attached) gets "fragmentation needed" with what the router
+// can take for a frame the device cut to the buffer.
 //
 // Nothing is believed that a sender could forge. A pod may only send from
 // its own IP and MAC. The underlay carries no authentication (anyone on it

@@ -159,6 +159,12 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 	}
 	copy(icmp[header.ICMPv4MinimumSize:], orig[:quote])
 	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	if p.Origin == FromTunnel {
+		// Back to the peer it came from, also when its source is the peer
+		// node's own address (which the FIB would send to the node's
+		// kernel, and that drops a packet from its own address).
+		e.NextHop, e.routed = fib.NextHop{Kind: fib.Peer, Peer: p.Peer}, true
+	}
 	if typ == header.ICMPv4TimeExceeded {
 		r.stats.add(cICMPTimeExceeded, 1)
 	}
@@ -292,7 +298,7 @@ func (w *worker) unreachableAll(queued [][]byte) {
 		// routed to a peer node came in through the tunnel.
 		p := Packet{buf: q, start: 0, end: len(q), Origin: FromPod}
 		if nh, _ := w.r.fib.Lookup(netip.AddrFrom4([4]byte(q[12:16]))); nh.Kind == fib.Peer {
-			p.Origin = FromTunnel
+			p.Origin, p.Peer = FromTunnel, nh.Peer
 		}
 		if w.icmpError(&p, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0) {
 			w.r.stats.add(cICMPUnreachable, 1)

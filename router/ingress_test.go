@@ -95,3 +95,21 @@ func TestPodIngressMartians(t *testing.T) {
 	n.fromPod(0, udp("8.8.8.8"), udp("10.244.0.5"))
 	wantDelta(t, n.r, before, map[string]uint64{"forwarded": 2})
 }
+
+// An ICMP error about a packet from a peer node's own address goes back
+// through the tunnel to that peer, not to the node's kernel (which drops a
+// packet with its own address as source).
+func TestTunnelErrorsGoBackToThePeer(t *testing.T) {
+	n := newSyncNode(t, Config{}, 1450)
+	before := n.r.Stats()
+	n.fromPeer(1, ipv4(node3, a4("10.244.0.99"), 64, header.UDPProtocolNumber, false, udpPayload(1, 2, 8)))
+	wantDelta(t, n.r, before, map[string]uint64{"drop_no_route": 1, "icmp_unreachable": 1, "forwarded": 1, "tunnel_tx_packets": 1, "tunnel_tx_bytes": 20 + 8 + 36})
+	if got := len(n.host.take()); got != 0 {
+		t.Fatalf("%d packets to the host", got)
+	}
+	out := n.conn.take()
+	if len(out) != 1 || out[0].Addr.Addr() != node3 {
+		t.Fatalf("sent %v, want the error to %s", out, node3)
+	}
+	checkICMP(t, header.IPv4(out[0].Data), node1, node3, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
+}

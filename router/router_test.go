@@ -403,6 +403,10 @@ func TestFragNeededNotRateLimited(t *testing.T) {
 	}
 	n := newNode(t, Config{Tunnel: va, TunnelMTU: 1450, ICMPRate: 1}, pa)
 	n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}})
+	// pa's MAC is learned first: five errors waiting for it would overflow
+	// the neighbour queue (3).
+	pa.arpRequest(gateway)
+	waitCounter(t, n.r, "arp_replies_sent", 1)
 	for i := range 5 {
 		pa.send(ipv4(pa.ip, netip.MustParseAddr("10.244.1.5"), 64, header.UDPProtocolNumber, true, udpPayload(1, uint16(i), 1500-28)))
 	}
