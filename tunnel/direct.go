@@ -44,9 +44,10 @@ type DirectConfig struct {
 // (drop_vlan). A frame belongs to the peer whose pod range (or node
 // address) holds its inner source, whatever source MAC it came from, as the
 // kernel's host-gw routes accept it: an impostor answering ARP for a peer
-// cannot make the real peer's frames unknown. Only a peer without a pod
-// range is recognised by its source MAC. A source MAC other than the
-// table's for that peer does not confirm the peer's ARP entry.
+// cannot make the real peer's frames unknown. A frame whose inner source is
+// in no peer's range is recognised by its source MAC, a peer's as the ARP
+// table knows it. A source MAC other than the table's for that peer does
+// not confirm the peer's ARP entry.
 type Direct struct {
 	dev        link.Device
 	metaDev    link.MetaReader // dev, if it reports VLAN tags and partial checksums
