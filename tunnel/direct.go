@@ -273,22 +273,22 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 // AF_PACKET socket's PACKET_AUXDATA), VLAN-tagged frames are dropped and
 // the TCP and UDP checksums of frames marked partial are completed.
 func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error) {
-	b := getBatch(len(bufs))
+	b := getBatch(0)
 	defer putBatch(b)
+	meta := b.metaFor(len(bufs))
 	var n int
 	var err error
 	if d.metaDev != nil {
-		n, err = d.metaDev.ReadMeta(bufs, sizes, b.meta, offset)
+		n, err = d.metaDev.ReadMeta(bufs, sizes, meta, offset)
 	} else {
 		n, err = d.dev.Read(bufs, sizes, offset)
-		clear(b.meta)
 	}
 	var t Stats
 	for i := range n {
 		// Loaded per frame: an ARP frame earlier in the batch may have
 		// taught us the MAC of the peer that sent the next one.
 		ps := d.peers.Load()
-		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], b.meta[i], &t)
+		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], meta[i], &t)
 		starts[i] = offset + ethHeaderLen
 	}
 	d.stats.add(&t)
