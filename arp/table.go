@@ -172,9 +172,8 @@ func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) Learned
 		return Refused
 	case n.loadState().Valid():
 		t.counters.conflicts.Add(1)
-		probing := n.loadState() == Probe && !n.candidate.IsZero()
-		n.candidate = mac
-		if probing {
+		if n.loadState() == Probe && !n.candidate.IsZero() {
+			n.candidate = mac
 			t.mu.Unlock()
 			return ConflictProbing
 		}

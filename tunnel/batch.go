@@ -8,7 +8,8 @@ import (
 )
 
 // batch is per-call scratch space for Send and Recv: the kept buffers and
-// their underlay addresses. Batches are pooled so that concurrent callers
+// their underlay addresses, and (direct Recv only, see metaFor) the frames'
+// receive metadata. Batches are pooled so that concurrent callers
 // each get their own without allocating in steady state.
 type batch struct {
 	bufs  [][]byte
@@ -18,19 +19,26 @@ type batch struct {
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
 
-// getBatch returns an empty batch with room for n buffers, n addresses and
-// n frames' metadata.
+// getBatch returns an empty batch with room for n buffers and n addresses.
 func getBatch(n int) *batch {
 	b := batchPool.Get().(*batch)
 	if cap(b.addrs) < n {
 		b.bufs = make([][]byte, 0, n)
 		b.addrs = make([]netip.AddrPort, n)
-		b.meta = make([]link.RxMeta, n)
 	}
 	b.bufs = b.bufs[:0]
 	b.addrs = b.addrs[:n]
-	b.meta = b.meta[:n]
 	return b
+}
+
+// metaFor returns b's metadata slice with room for n frames, zeroed.
+func (b *batch) metaFor(n int) []link.RxMeta {
+	if cap(b.meta) < n {
+		b.meta = make([]link.RxMeta, n)
+	}
+	b.meta = b.meta[:n]
+	clear(b.meta)
+	return b.meta
 }
 
 func putBatch(b *batch) {

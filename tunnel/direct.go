@@ -44,9 +44,10 @@ type DirectConfig struct {
 // (drop_vlan). A frame belongs to the peer whose pod range (or node
 // address) holds its inner source, whatever source MAC it came from, as the
 // kernel's host-gw routes accept it: an impostor answering ARP for a peer
-// cannot make the real peer's frames unknown. Only a peer without a pod
-// range is recognised by its source MAC. A source MAC other than the
-// table's for that peer does not confirm the peer's ARP entry.
+// cannot make the real peer's frames unknown. A frame whose inner source is
+// in no peer's range is recognised by its source MAC, a peer's as the ARP
+// table knows it. A source MAC other than the table's for that peer does
+// not confirm the peer's ARP entry.
 type Direct struct {
 	dev        link.Device
 	metaDev    link.MetaReader // dev, if it reports VLAN tags and partial checksums
@@ -272,22 +273,22 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 // AF_PACKET socket's PACKET_AUXDATA), VLAN-tagged frames are dropped and
 // the TCP and UDP checksums of frames marked partial are completed.
 func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error) {
-	b := getBatch(len(bufs))
+	b := getBatch(0)
 	defer putBatch(b)
+	meta := b.metaFor(len(bufs))
 	var n int
 	var err error
 	if d.metaDev != nil {
-		n, err = d.metaDev.ReadMeta(bufs, sizes, b.meta, offset)
+		n, err = d.metaDev.ReadMeta(bufs, sizes, meta, offset)
 	} else {
 		n, err = d.dev.Read(bufs, sizes, offset)
-		clear(b.meta)
 	}
 	var t Stats
 	for i := range n {
 		// Loaded per frame: an ARP frame earlier in the batch may have
 		// taught us the MAC of the peer that sent the next one.
 		ps := d.peers.Load()
-		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], b.meta[i], &t)
+		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], meta[i], &t)
 		starts[i] = offset + ethHeaderLen
 	}
 	d.stats.add(&t)
