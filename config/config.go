@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/ifname"
 )
 
 // Backend names.
@@ -201,7 +202,7 @@ func (f *file) validate() (*Config, error) {
 	if c.Underlay.Interface == "" {
 		return nil, fieldError("underlay.interface", "missing: the node's interface toward the other nodes")
 	}
-	if err := CheckIfName(c.Underlay.Interface); err != nil {
+	if err := ifname.Check(c.Underlay.Interface); err != nil {
 		return nil, fieldError("underlay.interface", "%v", err)
 	}
 	if f.Underlay.Address != "" {
@@ -232,7 +233,7 @@ func (f *file) validate() (*Config, error) {
 	if c.HostPort.Name == "" {
 		c.HostPort.Name = DefaultHostPortName
 	}
-	if err := CheckIfName(c.HostPort.Name); err != nil {
+	if err := ifname.Check(c.HostPort.Name); err != nil {
 		return nil, fieldError("hostPort.name", "%v", err)
 	}
 
@@ -301,7 +302,7 @@ func (f *file) validate() (*Config, error) {
 		if port.IfName == "" {
 			port.IfName = DefaultIfName
 		}
-		if err := CheckIfName(port.IfName); err != nil {
+		if err := ifname.Check(port.IfName); err != nil {
 			return nil, fieldError(field+".ifName", "%v", err)
 		}
 		if port.IP, err = parseAddr(field+".ip", p.IP); err != nil {

@@ -137,18 +137,3 @@ func TestParseEmpty(t *testing.T) {
 		t.Fatal("empty document accepted")
 	}
 }
-
-// CheckIfName says what the kernel's dev_valid_name says, and refuses the
-// "%" of a name pattern.
-func TestCheckIfName(t *testing.T) {
-	for _, name := range []string{"eth0", "a", "net1", "0123456789abcde", "veth-a_b", "é"} {
-		if err := CheckIfName(name); err != nil {
-			t.Errorf("CheckIfName(%q): %v", name, err)
-		}
-	}
-	for _, name := range []string{"", ".", "..", "eth%d", "a/b", "a:b", "a b", "a\tb", "a\nb", "a\x00b", "a\xa0b", "0123456789abcdef"} {
-		if err := CheckIfName(name); err == nil {
-			t.Errorf("CheckIfName(%q) accepted it", name)
-		}
-	}
-}

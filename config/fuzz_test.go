@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/taprouter/taprouter/link/ifname"
 )
 
 // fieldPath is how every validation error starts: the field it is about.
@@ -59,7 +61,7 @@ func checkConfig(t *testing.T, c *Config) {
 		fail("backend %q", c.Backend)
 	}
 	for _, name := range []string{c.Underlay.Interface, c.HostPort.Name} {
-		if CheckIfName(name) != nil {
+		if ifname.Check(name) != nil {
 			fail("interface name %q", name)
 		}
 	}
@@ -77,7 +79,7 @@ func checkConfig(t *testing.T, c *Config) {
 		}
 	}
 	for i, p := range c.Ports {
-		if p.Name == "" || strings.Contains(p.Name, "/") || p.NetNS == "" || CheckIfName(p.IfName) != nil ||
+		if p.Name == "" || strings.Contains(p.Name, "/") || p.NetNS == "" || ifname.Check(p.IfName) != nil ||
 			!c.PodCIDR.Contains(p.IP) || p.IP == c.Gateway || p.IP == c.PodCIDR.Addr() ||
 			p.MTU != 0 && (p.MTU < MinPodMTU || p.MTU > MaxPodMTU) {
 			fail("ports[%d] %+v", i, p)

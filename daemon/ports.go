@@ -15,6 +15,7 @@ import (
 	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/fib"
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/ifname"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
 )
@@ -172,8 +173,11 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	switch {
 	case req.ContainerID == "" || strings.Contains(req.ContainerID, "/"):
 		return nil, api.Invalid("containerID", fmt.Sprintf("%q: want a non-empty ID without \"/\"", req.ContainerID))
-	case config.CheckIfName(req.IfName) != nil:
-		return nil, api.Invalid("ifName", config.CheckIfName(req.IfName).Error())
+	}
+	if err := ifname.Check(req.IfName); err != nil {
+		return nil, api.Invalid("ifName", err.Error())
+	}
+	switch {
 	case req.NetNS == "":
 		return nil, api.Invalid("netns", "missing")
 	case req.MTU != 0 && (req.MTU < config.MinPodMTU || req.MTU > config.MaxPodMTU):
