@@ -96,6 +96,8 @@ func TestParseInvalid(t *testing.T) {
 		{"ip: 10.244.0.4}", "ip: 10.244.1.4}", "ports[0].ip:"},
 		{"ip: 10.244.0.4}", "ip: 10.244.0.5}", "ports[1].ip:"},
 		{"ip: 10.244.0.4}", "ip: 10.244.0.1}", "ports[0].ip:"},
+		{"ip: 10.244.0.4}", "ip: 10.244.0.255}", "ports[0].ip: 10.244.0.255 is the broadcast address"},
+		{"gateway: 10.244.0.1", "gateway: 10.244.0.255", "gateway: 10.244.0.255 is the broadcast address"},
 		{"mtu: 1500}", "mtu: 100}", "ports[1].mtu:"},
 		{"{name: pa,", "{name: pa, ifName: 'eth%d',", "ports[0].ifName:"},
 		{"{name: pa,", "{name: pa, ifName: 'eth:0',", "ports[0].ifName:"},
@@ -120,6 +122,26 @@ func TestParseInvalid(t *testing.T) {
 		msg := err.Error()
 		if !strings.HasPrefix(msg, tc.field) || strings.Contains(msg, "\n") {
 			t.Errorf("%s → %s: error %q, want one line starting %q", tc.old, tc.new, msg, tc.field)
+		}
+	}
+}
+
+// Broadcast is the prefix's last address, and none for a /31 or /32.
+func TestBroadcast(t *testing.T) {
+	for p, want := range map[string]string{
+		"10.244.0.0/24": "10.244.0.255", "10.244.0.0/16": "10.244.255.255", "10.244.0.128/25": "10.244.0.255",
+		"10.244.0.0/23": "10.244.1.255", "10.244.0.4/30": "10.244.0.7", "10.0.0.0/8": "10.255.255.255",
+		"0.0.0.0/0": "255.255.255.255", "10.244.0.0/20": "10.244.15.255", "10.244.0.0/31": "", "10.244.0.1/32": "",
+	} {
+		got := "none"
+		if b, ok := Broadcast(netip.MustParsePrefix(p)); ok {
+			got = b.String()
+		}
+		if want == "" {
+			want = "none"
+		}
+		if got != want {
+			t.Errorf("Broadcast(%s) = %s, want %s", p, got, want)
 		}
 	}
 }

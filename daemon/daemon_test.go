@@ -94,6 +94,20 @@ func TestValidateIfName(t *testing.T) {
 	}
 }
 
+// The pod subnet's directed broadcast is no pod's address (the router
+// delivers nothing to it): a 400 naming the ip.
+func TestValidateBroadcast(t *testing.T) {
+	d := testDaemon(t, nil)
+	_, err := d.validate(api.PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/x", IP: "10.244.0.255"})
+	var e *api.Error
+	if !errors.As(err, &e) || e.Code != api.CodeInvalid || e.Field != "ip" || !strings.Contains(e.Message, "10.244.0.255 is the broadcast address of podCIDR 10.244.0.0/24") {
+		t.Errorf("ip 10.244.0.255: %v, want an invalid ip naming the broadcast address", err)
+	}
+	if _, err := d.validate(api.PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/x", IP: "10.244.0.254"}); err != nil {
+		t.Errorf("ip 10.244.0.254: %v", err)
+	}
+}
+
 func entry(containerID, ip string) string {
 	return fmt.Sprintf(`{"name": "%s/eth0", "containerID": %q, "ifName": "eth0", "netns": "/var/run/netns/x", "ip": %q}`, containerID, containerID, ip)
 }
@@ -111,6 +125,7 @@ func TestLoadState(t *testing.T) {
 		entry("good1", "10.244.0.10"),
 		entry("gw", "10.244.0.1"),       // the gateway
 		entry("net", "10.244.0.0"),      // the network address
+		entry("bcast", "10.244.0.255"),  // the broadcast address
 		entry("out", "10.244.1.5"),      // outside podCIDR
 		entry("pa-thief", "10.244.0.4"), // the config port's address
 		entry("good1", "10.244.0.11"),   // a second good1
@@ -135,8 +150,8 @@ func TestLoadState(t *testing.T) {
 	if want := []string{"good1/eth0 10.244.0.10", "good2/eth0 10.244.0.20"}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("restored %v, want %v", names, want)
 	}
-	if len(got.dropped) != 14 {
-		t.Errorf("dropped %d entries, want 14: %v", len(got.dropped), got.dropped)
+	if len(got.dropped) != 15 {
+		t.Errorf("dropped %d entries, want 15: %v", len(got.dropped), got.dropped)
 	}
 	for _, doc := range [][]byte{[]byte(`{"version": 2, "node": "node1"}`), []byte(`{"version": 1, "node": "node2"}`), []byte(`[`), []byte(`{"version": 1, "node": "node1", "ports": {}}`)} {
 		if _, err := d.loadState(doc); err == nil {
@@ -151,7 +166,7 @@ func checkPort(t *testing.T, d *Daemon, p *port) {
 	t.Helper()
 	ok := p.ContainerID != "" && !strings.Contains(p.ContainerID, "/") && p.Name == p.ContainerID+"/"+p.IfName &&
 		len(p.IfName) >= 1 && len(p.IfName) <= 15 && !strings.ContainsAny(p.IfName, "/:% \t\n\v\f\r\x00\xa0") && p.IfName != "." && p.IfName != ".." &&
-		p.NetNS != "" && p.IP.Is4() && d.cfg.PodCIDR.Contains(p.IP) && p.IP != d.cfg.Gateway && p.IP != d.cfg.PodCIDR.Addr() &&
+		p.NetNS != "" && p.IP.Is4() && d.cfg.PodCIDR.Contains(p.IP) && p.IP != d.cfg.Gateway && p.IP != d.cfg.PodCIDR.Addr() && p.IP != netip.MustParseAddr("10.244.0.255") &&
 		(p.MTU == 0 || p.MTU >= config.MinPodMTU && p.MTU <= config.MaxPodMTU)
 	if bw := p.Bandwidth; bw != nil {
 		ok = ok && *bw != (api.Bandwidth{}) && (bw.IngressRate == 0) == (bw.IngressBurst == 0) && (bw.EgressRate == 0) == (bw.EgressBurst == 0) &&

@@ -192,6 +192,9 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	case ip == d.cfg.Gateway || ip == d.cfg.PodCIDR.Addr():
 		return nil, api.Invalid("ip", fmt.Sprintf("%s is the gateway or the network address", ip))
 	}
+	if b, ok := config.Broadcast(d.cfg.PodCIDR); ok && ip == b {
+		return nil, api.Invalid("ip", fmt.Sprintf("%s is the broadcast address of podCIDR %s", ip, d.cfg.PodCIDR))
+	}
 	if bw := req.Bandwidth; bw != nil {
 		if (bw.IngressRate == 0) != (bw.IngressBurst == 0) || (bw.EgressRate == 0) != (bw.EgressBurst == 0) {
 			return nil, api.Invalid("bandwidth", "a rate needs a burst and a burst a rate")
