@@ -136,7 +136,8 @@ func TestLoadState(t *testing.T) {
 		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.14", "mtu": 100}`,
 		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.15", "bandwidth": {"ingressRate": 5}}`,
 		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "", "ip": "10.244.0.16"}`,
-		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.17", "surprise": 1}`,
+		// A field of a newer taprouterd: ignored, the entry kept.
+		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.17", "surprise": {"a": [1]}}`,
 		`"not an object"`,
 		entry("good2", "10.244.0.20"),
 	))
@@ -147,11 +148,15 @@ func TestLoadState(t *testing.T) {
 	for _, p := range got.ports {
 		names = append(names, p.Name+" "+p.IP.String())
 	}
-	if want := []string{"good1/eth0 10.244.0.10", "good2/eth0 10.244.0.20"}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{"good1/eth0 10.244.0.10", "c/eth0 10.244.0.17", "good2/eth0 10.244.0.20"}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("restored %v, want %v", names, want)
 	}
-	if len(got.dropped) != 15 {
-		t.Errorf("dropped %d entries, want 15: %v", len(got.dropped), got.dropped)
+	if len(got.dropped) != 14 {
+		t.Errorf("dropped %d entries, want 14: %v", len(got.dropped), got.dropped)
+	}
+	// Unknown fields of the file itself are ignored too.
+	if got, err := d.loadState([]byte(`{"version": 1, "node": "node1", "epoch": 7, "ports": [` + entry("c2", "10.244.0.30") + `]}`)); err != nil || len(got.ports) != 1 {
+		t.Errorf("a state file with an unknown top-level field: %v, %d ports, want 1", err, len(got.ports))
 	}
 	for _, doc := range [][]byte{[]byte(`{"version": 2, "node": "node1"}`), []byte(`{"version": 1, "node": "node2"}`), []byte(`[`), []byte(`{"version": 1, "node": "node1", "ports": {}}`)} {
 		if _, err := d.loadState(doc); err == nil {

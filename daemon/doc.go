@@ -9,7 +9,9 @@
 // not a network namespace, and the node's own) before the daemon's lock is
 // taken, and with a timeout, so that a path that never opens holds up only
 // its own request. Entries of the state file pass the same checks as API
-// requests; a bad one is dropped alone.
+// requests; a bad one is dropped alone. Unlike an API request, the state
+// file may have fields this taprouterd does not know (a newer one wrote
+// them): they are ignored, so that rolling taprouterd back keeps the pods.
 //
 // Close undoes what the daemon added to the node's namespace (the host port,
 // the socket) and leaves the pods' TAP devices in place, so that a restarted

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,12 +178,12 @@ func (d *Daemon) loadState(b []byte) (stateEntries, error) {
 }
 
 // stateEntry decodes one entry of the state file and checks it as validate
-// checks an API request.
+// checks an API request. Unlike a request, an entry may have fields this
+// taprouterd does not know: a newer one wrote them, and rolling back must
+// not drop the node's pods; they are ignored (and gone at the next save).
 func (d *Daemon) stateEntry(raw json.RawMessage) (*port, error) {
 	var rec port
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
+	if err := json.Unmarshal(raw, &rec); err != nil {
 		return nil, err
 	}
 	req := api.PortRequest{ContainerID: rec.ContainerID, IfName: rec.IfName, NetNS: rec.NetNS, MTU: rec.MTU, Bandwidth: rec.Bandwidth}
