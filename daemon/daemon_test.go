@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,40 +28,223 @@ func testDaemon(t testing.TB, openNS func(string) (*os.File, error)) *Daemon {
 		ports: map[string]*port{}, openNS: openNS}
 }
 
+// hungOpener is an openNS that blocks until release is closed, then fails
+// with fail or, if nil, opens /dev/null (so that a test sees whether the
+// file is closed). Each call is announced on entered and recorded.
+type hungOpener struct {
+	entered chan string
+	release chan struct{}
+	fail    error
+	mu      sync.Mutex
+	calls   map[string]int
+	files   []*os.File
+}
+
+func newHungOpener(t *testing.T) *hungOpener {
+	h := &hungOpener{entered: make(chan string, 64), release: make(chan struct{}), calls: map[string]int{}}
+	t.Cleanup(h.unblock)
+	return h
+}
+
+func (h *hungOpener) open(path string) (*os.File, error) {
+	h.mu.Lock()
+	h.calls[path]++
+	h.mu.Unlock()
+	h.entered <- path
+	<-h.release
+	if h.fail != nil {
+		return nil, h.fail
+	}
+	f, err := os.Open(os.DevNull)
+	h.mu.Lock()
+	h.files = append(h.files, f)
+	h.mu.Unlock()
+	return f, err
+}
+
+func (h *hungOpener) unblock() {
+	select {
+	case <-h.release:
+	default:
+		close(h.release)
+	}
+}
+
+// waitOpens waits for every open in flight to end.
+func waitOpens(d *Daemon) {
+	d.nsOpens.mu.Lock()
+	var done []chan struct{}
+	for _, op := range d.nsOpens.byPath {
+		done = append(done, op.done)
+	}
+	d.nsOpens.mu.Unlock()
+	for _, c := range done {
+		<-c
+	}
+}
+
+// guard fails the test if c does not deliver within a generous time: a
+// failure detector for a hang, not a synchronisation.
+func guard[T any](t *testing.T, c <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: hangs", what)
+		panic("unreachable")
+	}
+}
+
 // A netns path that never opens holds up its own request for the timeout,
-// and nothing else: the daemon's lock is free meanwhile, Close does not
-// wait for it, and the answer is a 503 that names the path.
+// and nothing else: while the open is blocked, the daemon's lock is free
+// (Status answers) and Close returns; the request's answer is then a 503
+// that names the path.
 func TestAddPortNetNSTimeout(t *testing.T) {
-	block := make(chan struct{})
-	defer close(block)
-	d := testDaemon(t, func(string) (*os.File, error) { <-block; return nil, errors.New("unblocked") })
+	h := newHungOpener(t)
+	d := testDaemon(t, h.open)
+	d.opts.NetNSTimeout = time.Minute // the open stays blocked throughout
 	done := make(chan error, 1)
-	start := time.Now()
 	go func() {
 		_, _, err := d.AddPort(api.PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/hung/ns", IP: "10.244.0.7"})
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	guard(t, h.entered, "AddPort opening the namespace")
 	status := make(chan api.Status, 1)
 	go func() { status <- d.Status() }()
-	select {
-	case <-status:
-	case <-time.After(100 * time.Millisecond):
-		t.Fatal("Status waits for an AddPort whose netns does not open")
-	}
-	err := <-done
-	if d := time.Since(start); d < 200*time.Millisecond || d > time.Second {
-		t.Errorf("AddPort returned after %v, want the 200ms timeout", d)
-	}
-	if api.ErrorCode(err) != api.CodeUnavailable || !strings.Contains(err.Error(), "/hung/ns") {
-		t.Errorf("AddPort: %v, want unavailable naming /hung/ns", err)
-	}
+	guard(t, status, "Status while an AddPort's netns open is blocked")
 	closed := make(chan error, 1)
 	go func() { closed <- d.Close() }()
+	guard(t, closed, "Close while an AddPort's netns open is blocked")
 	select {
-	case <-closed:
-	case <-time.After(time.Second):
-		t.Fatal("Close hangs")
+	case err := <-done:
+		t.Fatalf("AddPort returned %v before its netns opened or timed out", err)
+	default:
+	}
+
+	// With a short timeout, the answer is a 503 naming the path.
+	d2 := testDaemon(t, newHungOpener(t).open)
+	d2.opts.NetNSTimeout = 50 * time.Millisecond
+	_, _, err := d2.AddPort(api.PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/hung/ns", IP: "10.244.0.7"})
+	if api.ErrorCode(err) != api.CodeUnavailable || !strings.Contains(err.Error(), "/hung/ns did not open in time") {
+		t.Errorf("AddPort: %v, want unavailable naming /hung/ns", err)
+	}
+}
+
+// A hung path is opened once, however often it is asked for; at most
+// maxNetNSOpens opens are in flight, and one more is refused at once with
+// a 503 without a new open. Every file an abandoned open ends with is
+// closed.
+func TestNetNSOpensBounded(t *testing.T) {
+	h := newHungOpener(t)
+	d := testDaemon(t, h.open)
+	d.opts.NetNSTimeout = 20 * time.Millisecond
+	for range 5 { // CNI ADD retries of one pod
+		if _, err := d.openNetNS("/hung/a"); !errors.Is(err, errNetNSTimeout) {
+			t.Fatalf("open /hung/a: %v, want a timeout", err)
+		}
+	}
+	if _, _, err := d.AddPort(api.PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/hung/a", IP: "10.244.0.7"}); api.ErrorCode(err) != api.CodeUnavailable {
+		t.Errorf("AddPort with /hung/a: %v, want unavailable", err)
+	}
+	for i := 1; i < maxNetNSOpens; i++ {
+		if _, err := d.openNetNS(fmt.Sprintf("/hung/%d", i)); !errors.Is(err, errNetNSTimeout) {
+			t.Fatalf("open /hung/%d: %v, want a timeout", i, err)
+		}
+	}
+	_, _, err := d.AddPort(api.PortRequest{ContainerID: "c2", IfName: "eth0", NetNS: "/hung/one-more", IP: "10.244.0.8"})
+	if api.ErrorCode(err) != api.CodeUnavailable || !strings.Contains(err.Error(), "16 namespace opens are in flight") {
+		t.Errorf("AddPort beyond the limit: %v, want unavailable: too many opens in flight", err)
+	}
+	h.mu.Lock()
+	calls, total := h.calls["/hung/a"], 0
+	for _, n := range h.calls {
+		total += n
+	}
+	h.mu.Unlock()
+	if calls != 1 || total != maxNetNSOpens {
+		t.Errorf("openNS called %d times for /hung/a and %d in all, want 1 and %d", calls, total, maxNetNSOpens)
+	}
+	h.unblock()
+	waitOpens(d)
+	h.mu.Lock()
+	for _, f := range h.files {
+		if _, err := f.Stat(); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("the file of an abandoned open is not closed (stat: %v)", err)
+		}
+	}
+	h.mu.Unlock()
+	if f, err := d.openNetNS("/hung/a"); err != nil {
+		t.Errorf("open /hung/a once it opens: %v", err)
+	} else {
+		f.Close()
+	}
+}
+
+// Restoring opens every entry's namespace at once, under one deadline:
+// every hung open is under way before any has timed out, and n hung
+// entries delay the start by one timeout, not n. They stay on record.
+func TestRestoreOpensConcurrently(t *testing.T) {
+	// testDaemon has no router: the opens fail when they end (the pods are
+	// gone), so that nothing attaches.
+	h := newHungOpener(t)
+	h.fail = os.ErrNotExist
+	d := testDaemon(t, h.open)
+	d.opts.StateDir = t.TempDir()
+	d.opts.NetNSTimeout = time.Minute
+	const n = 4
+	var entries []string
+	for i := range n {
+		entries = append(entries, fmt.Sprintf(`{"name": "c%d/eth0", "containerID": "c%d", "ifName": "eth0", "netns": "/hung/%d", "ip": "10.244.0.%d"}`, i, i, i, 10+i))
+	}
+	if err := os.WriteFile(d.statePath(), stateDoc(entries...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored := make(chan error, 1)
+	go func() { restored <- d.restore() }()
+	seen := map[string]bool{}
+	for range n { // before, the second open began only after the first timed out
+		seen[guard(t, h.entered, "restore opening the namespaces")] = true
+	}
+	if len(seen) != n {
+		t.Errorf("opened %v, want %d paths", seen, n)
+	}
+	h.unblock()
+	if err := guard(t, restored, "restore"); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.ports) != 0 {
+		t.Errorf("%d ports on record, want none (their namespaces are gone)", len(d.ports))
+	}
+
+	// One deadline: 24 hung entries (3 rounds of 8 at once) take one
+	// timeout, not 3 (nor 24).
+	h2 := newHungOpener(t)
+	h2.fail = os.ErrNotExist
+	d2 := testDaemon(t, h2.open)
+	d2.opts.StateDir = t.TempDir()
+	d2.opts.NetNSTimeout = 500 * time.Millisecond
+	entries = nil
+	for i := range 24 {
+		entries = append(entries, fmt.Sprintf(`{"name": "c%d/eth0", "containerID": "c%d", "ifName": "eth0", "netns": "/hung/%d", "ip": "10.244.0.%d"}`, i, i, i, 10+i))
+	}
+	if err := os.WriteFile(d2.statePath(), stateDoc(entries...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := d2.restore(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 1400*time.Millisecond {
+		t.Errorf("restoring 24 hung entries took %v, want one 500ms timeout", took)
+	}
+	if len(d2.ports) != 24 {
+		t.Errorf("%d ports on record, want the 24 hung ones", len(d2.ports))
+	}
+	for _, p := range d2.ports {
+		if p.attached {
+			t.Errorf("%s attached", p.Name)
+		}
 	}
 }
 

@@ -287,7 +287,7 @@ func (d *Daemon) RemovePort(a api.Attachment) error {
 			return nil
 		}
 		ns, err := d.openForDetach(p)
-		if errors.Is(err, errNetNSTimeout) {
+		if nsUnavailable(err) {
 			return api.Unavailable("detaching the pod: netns: " + err.Error())
 		}
 		if err != nil {
