@@ -239,7 +239,7 @@ func (d *Daemon) Listen(path string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.srv, d.ln = api.NewServer(api.NewHandler(d), ln, api.DefaultLimits)
+	d.srv, d.ln = api.NewServer(api.NewHandler(d), ln, api.DefaultLimits())
 	return nil
 }
 

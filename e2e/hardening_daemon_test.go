@@ -372,7 +372,7 @@ func TestAPIIdleConnections(t *testing.T) {
 		if fds, err = d.OpenFDs(); err != nil {
 			t.Fatal(err)
 		}
-		if fds >= before+api.DefaultLimits.MaxConns-1 {
+		if fds >= before+api.DefaultLimits().MaxConns-1 {
 			break
 		}
 	}
@@ -390,10 +390,10 @@ func TestAPIIdleConnections(t *testing.T) {
 	}
 	// One fd per open connection, the limit's worth; a few more for the
 	// status call and the listener's pending accept.
-	if max := before + api.DefaultLimits.MaxConns + 4; fds > max {
+	if max := before + api.DefaultLimits().MaxConns + 4; fds > max {
 		t.Errorf("the daemon has %d fds open with %d idle connections (%d before), want at most %d", fds, n, before, max)
 	}
-	t.Logf("fds: %d before, %d with %d idle connections (limit %d)", before, fds, n, api.DefaultLimits.MaxConns)
+	t.Logf("fds: %d before, %d with %d idle connections (limit %d)", before, fds, n, api.DefaultLimits().MaxConns)
 	// The oldest were closed by the daemon.
 	conns[0].SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := conns[0].Read(make([]byte, 1)); err != io.EOF {
