@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -12,10 +13,14 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/taprouter/taprouter/api"
 	"github.com/taprouter/taprouter/config"
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/linktest"
 	"github.com/taprouter/taprouter/podnet"
+	"github.com/taprouter/taprouter/router"
 )
 
 // testDaemon is a Daemon with a config and no router: enough for what
@@ -364,5 +369,50 @@ func checkPort(t *testing.T, d *Daemon, p *port) {
 	if !ok {
 		b, _ := json.Marshal(p)
 		t.Fatalf("accepted an invalid port: %s", b)
+	}
+}
+
+// failingDevice is a pod device whose reads fail at once, as a deleted
+// TAP's do.
+type failingDevice struct{ *linktest.Device }
+
+func (failingDevice) Read([][]byte, []int, int) (int, error) {
+	return 0, errors.New("read: device was deleted")
+}
+
+// CHECK fails for a port whose device failed (the router marks it down),
+// naming the port and why; a working port has no problem.
+func TestRouterProblemsPortDown(t *testing.T) {
+	down := make(chan struct{}, 1)
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel), zap.Hooks(func(e zapcore.Entry) error {
+		if strings.Contains(e.Message, "port is down") {
+			down <- struct{}{}
+		}
+		return nil
+	}))
+	d := testDaemon(t, nil)
+	r, err := router.New(router.Config{PodCIDR: d.cfg.PodCIDR, Gateway: d.cfg.Gateway, GatewayMAC: link.HardwareAddr{0x0e, 0x58, 1, 2, 3, 4}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d.router = r
+	ok := &port{Name: "ok/eth0", IP: netip.MustParseAddr("10.244.0.5")}
+	bad := &port{Name: "bad/eth0", IP: netip.MustParseAddr("10.244.0.6")}
+	okDev := linktest.NewDevice("ok", 1450, 4)
+	if _, err := r.AddPodPort(ok.Name, okDev, ok.IP, link.HardwareAddr{2, 0, 0, 0, 0, 5}, 1450); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddPodPort(bad.Name, failingDevice{linktest.NewDevice("bad", 1450, 4)}, bad.IP, link.HardwareAddr{2, 0, 0, 0, 0, 6}, 1450); err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	guard(t, down, "the failing port going down")
+	if got := d.routerProblems(ok); len(got) != 0 {
+		t.Errorf("working port: %q, want no problems", got)
+	}
+	want := "the router's port bad/eth0 is down: read: device was deleted"
+	if got := d.routerProblems(bad); len(got) != 1 || got[0] != want {
+		t.Errorf("failed port: %q, want [%q]", got, want)
 	}
 }

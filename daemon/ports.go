@@ -234,7 +234,7 @@ func (d *Daemon) GetPort(a api.Attachment) (api.Port, error) {
 }
 
 // CheckPort implements api.Backend: the pod's interface as podnet sees it,
-// and the router's port and route for it.
+// and the router's port (present and up) and route for it.
 func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	d.mu.Lock()
 	rec, ok := d.ports[portName(a)]
@@ -256,14 +256,28 @@ func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	defer ns.Close()
 	pod := d.pod(&p)
 	pod.NS = ns
-	problems := podnet.CheckPod(pod, p.MAC)
+	problems := append(podnet.CheckPod(pod, p.MAC), d.routerProblems(&p)...)
+	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
+}
+
+// routerProblems is what CheckPort finds wrong with the router's side of a
+// port: no port, a port that is down (its device failed), or a route for
+// the pod's address elsewhere.
+func (d *Daemon) routerProblems(p *port) []string {
 	rp, ok := d.router.Port(p.Name)
 	if !ok {
-		problems = append(problems, fmt.Sprintf("the router has no port %s", p.Name))
-	} else if nh, _ := d.router.FIB().Lookup(p.IP); nh.Kind != fib.Local || nh.Port != rp.ID {
+		return []string{fmt.Sprintf("the router has no port %s", p.Name)}
+	}
+	var problems []string
+	for _, info := range d.router.Ports() {
+		if info.ID == rp.ID && info.Down {
+			problems = append(problems, fmt.Sprintf("the router's port %s is down: %s", p.Name, info.DownReason))
+		}
+	}
+	if nh, _ := d.router.FIB().Lookup(p.IP); nh.Kind != fib.Local || nh.Port != rp.ID {
 		problems = append(problems, fmt.Sprintf("the router routes %s to %s, want port %s", p.IP, d.describe(nh), p.Name))
 	}
-	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
+	return problems
 }
 
 // openForDetach opens a recorded port's namespace, without d.mu held; nil
