@@ -163,26 +163,30 @@ func TestAPIRefusesBadPods(t *testing.T) {
 
 	// Each case its own container and address, so that on a daemon that
 	// accepts one, the next is not refused for a conflict instead.
-	req := func(i int, netns, ifName string) string {
-		b, _ := json.Marshal(api.PortRequest{ContainerID: fmt.Sprintf("bad%d", i), IfName: ifName, NetNS: netns, IP: fmt.Sprintf("10.244.0.%d", 30+i)})
+	req := func(i int, netns, ifName, ip string) string {
+		if ip == "" {
+			ip = fmt.Sprintf("10.244.0.%d", 30+i)
+		}
+		b, _ := json.Marshal(api.PortRequest{ContainerID: fmt.Sprintf("bad%d", i), IfName: ifName, NetNS: netns, IP: ip})
 		return string(b)
 	}
 	for i, tc := range []struct {
-		name, netns, ifName, trailing, field, reason string
+		name, netns, ifName, ip, trailing, field, reason string
 	}{
-		{"node-bind-mount", node1.Path(), "net1", "", "netns", "the node's own network namespace"},
-		{"daemon-proc", fmt.Sprintf("/proc/%d/ns/net", d.Pid()), "net1", "", "netns", "the node's own network namespace"},
-		{"daemon-self", "/proc/self/ns/net", "net1", "", "netns", "the node's own network namespace"},
-		{"regular-file", regular, "eth0", "", "netns", "is a regular file: not a network namespace"},
-		{"directory", dir, "eth0", "", "netns", "is a directory: not a network namespace"},
-		{"fifo", fifo, "eth0", "", "netns", "is a FIFO: not a network namespace"},
-		{"missing", filepath.Join(dir, "none"), "eth0", "", "netns", "no such network namespace"},
-		{"ifname-pattern", pod.Path(), "eth%d", "", "ifName", `may not contain '%'`},
-		{"ifname-colon", pod.Path(), "eth0:1", "", "ifName", `may not contain ':'`},
-		{"ifname-dotdot", pod.Path(), "..", "", "ifName", "not a valid interface name"},
-		{"trailing-data", pod.Path(), "eth0", `{"containerID": "other"}`, "", "data after the JSON value"},
+		{"node-bind-mount", node1.Path(), "net1", "", "", "netns", "the node's own network namespace"},
+		{"daemon-proc", fmt.Sprintf("/proc/%d/ns/net", d.Pid()), "net1", "", "", "netns", "the node's own network namespace"},
+		{"daemon-self", "/proc/self/ns/net", "net1", "", "", "netns", "the node's own network namespace"},
+		{"regular-file", regular, "eth0", "", "", "netns", "is a regular file: not a network namespace"},
+		{"directory", dir, "eth0", "", "", "netns", "is a directory: not a network namespace"},
+		{"fifo", fifo, "eth0", "", "", "netns", "is a FIFO: not a network namespace"},
+		{"missing", filepath.Join(dir, "none"), "eth0", "", "", "netns", "no such network namespace"},
+		{"ifname-pattern", pod.Path(), "eth%d", "", "", "ifName", `may not contain '%'`},
+		{"ifname-colon", pod.Path(), "eth0:1", "", "", "ifName", `may not contain ':'`},
+		{"ifname-dotdot", pod.Path(), "..", "", "", "ifName", "not a valid interface name"},
+		{"broadcast-ip", pod.Path(), "eth0", "10.244.0.255", "", "ip", "10.244.0.255 is the broadcast address of podCIDR 10.244.0.0/24"},
+		{"trailing-data", pod.Path(), "eth0", "", `{"containerID": "other"}`, "", "data after the JSON value"},
 	} {
-		body := req(i, tc.netns, tc.ifName) + tc.trailing
+		body := req(i, tc.netns, tc.ifName, tc.ip) + tc.trailing
 		start := time.Now()
 		code, e, err := rawPost(t, d.Socket, body, 3*time.Second)
 		took := time.Since(start)
@@ -210,7 +214,7 @@ func TestAPIRefusesBadPods(t *testing.T) {
 		t.Errorf("router ports %+v %v, want the host port, pa and pb", ports, err)
 	}
 	// The daemon still works, and stops on SIGTERM.
-	if code, e, err := rawPost(t, d.Socket, req(99, pod.Path(), "eth0"), 5*time.Second); err != nil || code != http.StatusCreated {
+	if code, e, err := rawPost(t, d.Socket, req(99, pod.Path(), "eth0", ""), 5*time.Second); err != nil || code != http.StatusCreated {
 		t.Fatalf("a good request after the bad ones: %d %+v %v", code, e, err)
 	}
 	start := time.Now()
