@@ -54,8 +54,8 @@ func (d *Daemon) openNetNS(path string) (*os.File, error) {
 
 // openNetNSCtx opens path, giving up when ctx is done. An open of a path
 // that is in flight already (hung, most likely) is not repeated: the caller
-// waits for that one to end, then opens the path itself; so is one beyond
-// maxNetNSOpens, refused at once with errNetNSBusy.
+// waits for that one to end, then opens the path itself. An open beyond
+// maxNetNSOpens in flight is refused at once with errNetNSBusy.
 func (d *Daemon) openNetNSCtx(ctx context.Context, path string) (*os.File, error) {
 	timeout := func(why string) error {
 		return fmt.Errorf("%s %w (%v%s)", path, errNetNSTimeout, d.opts.NetNSTimeout, why)
