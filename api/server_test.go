@@ -62,6 +62,11 @@ func TestTrailingData(t *testing.T) {
 	if n := b.adds.Load(); n != 0 {
 		t.Errorf("the backend saw %d requests with trailing data, want 0", n)
 	}
+	// Unlike the daemon's state file, a request may not carry fields the
+	// API does not know.
+	if code, answer := post(t, path, `{"containerID": "c1", "ifName": "eth0", "ip": "10.244.0.7", "surprise": 1}`); code != http.StatusBadRequest || !strings.Contains(answer, `unknown field \"surprise\"`) {
+		t.Errorf("POST with an unknown field: %d %s, want 400 naming it", code, answer)
+	}
 	if code, answer := post(t, path, req+" \n\t"); code != http.StatusCreated {
 		t.Errorf("POST with trailing white space: %d %s, want 201", code, answer)
 	}
