@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-// Limits bound what the API's clients can hold of the daemon.
+// Limits bound what the API's clients can hold of the daemon. A zero (or
+// negative) field takes DefaultLimits' value: no field can mean "no limit",
+// and a MaxConns of 0 does not mean that no connection is ever served.
 type Limits struct {
 	// MaxConns is the most connections open at once. A connection that
 	// arrives at the limit makes room by closing the one idle the longest
@@ -20,21 +22,41 @@ type Limits struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
-// DefaultLimits are taprouterd's. The socket is root's alone (0600); these
-// keep a leaking or stuck local client from taking the daemon's file
-// descriptors or goroutines, not an attacker out.
-var DefaultLimits = Limits{
-	MaxConns:          128,
-	ReadHeaderTimeout: 10 * time.Second,
-	ReadTimeout:       30 * time.Second,
-	WriteTimeout:      time.Minute,
-	IdleTimeout:       time.Minute,
+// DefaultLimits returns taprouterd's limits. The socket is root's alone
+// (0600); these keep a leaking or stuck local client from taking the
+// daemon's file descriptors or goroutines, not an attacker out.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConns:          128,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       time.Minute,
+	}
+}
+
+// withDefaults fills lim's zero fields from DefaultLimits.
+func (lim Limits) withDefaults() Limits {
+	def := DefaultLimits()
+	if lim.MaxConns <= 0 {
+		lim.MaxConns = def.MaxConns
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&lim.ReadHeaderTimeout, &def.ReadHeaderTimeout}, {&lim.ReadTimeout, &def.ReadTimeout},
+		{&lim.WriteTimeout, &def.WriteTimeout}, {&lim.IdleTimeout, &def.IdleTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return lim
 }
 
 // NewServer returns a server for h with lim's timeouts, and ln wrapped to
 // keep at most lim.MaxConns connections open; serve it with
-// srv.Serve(listener).
+// srv.Serve(listener). Zero fields of lim take DefaultLimits' values.
 func NewServer(h http.Handler, ln net.Listener, lim Limits) (srv *http.Server, listener net.Listener) {
+	lim = lim.withDefaults()
 	l := &limitListener{Listener: ln, slots: make(chan struct{}, lim.MaxConns), idled: make(chan struct{}, 1),
 		done: make(chan struct{}), idle: map[*limitConn]uint64{}}
 	srv = &http.Server{

@@ -52,7 +52,7 @@ func post(t *testing.T, path, body string) (int, string) {
 // and the backend never sees the request.
 func TestTrailingData(t *testing.T) {
 	b := &countingBackend{fakeBackend: fakeBackend{ports: map[Attachment]Port{}}}
-	path, _ := serveLimited(t, NewHandler(b), DefaultLimits)
+	path, _ := serveLimited(t, NewHandler(b), DefaultLimits())
 	const req = `{"containerID": "c1", "ifName": "eth0", "ip": "10.244.0.7"}`
 	for _, body := range []string{req + `{"containerID": "c2"}`, req + ` x`, req + `]`, req + `"`} {
 		if code, answer := post(t, path, body); code != http.StatusBadRequest || !strings.Contains(answer, "malformed JSON body") {
@@ -61,6 +61,11 @@ func TestTrailingData(t *testing.T) {
 	}
 	if n := b.adds.Load(); n != 0 {
 		t.Errorf("the backend saw %d requests with trailing data, want 0", n)
+	}
+	// Unlike the daemon's state file, a request may not carry fields the
+	// API does not know.
+	if code, answer := post(t, path, `{"containerID": "c1", "ifName": "eth0", "ip": "10.244.0.7", "surprise": 1}`); code != http.StatusBadRequest || !strings.Contains(answer, `unknown field \"surprise\"`) {
+		t.Errorf("POST with an unknown field: %d %s, want 400 naming it", code, answer)
 	}
 	if code, answer := post(t, path, req+" \n\t"); code != http.StatusCreated {
 		t.Errorf("POST with trailing white space: %d %s, want 201", code, answer)
@@ -71,7 +76,7 @@ func TestTrailingData(t *testing.T) {
 // closes the one idle the longest and is served at once.
 func TestConnLimitEvictsIdle(t *testing.T) {
 	const max = 8
-	lim := DefaultLimits
+	lim := DefaultLimits()
 	lim.MaxConns = max
 	path, l := serveLimited(t, NewHandler(&fakeBackend{ports: map[Attachment]Port{}}), lim)
 	var idle []net.Conn
@@ -103,22 +108,45 @@ func TestConnLimitEvictsIdle(t *testing.T) {
 	}
 }
 
+// acceptSignal announces each connection its listener accepted.
+type acceptSignal struct {
+	net.Listener
+	accepted chan struct{}
+}
+
+func (l acceptSignal) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted <- struct{}{}
+	}
+	return c, err
+}
+
 // When every connection is busy with a request, a new one waits for a
 // slot rather than exceed the limit.
 func TestConnLimitWaitsForBusy(t *testing.T) {
 	const max = 2
 	release := make(chan struct{})
-	var inside atomic.Int32
+	inside := make(chan struct{}, max)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			inside.Add(1)
+			inside <- struct{}{}
 			<-release
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	lim := DefaultLimits
+	lim := DefaultLimits()
 	lim.MaxConns = max
-	path, l := serveLimited(t, h, lim)
+	path := filepath.Join(t.TempDir(), "t.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, max+1)
+	srv, wrapped := NewServer(h, acceptSignal{ln, accepted}, lim)
+	go srv.Serve(wrapped)
+	t.Cleanup(func() { srv.Close() })
+	l := wrapped.(*limitListener)
 	get := func(p string) error {
 		c := NewClient(path)
 		resp, err := c.http.Get("http://taprouterd" + p)
@@ -131,15 +159,17 @@ func TestConnLimitWaitsForBusy(t *testing.T) {
 	for range max {
 		go func() { errs <- get("/slow") }()
 	}
-	for inside.Load() != max {
-		time.Sleep(time.Millisecond)
+	for range max {
+		<-inside
+		<-accepted
 	}
 	fast := make(chan error, 1)
 	go func() { fast <- get("/fast") }()
+	<-accepted // the third connection is in, and waits for a slot
 	select {
 	case err := <-fast:
 		t.Fatalf("a request beyond %d busy connections was served (%v)", max, err)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(200 * time.Millisecond): // a window to see it served, not a synchronisation
 	}
 	if open := len(l.slots); open != max {
 		t.Errorf("%d connections open, want %d", open, max)
@@ -155,9 +185,28 @@ func TestConnLimitWaitsForBusy(t *testing.T) {
 	}
 }
 
+// A zero Limits is DefaultLimits, not a server that never accepts (a
+// MaxConns of 0 made the slot channel unbuffered: every Accept blocked).
+func TestZeroLimits(t *testing.T) {
+	path, l := serveLimited(t, NewHandler(&fakeBackend{ports: map[Attachment]Port{}}), Limits{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := NewClient(path).Status(ctx); err != nil {
+		t.Fatalf("status with Limits{}: %v", err)
+	}
+	if got, want := cap(l.slots), DefaultLimits().MaxConns; got != want {
+		t.Errorf("room for %d connections, want %d", got, want)
+	}
+	srv, _ := NewServer(http.NotFoundHandler(), l.Listener, Limits{MaxConns: 3, IdleTimeout: time.Second})
+	if def := DefaultLimits(); srv.ReadHeaderTimeout != def.ReadHeaderTimeout || srv.ReadTimeout != def.ReadTimeout ||
+		srv.WriteTimeout != def.WriteTimeout || srv.IdleTimeout != time.Second {
+		t.Errorf("timeouts %v %v %v %v, want the defaults but IdleTimeout 1s", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+	}
+}
+
 // A connection that sends no request is closed after ReadHeaderTimeout.
 func TestReadHeaderTimeout(t *testing.T) {
-	lim := DefaultLimits
+	lim := DefaultLimits()
 	lim.ReadHeaderTimeout = 200 * time.Millisecond
 	path, _ := serveLimited(t, NewHandler(&fakeBackend{ports: map[Attachment]Port{}}), lim)
 	c, err := net.Dial("unix", path)

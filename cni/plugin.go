@@ -16,7 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/taprouter/taprouter/api"
-	"github.com/taprouter/taprouter/config"
+	"github.com/taprouter/taprouter/link/ifname"
 )
 
 // Versions are the CNI spec versions a network configuration may declare.
@@ -52,7 +52,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := config.CheckIfName(args.IfName); err != nil {
+	if err := ifname.Check(args.IfName); err != nil {
 		// Before the IPAM: taprouterd would refuse it, as the kernel
 		// would rename it ("eth%d") or refuse it.
 		return types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_IFNAME: "+err.Error(), "")

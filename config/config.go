@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/ifname"
 )
 
 // Backend names.
@@ -189,6 +190,9 @@ func (f *file) validate() (*Config, error) {
 	if c.Gateway == c.PodCIDR.Addr() && c.PodCIDR.Bits() < 31 {
 		return nil, fieldError("gateway", "%s is the network address of podCIDR %s", c.Gateway, c.PodCIDR)
 	}
+	if b, ok := Broadcast(c.PodCIDR); ok && c.Gateway == b {
+		return nil, fieldError("gateway", "%s is the broadcast address of podCIDR %s", c.Gateway, c.PodCIDR)
+	}
 	switch c.Backend {
 	case BackendVXLAN, BackendUDP, BackendDirect:
 	case "":
@@ -201,7 +205,7 @@ func (f *file) validate() (*Config, error) {
 	if c.Underlay.Interface == "" {
 		return nil, fieldError("underlay.interface", "missing: the node's interface toward the other nodes")
 	}
-	if err := CheckIfName(c.Underlay.Interface); err != nil {
+	if err := ifname.Check(c.Underlay.Interface); err != nil {
 		return nil, fieldError("underlay.interface", "%v", err)
 	}
 	if f.Underlay.Address != "" {
@@ -232,7 +236,7 @@ func (f *file) validate() (*Config, error) {
 	if c.HostPort.Name == "" {
 		c.HostPort.Name = DefaultHostPortName
 	}
-	if err := CheckIfName(c.HostPort.Name); err != nil {
+	if err := ifname.Check(c.HostPort.Name); err != nil {
 		return nil, fieldError("hostPort.name", "%v", err)
 	}
 
@@ -301,7 +305,7 @@ func (f *file) validate() (*Config, error) {
 		if port.IfName == "" {
 			port.IfName = DefaultIfName
 		}
-		if err := CheckIfName(port.IfName); err != nil {
+		if err := ifname.Check(port.IfName); err != nil {
 			return nil, fieldError(field+".ifName", "%v", err)
 		}
 		if port.IP, err = parseAddr(field+".ip", p.IP); err != nil {
@@ -316,6 +320,9 @@ func (f *file) validate() (*Config, error) {
 		if port.IP == c.PodCIDR.Addr() {
 			return nil, fieldError(field+".ip", "%s is the network address of podCIDR %s", port.IP, c.PodCIDR)
 		}
+		if b, ok := Broadcast(c.PodCIDR); ok && port.IP == b {
+			return nil, fieldError(field+".ip", "%s is the broadcast address of podCIDR %s", port.IP, c.PodCIDR)
+		}
 		if j, dup := ips[port.IP]; dup {
 			return nil, fieldError(field+".ip", "duplicate address %s (also ports[%d])", port.IP, j)
 		}
@@ -326,6 +333,22 @@ func (f *file) validate() (*Config, error) {
 		c.Ports = append(c.Ports, port)
 	}
 	return c, nil
+}
+
+// Broadcast returns the directed broadcast address of an IPv4 prefix of at
+// most 30 bits (a /31 or /32 has none), which the router delivers to no
+// pod: neither a pod nor the gateway may have it.
+func Broadcast(p netip.Prefix) (netip.Addr, bool) {
+	if !p.Addr().Is4() || p.Bits() > 30 {
+		return netip.Addr{}, false
+	}
+	a := p.Masked().Addr().As4()
+	for i := range a {
+		if host := p.Bits() - 8*i; host < 8 {
+			a[i] |= 0xff >> max(host, 0)
+		}
+	}
+	return netip.AddrFrom4(a), true
 }
 
 func parseAddr(field, s string) (netip.Addr, error) {

@@ -1,13 +1,17 @@
 package config
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/taprouter/taprouter/link/ifname"
 )
 
 // fieldPath is how every validation error starts: the field it is about.
@@ -45,6 +49,14 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// lastAddr is an IPv4 prefix's last address (its directed broadcast).
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	u := binary.BigEndian.Uint32(a[:]) | uint32(1<<(32-p.Bits())-1)
+	binary.BigEndian.PutUint32(a[:], u)
+	return netip.AddrFrom4(a)
+}
+
 // checkConfig asserts what the daemon assumes of a validated config.
 func checkConfig(t *testing.T, c *Config) {
 	t.Helper()
@@ -52,14 +64,15 @@ func checkConfig(t *testing.T, c *Config) {
 	if c.Node == "" || !c.PodCIDR.Addr().Is4() || c.PodCIDR.Masked() != c.PodCIDR || c.PodCIDR.Bits() > 30 {
 		fail("node %q podCIDR %s", c.Node, c.PodCIDR)
 	}
-	if !c.Gateway.Is4() || (c.Gateway != CalicoGateway && !c.PodCIDR.Contains(c.Gateway)) || c.Gateway == c.PodCIDR.Addr() {
+	bcast := lastAddr(c.PodCIDR) // podCIDR is at most a /30: it has one
+	if !c.Gateway.Is4() || (c.Gateway != CalicoGateway && !c.PodCIDR.Contains(c.Gateway)) || c.Gateway == c.PodCIDR.Addr() || c.Gateway == bcast {
 		fail("gateway %s for %s", c.Gateway, c.PodCIDR)
 	}
 	if c.Backend != BackendVXLAN && c.Backend != BackendUDP && c.Backend != BackendDirect {
 		fail("backend %q", c.Backend)
 	}
 	for _, name := range []string{c.Underlay.Interface, c.HostPort.Name} {
-		if CheckIfName(name) != nil {
+		if ifname.Check(name) != nil {
 			fail("interface name %q", name)
 		}
 	}
@@ -77,8 +90,8 @@ func checkConfig(t *testing.T, c *Config) {
 		}
 	}
 	for i, p := range c.Ports {
-		if p.Name == "" || strings.Contains(p.Name, "/") || p.NetNS == "" || CheckIfName(p.IfName) != nil ||
-			!c.PodCIDR.Contains(p.IP) || p.IP == c.Gateway || p.IP == c.PodCIDR.Addr() ||
+		if p.Name == "" || strings.Contains(p.Name, "/") || p.NetNS == "" || ifname.Check(p.IfName) != nil ||
+			!c.PodCIDR.Contains(p.IP) || p.IP == c.Gateway || p.IP == c.PodCIDR.Addr() || p.IP == bcast ||
 			p.MTU != 0 && (p.MTU < MinPodMTU || p.MTU > MaxPodMTU) {
 			fail("ports[%d] %+v", i, p)
 		}

@@ -47,7 +47,8 @@ type Daemon struct {
 	srv *http.Server
 	ln  net.Listener
 
-	openNS func(path string) (*os.File, error) // podnet.OpenNetNS; tests replace it
+	openNS  func(path string) (*os.File, error) // podnet.OpenNetNS; tests replace it
+	nsOpens netnsOpens                          // openNS calls in flight
 }
 
 // Options are the daemon's settings that are not part of the node's config.
@@ -84,20 +85,16 @@ func (d *Daemon) setup() error {
 	cfg, log := d.cfg, d.log
 	// The config's pod namespaces first, so that one that is not a pod's
 	// is refused before anything is set up (and logged).
-	podNS := make([]*os.File, len(cfg.Ports))
-	defer func() {
-		for _, ns := range podNS {
-			if ns != nil {
-				ns.Close()
-			}
-		}
-	}()
+	paths := make([]string, len(cfg.Ports))
 	for i, p := range cfg.Ports {
-		ns, err := d.openNetNS(p.NetNS)
+		paths[i] = p.NetNS
+	}
+	podNS, errs := d.openAll(paths)
+	defer closeAll(podNS)
+	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("ports[%d].netns: %w", i, err)
 		}
-		podNS[i] = ns
 	}
 	addr, mac, mtu, err := podnet.Underlay(cfg.Underlay.Interface)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
@@ -175,6 +172,14 @@ func (d *Daemon) setup() error {
 	return nil
 }
 
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
 func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log *zap.Logger) (tunnel.Tunnel, error) {
 	switch cfg.Backend {
 	case config.BackendVXLAN:
@@ -234,7 +239,7 @@ func (d *Daemon) Listen(path string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.srv, d.ln = api.NewServer(api.NewHandler(d), ln, api.DefaultLimits)
+	d.srv, d.ln = api.NewServer(api.NewHandler(d), ln, api.DefaultLimits())
 	return nil
 }
 

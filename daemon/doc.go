@@ -8,8 +8,15 @@
 // A pod's namespace is opened with podnet.OpenNetNS (which refuses what is
 // not a network namespace, and the node's own) before the daemon's lock is
 // taken, and with a timeout, so that a path that never opens holds up only
-// its own request. Entries of the state file pass the same checks as API
-// requests; a bad one is dropped alone.
+// its own request. A hung open keeps its thread until it ends, so a path is
+// never opened twice at once (a retried request waits for the open under
+// way), and at most 16 opens are in flight: beyond, a request is a 503. At
+// start, the config's and the state file's namespaces are opened
+// concurrently under one timeout, so that hung ones delay the API by one
+// timeout, however many there are. Entries of the state file pass the same checks as API
+// requests; a bad one is dropped alone. Unlike an API request, the state
+// file may have fields this taprouterd does not know (a newer one wrote
+// them): they are ignored, so that rolling taprouterd back keeps the pods.
 //
 // Close undoes what the daemon added to the node's namespace (the host port,
 // the socket) and leaves the pods' TAP devices in place, so that a restarted

@@ -67,6 +67,7 @@ func FuzzStateEntry(f *testing.F) {
 	f.Add([]byte(entry("c", "10.244.0.20")))
 	f.Add([]byte(`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.15", "bandwidth": {"egressRate": 5, "egressBurst": 9}}`))
 	f.Add([]byte(`{"ip": 7}`))
+	f.Add([]byte(`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.15", "fromANewerVersion": {"x": [1]}}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if !json.Valid(raw) {

@@ -15,6 +15,7 @@ import (
 	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/fib"
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/ifname"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
 )
@@ -172,8 +173,11 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 	switch {
 	case req.ContainerID == "" || strings.Contains(req.ContainerID, "/"):
 		return nil, api.Invalid("containerID", fmt.Sprintf("%q: want a non-empty ID without \"/\"", req.ContainerID))
-	case config.CheckIfName(req.IfName) != nil:
-		return nil, api.Invalid("ifName", config.CheckIfName(req.IfName).Error())
+	}
+	if err := ifname.Check(req.IfName); err != nil {
+		return nil, api.Invalid("ifName", err.Error())
+	}
+	switch {
 	case req.NetNS == "":
 		return nil, api.Invalid("netns", "missing")
 	case req.MTU != 0 && (req.MTU < config.MinPodMTU || req.MTU > config.MaxPodMTU):
@@ -187,6 +191,9 @@ func (d *Daemon) validate(req api.PortRequest) (*port, error) {
 		return nil, api.Invalid("ip", fmt.Sprintf("%s is outside podCIDR %s", ip, d.cfg.PodCIDR))
 	case ip == d.cfg.Gateway || ip == d.cfg.PodCIDR.Addr():
 		return nil, api.Invalid("ip", fmt.Sprintf("%s is the gateway or the network address", ip))
+	}
+	if b, ok := config.Broadcast(d.cfg.PodCIDR); ok && ip == b {
+		return nil, api.Invalid("ip", fmt.Sprintf("%s is the broadcast address of podCIDR %s", ip, d.cfg.PodCIDR))
 	}
 	if bw := req.Bandwidth; bw != nil {
 		if (bw.IngressRate == 0) != (bw.IngressBurst == 0) || (bw.EgressRate == 0) != (bw.EgressBurst == 0) {
@@ -227,7 +234,7 @@ func (d *Daemon) GetPort(a api.Attachment) (api.Port, error) {
 }
 
 // CheckPort implements api.Backend: the pod's interface as podnet sees it,
-// and the router's port and route for it.
+// and the router's port (present and up) and route for it.
 func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	d.mu.Lock()
 	rec, ok := d.ports[portName(a)]
@@ -249,14 +256,28 @@ func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	defer ns.Close()
 	pod := d.pod(&p)
 	pod.NS = ns
-	problems := podnet.CheckPod(pod, p.MAC)
+	problems := append(podnet.CheckPod(pod, p.MAC), d.routerProblems(&p)...)
+	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
+}
+
+// routerProblems is what CheckPort finds wrong with the router's side of a
+// port: no port, a port that is down (its device failed), or a route for
+// the pod's address elsewhere.
+func (d *Daemon) routerProblems(p *port) []string {
 	rp, ok := d.router.Port(p.Name)
 	if !ok {
-		problems = append(problems, fmt.Sprintf("the router has no port %s", p.Name))
-	} else if nh, _ := d.router.FIB().Lookup(p.IP); nh.Kind != fib.Local || nh.Port != rp.ID {
+		return []string{fmt.Sprintf("the router has no port %s", p.Name)}
+	}
+	var problems []string
+	for _, info := range d.router.Ports() {
+		if info.ID == rp.ID && info.Down {
+			problems = append(problems, fmt.Sprintf("the router's port %s is down: %s", p.Name, info.DownReason))
+		}
+	}
+	if nh, _ := d.router.FIB().Lookup(p.IP); nh.Kind != fib.Local || nh.Port != rp.ID {
 		problems = append(problems, fmt.Sprintf("the router routes %s to %s, want port %s", p.IP, d.describe(nh), p.Name))
 	}
-	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
+	return problems
 }
 
 // openForDetach opens a recorded port's namespace, without d.mu held; nil
@@ -280,7 +301,7 @@ func (d *Daemon) RemovePort(a api.Attachment) error {
 			return nil
 		}
 		ns, err := d.openForDetach(p)
-		if errors.Is(err, errNetNSTimeout) {
+		if nsUnavailable(err) {
 			return api.Unavailable("detaching the pod: netns: " + err.Error())
 		}
 		if err != nil {

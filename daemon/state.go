@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,8 +75,10 @@ func (d *Daemon) save() error {
 // of an API request (validate, and no two ports with one address); one that
 // does not, or that cannot be read, is dropped and logged, as is one whose
 // network namespace is gone; the other entries are restored all the same.
-// One that fails to attach otherwise stays on record, unattached. Only a
-// file that is not a state file of this node at all is an error.
+// One that fails to attach otherwise (its namespace did not open in time,
+// say) stays on record, unattached. The namespaces are opened concurrently,
+// under one timeout. Only a file that is not a state file of this node at
+// all is an error.
 func (d *Daemon) restore() error {
 	// Temporary files of a save that a crash interrupted.
 	if stale, _ := filepath.Glob(filepath.Join(d.opts.StateDir, ".ports-*.json")); len(stale) > 0 {
@@ -97,9 +98,16 @@ func (d *Daemon) restore() error {
 		return fmt.Errorf("%s: %w", d.statePath(), err)
 	}
 	dropped := len(entries.dropped)
-	for _, p := range entries.ports {
+	// All namespaces at once, under one deadline: hung ones delay the
+	// start (and the API) by one timeout, however many there are.
+	paths := make([]string, len(entries.ports))
+	for i, p := range entries.ports {
+		paths[i] = p.NetNS
+	}
+	namespaces, errs := d.openAll(paths)
+	for i, p := range entries.ports {
 		log := d.log.With(zap.String("containerID", p.ContainerID), zap.String("ifName", p.IfName), zap.String("netns", p.NetNS))
-		ns, err := d.openNetNS(p.NetNS)
+		ns, err := namespaces[i], errs[i]
 		switch {
 		case nsGone(err):
 			log.Info("stale port: its network namespace is gone; removed", zap.Error(err))
@@ -179,12 +187,12 @@ func (d *Daemon) loadState(b []byte) (stateEntries, error) {
 }
 
 // stateEntry decodes one entry of the state file and checks it as validate
-// checks an API request.
+// checks an API request. Unlike a request, an entry may have fields this
+// taprouterd does not know: a newer one wrote them, and rolling back must
+// not drop the node's pods; they are ignored (and gone at the next save).
 func (d *Daemon) stateEntry(raw json.RawMessage) (*port, error) {
 	var rec port
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
+	if err := json.Unmarshal(raw, &rec); err != nil {
 		return nil, err
 	}
 	req := api.PortRequest{ContainerID: rec.ContainerID, IfName: rec.IfName, NetNS: rec.NetNS, MTU: rec.MTU, Bandwidth: rec.Bandwidth}

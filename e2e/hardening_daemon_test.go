@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -162,26 +163,30 @@ func TestAPIRefusesBadPods(t *testing.T) {
 
 	// Each case its own container and address, so that on a daemon that
 	// accepts one, the next is not refused for a conflict instead.
-	req := func(i int, netns, ifName string) string {
-		b, _ := json.Marshal(api.PortRequest{ContainerID: fmt.Sprintf("bad%d", i), IfName: ifName, NetNS: netns, IP: fmt.Sprintf("10.244.0.%d", 30+i)})
+	req := func(i int, netns, ifName, ip string) string {
+		if ip == "" {
+			ip = fmt.Sprintf("10.244.0.%d", 30+i)
+		}
+		b, _ := json.Marshal(api.PortRequest{ContainerID: fmt.Sprintf("bad%d", i), IfName: ifName, NetNS: netns, IP: ip})
 		return string(b)
 	}
 	for i, tc := range []struct {
-		name, netns, ifName, trailing, field, reason string
+		name, netns, ifName, ip, trailing, field, reason string
 	}{
-		{"node-bind-mount", node1.Path(), "net1", "", "netns", "the node's own network namespace"},
-		{"daemon-proc", fmt.Sprintf("/proc/%d/ns/net", d.Pid()), "net1", "", "netns", "the node's own network namespace"},
-		{"daemon-self", "/proc/self/ns/net", "net1", "", "netns", "the node's own network namespace"},
-		{"regular-file", regular, "eth0", "", "netns", "is a regular file: not a network namespace"},
-		{"directory", dir, "eth0", "", "netns", "is a directory: not a network namespace"},
-		{"fifo", fifo, "eth0", "", "netns", "is a FIFO: not a network namespace"},
-		{"missing", filepath.Join(dir, "none"), "eth0", "", "netns", "no such network namespace"},
-		{"ifname-pattern", pod.Path(), "eth%d", "", "ifName", `may not contain '%'`},
-		{"ifname-colon", pod.Path(), "eth0:1", "", "ifName", `may not contain ':'`},
-		{"ifname-dotdot", pod.Path(), "..", "", "ifName", "not a valid interface name"},
-		{"trailing-data", pod.Path(), "eth0", `{"containerID": "other"}`, "", "data after the JSON value"},
+		{"node-bind-mount", node1.Path(), "net1", "", "", "netns", "the node's own network namespace"},
+		{"daemon-proc", fmt.Sprintf("/proc/%d/ns/net", d.Pid()), "net1", "", "", "netns", "the node's own network namespace"},
+		{"daemon-self", "/proc/self/ns/net", "net1", "", "", "netns", "the node's own network namespace"},
+		{"regular-file", regular, "eth0", "", "", "netns", "is a regular file: not a network namespace"},
+		{"directory", dir, "eth0", "", "", "netns", "is a directory: not a network namespace"},
+		{"fifo", fifo, "eth0", "", "", "netns", "is a FIFO: not a network namespace"},
+		{"missing", filepath.Join(dir, "none"), "eth0", "", "", "netns", "no such network namespace"},
+		{"ifname-pattern", pod.Path(), "eth%d", "", "", "ifName", `may not contain '%'`},
+		{"ifname-colon", pod.Path(), "eth0:1", "", "", "ifName", `may not contain ':'`},
+		{"ifname-dotdot", pod.Path(), "..", "", "", "ifName", "not a valid interface name"},
+		{"broadcast-ip", pod.Path(), "eth0", "10.244.0.255", "", "ip", "10.244.0.255 is the broadcast address of podCIDR 10.244.0.0/24"},
+		{"trailing-data", pod.Path(), "eth0", "", `{"containerID": "other"}`, "", "data after the JSON value"},
 	} {
-		body := req(i, tc.netns, tc.ifName) + tc.trailing
+		body := req(i, tc.netns, tc.ifName, tc.ip) + tc.trailing
 		start := time.Now()
 		code, e, err := rawPost(t, d.Socket, body, 3*time.Second)
 		took := time.Since(start)
@@ -209,7 +214,7 @@ func TestAPIRefusesBadPods(t *testing.T) {
 		t.Errorf("router ports %+v %v, want the host port, pa and pb", ports, err)
 	}
 	// The daemon still works, and stops on SIGTERM.
-	if code, e, err := rawPost(t, d.Socket, req(99, pod.Path(), "eth0"), 5*time.Second); err != nil || code != http.StatusCreated {
+	if code, e, err := rawPost(t, d.Socket, req(99, pod.Path(), "eth0", ""), 5*time.Second); err != nil || code != http.StatusCreated {
 		t.Fatalf("a good request after the bad ones: %d %+v %v", code, e, err)
 	}
 	start := time.Now()
@@ -286,6 +291,9 @@ func TestStateFileBadEntries(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil || len(st.Ports) != 1 {
 		t.Fatalf("state file %s: %v", b, err)
 	}
+	// A field a newer taprouterd wrote: ignored, the pod kept (a rollback
+	// keeps the node's pods).
+	st.Ports[0] = append(json.RawMessage(`{"fromANewerVersion": {"x": 1}, `), bytes.TrimPrefix(bytes.TrimSpace(st.Ports[0]), []byte("{"))...)
 	st.Ports = append(st.Ports,
 		json.RawMessage(fmt.Sprintf(`{"name": "gw/eth0", "containerID": "gw", "ifName": "eth0", "netns": %q, "ip": "10.244.0.1"}`, gw.Path())),
 		json.RawMessage(fmt.Sprintf(`{"name": "banana/eth0", "containerID": "banana", "ifName": "eth0", "netns": %q, "ip": "banana"}`, gw.Path())),
@@ -368,7 +376,7 @@ func TestAPIIdleConnections(t *testing.T) {
 		if fds, err = d.OpenFDs(); err != nil {
 			t.Fatal(err)
 		}
-		if fds >= before+api.DefaultLimits.MaxConns-1 {
+		if fds >= before+api.DefaultLimits().MaxConns-1 {
 			break
 		}
 	}
@@ -386,10 +394,10 @@ func TestAPIIdleConnections(t *testing.T) {
 	}
 	// One fd per open connection, the limit's worth; a few more for the
 	// status call and the listener's pending accept.
-	if max := before + api.DefaultLimits.MaxConns + 4; fds > max {
+	if max := before + api.DefaultLimits().MaxConns + 4; fds > max {
 		t.Errorf("the daemon has %d fds open with %d idle connections (%d before), want at most %d", fds, n, before, max)
 	}
-	t.Logf("fds: %d before, %d with %d idle connections (limit %d)", before, fds, n, api.DefaultLimits.MaxConns)
+	t.Logf("fds: %d before, %d with %d idle connections (limit %d)", before, fds, n, api.DefaultLimits().MaxConns)
 	// The oldest were closed by the daemon.
 	conns[0].SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := conns[0].Read(make([]byte, 1)); err != io.EOF {

@@ -12,8 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/ifname"
 	"github.com/taprouter/taprouter/link/tap"
 )
 
@@ -34,11 +34,13 @@ type Pod struct {
 func (p Pod) String() string { return fmt.Sprintf("%s %s in %s", p.IfName, p.IP, p.NetNS) }
 
 func (p Pod) validate() error {
-	switch {
-	case p.NetNS == "":
+	if p.NetNS == "" {
 		return errors.New("no network namespace path")
-	case config.CheckIfName(p.IfName) != nil:
-		return fmt.Errorf("invalid interface name: %w", config.CheckIfName(p.IfName))
+	}
+	if err := ifname.Check(p.IfName); err != nil {
+		return fmt.Errorf("invalid interface name: %w", err)
+	}
+	switch {
 	case !p.IP.Is4():
 		return fmt.Errorf("pod IP %v is not an IPv4 address", p.IP)
 	case !p.Gateway.Is4():

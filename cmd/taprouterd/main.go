@@ -22,40 +22,49 @@ const usage = `NAME
     taprouterd - userspace pod router for Kubernetes nodes
 
 SYNOPSIS
-    taprouterd --config FILE [--socket PATH] [--state-dir DIR] [--log-format console|json] [--log-level LEVEL]
+    taprouterd --config FILE [--socket PATH] [--state-dir DIR]
+               [--log-format console|json] [--log-level LEVEL] [--check]
 
 DESCRIPTION
     taprouterd runs in a node's network namespace. It gives every pod listed in
     the config a TAP device as eth0 (pod IP /32, default route via the gateway,
-    MTU = underlay MTU - tunnel overhead), answers the pods' ARP for the gateway,
-    and forwards their IPv4 traffic with its own FIB and neighbour table: to pods
-    on the same node, to peer nodes through the configured backend (vxlan, udp
-    or direct), and to the node itself through the host port (a TUN named
-    taprouter0 with a route for the pod range). The kernel's routing table,
-    ip_forward, iptables and the kernel vxlan module are not on the pod-to-pod
-    path.
+    MTU = underlay MTU - tunnel overhead), answers the pods' ARP for the
+    gateway, and forwards their IPv4 traffic with its own FIB and neighbour
+    table: to pods on the same node, to peer nodes through the configured
+    backend (vxlan, udp or direct), and to the node itself through the host
+    port (a TUN named taprouter0 with a route for the pod range). The kernel's
+    routing table, ip_forward, iptables and the kernel vxlan module are not on
+    the pod-to-pod path.
 
     On SIGTERM or SIGINT it removes the host port and its socket and leaves the
-    pods' TAP devices in place.
+    pods' TAP devices in place; a signal while it is still starting takes
+    effect once it has started.
 
 OPTIONS
     --config FILE       YAML configuration (see README.md, "Configuration").
-    --socket PATH       unix socket of the status API (default %s).
+    --socket PATH       unix socket of the status API
+                        (default %s):
                         curl --unix-socket PATH http://taprouter/v1/stats
     --state-dir DIR     where the pods attached through the API are recorded
-                        (default %s), so that a restarted taprouterd
-                        re-adopts their TAP devices: pods keep their IP and MAC.
+                        (default %s), so that a restarted
+                        taprouterd re-adopts their TAP devices: pods keep
+                        their IP and MAC.
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
-    --check             validate the config, print a one-line summary, and exit.
+    --check             validate the config file, print a one-line summary, and
+                        exit. It checks that each pod's netns path exists but
+                        does not open it: a path that is not a network
+                        namespace, or is the node's own, is found at start.
     --help              this text.
 
 EXIT STATUS
     0 after a clean shutdown; 1 on a runtime error (e.g. the socket is taken);
     2 on a usage or config error, with one line naming the field:
     "taprouterd: config: gateway: ...". Errors the node's state reveals while
-    setting up (no such underlay interface, a pod namespace that is gone)
-    count as config errors and name the field too.
+    setting up count as config errors and name the field too: no such underlay
+    interface; a pod's netns path that is gone, that is not a network
+    namespace (a plain file, a FIFO), that is not a pod's namespace (the
+    node's own, or the initial one), or that does not open within %s.
 `
 
 func main() {
@@ -64,7 +73,9 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("taprouterd", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintf(os.Stderr, usage, api.DefaultSocket, daemon.DefaultStateDir) }
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, usage, api.DefaultSocket, daemon.DefaultStateDir, daemon.DefaultNetNSTimeout)
+	}
 	cfgPath := fs.String("config", "", "")
 	socket := fs.String("socket", api.DefaultSocket, "")
 	logFormat := fs.String("log-format", "console", "")
@@ -105,14 +116,44 @@ func run() int {
 		return 1
 	}
 
-	d, err := daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log)
+	return runNode(log, *socket, func() (node, error) { return daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log) })
+}
+
+// node is what runNode needs of a *daemon.Daemon.
+type node interface {
+	Listen(socket string) error
+	Serve() error
+	Close() error
+}
+
+// runNode starts the node and serves its API on socket until SIGTERM or
+// SIGINT. The signals are caught before start: setting up can take a while
+// (a pod namespace that does not open delays it by its timeout), and a
+// signal meanwhile must not kill the process with the host port and the
+// router's socket left behind; the node is closed once start returns.
+func runNode(log *zap.Logger, socket string, start func() (node, error)) int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	d, err := start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
 		return 2
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	if err := d.Listen(*socket); err != nil {
+	stop := func() {
+		if err := d.Close(); err != nil {
+			log.Warn("shutdown incomplete", zap.Error(err))
+		}
+		log.Info("stopped; pod TAP devices left in place")
+	}
+	select {
+	case s := <-sigs:
+		log.Info("shutting down: signalled while starting", zap.Stringer("signal", s))
+		stop()
+		return 0
+	default:
+	}
+	if err := d.Listen(socket); err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
 		d.Close()
 		return 1
@@ -127,10 +168,7 @@ func run() int {
 		log.Error("api stopped", zap.Error(err))
 		code = 1
 	}
-	if err := d.Close(); err != nil {
-		log.Warn("shutdown incomplete", zap.Error(err))
-	}
-	log.Info("stopped; pod TAP devices left in place")
+	stop()
 	return code
 }
 

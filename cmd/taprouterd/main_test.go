@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/daemon"
+)
+
+// fakeNode counts runNode's calls; Serve blocks until Close.
+type fakeNode struct {
+	listens, closes atomic.Int32
+	closed          chan struct{}
+}
+
+func (n *fakeNode) Listen(string) error { n.listens.Add(1); return nil }
+func (n *fakeNode) Serve() error        { <-n.closed; return nil }
+func (n *fakeNode) Close() error {
+	if n.closes.Add(1) == 1 {
+		close(n.closed)
+	}
+	return nil
+}
+
+// A SIGTERM while the node starts is caught (before, signal.Notify came
+// only after daemon.New, and the signal killed the process, leaving the
+// host port and the socket behind): the node is closed once it has
+// started, and taprouterd exits 0. The signal is a real one, to this test
+// process, which it would kill were it not caught.
+func TestSignalDuringStart(t *testing.T) {
+	n := &fakeNode{closed: make(chan struct{})}
+	code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) {
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		waitDelivered(t, syscall.SIGTERM)
+		return n, nil
+	})
+	if code != 0 || n.closes.Load() != 1 {
+		t.Errorf("exit %d, Close called %d times; want 0 and 1", code, n.closes.Load())
+	}
+	if l := n.listens.Load(); l > 1 {
+		t.Errorf("Listen called %d times", l)
+	}
+}
+
+// waitDelivered waits until sig is no longer pending for the process (a
+// thread took it: caught, or the process is dying of it).
+func waitDelivered(t *testing.T, sig syscall.Signal) {
+	for {
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "ShdPnd:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pending = mask&(1<<(sig-1)) != 0
+			}
+		}
+		if !pending {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// A start that fails is a config error (exit 2), and nothing is closed.
+func TestStartFails(t *testing.T) {
+	if code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return nil, errors.New("ports[0].netns: gone") }); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+}
+
+// --help names every refusal of a pod's netns path that start reports as a
+// config error, and says what --check does not look at.
+func TestHelpText(t *testing.T) {
+	text := fmt.Sprintf(usage, api.DefaultSocket, daemon.DefaultStateDir, daemon.DefaultNetNSTimeout)
+	for _, want := range []string{"that is gone", "not a network\n    namespace", "not a pod's namespace (the\n    node's own", "does not open within 5s",
+		"does not open it", "--check"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("--help does not say %q", want)
+		}
+	}
+	if strings.Contains(text, "%!") {
+		t.Errorf("--help has a bad format verb:\n%s", text)
+	}
+	for i, line := range strings.Split(text, "\n") {
+		if len(line) > 80 {
+			t.Errorf("--help line %d is %d columns: %q", i+1, len(line), line)
+		}
+	}
+}
