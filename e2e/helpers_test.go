@@ -54,7 +54,7 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // mustPing pings 5 times and wants every reply with TTL wantTTL.
 func mustPing(t *testing.T, from *testbed.Netns, to netip.Addr, wantTTL int) testbed.PingResult {
 	t.Helper()
-	r, err := from.Ping(to, testbed.PingOptions{Count: 5, Interval: 100 * time.Millisecond})
+	r, err := from.Ping(to, testbed.PingOptions{Count: 5, Interval: 100 * time.Millisecond, Deadline: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,10 @@ type PingOptions struct {
 	Count    int           // echoes to send; 0 means 3
 	Interval time.Duration // between echoes; 0 means 200 ms
 	Source   netip.Addr    // -I: the source address; zero for the route's
+	// Deadline, if set, is ping's -w: it then waits up to Deadline in all
+	// for Count replies instead of giving up on the last echo after twice
+	// the largest RTT seen, which loses a late reply on a loaded machine.
+	Deadline time.Duration
 }
 
 // PingResult is what ping printed.
@@ -44,8 +48,11 @@ func (n *Netns) Ping(dst netip.Addr, o PingOptions) (PingResult, error) {
 	if o.Source.IsValid() {
 		args = append(args, "-I", o.Source.String())
 	}
+	if o.Deadline > 0 {
+		args = append(args, "-w", strconv.Itoa(int((o.Deadline+time.Second-1)/time.Second)))
+	}
 	args = append(args, dst.String())
-	timeout := time.Duration(o.Count)*o.Interval + 10*time.Second
+	timeout := time.Duration(o.Count)*o.Interval + o.Deadline + 10*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out, err := n.Command(ctx, "ping", args...).CombinedOutput()
