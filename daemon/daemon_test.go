@@ -298,7 +298,7 @@ func TestValidateBroadcast(t *testing.T) {
 }
 
 func entry(containerID, ip string) string {
-	return fmt.Sprintf(`{"name": "%s/eth0", "containerID": %q, "ifName": "eth0", "netns": "/var/run/netns/x", "ip": %q}`, containerID, containerID, ip)
+	return fmt.Sprintf(`{"name": "%s/eth0", "containerID": %q, "ifName": "eth0", "netns": "/var/run/netns/%s", "ip": %q}`, containerID, containerID, containerID, ip)
 }
 
 func stateDoc(entries ...string) []byte {
@@ -309,7 +309,7 @@ func stateDoc(entries ...string) []byte {
 // dropped alone and the others are restored.
 func TestLoadState(t *testing.T) {
 	d := testDaemon(t, nil)
-	d.ports["pa"] = &port{Name: "pa", IP: netip.MustParseAddr("10.244.0.4")} // from the config file
+	d.ports["pa"] = &port{Name: "pa", IfName: "eth0", NetNS: "/var/run/netns/pa", IP: netip.MustParseAddr("10.244.0.4")} // from the config file
 	got, err := d.loadState(stateDoc(
 		entry("good1", "10.244.0.10"),
 		entry("gw", "10.244.0.1"),       // the gateway
@@ -319,6 +319,11 @@ func TestLoadState(t *testing.T) {
 		entry("pa-thief", "10.244.0.4"), // the config port's address
 		entry("good1", "10.244.0.11"),   // a second good1
 		entry("dup-ip", "10.244.0.10"),  // good1's address
+		// good1's interface (netns and ifName), and the config port's
+		`{"name": "twin/eth0", "containerID": "twin", "ifName": "eth0", "netns": "/var/run/netns/good1", "ip": "10.244.0.40"}`,
+		`{"name": "twin/eth0", "containerID": "twin", "ifName": "eth0", "netns": "/var/run/netns/pa", "ip": "10.244.0.41"}`,
+		// good1's netns, another interface: kept
+		`{"name": "good1/eth1", "containerID": "good1", "ifName": "eth1", "netns": "/var/run/netns/good1", "ip": "10.244.0.42"}`,
 		`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "banana"}`,
 		`{"name": "c/eth%d", "containerID": "c", "ifName": "eth%d", "netns": "/x", "ip": "10.244.0.12"}`,
 		`{"name": "other", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.13"}`,
@@ -337,11 +342,19 @@ func TestLoadState(t *testing.T) {
 	for _, p := range got.ports {
 		names = append(names, p.Name+" "+p.IP.String())
 	}
-	if want := []string{"good1/eth0 10.244.0.10", "c/eth0 10.244.0.17", "good2/eth0 10.244.0.20"}; strings.Join(names, ",") != strings.Join(want, ",") {
+	if want := []string{"good1/eth0 10.244.0.10", "good1/eth1 10.244.0.42", "c/eth0 10.244.0.17", "good2/eth0 10.244.0.20"}; strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("restored %v, want %v", names, want)
 	}
-	if len(got.dropped) != 14 {
-		t.Errorf("dropped %d entries, want 14: %v", len(got.dropped), got.dropped)
+	if len(got.dropped) != 16 {
+		t.Errorf("dropped %d entries, want 16: %v", len(got.dropped), got.dropped)
+	}
+	for i, want := range []string{ // ports[8] and [9] are dropped[7] and [8]
+		"ports[8]: eth0 in netns /var/run/netns/good1 is the interface of another port, good1/eth0",
+		"ports[9]: eth0 in netns /var/run/netns/pa is the interface of another port, pa",
+	} {
+		if len(got.dropped) > 7+i && got.dropped[7+i].Error() != want {
+			t.Errorf("dropped[%d]: %q, want %q", 7+i, got.dropped[7+i], want)
+		}
 	}
 	// Unknown fields of the file itself are ignored too.
 	if got, err := d.loadState([]byte(`{"version": 1, "node": "node1", "epoch": 7, "ports": [` + entry("c2", "10.244.0.30") + `]}`)); err != nil || len(got.ports) != 1 {

@@ -58,13 +58,15 @@ var (
 )
 
 // FuzzStateEntry: one arbitrary entry between two good ones drops at most
-// itself (and, if it is valid itself, the later good one it clashes with);
+// itself (and, if it is valid itself, the later good one it clashes with:
+// same address, or same netns and ifName);
 // everything restored is valid by the API's rules.
 func FuzzStateEntry(f *testing.F) {
 	f.Add([]byte(entry("c", "10.244.0.5")))
 	f.Add([]byte(entry("gw", "10.244.0.1")))
 	f.Add([]byte(entry("good2", "10.244.0.21")))
 	f.Add([]byte(entry("c", "10.244.0.20")))
+	f.Add([]byte(`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/var/run/netns/good2", "ip": "10.244.0.30"}`))
 	f.Add([]byte(`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.15", "bandwidth": {"egressRate": 5, "egressBurst": 9}}`))
 	f.Add([]byte(`{"ip": 7}`))
 	f.Add([]byte(`{"name": "c/eth0", "containerID": "c", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.15", "fromANewerVersion": {"x": [1]}}`))
@@ -85,9 +87,10 @@ func FuzzStateEntry(f *testing.F) {
 		if len(got.ports) == 0 || got.ports[0].Name != "good1/eth0" {
 			t.Fatalf("entry %s: good1 dropped", raw)
 		}
-		// Only a valid entry that takes good2's address may drop it (one
-		// named like good2 is the later one, and dropped itself).
-		if last := got.ports[len(got.ports)-1]; last.Name != "good2/eth0" && (len(got.ports) != 2 || last.IP.String() != "10.244.0.20") {
+		// Only a valid entry that takes good2's address or interface may
+		// drop it (one named like good2 is the later one, and dropped
+		// itself).
+		if last := got.ports[len(got.ports)-1]; last.Name != "good2/eth0" && (len(got.ports) != 2 || last.IP.String() != "10.244.0.20" && (last.NetNS != "/var/run/netns/good2" || last.IfName != "eth0")) {
 			t.Fatalf("entry %s: good2 dropped, restored %+v", raw, got.ports)
 		}
 	})
@@ -112,12 +115,13 @@ func FuzzStateFile(f *testing.F) {
 
 func checkRestored(t *testing.T, d *Daemon, ports []*port) {
 	t.Helper()
-	names, ips := map[string]bool{}, map[string]bool{}
+	names, ips, ifaces := map[string]bool{}, map[string]bool{}, map[[2]string]bool{}
 	for _, p := range ports {
 		checkPort(t, d, p)
-		if names[p.Name] || ips[p.IP.String()] {
-			t.Fatalf("two restored ports share a name or an address: %+v", ports)
+		iface := [2]string{p.NetNS, p.IfName}
+		if names[p.Name] || ips[p.IP.String()] || ifaces[iface] {
+			t.Fatalf("two restored ports share a name, an address or an interface: %+v", ports)
 		}
-		names[p.Name], ips[p.IP.String()] = true, true
+		names[p.Name], ips[p.IP.String()], ifaces[iface] = true, true, true
 	}
 }

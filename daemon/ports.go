@@ -14,7 +14,6 @@ import (
 	"github.com/taprouter/taprouter/api"
 	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/fib"
-	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/ifname"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
@@ -23,18 +22,41 @@ import (
 // port is a pod port the daemon manages: one from the config file, or one a
 // CNI plugin added through the API (ContainerID set; these are persisted).
 type port struct {
-	Name        string            `json:"name"`
-	ContainerID string            `json:"containerID,omitempty"`
-	IfName      string            `json:"ifName"`
-	NetNS       string            `json:"netns"`
-	IP          netip.Addr        `json:"ip"`
-	MTU         int               `json:"mtu,omitempty"` // 0: the node's pod MTU
-	Bandwidth   *api.Bandwidth    `json:"bandwidth,omitempty"`
-	MAC         link.HardwareAddr `json:"-"`
+	Name        string         `json:"name"`
+	ContainerID string         `json:"containerID,omitempty"`
+	IfName      string         `json:"ifName"`
+	NetNS       string         `json:"netns"`
+	IP          netip.Addr     `json:"ip"`
+	MTU         int            `json:"mtu,omitempty"` // 0: the node's pod MTU
+	Bandwidth   *api.Bandwidth `json:"bandwidth,omitempty"`
+	// nsID is the namespace's identity once it was opened (zero before):
+	// no two ports have one interface, (nsID, IfName). iface is the pod's
+	// TAP once this run attached the port: detach deletes that device, not
+	// whatever is called IfName.
+	nsID  podnet.NSID
+	iface podnet.Iface
 	// attached says the router has the port. A recorded port may be
 	// unattached: re-attaching it after a restart failed, or removing its
 	// eth0 from the pod did; a retried ADD or DEL tries again.
 	attached bool
+}
+
+// errIfaceTaken: another port has the pod interface a port asks for.
+var errIfaceTaken = errors.New("is the interface of another port")
+
+// ifaceOwner returns the other port whose interface is p's: IfName in the
+// namespace id. A port whose namespace was never opened (it timed out at a
+// restart) is compared by path.
+func (d *Daemon) ifaceOwner(p *port, id podnet.NSID) *port {
+	for _, q := range d.ports {
+		if q == p || q.Name == p.Name || q.IfName != p.IfName {
+			continue
+		}
+		if q.nsID == id || q.nsID == (podnet.NSID{}) && q.NetNS == p.NetNS {
+			return q
+		}
+	}
+	return nil
 }
 
 func (p *port) attachment() api.Attachment {
@@ -54,39 +76,51 @@ func (d *Daemon) pod(p *port) podnet.Pod {
 
 // attach gives the pod its eth0 — the persistent TAP an earlier run left,
 // adopted, or a new one — and adds the port to the router. ns is the pod's
-// namespace, which the caller opened with openNetNS.
+// namespace, which the caller opened with openNetNS. An interface that is
+// another port's is refused (errIfaceTaken) before anything is done.
 func (d *Daemon) attach(p *port, ns *os.File) error {
+	id, err := podnet.NetNSID(ns)
+	if err != nil {
+		return err
+	}
+	if q := d.ifaceOwner(p, id); q != nil {
+		return fmt.Errorf("%s in netns %s %w, %s (netns %s)", p.IfName, p.NetNS, errIfaceTaken, q.Name, q.NetNS)
+	}
+	p.nsID = id
 	pod := d.pod(p)
 	pod.NS = ns
-	dev, mac, err := podnet.AdoptPod(pod)
+	dev, iface, err := podnet.AdoptPod(pod)
 	adopted := err == nil
 	if errors.Is(err, podnet.ErrNoPort) {
-		dev, mac, err = podnet.AttachPod(pod)
+		dev, iface, err = podnet.AttachPod(pod)
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := d.router.AddPodPort(p.Name, dev, p.IP, mac, pod.MTU); err != nil {
+	if _, err := d.router.AddPodPort(p.Name, dev, p.IP, iface.MAC, pod.MTU); err != nil {
 		dev.Close()
 		if !adopted {
-			podnet.DetachPod(pod)
+			podnet.DetachPod(pod, iface)
 		}
 		return err
 	}
 	if bw := p.Bandwidth; bw != nil {
 		d.router.SetBandwidth(p.Name, router.Bandwidth{IngressRate: bw.IngressRate, IngressBurst: bw.IngressBurst, EgressRate: bw.EgressRate, EgressBurst: bw.EgressBurst})
 	}
-	p.MAC, p.attached = mac, true
+	p.iface, p.attached = iface, true
 	d.ports[p.Name] = p
 	if adopted {
-		d.log.Info("adopted the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.Stringer("mac", mac))
+		d.log.Info("adopted the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.Stringer("mac", iface.MAC))
 	}
 	return nil
 }
 
 // detach removes a port from the router and its eth0 from the pod, whose
-// namespace ns the caller opened with openNetNS; nil if it is gone. The
-// record goes only when both are done, so that a failure can be retried.
+// namespace ns the caller opened with openNetNS; nil if it is gone. Only
+// the port's own device is deleted (podnet.DetachPod): none if the path
+// names another namespace than the port's now, or if another port has the
+// interface; what is left is logged. The record goes only when both are
+// done, so that a failure can be retried.
 func (d *Daemon) detach(p *port, ns *os.File) error {
 	if p.attached {
 		p.attached = false
@@ -95,10 +129,25 @@ func (d *Daemon) detach(p *port, ns *os.File) error {
 		}
 	}
 	if ns != nil {
+		id, err := podnet.NetNSID(ns)
+		if err != nil {
+			return err
+		}
+		log := d.log.With(zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.String("ifName", p.IfName))
 		pod := d.pod(p)
 		pod.NS = ns
-		if err := podnet.DetachPod(pod); err != nil {
-			return err
+		switch q := d.ifaceOwner(p, id); {
+		case p.nsID != (podnet.NSID{}) && p.nsID != id:
+			log.Warn("the netns path names another namespace now (the port's went with its TAP): nothing deleted")
+		case q != nil:
+			log.Warn("the pod interface is another port's: left in place", zap.String("owner", q.Name))
+		default:
+			err := podnet.DetachPod(pod, p.iface)
+			if errors.Is(err, podnet.ErrNotOwned) {
+				log.Warn("the pod interface is not this port's: left in place", zap.Error(err))
+			} else if err != nil {
+				return err
+			}
 		}
 	}
 	delete(d.ports, p.Name)
@@ -107,6 +156,9 @@ func (d *Daemon) detach(p *port, ns *os.File) error {
 
 // attachError classifies an attach failure for the API.
 func attachError(err error) error {
+	if errors.Is(err, errIfaceTaken) {
+		return api.Conflict("ifName", err.Error())
+	}
 	if errors.Is(err, podnet.ErrNotTAP) {
 		return api.Conflict("ifName", "the pod has an interface of that name that taprouter did not make: "+err.Error())
 	}
@@ -218,7 +270,7 @@ func sameBandwidth(a, b *api.Bandwidth) bool {
 }
 
 func (d *Daemon) apiPort(p *port) api.Port {
-	return api.Port{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP.String(), MAC: p.MAC.String(),
+	return api.Port{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP.String(), MAC: p.iface.MAC.String(),
 		MTU: d.pod(p).MTU, Gateway: d.cfg.Gateway.String(), Name: p.Name, Bandwidth: p.Bandwidth}
 }
 
@@ -256,7 +308,7 @@ func (d *Daemon) CheckPort(a api.Attachment) (api.CheckResult, error) {
 	defer ns.Close()
 	pod := d.pod(&p)
 	pod.NS = ns
-	problems := append(podnet.CheckPod(pod, p.MAC), d.routerProblems(&p)...)
+	problems := append(podnet.CheckPod(pod, p.iface.MAC), d.routerProblems(&p)...)
 	return api.CheckResult{OK: len(problems) == 0, Problems: problems}, nil
 }
 

@@ -72,7 +72,9 @@ func (d *Daemon) save() error {
 
 // restore re-attaches the ports of the state file: each pod's persistent
 // TAP is adopted (it keeps its IP and MAC). Every entry must pass the rules
-// of an API request (validate, and no two ports with one address); one that
+// of an API request (validate, and no two ports with one address or one
+// pod interface, netns and ifName, the netns compared by path here and by
+// identity once opened, as attach does); one that
 // does not, or that cannot be read, is dropped and logged, as is one whose
 // network namespace is gone; the other entries are restored all the same.
 // One that fails to attach otherwise (its namespace did not open in time,
@@ -120,6 +122,11 @@ func (d *Daemon) restore() error {
 		case err == nil:
 			err = d.attach(p, ns)
 			ns.Close()
+			if errors.Is(err, errIfaceTaken) { // by another path to one namespace
+				log.Error("state entry dropped: a second port for one pod interface", zap.Error(err))
+				dropped++
+				continue
+			}
 		}
 		if err != nil {
 			// Kept on record: a retried ADD or DEL of the pod tries again,
@@ -128,7 +135,7 @@ func (d *Daemon) restore() error {
 			d.ports[p.Name] = p
 			continue
 		}
-		log.Info("pod re-attached", zap.Stringer("ip", p.IP), zap.Stringer("mac", p.MAC))
+		log.Info("pod re-attached", zap.Stringer("ip", p.IP), zap.Stringer("mac", p.iface.MAC))
 	}
 	if dropped > 0 {
 		return d.save()
@@ -138,7 +145,7 @@ func (d *Daemon) restore() error {
 
 // stateEntries is what loadState makes of a state file.
 type stateEntries struct {
-	ports   []*port // valid, in file order, no two with one name or address
+	ports   []*port // valid, in file order, no two with one name, address or netns path and ifName
 	dropped []error // why each other entry was dropped
 }
 
@@ -161,9 +168,10 @@ func (d *Daemon) loadState(b []byte) (stateEntries, error) {
 	if st.Node != d.cfg.Node {
 		return res, fmt.Errorf("state of node %q, this is node %q", st.Node, d.cfg.Node)
 	}
-	names, ips := map[string]bool{}, map[netip.Addr]bool{}
+	type iface struct{ netns, ifName string }
+	names, ips, ifaces := map[string]bool{}, map[netip.Addr]bool{}, map[iface]string{}
 	for _, p := range d.ports {
-		names[p.Name], ips[p.IP] = true, true
+		names[p.Name], ips[p.IP], ifaces[iface{p.NetNS, p.IfName}] = true, true, p.Name
 	}
 	for i, raw := range st.Ports {
 		p, err := d.stateEntry(raw)
@@ -173,6 +181,8 @@ func (d *Daemon) loadState(b []byte) (stateEntries, error) {
 			err = fmt.Errorf("a second entry for %s", p.Name)
 		case ips[p.IP]:
 			err = fmt.Errorf("ip: %s is in use by another port", p.IP)
+		case ifaces[iface{p.NetNS, p.IfName}] != "":
+			err = fmt.Errorf("%s in netns %s %w, %s", p.IfName, p.NetNS, errIfaceTaken, ifaces[iface{p.NetNS, p.IfName}])
 		}
 		if err != nil {
 			err = fmt.Errorf("ports[%d]: %w", i, err)
@@ -180,7 +190,7 @@ func (d *Daemon) loadState(b []byte) (stateEntries, error) {
 			res.dropped = append(res.dropped, err)
 			continue
 		}
-		names[p.Name], ips[p.IP] = true, true
+		names[p.Name], ips[p.IP], ifaces[iface{p.NetNS, p.IfName}] = true, true, p.Name
 		res.ports = append(res.ports, p)
 	}
 	return res, nil

@@ -26,9 +26,10 @@ var (
 // pod as p.IfName: it opens the device again from inside the pod's
 // namespace and makes sure its MTU, address and routes are as p says (a
 // pod keeps its MAC and its address across a daemon restart). It returns
-// an error wrapping ErrNoPort if the interface does not exist.
-func AdoptPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
-	var mac link.HardwareAddr
+// the open device and its Iface, or an error wrapping ErrNoPort if the
+// interface does not exist.
+func AdoptPod(p Pod) (*tap.Device, Iface, error) {
+	var mac Iface
 	if err := p.validate(); err != nil {
 		return nil, mac, fmt.Errorf("adopt pod %v: %w", p, err)
 	}
@@ -68,8 +69,8 @@ func AdoptPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
 }
 
 // ensurePod sets what configurePod set, leaving what is already right.
-func ensurePod(h *netlink.Handle, l netlink.Link, p Pod) (link.HardwareAddr, error) {
-	var mac link.HardwareAddr
+func ensurePod(h *netlink.Handle, l netlink.Link, p Pod) (Iface, error) {
+	var mac Iface
 	if l.Attrs().MTU != p.MTU {
 		if err := h.LinkSetMTU(l, p.MTU); err != nil {
 			return mac, fmt.Errorf("set MTU %d: %w", p.MTU, err)
@@ -90,10 +91,7 @@ func ensurePod(h *netlink.Handle, l netlink.Link, p Pod) (link.HardwareAddr, err
 	if err := h.RouteReplace(&netlink.Route{LinkIndex: index, Gw: p.Gateway.AsSlice()}); err != nil {
 		return mac, fmt.Errorf("set route default via %s dev %s: %w", p.Gateway, p.IfName, err)
 	}
-	if copy(mac[:], l.Attrs().HardwareAddr) != len(mac) {
-		return mac, fmt.Errorf("%s: MAC %q is not an Ethernet address", p.IfName, l.Attrs().HardwareAddr)
-	}
-	return mac, nil
+	return ifaceOf(l)
 }
 
 // CheckPod compares the pod's interface with p and the MAC the router knows

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/tap"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/podnet/netnstest"
@@ -18,10 +17,11 @@ import (
 func TestAdoptPod(t *testing.T) {
 	node, pod := netnstest.New(t, "node"), netnstest.New(t, "pod")
 	p := podnet.Pod{NetNS: pod.Path, IfName: "eth0", IP: netip.MustParseAddr("10.244.1.5"), Gateway: netip.MustParseAddr("10.244.1.1"), MTU: 1450}
-	first, mac, err := attach(t, node, p)
+	first, own, err := attach(t, node, p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	mac := own.MAC
 	first.Close() // the daemon dies; the persistent TAP stays
 	if l := findLink(t, pod, "eth0"); l.Address != mac.String() {
 		t.Fatalf("eth0 after the daemon's fd closed: %+v", l)
@@ -30,13 +30,13 @@ func TestAdoptPod(t *testing.T) {
 	pod.MustExec("ip", "route", "del", "default")
 
 	var dev *tap.Device
-	var got link.HardwareAddr
+	var got podnet.Iface
 	node.Do(func() { dev, got, err = podnet.AdoptPod(p) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != mac {
-		t.Errorf("adopted MAC %s, want the pod's %s", got, mac)
+	if got != own {
+		t.Errorf("adopted %+v, want the pod's %+v", got, own)
 	}
 	if problems := podnet.CheckPod(p, mac); len(problems) != 0 {
 		t.Errorf("after adoption: %v", problems)
@@ -64,10 +64,11 @@ func TestAdoptPodMissing(t *testing.T) {
 func TestCheckPod(t *testing.T) {
 	node, pod := netnstest.New(t, "node"), netnstest.New(t, "pod")
 	p := podnet.Pod{NetNS: pod.Path, IfName: "eth0", IP: netip.MustParseAddr("10.244.1.5"), Gateway: netip.MustParseAddr("10.244.1.1"), MTU: 1450}
-	_, mac, err := attach(t, node, p)
+	_, own, err := attach(t, node, p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	mac := own.MAC
 	if problems := podnet.CheckPod(p, mac); len(problems) != 0 {
 		t.Fatalf("fresh pod: %v", problems)
 	}

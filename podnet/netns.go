@@ -50,6 +50,21 @@ func OpenNetNS(path string) (*os.File, error) {
 	return f, nil
 }
 
+// NSID identifies a network namespace: the device and inode numbers of its
+// nsfs file, the same whichever path or descriptor names it. Two pods'
+// ports with one NSID and one interface name are one interface. The zero
+// NSID is no namespace's.
+type NSID struct{ Dev, Ino uint64 }
+
+// NetNSID returns the identity of the namespace f, which OpenNetNS opened.
+func NetNSID(f *os.File) (NSID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return NSID{}, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return NSID{Dev: st.Dev, Ino: st.Ino}, nil
+}
+
 func checkNetNS(fd int, path string) error {
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &fs); err != nil {

@@ -51,27 +51,35 @@ func (p Pod) validate() error {
 	return nil
 }
 
+// Iface is a pod's TAP as AttachPod or AdoptPod left it: its index in the
+// pod's namespace, which names the device for DetachPod whatever the pod
+// calls it (the pod cannot change it), and the MAC the pod uses on it.
+type Iface struct {
+	Index int
+	MAC   link.HardwareAddr
+}
+
 // AttachPod gives the pod its port: a TAP device created in the caller's
 // namespace under a temporary name, moved into p.NetNS, renamed to p.IfName
 // and configured with p.IP/32, a link-scope route to p.Gateway and a default
 // route via p.Gateway; the pod's loopback is brought up too. It returns the
 // open device (persistent, so that the pod keeps its port across a daemon
-// restart) and the MAC the pod uses on it.
+// restart) and its Iface.
 //
 // On failure nothing is left behind, wherever the device had got to, and the
 // error names the step that failed.
-func AttachPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
+func AttachPod(p Pod) (*tap.Device, Iface, error) {
 	if err := p.validate(); err != nil {
-		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
+		return nil, Iface{}, fmt.Errorf("attach pod %v: %w", p, err)
 	}
 	ns, done, err := p.openNS()
 	if err != nil {
-		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: open netns: %w", p, err)
+		return nil, Iface{}, fmt.Errorf("attach pod %v: open netns: %w", p, err)
 	}
 	defer done()
 	h, err := newHandleIn(ns)
 	if err != nil {
-		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: netlink in pod netns: %w", p, err)
+		return nil, Iface{}, fmt.Errorf("attach pod %v: netlink in pod netns: %w", p, err)
 	}
 	defer h.Close()
 
@@ -79,17 +87,17 @@ func AttachPod(p Pod) (*tap.Device, link.HardwareAddr, error) {
 	// then, closing it deletes it in whichever namespace it is.
 	dev, err := tap.Create(tempName(), tap.TAP, tap.Options{MTU: p.MTU})
 	if err != nil {
-		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
+		return nil, Iface{}, fmt.Errorf("attach pod %v: %w", p, err)
 	}
-	mac, err := configurePod(h, ns, dev.Name(), p)
+	iface, err := configurePod(h, ns, dev.Name(), p)
 	if err == nil {
 		err = dev.SetPersist(true)
 	}
 	if err != nil {
 		dev.Close()
-		return nil, link.HardwareAddr{}, fmt.Errorf("attach pod %v: %w", p, err)
+		return nil, Iface{}, fmt.Errorf("attach pod %v: %w", p, err)
 	}
-	return dev, mac, nil
+	return dev, iface, nil
 }
 
 // tempName returns a name, unique in practice, for a pod's TAP before it is
@@ -102,8 +110,8 @@ func tempName() string {
 
 // configurePod moves the device called name into the pod and configures it;
 // h is a netlink handle in the pod's namespace ns.
-func configurePod(h *netlink.Handle, ns netns.NsHandle, name string, p Pod) (link.HardwareAddr, error) {
-	var mac link.HardwareAddr
+func configurePod(h *netlink.Handle, ns netns.NsHandle, name string, p Pod) (Iface, error) {
+	var mac Iface
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return mac, fmt.Errorf("find %s: %w", name, err)
@@ -142,18 +150,34 @@ func configurePod(h *netlink.Handle, ns netns.NsHandle, name string, p Pod) (lin
 	if l, err = h.LinkByIndex(index); err != nil {
 		return mac, fmt.Errorf("read back %s: %w", p.IfName, err)
 	}
-	if copy(mac[:], l.Attrs().HardwareAddr) != len(mac) {
-		return mac, fmt.Errorf("read back %s: MAC %q is not an Ethernet address", p.IfName, l.Attrs().HardwareAddr)
-	}
-	return mac, nil
+	return ifaceOf(l)
 }
 
-// DetachPod deletes the pod's port p.IfName in p.NetNS. It returns nil if
-// the namespace (nothing, or no network namespace at p.NetNS any more) or
-// the port is already gone. The daemon should also Close
-// the port's tap.Device; a Read blocked on it returns an error wrapping
-// link.ErrClosed once the port is deleted.
-func DetachPod(p Pod) error {
+// ifaceOf returns l's Iface.
+func ifaceOf(l netlink.Link) (Iface, error) {
+	i := Iface{Index: l.Attrs().Index}
+	if copy(i.MAC[:], l.Attrs().HardwareAddr) != len(i.MAC) {
+		return Iface{}, fmt.Errorf("%s: MAC %q is not an Ethernet address", l.Attrs().Name, l.Attrs().HardwareAddr)
+	}
+	return i, nil
+}
+
+// ErrNotOwned: DetachPod left the pod's interface alone, because it is not
+// the caller's: not a TAP, or a TAP that someone else has open.
+var ErrNotOwned = errors.New("the pod's interface is not the caller's")
+
+// DetachPod deletes the pod's TAP in p.NetNS that the caller owns: own is
+// the Iface AttachPod or AdoptPod returned, and the device of that index is
+// deleted, whatever it is called now. The zero Iface means the caller never
+// held the TAP (a port on record that could not be attached): then the TAP
+// called p.IfName is deleted only if DetachPod can open it itself, that is,
+// if no one else has it open (the live pod that another record is for,
+// say). A device that is not the caller's, by either rule, is left alone
+// and the error wraps ErrNotOwned. It returns nil if the namespace (nothing,
+// or no network namespace at p.NetNS any more) or the device is already
+// gone. The daemon should also Close the port's tap.Device; a Read blocked
+// on it returns an error wrapping link.ErrClosed once the port is deleted.
+func DetachPod(p Pod, own Iface) error {
 	ns, done, err := p.openNS()
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrNotNetNS) {
 		return nil // the pod's namespace is gone, and its eth0 with it
@@ -167,15 +191,36 @@ func DetachPod(p Pod) error {
 		return fmt.Errorf("detach pod %v: netlink in pod netns: %w", p, err)
 	}
 	defer h.Close()
-	l, err := h.LinkByName(p.IfName)
+	var l netlink.Link
+	if own.Index != 0 {
+		l, err = h.LinkByIndex(own.Index)
+	} else {
+		l, err = h.LinkByName(p.IfName)
+	}
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("detach pod %v: find %s: %w", p, p.IfName, err)
 	}
+	name := l.Attrs().Name
+	if l.Type() != "tuntap" {
+		return fmt.Errorf("detach pod %v: %s is a %s device: %w", p, name, l.Type(), ErrNotOwned)
+	}
+	if own.Index == 0 {
+		// Taking the TAP proves no one else has it: a TAP has one
+		// queue, and TUNSETIFF on one that is open elsewhere is EBUSY.
+		var dev *tap.Device
+		if err := inNetNS(ns, func() (err error) {
+			dev, err = tap.Attach(name, tap.TAP)
+			return err
+		}); err != nil {
+			return fmt.Errorf("detach pod %v: %s: %v: %w", p, name, err, ErrNotOwned)
+		}
+		defer dev.Close()
+	}
 	if err := h.LinkDel(l); err != nil {
-		return fmt.Errorf("detach pod %v: delete %s: %w", p, p.IfName, err)
+		return fmt.Errorf("detach pod %v: delete %s: %w", p, name, err)
 	}
 	return nil
 }

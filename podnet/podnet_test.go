@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -22,6 +23,7 @@ import (
 var gatewayMAC = [6]byte{0x02, 0xaa, 0, 0, 0, 0x01}
 
 type ipLink struct {
+	Index    int      `json:"ifindex"`
 	IfName   string   `json:"ifname"`
 	Address  string   `json:"address"`
 	MTU      int      `json:"mtu"`
@@ -78,16 +80,16 @@ func routes(t *testing.T, ns *netnstest.NS) []ipRoute {
 	return r
 }
 
-func attach(t *testing.T, node *netnstest.NS, p podnet.Pod) (*tap.Device, link.HardwareAddr, error) {
+func attach(t *testing.T, node *netnstest.NS, p podnet.Pod) (*tap.Device, podnet.Iface, error) {
 	t.Helper()
 	var dev *tap.Device
-	var mac link.HardwareAddr
+	var own podnet.Iface
 	var err error
-	node.Do(func() { dev, mac, err = podnet.AttachPod(p) })
+	node.Do(func() { dev, own, err = podnet.AttachPod(p) })
 	if err == nil {
 		t.Cleanup(func() { dev.Close() })
 	}
-	return dev, mac, err
+	return dev, own, err
 }
 
 // serve plays the router on dev until the test ends: it answers ARP with
@@ -125,10 +127,11 @@ func TestAttachPod(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			node, pod := netnstest.New(t, "node"), netnstest.New(t, "pod")
 			p := podnet.Pod{NetNS: pod.Path, IfName: "eth0", IP: netip.MustParseAddr(tc.ip), Gateway: netip.MustParseAddr(tc.gw), MTU: 1450}
-			dev, mac, err := attach(t, node, p)
+			dev, own, err := attach(t, node, p)
 			if err != nil {
 				t.Fatal(err)
 			}
+			mac := own.MAC
 
 			if names := linkNames(t, node); !slices.Equal(names, []string{"lo"}) {
 				t.Errorf("node netns has %v, want only lo: the TAP must have moved", names)
@@ -137,8 +140,8 @@ func TestAttachPod(t *testing.T) {
 			if eth0.MTU != 1450 {
 				t.Errorf("eth0 MTU %d, want 1450", eth0.MTU)
 			}
-			if eth0.Address != mac.String() {
-				t.Errorf("AttachPod returned MAC %s, eth0 has %s", mac, eth0.Address)
+			if eth0.Address != mac.String() || eth0.Index != own.Index {
+				t.Errorf("AttachPod returned MAC %s index %d, eth0 has %s index %d", mac, own.Index, eth0.Address, eth0.Index)
 			}
 			if !slices.Contains(eth0.Flags, "UP") {
 				t.Errorf("eth0 is not up: %v", eth0.Flags)
@@ -177,7 +180,7 @@ func TestAttachPod(t *testing.T) {
 func TestDetachPod(t *testing.T) {
 	node, pod := netnstest.New(t, "node"), netnstest.New(t, "pod")
 	p := podnet.Pod{NetNS: pod.Path, IfName: "eth0", IP: netip.MustParseAddr("10.244.1.5"), Gateway: netip.MustParseAddr("10.244.1.1"), MTU: 1450}
-	dev, _, err := attach(t, node, p)
+	dev, own, err := attach(t, node, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +191,7 @@ func TestDetachPod(t *testing.T) {
 		read <- err
 	}()
 
-	if err := podnet.DetachPod(p); err != nil {
+	if err := podnet.DetachPod(p, own); err != nil {
 		t.Fatalf("DetachPod: %v", err)
 	}
 	if names := linkNames(t, pod); !slices.Equal(names, []string{"lo"}) {
@@ -202,13 +205,69 @@ func TestDetachPod(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("DetachPod did not unblock a Read on the port")
 	}
-	if err := podnet.DetachPod(p); err != nil {
+	if err := podnet.DetachPod(p, own); err != nil {
 		t.Errorf("second DetachPod: %v, want nil", err)
 	}
 	gone := p
 	gone.NetNS = "/var/run/netns/" + pod.Name + "-gone"
-	if err := podnet.DetachPod(gone); err != nil {
+	if err := podnet.DetachPod(gone, own); err != nil {
 		t.Errorf("DetachPod in a missing netns: %v, want nil", err)
+	}
+}
+
+// DetachPod deletes only the caller's device: the TAP of the index it was
+// given, or, for a caller that never held it, a TAP that no one else has
+// open. Another device called eth0, a TAP that is open elsewhere (another
+// port's live pod) and what is not a TAP are left alone.
+func TestDetachPodOnlyOwned(t *testing.T) {
+	node, pod := netnstest.New(t, "node"), netnstest.New(t, "pod")
+	p := podnet.Pod{NetNS: pod.Path, IfName: "eth0", IP: netip.MustParseAddr("10.244.1.5"), Gateway: netip.MustParseAddr("10.244.1.1"), MTU: 1450}
+	dev, own, err := attach(t, node, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth0 := func() []string {
+		var out []string
+		for _, l := range links(t, pod) {
+			if l.IfName == "eth0" {
+				out = append(out, fmt.Sprintf("%s %d", l.Address, l.Index))
+			}
+		}
+		return out
+	}
+	want := []string{fmt.Sprintf("%s %d", own.MAC, own.Index)}
+	// Held open by dev (as the router holds a live pod's TAP).
+	if err := podnet.DetachPod(p, podnet.Iface{}); !errors.Is(err, podnet.ErrNotOwned) || !strings.Contains(err.Error(), "device or resource busy") {
+		t.Errorf("DetachPod of a TAP open elsewhere, by a caller that never held it: %v, want ErrNotOwned (busy)", err)
+	}
+	// Another index: that device is gone, and eth0 is not it.
+	if err := podnet.DetachPod(p, podnet.Iface{Index: own.Index + 100}); err != nil {
+		t.Errorf("DetachPod of a gone index: %v, want nil", err)
+	}
+	if got := eth0(); !slices.Equal(got, want) {
+		t.Fatalf("eth0 after DetachPods that do not own it: %v, want %v", got, want)
+	}
+	// Not a TAP, by name or by index.
+	other := netnstest.New(t, "pod")
+	other.IP("link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+	q := p
+	q.NetNS = other.Path
+	veth := findLink(t, other, "eth0")
+	for _, by := range []podnet.Iface{{}, {Index: veth.Index}} {
+		if err := podnet.DetachPod(q, by); !errors.Is(err, podnet.ErrNotOwned) || !strings.Contains(err.Error(), "is a veth device") {
+			t.Errorf("DetachPod(%+v) of a veth eth0: %v, want ErrNotOwned", by, err)
+		}
+	}
+	if l := findLink(t, other, "eth0"); l.Index != veth.Index {
+		t.Errorf("veth eth0 replaced: %+v", l)
+	}
+	// Once no one has the TAP open, a caller that never held it deletes it.
+	dev.Close()
+	if err := podnet.DetachPod(p, podnet.Iface{}); err != nil {
+		t.Fatalf("DetachPod of a TAP no one has open: %v", err)
+	}
+	if names := linkNames(t, pod); !slices.Equal(names, []string{"lo"}) {
+		t.Errorf("pod netns has %v, want only lo", names)
 	}
 }
 
