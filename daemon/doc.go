@@ -14,7 +14,15 @@
 // start, the config's and the state file's namespaces are opened
 // concurrently under one timeout, so that hung ones delay the API by one
 // timeout, however many there are. Entries of the state file pass the same checks as API
-// requests; a bad one is dropped alone. Unlike an API request, the state
+// requests; a bad one is dropped alone.
+//
+// A pod interface, the namespace's identity (device and inode of its nsfs
+// file, whatever path names it) and ifName, is one port's: a second port
+// for it is a 409 from the API, an error in the config, and dropped from
+// the state file. A port's removal deletes only its own TAP (the device
+// it attached, by index; for a port that never attached, a TAP that no
+// one else has open), never another port's or a device taprouter did not
+// make. Unlike an API request, the state
 // file may have fields this taprouterd does not know (a newer one wrote
 // them): they are ignored, so that rolling taprouterd back keeps the pods.
 //

@@ -4,7 +4,9 @@
 // namespace with routes to the pod CIDRs). It also reads the underlay
 // interface's address, MAC and MTU. A restarted daemon adopts the pods'
 // persistent TAPs (AdoptPod) and CheckPod lists how a pod's interface
-// differs from what it should be, for CNI CHECK.
+// differs from what it should be, for CNI CHECK. DetachPod deletes only the
+// caller's TAP: the one of the index AttachPod or AdoptPod returned, or one
+// no one else has open (ErrNotOwned otherwise).
 //
 // Configuration outside the caller's namespace goes through
 // github.com/vishvananda/netlink with a handle whose sockets were opened in
