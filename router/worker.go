@@ -428,9 +428,10 @@ func (w *worker) checkMTU(batch []*Packet) {
 }
 
 // transmit sends every packet still in the batch, grouped by egress port.
+// Each packet moves exactly one counter: forwarded when its device or the
+// tunnel took it (in flush), or one drop reason.
 func (w *worker) transmit(batch []*Packet) {
 	r := w.r
-	forwarded := 0
 	for _, p := range batch {
 		if p.verdict != Continue {
 			if p.verdict == Dropped {
@@ -438,7 +439,6 @@ func (w *worker) transmit(batch []*Packet) {
 			}
 			continue
 		}
-		forwarded++
 		switch p.NextHop.Kind {
 		case fib.Local:
 			port := r.port(p.NextHop.Port)
@@ -449,7 +449,6 @@ func (w *worker) transmit(batch []*Packet) {
 			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.end-p.start)) {
 				r.stats.drop(DropRateLimited)
 				port.Drops.Add(1)
-				forwarded--
 				continue
 			}
 			dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
@@ -458,7 +457,6 @@ func (w *worker) transmit(batch []*Packet) {
 				// Counted when it leaves (neighbourHooks.Resolved) or
 				// is dropped (Failed, neigh_queue_drops).
 				r.neigh.Enqueue(port.ID, dst, p.buf[p.start:p.end])
-				forwarded--
 				continue
 			}
 			s := p.start - ethHeaderLen
@@ -471,11 +469,9 @@ func (w *worker) transmit(batch []*Packet) {
 		case fib.Host:
 			w.hostOut = append(w.hostOut, p.buf[p.start:p.end])
 		default:
-			forwarded--
 			r.stats.drop(DropNoRoute)
 		}
 	}
-	r.stats.add(cForwarded, forwarded)
 	w.flush()
 }
 
@@ -495,55 +491,62 @@ func (w *worker) groupFor(p *Port) *egressGroup {
 	return &w.groups[len(w.groups)-1]
 }
 
-// flush writes the egress batches.
+// flush writes the egress batches and counts as forwarded what the
+// devices and the tunnel took.
 func (w *worker) flush() {
 	r := w.r
+	sent := 0
 	for i := range w.groups {
 		g := &w.groups[i]
 		if g.port == nil {
 			continue
 		}
 		if len(g.bufs) > 0 {
-			w.write(g.port, g.bufs)
+			sent += w.write(g.port, g.bufs)
 		}
 		g.port, g.bufs = nil, g.bufs[:0]
 	}
 	if len(w.tunOut) > 0 {
-		// The tunnel counts its own losses (tunnel_tx_errors,
-		// drop_unknown_peer, drop_no_neighbour): counting len-n here as
-		// well would count packets it dropped or queued twice.
-		r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		// The tunnel counts the rest itself: drop_unknown_peer,
+		// tunnel_tx_errors (in drop_tx_error), and the direct backend's
+		// packets queued for ARP (tunnel_tx_resolved, in forwarded, when
+		// sent; drop_no_neighbour when not). Counting len-n here as well
+		// would count them twice.
+		n, _ := r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		sent += n
 		w.tunOut, w.tunPeer = w.tunOut[:0], w.tunPeer[:0]
 	}
 	if len(w.hostOut) > 0 {
 		if hp := r.port(HostPortID); hp != nil {
-			w.write(hp, w.hostOut)
+			sent += w.write(hp, w.hostOut)
 		} else {
 			r.stats.drops[DropNoRoute].Add(uint64(len(w.hostOut)))
 		}
 		w.hostOut = w.hostOut[:0]
 	}
+	r.stats.add(cForwarded, sent)
 }
 
-// write sends a batch on p, counting what the device refused; it reports
-// whether everything was sent.
-func (w *worker) write(p *Port, bufs [][]byte) bool {
-	n, err := p.dev.Write(bufs, 0)
+// write sends a batch on p, counting what the device refused (whether or
+// not it said why); it returns how many it sent.
+func (w *worker) write(p *Port, bufs [][]byte) int {
+	n, _ := p.dev.Write(bufs, 0)
+	n = min(max(n, 0), len(bufs))
 	for _, b := range bufs[:n] {
 		p.TxBytes.Add(uint64(len(b)))
 	}
 	p.TxPackets.Add(uint64(n))
-	if err != nil && n < len(bufs) {
+	if n < len(bufs) {
 		w.r.stats.drops[DropTxError].Add(uint64(len(bufs) - n))
 		p.Drops.Add(uint64(len(bufs) - n))
 	}
-	return n == len(bufs)
+	return n
 }
 
 // writeOne sends one frame or packet on a port (slow path).
 func (w *worker) writeOne(p *Port, b []byte) bool {
 	w.one[0] = b
-	ok := w.write(p, w.one)
+	ok := w.write(p, w.one) == 1
 	w.one[0] = nil
 	return ok
 }
