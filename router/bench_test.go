@@ -100,6 +100,29 @@ func BenchmarkForwardPodToPod(b *testing.B) {
 	benchForward(b, netip.MustParseAddr("10.244.0.5"), Config{})
 }
 
+// nopStage is a stage that looks at every packet and lets it pass: what the
+// pipeline costs per stage (the call and its panic recovery).
+type nopStage struct{ seen int }
+
+func (*nopStage) Name() string { return "nop" }
+func (s *nopStage) Process(pkts []*Packet) {
+	for _, p := range pkts {
+		if p.Verdict() == Continue {
+			s.seen++
+		}
+	}
+}
+
+// BenchmarkForwardPodToPodStages is BenchmarkForwardPodToPod through one
+// ingress and one egress stage.
+func BenchmarkForwardPodToPodStages(b *testing.B) {
+	in, out := &nopStage{}, &nopStage{}
+	benchForward(b, netip.MustParseAddr("10.244.0.5"), Config{IngressStages: []Stage{in}, EgressStages: []Stage{out}})
+	if in.seen != out.seen || in.seen == 0 {
+		b.Fatalf("stages saw %d and %d packets", in.seen, out.seen)
+	}
+}
+
 func BenchmarkForwardPodToVXLAN(b *testing.B) {
 	v, err := tunnel.NewVXLAN(&discardConn{}, tunnel.VXLANConfig{VNI: 1, Port: 8472, LocalMAC: tunnel.VTEPMAC(node1)})
 	if err != nil {
@@ -178,6 +201,7 @@ func TestForwardingAllocatesNothing(t *testing.T) {
 		viaPool bool
 	}{
 		{"pod-to-pod", BenchmarkForwardPodToPod, false},
+		{"pod-to-pod-stages", BenchmarkForwardPodToPodStages, false},
 		{"tunnel-to-pod", BenchmarkTunnelToPod, false},
 		{"pod-to-vxlan", BenchmarkForwardPodToVXLAN, true},
 		{"pod-to-udp", BenchmarkForwardPodToUDP, true},
