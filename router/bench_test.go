@@ -179,6 +179,26 @@ func BenchmarkTunnelToPod(b *testing.B) {
 	}
 }
 
+// allocsPerOp runs f once to warm up, then runs times, and returns the
+// allocations per run as a fraction: testing.AllocsPerRun truncates to an
+// integer, so a call that allocates in 99 runs of 100 would pass as 0.
+func allocsPerOp(tb testing.TB, runs int, f func()) float64 {
+	tb.Helper()
+	if raceEnabled {
+		tb.Skip("allocation counts are not meaningful under the race detector")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.Mallocs
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&m)
+	return float64(m.Mallocs-before) / float64(runs)
+}
+
 // TestForwardingAllocatesNothing holds the zero-allocation hot path in CI:
 // allocations per packet, as a fraction, must be 0 (AllocsPerOp would round
 // 0.99 allocations per batch down to 0).

@@ -106,7 +106,18 @@ func TestDestLimiterCollision(t *testing.T) {
 	if got := count(a, 1); got != 0 {
 		t.Fatalf("a after the clock went back: %d allowed", got)
 	}
-	if testing.AllocsPerRun(100, func() { l.allow(now, a) }) != 0 {
-		t.Fatal("allow allocates")
+}
+
+// The per-destination limiter is on the ICMP error path of every batch.
+func TestDestLimiterAllocatesNothing(t *testing.T) {
+	l := newDestLimiter(time.Second)
+	now := time.Unix(1e9, 0)
+	i := 0
+	if got := allocsPerOp(t, 1000, func() {
+		i++
+		now = now.Add(time.Millisecond)
+		l.allow(now, [4]byte{10, 244, byte(i >> 8), byte(i)})
+	}); got != 0 {
+		t.Fatalf("allow: %g allocations per call, want 0", got)
 	}
 }
