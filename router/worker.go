@@ -524,7 +524,9 @@ func (w *worker) flush() {
 		}
 		w.hostOut = w.hostOut[:0]
 	}
-	r.stats.add(cForwarded, sent)
+	if sent > 0 {
+		r.stats.add(cForwarded, sent)
+	}
 }
 
 // write sends a batch on p, counting what the device refused (whether or
