@@ -287,7 +287,11 @@ func (w *worker) process(batch []*Packet) {
 }
 
 // runStage runs a user stage over a batch. A panic in it is recovered, as
-// net/http recovers a handler: the packets still in flight are dropped.
+// net/http recovers a handler: the packets still in flight are dropped. A
+// stage may rewrite a packet's bytes: one whose IPv4 header it left
+// inconsistent with the packet (version, header length, total length) is
+// dropped as malformed, so that the router's own code after it never reads
+// out of bounds.
 func (w *worker) runStage(s Stage, batch []*Packet) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -295,6 +299,21 @@ func (w *worker) runStage(s Stage, batch []*Packet) {
 		}
 	}()
 	s.Process(batch)
+	for _, p := range batch {
+		if p.verdict == Continue && !headerIntact(p.buf[p.start:p.end]) {
+			p.Drop(DropMalformed)
+		}
+	}
+}
+
+// headerIntact reports whether b is still what decodeIPv4 accepted: an IPv4
+// header whose length fits and whose total length is len(b).
+func headerIntact(b []byte) bool {
+	if len(b) < header.IPv4MinimumSize || b[0]>>4 != 4 {
+		return false
+	}
+	ihl := int(b[0]&0xf) * 4
+	return ihl >= header.IPv4MinimumSize && ihl <= len(b) && int(binary.BigEndian.Uint16(b[2:4])) == len(b)
 }
 
 // stagePanicLogEvery bounds the logging of panicking stages.
