@@ -43,6 +43,10 @@ const (
 	// DropLocal: addressed to the gateway, which has no use for it: TCP
 	// (nothing listens) and ICMP other than echo requests.
 	DropLocal
+	// DropSourceRoute: the packet carries a loose or strict source route
+	// option (LSRR, SSRR). Linux drops these unless accept_source_route is
+	// set, which it is not by default.
+	DropSourceRoute
 	numDropReasons
 )
 
@@ -67,6 +71,7 @@ var dropNames = [numDropReasons]string{
 	DropTunnelDst:     "drop_tunnel_dst",
 	DropStagePanic:    "drop_stage_panic",
 	DropLocal:         "drop_local",
+	DropSourceRoute:   "drop_source_route",
 }
 
 func (r DropReason) String() string {

@@ -254,6 +254,9 @@ func decodeIPv4(pk *Packet, start, end int) DropReason {
 	if !header.IPv4(b[:ihl]).IsChecksumValid() {
 		return DropMalformed
 	}
+	if ihl > header.IPv4MinimumSize && hasSourceRoute(b[header.IPv4MinimumSize:ihl]) {
+		return DropSourceRoute
+	}
 	if total > len(b) {
 		if end != len(pk.buf) {
 			return DropMalformed
@@ -264,6 +267,34 @@ func decodeIPv4(pk *Packet, start, end int) DropReason {
 	pk.start, pk.end = start, start+total
 	return DropNone
 }
+
+// hasSourceRoute reports whether the options opts hold a loose or strict
+// source route, which Linux drops (accept_source_route is off by default).
+// The scan stops at the end of the list or at a malformed option.
+func hasSourceRoute(opts []byte) bool {
+	for i := 0; i < len(opts); {
+		switch header.IPv4OptionType(opts[i]) {
+		case header.IPv4OptionListEndType:
+			return false
+		case header.IPv4OptionNOPType:
+			i++
+			continue
+		case ipv4OptionLSRR, ipv4OptionSSRR:
+			return true
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return false
+		}
+		i += int(opts[i+1])
+	}
+	return false
+}
+
+// The source route options (RFC 791 3.1).
+const (
+	ipv4OptionLSRR header.IPv4OptionType = 0x83
+	ipv4OptionSSRR header.IPv4OptionType = 0x89
+)
 
 // process runs the pipeline over a batch and transmits what survives,
 // then does the same for the packets the router originated meanwhile.
