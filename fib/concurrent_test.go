@@ -98,8 +98,8 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 	tab.Insert(pfx("2001:db8::/32"), peer1)
 	for _, a := range []string{"10.0.0.1", "10.0.1.77", "192.0.2.1", "2001:db8::1", "2001:db9::1", "::ffff:10.0.0.1"} {
 		addr := ip(a)
-		if n := testing.AllocsPerRun(1000, func() { tab.Lookup(addr) }); n != 0 {
-			t.Errorf("Lookup(%s) allocates %v times", a, n)
+		if n := allocsPerOp(t, 1000, func() { tab.Lookup(addr) }); n != 0 {
+			t.Errorf("Lookup(%s): %g allocations per lookup, want 0", a, n)
 		}
 	}
 }

@@ -100,6 +100,29 @@ func BenchmarkForwardPodToPod(b *testing.B) {
 	benchForward(b, netip.MustParseAddr("10.244.0.5"), Config{})
 }
 
+// nopStage is a stage that looks at every packet and lets it pass: what the
+// pipeline costs per stage (the call and its panic recovery).
+type nopStage struct{ seen int }
+
+func (*nopStage) Name() string { return "nop" }
+func (s *nopStage) Process(pkts []*Packet) {
+	for _, p := range pkts {
+		if p.Verdict() == Continue {
+			s.seen++
+		}
+	}
+}
+
+// BenchmarkForwardPodToPodStages is BenchmarkForwardPodToPod through one
+// ingress and one egress stage.
+func BenchmarkForwardPodToPodStages(b *testing.B) {
+	in, out := &nopStage{}, &nopStage{}
+	benchForward(b, netip.MustParseAddr("10.244.0.5"), Config{IngressStages: []Stage{in}, EgressStages: []Stage{out}})
+	if in.seen != out.seen || in.seen == 0 {
+		b.Fatalf("stages saw %d and %d packets", in.seen, out.seen)
+	}
+}
+
 func BenchmarkForwardPodToVXLAN(b *testing.B) {
 	v, err := tunnel.NewVXLAN(&discardConn{}, tunnel.VXLANConfig{VNI: 1, Port: 8472, LocalMAC: tunnel.VTEPMAC(node1)})
 	if err != nil {
@@ -156,6 +179,26 @@ func BenchmarkTunnelToPod(b *testing.B) {
 	}
 }
 
+// allocsPerOp runs f once to warm up, then runs times, and returns the
+// allocations per run as a fraction: testing.AllocsPerRun truncates to an
+// integer, so a call that allocates in 99 runs of 100 would pass as 0.
+func allocsPerOp(tb testing.TB, runs int, f func()) float64 {
+	tb.Helper()
+	if raceEnabled {
+		tb.Skip("allocation counts are not meaningful under the race detector")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.Mallocs
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&m)
+	return float64(m.Mallocs-before) / float64(runs)
+}
+
 // TestForwardingAllocatesNothing holds the zero-allocation hot path in CI:
 // allocations per packet, as a fraction, must be 0 (AllocsPerOp would round
 // 0.99 allocations per batch down to 0).
@@ -178,6 +221,7 @@ func TestForwardingAllocatesNothing(t *testing.T) {
 		viaPool bool
 	}{
 		{"pod-to-pod", BenchmarkForwardPodToPod, false},
+		{"pod-to-pod-stages", BenchmarkForwardPodToPodStages, false},
 		{"tunnel-to-pod", BenchmarkTunnelToPod, false},
 		{"pod-to-vxlan", BenchmarkForwardPodToVXLAN, true},
 		{"pod-to-udp", BenchmarkForwardPodToUDP, true},

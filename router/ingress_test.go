@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/taprouter/taprouter/tunnel"
 )
 
 var a4 = netip.MustParseAddr
@@ -112,4 +114,31 @@ func TestTunnelErrorsGoBackToThePeer(t *testing.T) {
 		t.Fatalf("sent %v, want the error to %s", out, node3)
 	}
 	checkICMP(t, header.IPv4(out[0].Data), node1, node3, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable)
+}
+
+// A peer configured by the 4-in-6 form of its address (::ffff:a.b.c.d, as a
+// dual-stack parser may give it) is the same node: packets from its own
+// address pass the tunnel check, as they do the tunnel's peer lookup.
+func TestTunnelPeerAddress4In6(t *testing.T) {
+	n := newSyncNode(t, Config{}, 1450)
+	pa := n.pods[0]
+	mapped := netip.AddrFrom16(node2.As16())
+	if !mapped.Is4In6() {
+		t.Fatalf("%v is not 4-in-6", mapped)
+	}
+	if err := n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: mapped, PodCIDR: podCIDR1}}); err != nil {
+		t.Fatal(err)
+	}
+	ping := func(src netip.Addr) []byte {
+		return ipv4(src, pa.ip, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8))
+	}
+	before := n.r.Stats()
+	n.fromPeer(0, ping(node2), ping(a4("10.244.1.5")))
+	wantDelta(t, n.r, before, map[string]uint64{"forwarded": 2})
+	if got := len(pa.dev.take()); got != 2 {
+		t.Fatalf("pod got %d packets, want 2", got)
+	}
+	before = n.r.Stats()
+	n.fromPeer(0, ping(node3)) // still not another node
+	wantDelta(t, n.r, before, map[string]uint64{"drop_tunnel_spoofed": 1})
 }

@@ -106,7 +106,7 @@ func (h *neighbourHooks) Resolved(port uint32, target netip.Addr, mac link.Hardw
 		f := make([]byte, ethHeaderLen+len(q))
 		writeEthernet(f, mac, r.cfg.GatewayMAC, etherTypeIP)
 		copy(f[ethHeaderLen:], q)
-		if _, err := p.dev.Write([][]byte{f}, 0); err != nil {
+		if n, _ := p.dev.Write([][]byte{f}, 0); n != 1 {
 			r.stats.drop(DropTxError)
 			p.Drops.Add(1)
 			continue

@@ -56,8 +56,12 @@ func (p *Packet) IPv4() header.IPv4 { return header.IPv4(p.buf[p.start:p.end]) }
 // Verdict is the packet's verdict so far.
 func (p *Packet) Verdict() Verdict { return p.verdict }
 
-// Drop discards the packet, counted under reason.
+// Drop discards the packet, counted under reason. A reason the router does
+// not define (a stage's own value, or DropNone) counts as drop_filtered.
 func (p *Packet) Drop(reason DropReason) {
+	if reason == DropNone || reason >= numDropReasons {
+		reason = DropFiltered
+	}
 	p.verdict = Dropped
 	p.reason = reason
 }
@@ -80,7 +84,10 @@ func (p *Packet) Consume() { p.verdict = Consumed }
 // that the packet is not a later fragment) before reading it. A stage that
 // panics does not stop the router: the panic is recovered, the packets of
 // the batch still in flight are dropped and counted as drop_stage_panic,
-// and it is logged (at most once a minute).
+// and it is logged (at most once a minute). A stage may rewrite a packet's
+// bytes (fixing its checksums itself); a packet whose IPv4 header it leaves
+// inconsistent (version, header length, total length, which cannot change)
+// is dropped as drop_malformed.
 type Stage interface {
 	Name() string
 	Process(pkts []*Packet)

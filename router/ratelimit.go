@@ -13,9 +13,10 @@ const (
 	icmpDestBurst = 6
 	// defaultICMPDestInterval is Linux's icmp_ratelimit (1000 ms).
 	defaultICMPDestInterval = time.Second
-	// destSlots is the size of the per-destination table.
-	destBits  = 10
-	destSlots = 1 << destBits
+	// The per-destination table: destSets sets of destWays entries.
+	destBits = 10
+	destSets = 1 << destBits
+	destWays = 4
 )
 
 // destLimiter is Linux's per-destination ICMP error limit (icmp_ratelimit,
@@ -24,20 +25,27 @@ const (
 // recent Linux kernels do, so that one destination's flood does not use up
 // the global budget of everybody else's traceroute.
 //
-// The table has a fixed number of slots, indexed by a seeded hash of the
-// destination, and allocates nothing. A destination that hashes to a slot
-// held by another takes it over only if the other's bucket is full again (it
-// has been idle for a whole burst: forgetting it changes nothing); otherwise
-// the two share the bucket. Collisions can thus only make a destination
-// limited sooner, never give a flooding one fresh tokens.
+// The table has a fixed size and allocates nothing: a seeded hash of the
+// destination picks a set, and the destination has its own entry among the
+// set's destWays, keyed by its exact address, as Linux keys inet_peer. A
+// new destination takes a free entry, or one whose bucket is full again (idle
+// for a whole burst: forgetting it changes nothing). Only when every entry
+// of its set is busy does it share one: it is then limited
+// sooner, but a flooding destination never gets fresh tokens, and one
+// destination's flood never touches another's budget unless destWays
+// others of its set are busy at the same time.
 type destLimiter struct {
 	interval int64 // ns per message; 0: no limit
 	seed     uint32
-	slots    [destSlots]destSlot
+	sets     [destSets]destSet
 }
 
-type destSlot struct {
-	mu     sync.Mutex
+type destSet struct {
+	mu   sync.Mutex
+	ways [destWays]destEntry
+}
+
+type destEntry struct {
 	key    uint32 // the destination; 0 (0.0.0.0, never an ICMP destination): free
 	credit int64  // ns of credit, at most icmpDestBurst*interval
 	last   int64  // UnixNano of the last update
@@ -52,18 +60,34 @@ func (l *destLimiter) allow(now time.Time, dst [4]byte) bool {
 		return true
 	}
 	k := binary.BigEndian.Uint32(dst[:])
-	s := &l.slots[((k^l.seed)*0x9e3779b1)>>(32-destBits)]
+	set := &l.sets[((k^l.seed)*0x9e3779b1)>>(32-destBits)]
 	t, full := now.UnixNano(), icmpDestBurst*l.interval
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	elapsed := max(0, t-s.last)
-	if s.key != k && (s.key == 0 || s.credit+elapsed >= full) {
-		s.key, s.credit = k, full
-	}
-	s.credit, s.last = min(full, s.credit+elapsed), t
-	if s.credit < l.interval {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	e := set.entry(k, t, full)
+	e.credit, e.last = min(full, e.credit+max(0, t-e.last)), t
+	if e.credit < l.interval {
 		return false
 	}
-	s.credit -= l.interval
+	e.credit -= l.interval
 	return true
+}
+
+// entry returns k's entry in the set, taking a free or idle one for a new
+// destination, or, when all are busy, sharing the one k's key picks (always
+// the same one: a newcomer drains one bucket, not each in turn). The caller
+// holds the set's lock.
+func (s *destSet) entry(k uint32, t, full int64) *destEntry {
+	for i := range s.ways {
+		if s.ways[i].key == k {
+			return &s.ways[i]
+		}
+	}
+	for i := range s.ways {
+		if e := &s.ways[i]; e.key == 0 || e.credit+max(0, t-e.last) >= full {
+			e.key, e.credit, e.last = k, full, t
+			return e
+		}
+	}
+	return &s.ways[k%destWays]
 }

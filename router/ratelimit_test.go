@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -58,21 +59,20 @@ func TestICMPPerDestinationLimit(t *testing.T) {
 	wantDelta(t, n.r, before, map[string]uint64{"drop_no_route": 10, "icmp_unreachable": 6, "icmp_dest_rate_limited": 4, "forwarded": 6})
 }
 
-// Two destinations in one slot share its bucket while the first is busy;
-// the second takes the slot over once the first has been idle for a burst.
+// Destinations in one set have their own buckets, up to destWays of them;
+// one more shares a bucket while they are all busy (limited sooner, never
+// fresh tokens) and takes an entry over once one has been idle for a burst.
 func TestDestLimiterCollision(t *testing.T) {
 	l := newDestLimiter(time.Second)
 	l.seed = 0
-	slot := func(a [4]byte) uint32 {
+	set := func(a [4]byte) uint32 {
 		k := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 		return (k * 0x9e3779b1) >> (32 - destBits)
 	}
-	a := [4]byte{10, 244, 0, 4}
-	var b [4]byte
-	for i := 1; ; i++ {
-		b = [4]byte{10, 245, byte(i >> 8), byte(i)}
-		if slot(b) == slot(a) {
-			break
+	dsts := [][4]byte{{10, 244, 0, 4}}
+	for i := 1; len(dsts) < destWays+1; i++ {
+		if b := [4]byte{10, 245, byte(i >> 8), byte(i)}; set(b) == set(dsts[0]) {
+			dsts = append(dsts, b)
 		}
 	}
 	now := time.Unix(1e9, 0)
@@ -85,28 +85,51 @@ func TestDestLimiterCollision(t *testing.T) {
 		}
 		return n
 	}
-	if got := count(a, 10); got != 6 {
-		t.Fatalf("a: %d of 10 allowed, want 6", got)
+	for i, d := range dsts[:destWays] {
+		if got := count(d, 10); got != 6 {
+			t.Fatalf("destination %d of the set: %d of 10 allowed, want 6 (its own bucket)", i, got)
+		}
 	}
-	if got := count(b, 10); got != 0 {
-		t.Fatalf("b, sharing a's busy slot: %d allowed, want 0", got)
+	extra := dsts[destWays]
+	if got := count(extra, 10); got != 0 {
+		t.Fatalf("one more, with every entry busy: %d allowed, want 0", got)
 	}
+	// It shares one entry, the one its key picks (the entries are in the
+	// order the destinations came).
+	shared := int(binary.BigEndian.Uint32(extra[:]) % destWays)
 	now = now.Add(3 * time.Second)
-	if got := count(b, 10); got != 3 {
-		t.Fatalf("b 3s later: %d allowed, want 3", got)
+	if got := count(extra, 10); got != 3 {
+		t.Fatalf("one more 3s later: %d allowed, want 3 (one bucket's)", got)
+	}
+	for i, d := range dsts[:destWays] {
+		want := 3
+		if i == shared {
+			want = 0 // extra used its bucket up
+		}
+		if got := count(d, 10); got != want {
+			t.Fatalf("destination %d 3s later: %d allowed, want %d", i, got, want)
+		}
 	}
 	now = now.Add(6 * time.Second)
-	if got := count(b, 10); got != 6 {
-		t.Fatalf("b after an idle burst: %d allowed, want 6", got)
-	}
-	if got := count(a, 10); got != 0 { // b holds the slot now and used it up
-		t.Fatalf("a: %d allowed, want 0", got)
+	if got := count(extra, 10); got != 6 {
+		t.Fatalf("one more after an idle burst: %d allowed, want 6 (an entry of its own)", got)
 	}
 	now = now.Add(-time.Hour) // a clock that goes back gives no credit
-	if got := count(a, 1); got != 0 {
-		t.Fatalf("a after the clock went back: %d allowed", got)
+	if got := count(extra, 1); got != 0 {
+		t.Fatalf("after the clock went back: %d allowed", got)
 	}
-	if testing.AllocsPerRun(100, func() { l.allow(now, a) }) != 0 {
-		t.Fatal("allow allocates")
+}
+
+// The per-destination limiter is on the ICMP error path of every batch.
+func TestDestLimiterAllocatesNothing(t *testing.T) {
+	l := newDestLimiter(time.Second)
+	now := time.Unix(1e9, 0)
+	i := 0
+	if got := allocsPerOp(t, 1000, func() {
+		i++
+		now = now.Add(time.Millisecond)
+		l.allow(now, [4]byte{10, 244, byte(i >> 8), byte(i)})
+	}); got != 0 {
+		t.Fatalf("allow: %g allocations per call, want 0", got)
 	}
 }

@@ -279,7 +279,9 @@ func (r *Router) SetPeers(peers []tunnel.Peer) error {
 	defer r.mu.Unlock()
 	checks := make([]peerCheck, len(peers))
 	for i, p := range peers {
-		checks[i] = peerCheck{podCIDR: p.PodCIDR.Masked(), addr: p.Addr}
+		// Unmapped, as the tunnel keeps it: a 4-in-6 form of the peer's
+		// address names the same node.
+		checks[i] = peerCheck{podCIDR: p.PodCIDR.Masked(), addr: p.Addr.Unmap()}
 	}
 	// The checks go first: a packet the tunnel decapsulates for a new peer
 	// index must not be checked against nothing. (A packet already read

@@ -43,6 +43,10 @@ const (
 	// DropLocal: addressed to the gateway, which has no use for it: TCP
 	// (nothing listens) and ICMP other than echo requests.
 	DropLocal
+	// DropSourceRoute: the packet carries a loose or strict source route
+	// option (LSRR, SSRR). Linux drops these unless accept_source_route is
+	// set, which it is not by default.
+	DropSourceRoute
 	numDropReasons
 )
 
@@ -67,6 +71,7 @@ var dropNames = [numDropReasons]string{
 	DropTunnelDst:     "drop_tunnel_dst",
 	DropStagePanic:    "drop_stage_panic",
 	DropLocal:         "drop_local",
+	DropSourceRoute:   "drop_source_route",
 }
 
 func (r DropReason) String() string {
@@ -132,15 +137,21 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // Stats returns every counter by name: the drop reasons and the router's
 // events, the pod-side neighbour table's counters (arp.Stats) prefixed
 // "neigh_", and the tunnel's counters prefixed "tunnel_". The tunnel's drop
-// reasons also appear unprefixed (drop_unknown_peer, drop_bad_vni, ...), and
-// the packets the neighbour table dropped from a full resolution queue as
+// reasons also appear unprefixed (drop_unknown_peer, drop_bad_vni, ...), the
+// packets the underlay refused (tunnel_tx_errors) in drop_tx_error, and the
+// packets the neighbour table dropped from a full resolution queue as
 // drop_neighbour_queue, so that every drop is counted under one drop_ name
 // per reason.
 //
-// "forwarded" counts the packets handed to an egress device, the router's
-// own included (ICMP, and each fragment of a fragmented packet, which itself
-// is not counted); a packet that waits for its neighbour's MAC counts when
-// it is sent.
+// "forwarded" counts the packets handed to an egress device or to the
+// tunnel's underlay, the router's own included (ICMP, and each fragment of
+// a fragmented packet, which itself is not counted). A packet that waits
+// for its neighbour's MAC counts when it is sent: on a pod port by the
+// router, on the direct backend's underlay by the tunnel
+// (tunnel_tx_resolved, added in). So every packet that reaches the egress
+// moves exactly one of forwarded and the drop_ counters: one the device or
+// underlay refuses moves drop_tx_error only, one whose port went away
+// drop_no_route only.
 func (r *Router) Stats() map[string]uint64 {
 	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+32)
 	for i := DropReason(1); i < numDropReasons; i++ {
@@ -155,8 +166,13 @@ func (r *Router) Stats() map[string]uint64 {
 	if t := r.tunnel; t != nil {
 		for k, v := range t.Stats().Map() {
 			m["tunnel_"+k] = v
-			if strings.HasPrefix(k, "drop_") {
+			switch {
+			case strings.HasPrefix(k, "drop_"):
 				m[k] += v // one drop counter per reason, wherever it happened
+			case k == "tx_errors":
+				m["drop_tx_error"] += v
+			case k == "tx_resolved":
+				m["forwarded"] += v
 			}
 		}
 	}

@@ -59,6 +59,7 @@ func (d *capDevice) take() [][]byte {
 type capConn struct {
 	mu  sync.Mutex
 	out []linktest.Datagram
+	max int // see limit
 }
 
 func (c *capConn) ReadFrom([][]byte, []int, []netip.AddrPort, int) (int, error) {
@@ -68,6 +69,9 @@ func (c *capConn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, b := range bufs {
+		if c.max > 0 && i == c.max {
+			return i, errors.New("capConn: no buffer space")
+		}
 		c.out = append(c.out, linktest.Datagram{Addr: to[i], Data: append([]byte(nil), b[offset:]...)})
 	}
 	return len(bufs), nil
@@ -209,3 +213,7 @@ func wantDelta(t testing.TB, r *Router, before map[string]uint64, want map[strin
 		t.Error(b)
 	}
 }
+
+// capConn takes at most max datagrams of a batch when max > 0, and fails
+// for the rest, as a socket whose buffer filled up mid-batch does.
+func (c *capConn) limit(max int) { c.mu.Lock(); c.max = max; c.mu.Unlock() }

@@ -254,6 +254,9 @@ func decodeIPv4(pk *Packet, start, end int) DropReason {
 	if !header.IPv4(b[:ihl]).IsChecksumValid() {
 		return DropMalformed
 	}
+	if ihl > header.IPv4MinimumSize && hasSourceRoute(b[header.IPv4MinimumSize:ihl]) {
+		return DropSourceRoute
+	}
 	if total > len(b) {
 		if end != len(pk.buf) {
 			return DropMalformed
@@ -264,6 +267,34 @@ func decodeIPv4(pk *Packet, start, end int) DropReason {
 	pk.start, pk.end = start, start+total
 	return DropNone
 }
+
+// hasSourceRoute reports whether the options opts hold a loose or strict
+// source route, which Linux drops (accept_source_route is off by default).
+// The scan stops at the end of the list or at a malformed option.
+func hasSourceRoute(opts []byte) bool {
+	for i := 0; i < len(opts); {
+		switch header.IPv4OptionType(opts[i]) {
+		case header.IPv4OptionListEndType:
+			return false
+		case header.IPv4OptionNOPType:
+			i++
+			continue
+		case ipv4OptionLSRR, ipv4OptionSSRR:
+			return true
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return false
+		}
+		i += int(opts[i+1])
+	}
+	return false
+}
+
+// The source route options (RFC 791 3.1).
+const (
+	ipv4OptionLSRR header.IPv4OptionType = 0x83
+	ipv4OptionSSRR header.IPv4OptionType = 0x89
+)
 
 // process runs the pipeline over a batch and transmits what survives,
 // then does the same for the packets the router originated meanwhile.
@@ -287,7 +318,11 @@ func (w *worker) process(batch []*Packet) {
 }
 
 // runStage runs a user stage over a batch. A panic in it is recovered, as
-// net/http recovers a handler: the packets still in flight are dropped.
+// net/http recovers a handler: the packets still in flight are dropped. A
+// stage may rewrite a packet's bytes: one whose IPv4 header it left
+// inconsistent with the packet (version, header length, total length) is
+// dropped as malformed, so that the router's own code after it never reads
+// out of bounds.
 func (w *worker) runStage(s Stage, batch []*Packet) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -295,6 +330,21 @@ func (w *worker) runStage(s Stage, batch []*Packet) {
 		}
 	}()
 	s.Process(batch)
+	for _, p := range batch {
+		if p.verdict == Continue && !headerIntact(p.buf[p.start:p.end]) {
+			p.Drop(DropMalformed)
+		}
+	}
+}
+
+// headerIntact reports whether b is still what decodeIPv4 accepted: an IPv4
+// header whose length fits and whose total length is len(b).
+func headerIntact(b []byte) bool {
+	if len(b) < header.IPv4MinimumSize || b[0]>>4 != 4 {
+		return false
+	}
+	ihl := int(b[0]&0xf) * 4
+	return ihl >= header.IPv4MinimumSize && ihl <= len(b) && int(binary.BigEndian.Uint16(b[2:4])) == len(b)
 }
 
 // stagePanicLogEvery bounds the logging of panicking stages.
@@ -428,9 +478,10 @@ func (w *worker) checkMTU(batch []*Packet) {
 }
 
 // transmit sends every packet still in the batch, grouped by egress port.
+// Each packet moves exactly one counter: forwarded when its device or the
+// tunnel took it (in flush), or one drop reason.
 func (w *worker) transmit(batch []*Packet) {
 	r := w.r
-	forwarded := 0
 	for _, p := range batch {
 		if p.verdict != Continue {
 			if p.verdict == Dropped {
@@ -438,7 +489,6 @@ func (w *worker) transmit(batch []*Packet) {
 			}
 			continue
 		}
-		forwarded++
 		switch p.NextHop.Kind {
 		case fib.Local:
 			port := r.port(p.NextHop.Port)
@@ -449,7 +499,6 @@ func (w *worker) transmit(batch []*Packet) {
 			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.end-p.start)) {
 				r.stats.drop(DropRateLimited)
 				port.Drops.Add(1)
-				forwarded--
 				continue
 			}
 			dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
@@ -458,7 +507,6 @@ func (w *worker) transmit(batch []*Packet) {
 				// Counted when it leaves (neighbourHooks.Resolved) or
 				// is dropped (Failed, neigh_queue_drops).
 				r.neigh.Enqueue(port.ID, dst, p.buf[p.start:p.end])
-				forwarded--
 				continue
 			}
 			s := p.start - ethHeaderLen
@@ -471,11 +519,9 @@ func (w *worker) transmit(batch []*Packet) {
 		case fib.Host:
 			w.hostOut = append(w.hostOut, p.buf[p.start:p.end])
 		default:
-			forwarded--
 			r.stats.drop(DropNoRoute)
 		}
 	}
-	r.stats.add(cForwarded, forwarded)
 	w.flush()
 }
 
@@ -495,55 +541,64 @@ func (w *worker) groupFor(p *Port) *egressGroup {
 	return &w.groups[len(w.groups)-1]
 }
 
-// flush writes the egress batches.
+// flush writes the egress batches and counts as forwarded what the
+// devices and the tunnel took.
 func (w *worker) flush() {
 	r := w.r
+	sent := 0
 	for i := range w.groups {
 		g := &w.groups[i]
 		if g.port == nil {
 			continue
 		}
 		if len(g.bufs) > 0 {
-			w.write(g.port, g.bufs)
+			sent += w.write(g.port, g.bufs)
 		}
 		g.port, g.bufs = nil, g.bufs[:0]
 	}
 	if len(w.tunOut) > 0 {
-		// The tunnel counts its own losses (tunnel_tx_errors,
-		// drop_unknown_peer, drop_no_neighbour): counting len-n here as
-		// well would count packets it dropped or queued twice.
-		r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		// The tunnel counts the rest itself: drop_unknown_peer,
+		// tunnel_tx_errors (in drop_tx_error), and the direct backend's
+		// packets queued for ARP (tunnel_tx_resolved, in forwarded, when
+		// sent; drop_no_neighbour when not). Counting len-n here as well
+		// would count them twice.
+		n, _ := r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		sent += n
 		w.tunOut, w.tunPeer = w.tunOut[:0], w.tunPeer[:0]
 	}
 	if len(w.hostOut) > 0 {
 		if hp := r.port(HostPortID); hp != nil {
-			w.write(hp, w.hostOut)
+			sent += w.write(hp, w.hostOut)
 		} else {
 			r.stats.drops[DropNoRoute].Add(uint64(len(w.hostOut)))
 		}
 		w.hostOut = w.hostOut[:0]
 	}
+	if sent > 0 {
+		r.stats.add(cForwarded, sent)
+	}
 }
 
-// write sends a batch on p, counting what the device refused; it reports
-// whether everything was sent.
-func (w *worker) write(p *Port, bufs [][]byte) bool {
-	n, err := p.dev.Write(bufs, 0)
+// write sends a batch on p, counting what the device refused (whether or
+// not it said why); it returns how many it sent.
+func (w *worker) write(p *Port, bufs [][]byte) int {
+	n, _ := p.dev.Write(bufs, 0)
+	n = min(max(n, 0), len(bufs))
 	for _, b := range bufs[:n] {
 		p.TxBytes.Add(uint64(len(b)))
 	}
 	p.TxPackets.Add(uint64(n))
-	if err != nil && n < len(bufs) {
+	if n < len(bufs) {
 		w.r.stats.drops[DropTxError].Add(uint64(len(bufs) - n))
 		p.Drops.Add(uint64(len(bufs) - n))
 	}
-	return n == len(bufs)
+	return n
 }
 
 // writeOne sends one frame or packet on a port (slow path).
 func (w *worker) writeOne(p *Port, b []byte) bool {
 	w.one[0] = b
-	ok := w.write(p, w.one)
+	ok := w.write(p, w.one) == 1
 	w.one[0] = nil
 	return ok
 }

@@ -98,8 +98,8 @@ func (u *underlayARP) Resolved(_ uint32, _ netip.Addr, mac link.HardwareAddr, qu
 	for _, f := range queued {
 		copy(f[0:6], mac[:])
 	}
-	var t Stats
 	n, _ := d.dev.Write(queued, 0)
+	t := Stats{TxResolved: uint64(n)}
 	countSent(queued, n, ethHeaderLen, &t)
 	d.stats.add(&t)
 }

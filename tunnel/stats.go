@@ -10,6 +10,9 @@ type Stats struct {
 	TxPackets uint64 // packets handed to the underlay by Send (and ARP resolution)
 	TxBytes   uint64 // inner bytes of those packets
 	TxErrors  uint64 // packets the underlay refused to send
+	// TxResolved: direct: packets Send queued for their peer's ARP reply
+	// (not in its return value) and sent when it came (also in TxPackets).
+	TxResolved uint64
 
 	DropUnknownPeer uint64 // peer index out of range, or received from a non-peer
 	DropBadVNI      uint64 // vxlan: I flag clear or VNI not ours
@@ -46,6 +49,7 @@ func (s Stats) Map() map[string]uint64 {
 		"tx_packets":        s.TxPackets,
 		"tx_bytes":          s.TxBytes,
 		"tx_errors":         s.TxErrors,
+		"tx_resolved":       s.TxResolved,
 		"drop_unknown_peer": s.DropUnknownPeer,
 		"drop_bad_vni":      s.DropBadVNI,
 		"drop_truncated":    s.DropTruncated,
@@ -126,7 +130,7 @@ type counters struct {
 	dropUnknownPeer, dropBadVNI, dropTruncated, dropNotIPv4 atomic.Uint64
 	dropMalformed, dropBadMAC, dropNoNeighbour, dropVLAN    atomic.Uint64
 	ignored, arpRequests, arpLearned, arpConflicts          atomic.Uint64
-	checksumsCompleted, arpSendErrors                       atomic.Uint64
+	checksumsCompleted, arpSendErrors, txResolved           atomic.Uint64
 }
 
 // add publishes a tally.
@@ -136,6 +140,7 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.txPackets, t.TxPackets)
 	addNonZero(&c.txBytes, t.TxBytes)
 	addNonZero(&c.txErrors, t.TxErrors)
+	addNonZero(&c.txResolved, t.TxResolved)
 	addNonZero(&c.dropUnknownPeer, t.DropUnknownPeer)
 	addNonZero(&c.dropBadVNI, t.DropBadVNI)
 	addNonZero(&c.dropTruncated, t.DropTruncated)
@@ -165,6 +170,7 @@ func (c *counters) snapshot() Stats {
 		TxPackets:       c.txPackets.Load(),
 		TxBytes:         c.txBytes.Load(),
 		TxErrors:        c.txErrors.Load(),
+		TxResolved:      c.txResolved.Load(),
 		DropUnknownPeer: c.dropUnknownPeer.Load(),
 		DropBadVNI:      c.dropBadVNI.Load(),
 		DropTruncated:   c.dropTruncated.Load(),
