@@ -614,8 +614,8 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		"Confirm":    func() { h.table.Confirm(port1, ip2) },
 		"Learn seen": func() { h.table.Learn(port1, ip2, mac2, Reply) },
 	} {
-		if n := testing.AllocsPerRun(1000, f); n != 0 {
-			t.Errorf("%s: %v allocations per run, want 0", name, n)
+		if n := allocsPerCall(1000, f); n != 0 {
+			t.Errorf("%s: %g allocations per call, want 0", name, n)
 		}
 	}
 }
