@@ -551,10 +551,10 @@ func TestHooksRunWithoutLock(t *testing.T) {
 		h.table.Entries() // would deadlock if the table's lock were held
 		h.table.Learn(port2, ip2, mac2, Reply)
 	}
-	h.table.Enqueue(port1, ip1, pktA) // SendRequest
-	h.table.Learn(port1, ip1, mac1, Reply)   // Resolved
-	h.table.Enqueue(port1, ip3, pktA) // SendRequest
-	h.run(3 * time.Second)            // SendRequest twice, then Failed
+	h.table.Enqueue(port1, ip1, pktA)      // SendRequest
+	h.table.Learn(port1, ip1, mac1, Reply) // Resolved
+	h.table.Enqueue(port1, ip3, pktA)      // SendRequest
+	h.run(3 * time.Second)                 // SendRequest twice, then Failed
 	if calls != 6 {
 		t.Fatalf("hooks called %d times, want 6", calls)
 	}
