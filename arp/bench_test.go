@@ -18,7 +18,8 @@ func benchTable(b *testing.B) (*Table, []benchKey) {
 	var keys []benchKey
 	for i := range 256 {
 		k := benchKey{uint32(i % 16), netip.AddrFrom4([4]byte{10, 244, byte(i % 16), byte(i)})}
-		table.Learn(k.port, k.ip, link.HardwareAddr{0x02, 0, 0, 0, 0, byte(i)})
+		table.Resolve(k.port, k.ip)
+		table.Learn(k.port, k.ip, link.HardwareAddr{0x02, 0, 0, 0, 0, byte(i)}, Reply)
 		keys = append(keys, k)
 	}
 	return table, keys

@@ -50,7 +50,7 @@ func TestConcurrentLookup(t *testing.T) {
 		port, ip := uint32(i%2+1), ips[i%len(ips)]
 		switch i % 10 {
 		case 0, 1, 2:
-			h.table.Learn(port, ip, macs[i%2])
+			h.table.Learn(port, ip, macs[i%2], Claim(i%3+1))
 		case 3, 4:
 			h.table.Enqueue(port, ip, pktA)
 		case 5:

@@ -9,6 +9,16 @@
 // when a STALE entry is used, FAILED when nobody answered, and STATIC when it
 // was configured.
 //
+// As the kernel does by default (arp_accept=0), Learn creates no entry from
+// a reply nobody asked for: a reply completes an entry being resolved, and
+// only a request for one of our own addresses creates one, as Stale (see
+// Claim); any other claim for an unknown neighbour is counted in
+// Stats.Unsolicited and changes nothing. Resolve starts a resolution ahead
+// of traffic, so that the reply to it is taken; Keep also keeps the
+// neighbour's entry (an idle one is re-probed by unicast, not collected),
+// for neighbours such as configured peer nodes whose known MAC must always
+// be there to defend.
+//
 // Unlike the kernel, which lets a reply with another MAC replace a known one
 // once its one-second locktime is over, Learn never replaces a usable MAC on
 // the word of one ARP packet: anyone on a shared link can send an

@@ -14,7 +14,9 @@ import (
 // do), lookups, enqueues, confirms, removals and clock ticks. Invariants:
 // the table never holds more than MaxEntries entries besides the Static
 // ones, a Static entry never changes, Lookup only returns MACs someone
-// claimed, and queues never exceed QueueLen.
+// claimed, queues never exceed QueueLen, and only a request for us creates
+// an entry from a claim (a reply or another request for a neighbour
+// without one is Unsolicited and changes nothing).
 func FuzzTable(f *testing.F) {
 	req := make([]byte, PayloadLen)
 	(&Packet{Op: OpReply, SenderMAC: mac1, SenderIP: ip1, TargetIP: ip2}).Encode(req)
@@ -29,6 +31,17 @@ func FuzzTable(f *testing.F) {
 		h.table.SetStatic(port1, staticIP, mac3)
 		claimed := map[link.HardwareAddr]bool{mac3: true}
 		ip := func(b byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 244, 1, b % 8}) }
+		learn := func(port uint32, a netip.Addr, mac link.HardwareAddr, c Claim) {
+			_, before, existed := h.table.Peek(port, a)
+			got := h.table.Learn(port, a, mac, c)
+			_, after, exists := h.table.Peek(port, a)
+			if unsolicited := c != RequestForUs && (!existed || before == Failed); unsolicited != (got == Unsolicited) {
+				t.Fatalf("Learn(%d, %v, %v, %d) on %v (exists %v) = %v", port, a, mac, c, before, existed, got)
+			}
+			if got == Unsolicited && (exists != existed || after != before) {
+				t.Fatalf("Unsolicited Learn changed the entry: %v (exists %v) to %v (exists %v)", before, existed, after, exists)
+			}
+		}
 		for len(ops) >= 2 {
 			op, arg := ops[0], ops[1]
 			ops = ops[2:]
@@ -42,11 +55,11 @@ func FuzzTable(f *testing.F) {
 					continue
 				}
 				claimed[p.SenderMAC] = true
-				h.table.Learn(port, p.SenderIP, p.SenderMAC)
+				learn(port, p.SenderIP, p.SenderMAC, ClaimOf(&p, ip(arg)))
 			case 1:
 				mac := link.HardwareAddr{0x02, 0, 0, 0, 0, arg % 4}
 				claimed[mac] = true
-				h.table.Learn(port, ip(arg>>3), mac)
+				learn(port, ip(arg>>3), mac, Claim(arg%3+1))
 			case 2:
 				if mac, ok := h.table.Lookup(port, ip(arg)); ok && !claimed[mac] {
 					t.Fatalf("Lookup returned %v, which nobody claimed", mac)

@@ -60,6 +60,7 @@ type neighbour struct {
 	// is re-probed (in Probe); zero otherwise.
 	candidate link.HardwareAddr
 	queue     [][]byte // packets waiting for resolution
+	kept      bool     // Keep was called for it: re-probed, never collected
 }
 
 func (n *neighbour) loadState() State { return State(n.state.Load()) }

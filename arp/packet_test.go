@@ -147,8 +147,8 @@ func TestCodecDoesNotAllocate(t *testing.T) {
 		"Encode":      func() { p.Encode(b[14:]) },
 		"EncodeFrame": func() { EncodeFrame(b, link.Broadcast, podMAC, &p) },
 	} {
-		if n := testing.AllocsPerRun(100, f); n != 0 {
-			t.Errorf("%s: %v allocations per run, want 0", name, n)
+		if n := allocsPerCall(100, f); n != 0 {
+			t.Errorf("%s: %g allocations per call, want 0", name, n)
 		}
 	}
 	_ = sink

@@ -8,6 +8,10 @@ type Stats struct {
 	RequestsSent uint64
 	// Learned counts Learn calls: replies and requests learned from.
 	Learned uint64
+	// Unsolicited counts Learn calls that changed nothing because nothing
+	// asked for them: a reply, or a request not for us, for a neighbour
+	// without an entry or with a Failed one (Learn returned Unsolicited).
+	Unsolicited uint64
 	// MACChanges counts known MACs replaced by a conflicting claim after
 	// the known MAC stopped answering its re-probes.
 	MACChanges uint64
@@ -30,6 +34,7 @@ type Stats struct {
 type counters struct {
 	requestsSent atomic.Uint64
 	learned      atomic.Uint64
+	unsolicited  atomic.Uint64
 	macChanges   atomic.Uint64
 	conflicts    atomic.Uint64
 	sendFailures atomic.Uint64
@@ -44,6 +49,7 @@ func (t *Table) Stats() Stats {
 	return Stats{
 		RequestsSent: c.requestsSent.Load(),
 		Learned:      c.learned.Load(),
+		Unsolicited:  c.unsolicited.Load(),
 		MACChanges:   c.macChanges.Load(),
 		Conflicts:    c.conflicts.Load(),
 		SendFailures: c.sendFailures.Load(),
@@ -58,6 +64,7 @@ func (t *Table) Stats() Stats {
 func (s Stats) Each(fn func(name string, v uint64)) {
 	fn("requests_sent", s.RequestsSent)
 	fn("learned", s.Learned)
+	fn("unsolicited", s.Unsolicited)
 	fn("mac_changes", s.MACChanges)
 	fn("conflicts", s.Conflicts)
 	fn("send_failures", s.SendFailures)

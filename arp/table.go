@@ -29,6 +29,7 @@ type Table struct {
 	neighbours atomic.Pointer[map[key]*neighbour]
 
 	mu       sync.Mutex
+	kept     map[key]struct{} // under mu: the neighbours Keep was called for
 	counters counters
 }
 
@@ -41,7 +42,7 @@ func New(cfg Config, hooks Hooks, clock Clock) (*Table, error) {
 	if hooks == nil || clock == nil {
 		panic("arp: New needs Hooks and a Clock")
 	}
-	t := &Table{cfg: cfg, hooks: hooks, clock: clock}
+	t := &Table{cfg: cfg, hooks: hooks, clock: clock, kept: make(map[key]struct{})}
 	t.publish(make(map[key]*neighbour))
 	return t, nil
 }
@@ -116,12 +117,49 @@ func (t *Table) Enqueue(port uint32, ip netip.Addr, pkt []byte) {
 	}
 }
 
+// Claim is the kind of ARP packet Learn is told about, which decides
+// whether it may create an entry.
+type Claim uint8
+
+const (
+	// Reply: an ARP reply. It completes an entry being resolved
+	// (Incomplete) and confirms or contradicts a usable one, but never
+	// creates one: nothing asked for a reply for a neighbour the table
+	// has no entry for (or a Failed one, whose requests have stopped), and
+	// anyone on the link can send one. This is the kernel's default
+	// (arp_accept=0).
+	Reply Claim = iota + 1
+	// RequestForUs: a request for one of the router's own addresses. Its
+	// sender will expect an answer, so, as the kernel does, it creates a
+	// Stale entry (or completes an Incomplete one as Stale): the MAC is
+	// used, and re-probed by unicast before it is trusted as Reachable.
+	RequestForUs
+	// OtherRequest: any other request (a gratuitous ARP, a request for
+	// another host): like a reply, it creates no entry; it completes an
+	// Incomplete entry as Stale.
+	OtherRequest
+)
+
+// ClaimOf returns the kind of ARP packet p is for a router whose own
+// address is local. Operations other than OpRequest and OpReply are the
+// caller's to refuse.
+func ClaimOf(p *Packet, local netip.Addr) Claim {
+	switch {
+	case p.Op == OpReply:
+		return Reply
+	case p.TargetIP == local:
+		return RequestForUs
+	}
+	return OtherRequest
+}
+
 // Learned is what Learn did with a MAC.
 type Learned uint8
 
 const (
-	// Taken: the entry is now Reachable at the MAC (it was new, unresolved
-	// or already at that MAC).
+	// Taken: the entry is now at the MAC: Reachable (it was being
+	// resolved and this is a reply, or it was already at that MAC) or
+	// Stale (a request created it or completed its resolution).
 	Taken Learned = iota
 	// Conflict: the entry has a usable MAC and this one differs. The known
 	// MAC is kept and re-probed with unicast requests; the claimed one is
@@ -135,24 +173,34 @@ const (
 	// Refused: a Static entry at another MAC, or a new neighbour while the
 	// table is full. Nothing changed.
 	Refused
+	// Unsolicited: a Reply or OtherRequest for a neighbour without an
+	// entry, or with a Failed one: nothing asked for it, nothing changed
+	// (see Reply). Counted in Stats.Unsolicited.
+	Unsolicited
 )
 
-// Learn records that ip on port claims to be at mac, from an ARP reply or
-// from a request ip sent. A new, Incomplete or Failed entry becomes
-// Reachable at mac and its queued packets go to Hooks.Resolved; so does an
-// entry already at mac. A claim that contradicts a usable MAC (Reachable,
-// Stale, Delay or Probe) does not replace it: anyone on the link can send
-// an unsolicited reply, so the known MAC is re-probed first (RFC 5227's
-// conflict detection, and stronger than the kernel's locktime, which only
-// holds the old MAC for a second). Every contradicting claim is counted in
-// Stats.Conflicts. Static entries are left alone.
-func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) Learned {
+// Learn records that ip on port claims to be at mac, from an ARP packet of
+// kind c. An Incomplete entry takes mac, Reachable from a reply and Stale
+// from a request, and its queued packets go to Hooks.Resolved; so does an
+// entry already at mac, which becomes Reachable. Only a request for one of
+// our addresses creates an entry (Stale), or revives a Failed one; any
+// other claim for them is Unsolicited. A claim that contradicts a usable
+// MAC (Reachable, Stale, Delay or Probe) does not replace it: anyone on the
+// link can send an unsolicited reply, so the known MAC is re-probed first
+// (RFC 5227's conflict detection, and stronger than the kernel's locktime,
+// which only holds the old MAC for a second). Every contradicting claim is
+// counted in Stats.Conflicts. Static entries are left alone.
+func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr, c Claim) Learned {
 	k := mustKey(port, ip)
 	now := t.clock.Now()
 	t.counters.learned.Add(1)
 	t.mu.Lock()
 	n := t.current()[k]
 	switch {
+	case (n == nil || n.loadState() == Failed) && c != RequestForUs:
+		t.mu.Unlock()
+		t.counters.unsolicited.Add(1)
+		return Unsolicited
 	case n == nil && !t.makeRoom():
 		t.mu.Unlock()
 		t.counters.tableFull.Add(1)
@@ -184,8 +232,13 @@ func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) Learned
 		emit(t.hooks, &t.counters, []event{ev})
 		return Conflict
 	}
+	// n is new, Incomplete or Failed (only from a request), or at mac.
+	s := Reachable
+	if !n.loadState().Valid() && c != Reply {
+		s = Stale
+	}
 	n.mac.Store(packMAC(mac))
-	t.enter(n, Reachable, now)
+	t.enter(n, s, now)
 	queued := n.queue
 	n.queue = nil
 	t.mu.Unlock()
@@ -193,6 +246,48 @@ func (t *Table) Learn(port uint32, ip netip.Addr, mac link.HardwareAddr) Learned
 		t.hooks.Resolved(port, ip, mac, queued)
 	}
 	return Taken
+}
+
+// Resolve starts resolving ip on port before a packet needs it: if the
+// table has no entry for it, an Incomplete one is created and a broadcast
+// request sent, so that the neighbour's reply is one Learn takes. It does
+// nothing if there is an entry, or if the table is full (counted in
+// Stats.TableFull).
+func (t *Table) Resolve(port uint32, ip netip.Addr) { t.resolve(port, ip, false) }
+
+// Keep is Resolve for a neighbour the table must keep resolved, such as a
+// configured peer node: an unused Stale entry for it is re-probed with
+// unicast requests instead of being collected, and it is not evicted when
+// the table is full. An entry that stops answering fails and is removed
+// as usual, and the next entry for ip is kept again. Without this, once
+// an idle neighbour's entry was collected, the first claim for its address
+// would meet no known MAC to defend (see Learn). Remove and RemovePort end
+// it.
+func (t *Table) Keep(port uint32, ip netip.Addr) { t.resolve(port, ip, true) }
+
+func (t *Table) resolve(port uint32, ip netip.Addr, keep bool) {
+	k := mustKey(port, ip)
+	now := t.clock.Now()
+	t.mu.Lock()
+	if keep {
+		t.kept[k] = struct{}{}
+	}
+	n := t.current()[k]
+	switch {
+	case n != nil:
+		n.kept = n.kept || keep
+		t.mu.Unlock()
+		return
+	case !t.makeRoom():
+		t.mu.Unlock()
+		t.counters.tableFull.Add(1)
+		return
+	}
+	n = t.insert(k)
+	t.enter(n, Incomplete, now)
+	ev := t.probe(n, link.Broadcast, now)
+	t.mu.Unlock()
+	emit(t.hooks, &t.counters, []event{ev})
 }
 
 // SetStatic adds or replaces a Static entry, which never expires and which
@@ -216,21 +311,28 @@ func (t *Table) SetStatic(port uint32, ip netip.Addr, mac link.HardwareAddr) {
 	}
 }
 
-// Remove deletes the entry for ip on port, Static or not, and drops its
-// queued packets.
+// Remove deletes the entry for ip on port, Static or not, drops its
+// queued packets and ends Keep for it.
 func (t *Table) Remove(port uint32, ip netip.Addr) {
+	k := mustKey(port, ip)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if n := t.current()[mustKey(port, ip)]; n != nil {
+	delete(t.kept, k)
+	if n := t.current()[k]; n != nil {
 		t.remove([]*neighbour{n})
 	}
 }
 
-// RemovePort deletes every entry on port and drops their queued packets;
-// the router calls it when a pod's port goes away.
+// RemovePort deletes every entry on port, drops their queued packets and
+// ends Keep for them; the router calls it when a pod's port goes away.
 func (t *Table) RemovePort(port uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for k := range t.kept {
+		if k.port() == port {
+			delete(t.kept, k)
+		}
+	}
 	var dead []*neighbour
 	for k, n := range t.current() {
 		if k.port() == port {
@@ -301,7 +403,8 @@ func (t *Table) insert(k key) *neighbour {
 	for k, n := range cur {
 		m[k] = n
 	}
-	n := &neighbour{key: k}
+	_, kept := t.kept[k]
+	n := &neighbour{key: k, kept: kept}
 	m[k] = n
 	t.publish(m)
 	return n
@@ -326,8 +429,8 @@ func (t *Table) remove(dead []*neighbour) {
 }
 
 // makeRoom reports whether a new entry may be added, first evicting unused
-// Stale and Failed entries if the table is full (the kernel's forced GC).
-// The caller holds mu.
+// Stale entries that are not kept and Failed entries if the table is full
+// (the kernel's forced GC). The caller holds mu.
 func (t *Table) makeRoom() bool {
 	cur := t.current()
 	if len(cur) < t.cfg.MaxEntries {
@@ -335,7 +438,7 @@ func (t *Table) makeRoom() bool {
 	}
 	var dead []*neighbour
 	for _, n := range cur {
-		if n.loadState() == Failed || n.state.CompareAndSwap(uint32(Stale), uint32(Failed)) {
+		if n.loadState() == Failed || (!n.kept && n.state.CompareAndSwap(uint32(Stale), uint32(Failed))) {
 			dead = append(dead, n)
 		}
 	}

@@ -155,10 +155,22 @@ func (h *harness) wantRequests(want ...request) {
 	}
 }
 
-// makeStale learns ip on port and lets ReachableTime pass.
+// resolve makes ip on port Reachable at mac as a resolution does: Resolve
+// sends a request (taken off the recorder) and mac is the reply.
+func (h *harness) resolve(port uint32, ip netip.Addr, mac link.HardwareAddr) {
+	h.t.Helper()
+	h.table.Resolve(port, ip)
+	h.wantRequests(bcast(port, ip))
+	if got := h.table.Learn(port, ip, mac, Reply); got != Taken {
+		h.t.Fatalf("Learn of the reply = %v, want Taken", got)
+	}
+	h.wantState(port, ip, Reachable)
+}
+
+// makeStale resolves ip on port and lets ReachableTime pass.
 func (h *harness) makeStale(port uint32, ip netip.Addr, mac link.HardwareAddr) {
 	h.t.Helper()
-	h.table.Learn(port, ip, mac)
+	h.resolve(port, ip, mac)
 	h.run(DefaultConfig().ReachableTime)
 	h.wantState(port, ip, Stale)
 }
@@ -203,7 +215,7 @@ func TestIncompleteToReachableOnReply(t *testing.T) {
 	}
 
 	h.run(500 * time.Millisecond)
-	if got := h.table.Learn(port1, ip1, mac1); got != Taken {
+	if got := h.table.Learn(port1, ip1, mac1, Reply); got != Taken {
 		t.Errorf("Learn on an Incomplete entry = %v, want Taken", got)
 	}
 	h.wantState(port1, ip1, Reachable)
@@ -287,7 +299,7 @@ func TestFailedNotReprobedWithinFailedTime(t *testing.T) {
 func TestReachableStaleDelayProbeReachable(t *testing.T) {
 	cfg := DefaultConfig()
 	h := newHarness(t, cfg)
-	h.table.Learn(port1, ip1, mac1)
+	h.resolve(port1, ip1, mac1)
 	h.run(cfg.ReachableTime - tickInterval)
 	h.wantState(port1, ip1, Reachable)
 	h.run(tickInterval)
@@ -310,7 +322,7 @@ func TestReachableStaleDelayProbeReachable(t *testing.T) {
 	}
 
 	h.run(500 * time.Millisecond)
-	h.table.Learn(port1, ip1, mac1) // the reply
+	h.table.Learn(port1, ip1, mac1, Reply) // the reply
 	h.wantState(port1, ip1, Reachable)
 	h.run(cfg.RetransTime * 5)
 	h.wantRequests()
@@ -345,7 +357,7 @@ func TestProbeFails(t *testing.T) {
 func TestConfirmKeepsReachable(t *testing.T) {
 	cfg := DefaultConfig()
 	h := newHarness(t, cfg)
-	h.table.Learn(port1, ip1, mac1)
+	h.resolve(port1, ip1, mac1)
 	for range 6 {
 		h.run(10 * time.Second)
 		h.table.Confirm(port1, ip1)
@@ -395,7 +407,7 @@ func TestStaticNeverExpires(t *testing.T) {
 	h.run(10 * time.Minute)
 	h.wantState(port1, ip1, Static)
 	h.wantRequests()
-	if got := h.table.Learn(port1, ip1, mac2); got != Refused {
+	if got := h.table.Learn(port1, ip1, mac2, Reply); got != Refused {
 		t.Errorf("Learn of another MAC for a Static entry = %v, want Refused", got)
 	}
 	if c := h.table.Stats().Conflicts; c != 1 {
@@ -435,7 +447,7 @@ func TestQueueBound(t *testing.T) {
 	if d := h.table.Stats().QueueDrops; d != 1 {
 		t.Fatalf("QueueDrops = %d, want 1", d)
 	}
-	h.table.Learn(port1, ip1, mac1)
+	h.table.Learn(port1, ip1, mac1, Reply)
 	wantPackets(t, "resolved packets", h.hooks.resolved[0].queued, pktB, pktC, pktD) // the oldest was dropped
 }
 
@@ -445,7 +457,7 @@ func TestQueueDisabled(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.table.Enqueue(port1, ip1, pktA)
 	h.wantRequests(bcast(port1, ip1))
-	h.table.Learn(port1, ip1, mac1)
+	h.table.Learn(port1, ip1, mac1, Reply)
 	if len(h.hooks.resolved) != 0 {
 		t.Fatalf("Resolved called with QueueLen 0: %+v", h.hooks.resolved)
 	}
@@ -456,7 +468,7 @@ func TestQueueDisabled(t *testing.T) {
 
 func TestEnqueueForResolvedNeighbour(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
-	h.table.Learn(port1, ip1, mac1)
+	h.resolve(port1, ip1, mac1)
 	// A Lookup that missed just before Learn: the packet goes straight out.
 	h.table.Enqueue(port1, ip1, pktA)
 	h.wantRequests()
@@ -468,11 +480,11 @@ func TestEnqueueForResolvedNeighbour(t *testing.T) {
 
 func TestRemovePort(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
-	h.table.Learn(port1, ip1, mac1)
+	h.resolve(port1, ip1, mac1)
+	h.resolve(port2, ip1, mac2)
 	h.table.Enqueue(port1, ip2, pktA)
 	h.table.Enqueue(port1, ip2, pktB)
 	h.table.SetStatic(port1, ip3, mac2)
-	h.table.Learn(port2, ip1, mac2)
 	h.hooks.takeRequests()
 
 	h.table.RemovePort(port1)
@@ -500,8 +512,8 @@ func TestTableFull(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxEntries = 2
 	h := newHarness(t, cfg)
-	h.table.Learn(port1, ip1, mac1)
-	h.table.Learn(port1, ip2, mac2)
+	h.resolve(port1, ip1, mac1)
+	h.resolve(port1, ip2, mac2)
 
 	h.table.Enqueue(port1, ip3, pktA)
 	h.wantRequests()
@@ -509,7 +521,7 @@ func TestTableFull(t *testing.T) {
 		t.Fatalf("Failed calls = %d, want 1 for a packet refused by a full table", len(h.hooks.failed))
 	}
 	wantPackets(t, "failed packets", h.hooks.failed[0].queued, pktA)
-	h.table.Learn(port2, ip3, mac1)
+	h.table.Learn(port2, ip3, mac1, RequestForUs)
 	h.wantNoEntry(port2, ip3)
 	if s := h.table.Stats(); s.TableFull != 2 {
 		t.Fatalf("TableFull = %d, want 2", s.TableFull)
@@ -517,7 +529,7 @@ func TestTableFull(t *testing.T) {
 
 	// A Stale entry is evicted to make room; a Reachable one is not.
 	h.run(cfg.ReachableTime / 2)
-	h.table.Learn(port1, ip2, mac2)
+	h.table.Learn(port1, ip2, mac2, Reply)
 	h.run(cfg.ReachableTime / 2)
 	h.wantState(port1, ip1, Stale)
 	h.wantState(port1, ip2, Reachable)
@@ -537,12 +549,12 @@ func TestHooksRunWithoutLock(t *testing.T) {
 	h.hooks.onCall = func() {
 		calls++
 		h.table.Entries() // would deadlock if the table's lock were held
-		h.table.Learn(port2, ip2, mac2)
+		h.table.Learn(port2, ip2, mac2, Reply)
 	}
-	h.table.Enqueue(port1, ip1, pktA) // SendRequest
-	h.table.Learn(port1, ip1, mac1)   // Resolved
-	h.table.Enqueue(port1, ip3, pktA) // SendRequest
-	h.run(3 * time.Second)            // SendRequest twice, then Failed
+	h.table.Enqueue(port1, ip1, pktA)      // SendRequest
+	h.table.Learn(port1, ip1, mac1, Reply) // Resolved
+	h.table.Enqueue(port1, ip3, pktA)      // SendRequest
+	h.run(3 * time.Second)                 // SendRequest twice, then Failed
 	if calls != 6 {
 		t.Fatalf("hooks called %d times, want 6", calls)
 	}
@@ -550,7 +562,7 @@ func TestHooksRunWithoutLock(t *testing.T) {
 
 func TestEntriesSnapshot(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
-	h.table.Learn(port2, ip1, mac1)
+	h.resolve(port2, ip1, mac1)
 	h.table.SetStatic(port1, ip2, mac2)
 	h.table.Enqueue(port1, ip1, pktA)
 	h.run(2 * time.Second)
@@ -594,16 +606,16 @@ func TestStateString(t *testing.T) {
 func TestLookupDoesNotAllocate(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
 	h.makeStale(port1, ip1, mac1)
-	h.table.Learn(port1, ip2, mac2)
+	h.resolve(port1, ip2, mac2)
 	for name, f := range map[string]func(){
 		"hit":        func() { h.table.Lookup(port1, ip2) },
 		"stale":      func() { h.table.Lookup(port1, ip1) },
 		"miss":       func() { h.table.Lookup(port2, ip3) },
 		"Confirm":    func() { h.table.Confirm(port1, ip2) },
-		"Learn seen": func() { h.table.Learn(port1, ip2, mac2) },
+		"Learn seen": func() { h.table.Learn(port1, ip2, mac2, Reply) },
 	} {
-		if n := testing.AllocsPerRun(1000, f); n != 0 {
-			t.Errorf("%s: %v allocations per run, want 0", name, n)
+		if n := allocsPerCall(1000, f); n != 0 {
+			t.Errorf("%s: %g allocations per call, want 0", name, n)
 		}
 	}
 }
@@ -620,5 +632,5 @@ func TestNonIPv4Neighbour(t *testing.T) {
 			t.Fatal("Learn of an IPv6 address did not panic")
 		}
 	}()
-	h.table.Learn(port1, v6, mac1)
+	h.table.Learn(port1, v6, mac1, Reply)
 }

@@ -34,9 +34,15 @@ func (t *Table) Tick() {
 				t.enter(n, Stale, now)
 			}
 		case Stale:
-			// An unused Stale entry is collected. The CAS loses if a Lookup
-			// has just used the entry; the next Tick sees it in Delay.
-			if expired && n.state.CompareAndSwap(uint32(Stale), uint32(Failed)) {
+			// An unused Stale entry is collected, a kept one re-probed. The
+			// CAS loses if a Lookup has just used the entry; the next Tick
+			// sees it in Delay.
+			switch {
+			case !expired:
+			case n.kept && n.state.CompareAndSwap(uint32(Stale), uint32(Probe)):
+				t.enter(n, Probe, now)
+				events = append(events, t.probe(n, n.hardwareAddr(), now))
+			case !n.kept && n.state.CompareAndSwap(uint32(Stale), uint32(Failed)):
 				dead = append(dead, n)
 			}
 		case Delay:

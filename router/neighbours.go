@@ -29,7 +29,7 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 	}
 	r.stats.add(cARPReceived, 1)
 	if !probe {
-		r.neigh.Learn(p.ID, a.SenderIP, a.SenderMAC)
+		r.neigh.Learn(p.ID, a.SenderIP, a.SenderMAC, arp.ClaimOf(&a, r.cfg.Gateway))
 	}
 	if a.Op != arp.OpRequest || a.TargetIP != r.cfg.Gateway {
 		return
@@ -45,13 +45,14 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 }
 
 // announce tells a new pod port who the gateway is (gratuitous ARP, so that
-// a pod that cached an old gateway MAC updates it) and asks for the pod's MAC.
+// a pod that cached an old gateway MAC updates it) and asks for the pod's
+// MAC through the neighbour table, which takes only replies it asked for.
 func (r *Router) announce(p *Port) {
 	g := arp.Packet{Op: arp.OpRequest, SenderMAC: r.cfg.GatewayMAC, SenderIP: r.cfg.Gateway, TargetIP: r.cfg.Gateway}
 	if r.sendFrame(p, link.Broadcast, &g) == nil {
 		r.stats.add(cARPGratuitousSent, 1)
 	}
-	(*neighbourHooks)(r).SendRequest(p.ID, p.IP, link.Broadcast)
+	r.neigh.Resolve(p.ID, p.IP)
 }
 
 // sendFrame sends an ARP packet the router originates on p; a failure is

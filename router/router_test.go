@@ -364,9 +364,10 @@ func TestNeighbourFailureAnswersHostUnreachable(t *testing.T) {
 	waitCounter(t, n.r, "drop_neighbour", 1)
 }
 
-func hasNeighbour(r *Router, ip netip.Addr, state arp.State) bool {
+// hasQueued reports whether a packet waits for ip's MAC.
+func hasQueued(r *Router, ip netip.Addr) bool {
 	for _, e := range r.Neighbours() {
-		if e.IP == ip && e.State == state {
+		if e.IP == ip && e.State == arp.Incomplete && e.Queued > 0 {
 			return true
 		}
 	}
@@ -504,14 +505,36 @@ func TestNeighbourFailureFromTunnel(t *testing.T) {
 func neighbourFails(t *testing.T, n *testNode, ip netip.Addr) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
-	for !hasNeighbour(n.r, ip, arp.Incomplete) {
+	for !hasQueued(n.r, ip) { // the port's start already made it Incomplete
 		if time.Now().After(deadline) {
-			t.Fatalf("no incomplete neighbour for %s: %+v", ip, n.r.Neighbours())
+			t.Fatalf("no packet queued for %s: %+v", ip, n.r.Neighbours())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	for range 50 {
 		n.clk.Advance(200 * time.Millisecond)
 		n.r.Tick()
+	}
+}
+
+// The request a new port sends for its pod goes through the neighbour table,
+// so the pod's reply to it is one the table asked for and takes (the table
+// creates no entry from a reply it did not ask for).
+func TestPodReplyToPortStartRequestIsLearned(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	n := newNode(t, Config{}, pa)
+	port, _ := n.r.Port("pa")
+	for range 2 { // the gratuitous announcement and the request for pa
+		pa.answerARP(t, pa.recv(t))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if mac, s, ok := n.r.neigh.Peek(port.ID, pa.ip); ok && s == arp.Reachable && mac == pa.mac {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pa not Reachable at %v after answering: %+v", pa.mac, n.r.Neighbours())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

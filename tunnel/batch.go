@@ -2,26 +2,55 @@ package tunnel
 
 import (
 	"net/netip"
-	"sync"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/taprouter/taprouter/link"
 )
 
 // batch is per-call scratch space for Send and Recv: the kept buffers and
 // their underlay addresses, and (direct Recv only, see metaFor) the frames'
-// receive metadata. Batches are pooled so that concurrent callers
-// each get their own without allocating in steady state.
+// receive metadata.
+//
+// Concurrent callers each need their own, without allocating: batches live
+// in a fixed array of slots, each taken by a compare-and-swap and given
+// back by a store, so a call allocates only the first time a slot grows to
+// its batch size. (A sync.Pool would not do: every garbage collection
+// empties it, and under the race detector it drops items at random.) Only
+// when more callers run at once than there are slots does one get a batch
+// of its own, which is garbage afterwards.
 type batch struct {
 	bufs  [][]byte
 	addrs []netip.AddrPort
 	meta  []link.RxMeta
+	slot  *batchSlot // where b lives, or nil for an overflow batch
 }
 
-var batchPool = sync.Pool{New: func() any { return new(batch) }}
+// batchSlot is a batch and whether it is taken, padded to a cache line of
+// its own so that callers on different CPUs do not contend.
+type batchSlot struct {
+	taken atomic.Bool
+	b     batch
+	_     [128 - 8 - 3*24 - 8]byte
+}
+
+// batchSlots has two slots per CPU: enough for the router's goroutines
+// (one per port and the tunnel's, at most GOMAXPROCS running at a time)
+// with room for ones preempted while they hold a batch.
+var batchSlots = newBatchSlots(2 * runtime.GOMAXPROCS(0))
+
+func newBatchSlots(n int) []batchSlot {
+	s := make([]batchSlot, max(n, 8))
+	for i := range s {
+		s[i].b.slot = &s[i]
+	}
+	return s
+}
 
 // getBatch returns an empty batch with room for n buffers and n addresses.
+// The caller gives it back with putBatch.
 func getBatch(n int) *batch {
-	b := batchPool.Get().(*batch)
+	b := takeBatch()
 	if cap(b.addrs) < n {
 		b.bufs = make([][]byte, 0, n)
 		b.addrs = make([]netip.AddrPort, n)
@@ -29,6 +58,18 @@ func getBatch(n int) *batch {
 	b.bufs = b.bufs[:0]
 	b.addrs = b.addrs[:n]
 	return b
+}
+
+// takeBatch takes the first free slot's batch, or makes one if every slot
+// is taken.
+func takeBatch() *batch {
+	for i := range batchSlots {
+		s := &batchSlots[i]
+		if !s.taken.Load() && s.taken.CompareAndSwap(false, true) {
+			return &s.b
+		}
+	}
+	return new(batch)
 }
 
 // metaFor returns b's metadata slice with room for n frames, zeroed.
@@ -43,7 +84,9 @@ func (b *batch) metaFor(n int) []link.RxMeta {
 
 func putBatch(b *batch) {
 	clear(b.bufs) // do not pin the caller's buffers (the rest is already clear)
-	batchPool.Put(b)
+	if b.slot != nil {
+		b.slot.taken.Store(false)
+	}
 }
 
 // sendBatch writes the kept buffers of b, starting at writeOffset, to their

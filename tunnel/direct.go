@@ -163,22 +163,29 @@ func (d *Direct) Neighbours() []arp.Entry { return d.table.Entries() }
 
 // SetPeers implements Tunnel. Removed peers' ARP entries are deleted.
 //
-// Every peer whose MAC is not known yet is sent an ARP request at once, so
-// that its reply resolves it: a peer without a pod range is recognised only
-// by a MAC learned by ARP, and one that only sends to this node (after a
-// restart, with this node still in its neighbour cache) would otherwise be
-// refused as drop_unknown_peer until it happens to ARP; and Recv confirms a
-// peer's entry only from its known MAC.
+// Every peer is kept in the underlay ARP table (arp.Table.Keep): a new
+// peer gets an Incomplete entry and a broadcast request at once, and an
+// idle peer's entry is re-probed instead of collected. The table creates
+// no entry from a reply nobody asked for, so the peer's reply must be to
+// a request of ours; and a peer's entry that stays keeps a known MAC for
+// the conflict defence, where a collected one would let the first
+// unsolicited claim for its address win. Resolving at once also matters
+// because a peer without a pod range is recognised only by a MAC learned
+// by ARP, and one that only sends to this node (after a restart, with this
+// node still in its neighbour cache) would otherwise be refused as
+// drop_unknown_peer until it happens to ARP; and Recv confirms a peer's
+// entry only from its known MAC.
 func (d *Direct) SetPeers(peers []Peer) {
 	for _, a := range d.replacePeers(peers) {
-		(*underlayARP)(d).SendRequest(arpPort, a, link.Broadcast)
+		d.table.Keep(arpPort, a)
 	}
 }
 
-// replacePeers publishes the new peer set and returns the addresses of the
-// peers whose MAC is unknown. The requests are sent after mu is released:
-// a device write must not hold up Recv's learning.
-func (d *Direct) replacePeers(peers []Peer) (unresolved []netip.Addr) {
+// replacePeers publishes the new peer set and returns the peers' IPv4
+// addresses. The table is told to keep them after mu is released: the
+// request for a new peer is a device write, which must not hold up Recv's
+// learning.
+func (d *Direct) replacePeers(peers []Peer) (addrs []netip.Addr) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ps := newPeerSet(peers)
@@ -196,14 +203,11 @@ func (d *Direct) replacePeers(peers []Peer) (unresolved []netip.Addr) {
 	}
 	d.publish(ps)
 	for i, p := range ps.peers {
-		if first, ok := ps.byAddr[p.Addr]; !ok || first != uint32(i) || !p.Addr.Is4() {
-			continue // no address, a duplicate, or not IPv4
-		}
-		if _, known := d.macs[p.Addr]; !known {
-			unresolved = append(unresolved, p.Addr)
+		if first, ok := ps.byAddr[p.Addr]; ok && first == uint32(i) && p.Addr.Is4() {
+			addrs = append(addrs, p.Addr)
 		}
 	}
-	return unresolved
+	return addrs
 }
 
 // publish stores a snapshot of ps with the MACs known now. The caller holds mu.

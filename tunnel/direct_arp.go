@@ -15,7 +15,10 @@ import (
 //
 // A claim that contradicts the peer's known MAC is a conflict: the table
 // keeps the known MAC and re-probes it (arp.Table.Learn); it is counted in
-// arp_conflicts, not arp_learned.
+// arp_conflicts, not arp_learned. A reply (or a request not for
+// LocalAddr) for a peer the table is not resolving changes nothing and is
+// counted in arp_unsolicited: only a request for LocalAddr creates an
+// entry, as Stale (arp.Claim).
 func (d *Direct) learn(ps *directPeers, payload []byte, t *Stats) {
 	p, err := arp.Parse(payload)
 	if err != nil || (p.Op != arp.OpRequest && p.Op != arp.OpReply) {
@@ -27,7 +30,7 @@ func (d *Direct) learn(ps *directPeers, payload []byte, t *Stats) {
 		t.Ignored++
 		return
 	}
-	switch d.table.Learn(arpPort, p.SenderIP, p.SenderMAC) {
+	switch d.table.Learn(arpPort, p.SenderIP, p.SenderMAC, arp.ClaimOf(&p, d.addr)) {
 	case arp.Taken:
 		t.ARPLearned++
 		if ps.mac[peer] != p.SenderMAC {
@@ -41,6 +44,8 @@ func (d *Direct) learn(ps *directPeers, payload []byte, t *Stats) {
 		}
 	case arp.ConflictProbing:
 		t.ARPConflicts++
+	case arp.Unsolicited:
+		t.ARPUnsolicited++
 	case arp.Refused:
 		t.Ignored++ // table full (counted in arp_table_full)
 	}

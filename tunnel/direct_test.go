@@ -107,24 +107,26 @@ func expectNoFrame(t *testing.T, dev *linktest.Device) {
 
 // TestDirectARPResolution: a packet for an unresolved peer waits for the
 // peer's ARP reply, then leaves addressed to the learned MAC; later packets
-// go out at once. (SetPeers already asked for the peer; Send asks again,
-// since the table knows nothing of that request.)
+// go out at once. (SetPeers already asked for the peer, through the table:
+// Send adds no request.)
 func TestDirectARPResolution(t *testing.T) {
-	dev := linktest.NewDevice("underlay", 1500, 16)
-	d := newDirectA(t, dev, &fakeClock{now: time.Unix(1e9, 0)})
-	defer d.Close()
-	inner := ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee)
-
-	if n, err := d.Send([][]byte{withHeadroom(inner)}, []uint32{0}, testOffset); n != 0 || err != nil {
-		t.Fatalf("Send before resolution = %d, %v; want 0 (queued), nil", n, err)
-	}
 	wantRequest := []byte{
 		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0xa, 0x08, 0x06, // broadcast, from A's MAC, ARP
 		0, 1, 0x08, 0, 6, 4, 0, 1, // Ethernet/IPv4, request
 		0x02, 0, 0, 0, 0, 0xa, 192, 0, 2, 1, // sender: A's MAC and address
 		0, 0, 0, 0, 0, 0, 192, 0, 2, 2, // target: B's address
 	}
-	expectFrame(t, dev, append(wantRequest, make([]byte, arp.FrameLen-len(wantRequest))...))
+	if got := arpRequestFromA(nodeB); !bytes.Equal(got, append(wantRequest, make([]byte, arp.FrameLen-len(wantRequest))...)) {
+		t.Fatalf("arpRequestFromA(B) = %x, want %x", got, wantRequest)
+	}
+	dev := linktest.NewDevice("underlay", 1500, 16)
+	d := newDirectA(t, dev, &fakeClock{now: time.Unix(1e9, 0)}) // takes the request
+	defer d.Close()
+	inner := ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee)
+
+	if n, err := d.Send([][]byte{withHeadroom(inner)}, []uint32{0}, testOffset); n != 0 || err != nil {
+		t.Fatalf("Send before resolution = %d, %v; want 0 (queued), nil", n, err)
+	}
 	expectNoFrame(t, dev)
 
 	if got, _ := recvFrame(t, d, dev, arpFrame(arp.OpReply, underlayMACA, underlayMACB, nodeB, nodeA)); got != nil {
@@ -136,7 +138,7 @@ func TestDirectARPResolution(t *testing.T) {
 		t.Fatalf("Send after resolution = %d, %v; want 1, nil", n, err)
 	}
 	expectFrame(t, dev, ipv4Frame(underlayMACB, underlayMACA, inner))
-	wantStats(t, d.Stats(), Stats{TxPackets: 2, TxBytes: 2 * uint64(len(inner)), TxResolved: 1, ARPRequests: 2, ARPLearned: 1})
+	wantStats(t, d.Stats(), Stats{TxPackets: 2, TxBytes: 2 * uint64(len(inner)), TxResolved: 1, ARPRequests: 1, ARPLearned: 1})
 
 	n := d.Neighbours()
 	if len(n) != 1 || n[0].IP != nodeB || n[0].MAC != underlayMACB || n[0].State != arp.Reachable {
@@ -144,8 +146,8 @@ func TestDirectARPResolution(t *testing.T) {
 	}
 }
 
-// TestDirectARPFailure: nobody answers; after the retransmissions the queued
-// packet is dropped and counted.
+// TestDirectARPFailure: nobody answers; after the retransmissions of the
+// request SetPeers sent the queued packet is dropped and counted.
 func TestDirectARPFailure(t *testing.T) {
 	dev := linktest.NewDevice("underlay", 1500, 16)
 	clk := &fakeClock{now: time.Unix(1e9, 0)}
@@ -163,10 +165,10 @@ func TestDirectARPFailure(t *testing.T) {
 		}
 		requests++
 	}
-	if requests != 3 {
-		t.Errorf("%d ARP requests written after Send, want 3 (arp.DefaultConfig MaxMulticastProbes)", requests)
+	if requests != 2 {
+		t.Errorf("%d ARP requests written after Send, want 2 (arp.DefaultConfig MaxMulticastProbes, 3, less SetPeers')", requests)
 	}
-	wantStats(t, d.Stats(), Stats{ARPRequests: 1 + 3, DropNoNeighbour: 1, ARPFailures: 1})
+	wantStats(t, d.Stats(), Stats{ARPRequests: 3, DropNoNeighbour: 1, ARPFailures: 1})
 }
 
 // learnPeer makes d learn node B at underlayMACB from a reply, as its kernel
@@ -252,18 +254,18 @@ func TestDirectSetPeersForgets(t *testing.T) {
 		t.Fatalf("after reorder: delivered %v from peer %d, want peer 1", got != nil, peer)
 	}
 	d.SetPeers([]Peer{{Addr: nodeC}})
-	expectFrame(t, dev, arpRequestFromA(nodeC))
+	expectNoFrame(t, dev) // C is still being resolved
 	if got, _ := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got != nil {
 		t.Fatal("frame from a removed peer delivered")
 	}
-	if n := d.Neighbours(); len(n) != 0 {
-		t.Fatalf("Neighbours() after removing the peer = %+v, want none", n)
+	if n := d.Neighbours(); len(n) != 1 || n[0].IP != nodeC {
+		t.Fatalf("Neighbours() after removing the peer = %+v, want only C's", n)
 	}
 }
 
 // TestDirectSetPeersResolves: SetPeers sends a broadcast ARP request for
-// every peer whose MAC is unknown (once per address) and none for a resolved
-// one. A peer that only sends to this node, as after a restart while its
+// every peer the table has no entry for (once per address), none for one
+// that is resolved or being resolved. A peer that only sends to this node, as after a restart while its
 // kernel still knows this node's MAC, is then accepted as soon as its kernel
 // answers instead of when it next ARPs by itself.
 func TestDirectSetPeersResolves(t *testing.T) {
@@ -287,10 +289,9 @@ func TestDirectSetPeersResolves(t *testing.T) {
 
 	nodeD := netip.MustParseAddr("192.0.2.4")
 	d.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeB}, {Addr: nodeD}})
-	expectFrame(t, dev, arpRequestFromA(nodeC)) // still unresolved
 	expectFrame(t, dev, arpRequestFromA(nodeD)) // new
-	expectNoFrame(t, dev)                       // none for B
-	wantStats(t, d.Stats(), Stats{ARPRequests: 4, ARPLearned: 1, RxPackets: 1, RxBytes: uint64(len(inner))})
+	expectNoFrame(t, dev)                       // none for B, none more for C (its request is outstanding)
+	wantStats(t, d.Stats(), Stats{ARPRequests: 3, ARPLearned: 1, RxPackets: 1, RxBytes: uint64(len(inner))})
 }
 
 // TestDirectRoundTrip runs two nodes on one Ethernet segment whose kernels

@@ -61,7 +61,11 @@
 // # The direct backend on a shared L2
 //
 // Anyone on the underlay segment can answer ARP for a peer's address. The
-// backend's ARP table does not let such a claim replace a known MAC: it
+// backend's ARP table takes no reply it did not ask for (arp_unsolicited),
+// as the kernel by default; it asks for every peer when SetPeers names it
+// and keeps the peer's entry however idle (re-probing it instead of
+// collecting it), so a known MAC is there to defend. And it does not let
+// a claim replace a known MAC: it
 // re-probes the known MAC and takes the claim only if that stops answering
 // (arp.Table.Learn); each such claim is counted in arp_conflicts and the
 // first of each re-probe reported to DirectConfig.OnConflict. Frames are
@@ -76,6 +80,6 @@
 // buffers, encapsulate and decapsulate in place using the headroom in front of
 // each packet (see package link), take no locks (the peer set is an
 // atomic.Pointer to an immutable snapshot) and do not allocate in steady
-// state. Counters are accumulated per batch and published with one atomic add
+// state (their scratch batches live in fixed slots, see getBatch). Counters are accumulated per batch and published with one atomic add
 // per counter.
 package tunnel

@@ -15,7 +15,7 @@ import (
 // ARP.
 func dispositions(s Stats) uint64 {
 	return s.RxPackets + s.DropUnknownPeer + s.DropBadVNI + s.DropTruncated + s.DropNotIPv4 +
-		s.DropMalformed + s.DropBadMAC + s.DropVLAN + s.Ignored + s.ARPLearned + s.ARPConflicts
+		s.DropMalformed + s.DropBadMAC + s.DropVLAN + s.Ignored + s.ARPLearned + s.ARPConflicts + s.ARPUnsolicited
 }
 
 // checkReceived fails unless one Recv of one input moved exactly one

@@ -28,6 +28,10 @@ type Stats struct {
 	ARPRequests  uint64 // direct: ARP requests sent for peer addresses
 	ARPLearned   uint64 // direct: ARP packets from peers, learned from
 	ARPConflicts uint64 // direct: ARP packets claiming a peer's address from a MAC other than its known one (arp.Table.Learn)
+	// direct: ARP replies (and requests not for LocalAddr) from a peer
+	// address the table was not resolving, which change nothing
+	// (arp.Unsolicited): an impostor's, or a late answer.
+	ARPUnsolicited uint64
 
 	// Delivered packets whose inner TCP or UDP checksum Recv completed (see
 	// the package doc); they are also in RxPackets.
@@ -63,6 +67,7 @@ func (s Stats) Map() map[string]uint64 {
 		"arp_requests":      s.ARPRequests,
 		"arp_learned":       s.ARPLearned,
 		"arp_conflicts":     s.ARPConflicts,
+		"arp_unsolicited":   s.ARPUnsolicited,
 		"csum_completed":    s.ChecksumsCompleted,
 		"arp_send_errors":   s.ARPSendErrors,
 		"arp_failures":      s.ARPFailures,
@@ -131,6 +136,7 @@ type counters struct {
 	dropMalformed, dropBadMAC, dropNoNeighbour, dropVLAN    atomic.Uint64
 	ignored, arpRequests, arpLearned, arpConflicts          atomic.Uint64
 	checksumsCompleted, arpSendErrors, txResolved           atomic.Uint64
+	arpUnsolicited                                          atomic.Uint64
 }
 
 // add publishes a tally.
@@ -155,6 +161,7 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.arpConflicts, t.ARPConflicts)
 	addNonZero(&c.checksumsCompleted, t.ChecksumsCompleted)
 	addNonZero(&c.arpSendErrors, t.ARPSendErrors)
+	addNonZero(&c.arpUnsolicited, t.ARPUnsolicited)
 }
 
 func addNonZero(c *atomic.Uint64, v uint64) {
@@ -184,6 +191,7 @@ func (c *counters) snapshot() Stats {
 		DropVLAN:        c.dropVLAN.Load(),
 		ARPConflicts:    c.arpConflicts.Load(),
 		ARPSendErrors:   c.arpSendErrors.Load(),
+		ARPUnsolicited:  c.arpUnsolicited.Load(),
 
 		ChecksumsCompleted: c.checksumsCompleted.Load(),
 	}
