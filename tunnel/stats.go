@@ -18,7 +18,7 @@ type Stats struct {
 	DropMalformed   uint64 // inner IPv4 header inconsistent (IHL < 5, total length < header)
 	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
 	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
-	DropOversize    uint64 // larger than the receive buffer, dropped by the transport (see transportDrops)
+	DropOversize    uint64 // larger than the receive buffer and not split: by the transport (see transportDrops), or not TCP, a fragment, or no room to split into
 	DropVLAN        uint64 // direct: the frame carried an 802.1Q tag: a VLAN, not the untagged underlay
 
 	Ignored      uint64 // direct: the kernel's own traffic on the underlay, left alone
@@ -29,6 +29,12 @@ type Stats struct {
 	// Delivered packets whose inner TCP or UDP checksum Recv completed (see
 	// the package doc); they are also in RxPackets.
 	ChecksumsCompleted uint64
+
+	// Super-packets (a kernel sender's segmentation offload, larger than
+	// the receive buffer) that Recv split, and the segments it delivered
+	// from them (also in RxPackets); see the package doc.
+	GSOSplit    uint64
+	GSOSegments uint64
 
 	// The direct backend's underlay ARP table (arp.Stats).
 	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
@@ -60,6 +66,8 @@ func (s Stats) Map() map[string]uint64 {
 		"arp_learned":       s.ARPLearned,
 		"arp_conflicts":     s.ARPConflicts,
 		"csum_completed":    s.ChecksumsCompleted,
+		"gso_split":         s.GSOSplit,
+		"gso_segments":      s.GSOSegments,
 		"arp_send_errors":   s.ARPSendErrors,
 		"arp_failures":      s.ARPFailures,
 		"arp_table_full":    s.ARPTableFull,
@@ -127,6 +135,7 @@ type counters struct {
 	dropMalformed, dropBadMAC, dropNoNeighbour, dropVLAN    atomic.Uint64
 	ignored, arpRequests, arpLearned, arpConflicts          atomic.Uint64
 	checksumsCompleted, arpSendErrors                       atomic.Uint64
+	dropOversize, gsoSplit, gsoSegments                     atomic.Uint64
 }
 
 // add publishes a tally.
@@ -150,6 +159,9 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.arpConflicts, t.ARPConflicts)
 	addNonZero(&c.checksumsCompleted, t.ChecksumsCompleted)
 	addNonZero(&c.arpSendErrors, t.ARPSendErrors)
+	addNonZero(&c.dropOversize, t.DropOversize)
+	addNonZero(&c.gsoSplit, t.GSOSplit)
+	addNonZero(&c.gsoSegments, t.GSOSegments)
 }
 
 func addNonZero(c *atomic.Uint64, v uint64) {
@@ -180,5 +192,8 @@ func (c *counters) snapshot() Stats {
 		ARPSendErrors:   c.arpSendErrors.Load(),
 
 		ChecksumsCompleted: c.checksumsCompleted.Load(),
+		DropOversize:       c.dropOversize.Load(),
+		GSOSplit:           c.gsoSplit.Load(),
+		GSOSegments:        c.gsoSegments.Load(),
 	}
 }
