@@ -22,8 +22,8 @@
 // these: its TCP segmentation offload (tx-udp_tnl-segmentation) reaches the
 // socket as one 64 KB datagram, which the kernel does not segment for a
 // socket without an encapsulation handler. Normal datagrams land in the
-// caller's buffer as before. No IPv4 UDP datagram exceeds the slots, so
-// Dropped stays 0 unless a caller's buffer and offset leave no slot.
+// caller's buffer as before. No UDP datagram (jumbograms aside) exceeds a
+// slot, so Dropped now stays 0 in practice.
 //
 // UDP GSO and GRO are not used yet; batch is where they would go (see its
 // comment).
