@@ -123,7 +123,7 @@ func (d *Daemon) setup() error {
 	log.Info("underlay", zap.String("interface", cfg.Underlay.Interface), zap.Stringer("address", addr),
 		zap.Stringer("mac", mac), zap.Int("mtu", mtu), zap.String("backend", cfg.Backend), zap.Int("podMTU", d.podMTU))
 
-	tun, err := openTunnel(cfg, addr, mac, log)
+	tun, err := openTunnel(cfg, addr, mac, d.podMTU, log)
 	if err != nil {
 		return fmt.Errorf("backend %s: %w", cfg.Backend, err)
 	}
@@ -180,7 +180,9 @@ func closeAll(files []*os.File) {
 	}
 }
 
-func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log *zap.Logger) (tunnel.Tunnel, error) {
+// openTunnel opens the backend's underlay transport and the tunnel; podMTU
+// is the inner MTU its Recv splits super-packets to.
+func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podMTU int, log *zap.Logger) (tunnel.Tunnel, error) {
 	switch cfg.Backend {
 	case config.BackendVXLAN:
 		conn, err := udp.Listen(netip.AddrPortFrom(addr, cfg.VXLAN.Port))
@@ -191,7 +193,7 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log 
 		if vtep.IsZero() {
 			vtep = tunnel.VTEPMAC(addr)
 		}
-		t, err := tunnel.NewVXLAN(conn, tunnel.VXLANConfig{VNI: cfg.VXLAN.VNI, Port: cfg.VXLAN.Port, LocalMAC: vtep})
+		t, err := tunnel.NewVXLAN(conn, tunnel.VXLANConfig{VNI: cfg.VXLAN.VNI, Port: cfg.VXLAN.Port, LocalMAC: vtep, MTU: podMTU})
 		if err != nil {
 			conn.Close()
 		}
@@ -201,7 +203,7 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log 
 		if err != nil {
 			return nil, err
 		}
-		t, err := tunnel.NewUDP(conn, tunnel.UDPConfig{Port: cfg.UDP.Port})
+		t, err := tunnel.NewUDP(conn, tunnel.UDPConfig{Port: cfg.UDP.Port, MTU: podMTU})
 		if err != nil {
 			conn.Close()
 		}
@@ -218,7 +220,7 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, log 
 		if err != nil {
 			return nil, err
 		}
-		t, err := tunnel.NewDirect(sock, tunnel.DirectConfig{LocalAddr: addr, LocalMAC: mac, LocalPodCIDR: cfg.PodCIDR,
+		t, err := tunnel.NewDirect(sock, tunnel.DirectConfig{LocalAddr: addr, LocalMAC: mac, LocalPodCIDR: cfg.PodCIDR, MTU: podMTU,
 			OnConflict: func(peer netip.Addr, known, claimed link.HardwareAddr) {
 				log.Warn("underlay ARP conflict: another MAC claims a peer's address; keeping the known MAC and re-probing it",
 					zap.Stringer("peer", peer), zap.Stringer("known", known), zap.Stringer("claimed", claimed))

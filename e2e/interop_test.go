@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/taprouter/taprouter/internal/testbed"
@@ -18,16 +19,13 @@ func TestInteropFlannel(t *testing.T) {
 	if err := c.WireKernelFlannel(node2); err != nil {
 		t.Fatal(err)
 	}
-	// node2's eth0 is a veth with its default checksum offload: its vxlan
-	// packets carry the pods' TCP checksums unfinished (CHECKSUM_PARTIAL)
-	// into taprouterd's UDP socket, which completes them (see package
-	// tunnel). Only UDP tunnel segmentation is off, as a physical wire
-	// implies: with it on, a veth passes 64 KB vxlan super-datagrams,
-	// which no NIC puts on a wire and taprouterd's socket drops as
-	// oversize (drop_oversize; splitting them is not implemented).
-	if out, err := node2.Run("ethtool", "-K", "eth0", "tx-udp_tnl-segmentation", "off", "tx-udp_tnl-csum-segmentation", "off"); err != nil {
-		t.Fatalf("ethtool: %v\n%s", err, out)
-	}
+	// node2's eth0 is a veth with every offload at its default: its vxlan
+	// packets carry the pods' TCP checksums unfinished (CHECKSUM_PARTIAL),
+	// and its TCP segmentation offload reaches taprouterd's UDP socket as
+	// 64 KB vxlan super-datagrams (tx-udp_tnl-segmentation). taprouterd
+	// completes the checksums and splits the super-packets (see package
+	// tunnel).
+	requireOffloads(t, node2, "tx-checksumming", "tx-udp_tnl-segmentation", "tx-udp_tnl-csum-segmentation")
 	daemons := startTaprouter(t, c, "vxlan", node1)
 	if got := daemons["node1"].Config.Peers[0].VTEPMAC; got != node2.FlannelMAC().String() {
 		t.Fatalf("node1's peer vtepMAC %q, want flannel.1's %s", got, node2.FlannelMAC())
@@ -53,14 +51,47 @@ func TestInteropFlannel(t *testing.T) {
 	t.Run("ping/kernel-to-taprouter", func(t *testing.T) { mustPing(t, pc.Netns, pa.Addr(), 62) })
 	t.Run("iperf3/taprouter-to-kernel", func(t *testing.T) { testTransfer(t, c.Bed, pa, pc) })
 	t.Run("iperf3/kernel-to-taprouter", func(t *testing.T) { testTransfer(t, c.Bed, pc, pa) })
-	t.Run("checksums-completed", func(t *testing.T) {
+	t.Run("checksums-completed-and-super-packets-split", func(t *testing.T) {
 		// Every TCP segment of the kernel's iperf3 client crossed with a
-		// partial checksum; that none would without the fix is what the
-		// iperf3 subtest shows.
-		if n := stats(t, daemons["node1"])["tunnel_csum_completed"]; n == 0 {
-			t.Error("tunnel_csum_completed = 0: node2's partial checksums never reached node1 (offloads off?)")
-		}
+		// partial checksum, most inside super-packets; that none would
+		// without the fix is what the iperf3 subtest shows.
+		checkOffloadCounters(t, daemons["node1"])
 	})
+}
+
+// requireOffloads fails the test unless every named offload of node's eth0
+// is on, as it is by default on a veth: the test is about what taprouterd
+// receives then.
+func requireOffloads(t *testing.T, node *testbed.ClusterNode, features ...string) {
+	t.Helper()
+	out, err := node.Run("ethtool", "-k", "eth0")
+	if err != nil {
+		t.Fatalf("ethtool -k: %v\n%s", err, out)
+	}
+	for _, f := range features {
+		if !strings.Contains(out, "\n"+f+": on") {
+			t.Fatalf("%s's eth0: %s is not on:\n%s", node.Spec.Name, f, out)
+		}
+	}
+}
+
+// checkOffloadCounters checks what a kernel peer with default offloads
+// made d's tunnel do: complete partial checksums and split super-packets,
+// each into more than one segment, and drop nothing as oversize.
+func checkOffloadCounters(t *testing.T, d *testbed.Daemon) {
+	t.Helper()
+	s := stats(t, d)
+	if s["tunnel_csum_completed"] == 0 {
+		t.Error("tunnel_csum_completed = 0: the kernel peer's partial checksums never arrived (offloads off?)")
+	}
+	if s["tunnel_gso_split"] == 0 || s["tunnel_gso_segments"] <= s["tunnel_gso_split"] {
+		t.Errorf("tunnel_gso_split = %d, tunnel_gso_segments = %d: want super-packets, each split into several segments", s["tunnel_gso_split"], s["tunnel_gso_segments"])
+	}
+	if s["tunnel_drop_oversize"] != 0 || s["tunnel_drop_malformed"] != 0 {
+		t.Errorf("tunnel_drop_oversize = %d, tunnel_drop_malformed = %d, want 0", s["tunnel_drop_oversize"], s["tunnel_drop_malformed"])
+	}
+	t.Logf("csum_completed %d, gso_split %d, gso_segments %d (%.1f per super-packet)", s["tunnel_csum_completed"], s["tunnel_gso_split"],
+		s["tunnel_gso_segments"], float64(s["tunnel_gso_segments"])/float64(max(s["tunnel_gso_split"], 1)))
 }
 
 // TestCalicoGateway runs the vxlan backend with Calico's link-local gateway

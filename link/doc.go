@@ -12,7 +12,13 @@
 //     packet is read and returns how many were read.
 //   - Write(bufs, offset) sends packet i, which is bufs[i][offset:]; it returns
 //     how many were sent.
+//   - A read returns a packet longer than its buffer only from a
+//     LargeReader (the UDP and AF_PACKET sockets), which keeps it whole in
+//     a buffer of its own: sizes[i] then exceeds len(bufs[i])-offset and
+//     Large(i) holds the packet. Those are a local sender's segmentation
+//     offload, passed on unsplit by a veth; package gso splits them.
 //
-// Sub-packages hold the implementations (tap, afpacket, udp) and in-memory
+// Sub-packages hold the implementations (tap, afpacket, udp), the splitting
+// of offloaded TCP super-segments (gso) and in-memory
 // fakes for tests (linktest).
 package link

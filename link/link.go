@@ -37,6 +37,9 @@ const (
 	// checksum to be completed (the kernel's CHECKSUM_PARTIAL): the field
 	// holds the folded pseudo-header sum, not the checksum.
 	RxChecksumPartial
+	// RxLarge: the frame is longer than its buffer and was kept whole
+	// (see LargeReader).
+	RxLarge
 )
 
 // MetaReader is a Device that can report per-frame receive metadata. Its
@@ -45,6 +48,21 @@ const (
 // type-asserts for it and falls back to Read.
 type MetaReader interface {
 	ReadMeta(bufs [][]byte, sizes []int, meta []RxMeta, offset int) (int, error)
+}
+
+// MaxLarge is the longest datagram or frame a LargeReader keeps: a 64 KB
+// IPv4 packet with its link-layer header.
+const MaxLarge = 65536 + 64
+
+// LargeReader is a transport (a DatagramConn or a Device) that keeps a
+// datagram or frame longer than the caller's buffer, up to MaxLarge bytes,
+// instead of dropping it. Such come from a local sender's segmentation
+// offload that a veth passes on unsplit (see package link/gso). After a
+// read, sizes[i] > len(bufs[i])-offset marks one: bufs[i][offset:] holds
+// its start and Large(i) all of it, in the transport's own buffer, valid
+// until the next read. Longer ones are dropped and counted as before.
+type LargeReader interface {
+	Large(i int) []byte
 }
 
 // DatagramConn is a batch UDP socket on the underlay: vxlan and udp

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
 	"github.com/taprouter/taprouter/link"
@@ -31,6 +32,10 @@ type datagramBackend struct {
 	hdrLen int // encap.headerLen(), kept for the hot path
 	peers  atomic.Pointer[datagramPeers]
 	stats  counters
+
+	large  link.LargeReader // conn, if it keeps datagrams longer than the buffer
+	recvMu sync.Mutex       // serialises Recv: the queue, and conn's large buffers until split
+	queue  recvQueue
 }
 
 // datagramPeers is the peer snapshot plus what Send writes for each peer.
@@ -40,9 +45,12 @@ type datagramPeers struct {
 	header []byte           // peer i's header is header[i*hdrLen:][:hdrLen]
 }
 
-// init sets b up with no peers.
-func (b *datagramBackend) init(conn link.DatagramConn, port uint16, encap encapsulation) {
+// init sets b up with no peers; super-packets are split to mtu (0: to
+// Recv's buffers).
+func (b *datagramBackend) init(conn link.DatagramConn, port uint16, encap encapsulation, mtu int) {
 	b.conn, b.port, b.encap, b.hdrLen = conn, port, encap, encap.headerLen()
+	b.large, _ = conn.(link.LargeReader)
+	b.queue.mtu = mtu
 	b.SetPeers(nil)
 }
 
@@ -52,10 +60,10 @@ func (b *datagramBackend) Headroom() int { return b.hdrLen }
 func (b *datagramBackend) Tick()        {}
 func (b *datagramBackend) Close() error { return b.conn.Close() }
 
-// Stats implements Tunnel. DropOversize is the socket's count.
+// Stats implements Tunnel. DropOversize includes the socket's count.
 func (b *datagramBackend) Stats() Stats {
 	s := b.stats.snapshot()
-	s.DropOversize = transportDrops(b.conn)
+	s.DropOversize += transportDrops(b.conn)
 	return s
 }
 
@@ -99,24 +107,62 @@ func (b *datagramBackend) Send(bufs [][]byte, peers []uint32, offset int) (int, 
 	return n, err
 }
 
-// Recv implements Tunnel.
+// Recv implements Tunnel. A datagram longer than its buffer (kept whole by
+// a link.LargeReader socket) carries a super-packet: it is split into
+// segments of the inner MTU, which this and the following Recv calls hand
+// out, in order with the packets read behind it, before the socket is read
+// again (see recvQueue). Recv calls are serialised.
 func (b *datagramBackend) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error) {
+	b.recvMu.Lock()
+	defer b.recvMu.Unlock()
+	hl := b.hdrLen
+	var t Stats
+	if b.queue.active() {
+		n := b.queue.drain(bufs, sizes, starts, peers, offset+hl, &t)
+		b.stats.add(&t)
+		return n, nil
+	}
 	from := getBatch(len(bufs))
 	defer putBatch(from)
 	n, err := b.conn.ReadFrom(bufs, sizes, from.addrs, offset)
 	ps := b.peers.Load()
-	hl := b.hdrLen
-	var t Stats
+	first := -1 // the first slot queued
 	for i := range n {
-		sizes[i], peers[i] = b.decap(ps, bufs[i][offset:offset+sizes[i]], from.addrs[i], &t)
-		starts[i] = offset + hl
+		d := bufs[i][offset:]
+		room := len(d) - hl
+		large := sizes[i] > len(d)
+		if !large {
+			d = d[:sizes[i]]
+		} else if d = largeOf(b.large, i); d == nil {
+			t.DropOversize++
+		}
+		var size int
+		var peer uint32
+		if d != nil {
+			size, peer = b.decap(ps, d, from.addrs[i], &t)
+		}
+		sizes[i], peers[i], starts[i] = 0, peer, offset+hl
+		if size == 0 {
+			continue
+		}
+		pkt := d[hl : hl+size]
+		if !large && completeChecksum(pkt, completeIfPartial) {
+			t.ChecksumsCompleted++
+		}
+		if b.queue.place(pkt, peer, large, room, len(bufs), &t) {
+			sizes[i] = size
+		} else if first < 0 {
+			first = i
+		}
 	}
+	n = b.queue.fill(n, first, bufs, sizes, starts, peers, offset+hl, &t)
 	b.stats.add(&t)
 	return n, err
 }
 
 // decap checks one datagram d from src and returns the inner packet's size
-// (0 if dropped, counted in t) and its peer index.
+// (0 if dropped, counted in t) and its peer index. It does not count a
+// packet it accepts: Recv delivers or queues it.
 func (b *datagramBackend) decap(ps *datagramPeers, d []byte, src netip.AddrPort, t *Stats) (int, uint32) {
 	peer, ok := ps.lookup(src.Addr())
 	if !ok {
@@ -132,9 +178,5 @@ func (b *datagramBackend) decap(ps *datagramPeers, d []byte, src netip.AddrPort,
 		t.countDrop(reason)
 		return 0, 0
 	}
-	if completeChecksum(d[b.hdrLen:b.hdrLen+size], completeIfPartial) {
-		t.ChecksumsCompleted++
-	}
-	t.accept(size)
 	return size, peer
 }

@@ -29,6 +29,10 @@ type DirectConfig struct {
 	// arp.Table.Learn), for the daemon to log. Every such packet is
 	// counted in Stats.ARPConflicts.
 	OnConflict func(peer netip.Addr, known, claimed link.HardwareAddr)
+	// MTU is the inner MTU (the pod MTU): Recv splits a TSO super-frame
+	// into segments of at most MTU bytes. 0 means as large as Recv's
+	// buffers allow.
+	MTU int
 }
 
 // Direct is the flannel host-gw backend: each inner IPv4 packet leaves as an
@@ -58,6 +62,10 @@ type Direct struct {
 	onConflict func(peer netip.Addr, known, claimed link.HardwareAddr)
 	peers      atomic.Pointer[directPeers]
 	stats      counters
+
+	large  link.LargeReader // dev, if it keeps frames longer than the buffer
+	recvMu sync.Mutex       // serialises Recv: the queue, and dev's large buffer until split
+	queue  recvQueue
 
 	mu   sync.Mutex                       // serializes peer snapshot writers
 	macs map[netip.Addr]link.HardwareAddr // under mu: peer MACs seen in ARP
@@ -117,6 +125,8 @@ func NewDirect(dev link.Device, cfg DirectConfig) (*Direct, error) {
 		macs:       make(map[netip.Addr]link.HardwareAddr),
 	}
 	d.metaDev, _ = dev.(link.MetaReader)
+	d.large, _ = dev.(link.LargeReader)
+	d.queue.mtu = cfg.MTU
 	table, err := arp.New(cfg.ARP, (*underlayARP)(d), cfg.Clock)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: direct: %w", err)
@@ -145,7 +155,7 @@ func (d *Direct) Tick() {
 }
 
 // Stats implements Tunnel. DropNoNeighbour includes the packets the ARP
-// table dropped from full queues; DropOversize is the device's count; the
+// table dropped from full queues; DropOversize includes the device's count; the
 // ARP table's own counters are the ARP* ones named after arp.Stats.
 func (d *Direct) Stats() Stats {
 	s := d.stats.snapshot()
@@ -154,7 +164,7 @@ func (d *Direct) Stats() Stats {
 	s.ARPFailures = a.Failures
 	s.ARPTableFull = a.TableFull
 	s.ARPMACChanges = a.MACChanges
-	s.DropOversize = transportDrops(d.dev)
+	s.DropOversize += transportDrops(d.dev)
 	return s
 }
 
@@ -275,8 +285,20 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 
 // Recv implements Tunnel. On a device that reports frame metadata (the
 // AF_PACKET socket's PACKET_AUXDATA), VLAN-tagged frames are dropped and
-// the TCP and UDP checksums of frames marked partial are completed.
+// the TCP and UDP checksums of frames marked partial are completed. A frame
+// longer than its buffer (a TSO frame, kept whole by a link.LargeReader
+// device) is split into segments of the inner MTU, handed out by this and
+// the following Recv calls before the device is read again (see
+// recvQueue). Recv calls are serialised.
 func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error) {
+	d.recvMu.Lock()
+	defer d.recvMu.Unlock()
+	var t Stats
+	if d.queue.active() {
+		n := d.queue.drain(bufs, sizes, starts, peers, offset+ethHeaderLen, &t)
+		d.stats.add(&t)
+		return n, nil
+	}
 	b := getBatch(0)
 	defer putBatch(b)
 	meta := b.metaFor(len(bufs))
@@ -287,22 +309,44 @@ func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset
 	} else {
 		n, err = d.dev.Read(bufs, sizes, offset)
 	}
-	var t Stats
+	first := -1 // the first slot queued
 	for i := range n {
-		// Loaded per frame: an ARP frame earlier in the batch may have
-		// taught us the MAC of the peer that sent the next one.
-		ps := d.peers.Load()
-		sizes[i], peers[i] = d.decap(ps, bufs[i][offset:offset+sizes[i]], meta[i], &t)
-		starts[i] = offset + ethHeaderLen
+		f := bufs[i][offset:]
+		room := len(f) - ethHeaderLen
+		large := sizes[i] > len(f)
+		if !large {
+			f = f[:sizes[i]]
+		} else if f = largeOf(d.large, i); f == nil {
+			t.DropOversize++
+		}
+		var size int
+		var peer uint32
+		if f != nil {
+			// Loaded per frame: an ARP frame earlier in the batch may
+			// have taught us the MAC of the peer that sent the next one.
+			size, peer = d.decap(d.peers.Load(), f, meta[i], large, &t)
+		}
+		sizes[i], peers[i], starts[i] = 0, peer, offset+ethHeaderLen
+		if size == 0 {
+			continue
+		}
+		if d.queue.place(f[ethHeaderLen:ethHeaderLen+size], peer, large, room, len(bufs), &t) {
+			sizes[i] = size
+		} else if first < 0 {
+			first = i
+		}
 	}
+	n = d.queue.fill(n, first, bufs, sizes, starts, peers, offset+ethHeaderLen, &t)
 	d.stats.add(&t)
 	return n, err
 }
 
 // decap checks one underlay frame f, received with metadata meta, and
 // returns the inner packet's size (0 if dropped, ignored or consumed,
-// counted in t) and its peer index.
-func (d *Direct) decap(ps *directPeers, f []byte, meta link.RxMeta, t *Stats) (int, uint32) {
+// counted in t) and its peer index. It does not count a packet it accepts:
+// Recv delivers or queues it. It completes a partial checksum, except in a
+// large frame, which Recv splits (the segments get checksums of their own).
+func (d *Direct) decap(ps *directPeers, f []byte, meta link.RxMeta, large bool, t *Stats) (int, uint32) {
 	if len(f) < ethHeaderLen {
 		t.DropTruncated++
 		return 0, 0
@@ -345,9 +389,8 @@ func (d *Direct) decap(ps *directPeers, f []byte, meta link.RxMeta, t *Stats) (i
 	if src == ps.mac[peer] {
 		d.table.Confirm(arpPort, ps.peers[peer].Addr)
 	}
-	if meta&link.RxChecksumPartial != 0 && completeChecksum(f[ethHeaderLen:ethHeaderLen+size], completeAlways) {
+	if !large && meta&link.RxChecksumPartial != 0 && completeChecksum(f[ethHeaderLen:ethHeaderLen+size], completeAlways) {
 		t.ChecksumsCompleted++
 	}
-	t.accept(size)
 	return size, peer
 }

@@ -21,7 +21,7 @@ type Stats struct {
 	DropMalformed   uint64 // inner IPv4 header inconsistent (IHL < 5, total length < header)
 	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
 	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
-	DropOversize    uint64 // larger than the receive buffer, dropped by the transport (see transportDrops)
+	DropOversize    uint64 // larger than the receive buffer and not split: by the transport (see transportDrops), or not TCP, a fragment, or no room to split into
 	DropVLAN        uint64 // direct: the frame carried an 802.1Q tag: a VLAN, not the untagged underlay
 
 	Ignored      uint64 // direct: the kernel's own traffic on the underlay, left alone
@@ -36,6 +36,12 @@ type Stats struct {
 	// Delivered packets whose inner TCP or UDP checksum Recv completed (see
 	// the package doc); they are also in RxPackets.
 	ChecksumsCompleted uint64
+
+	// Super-packets (a kernel sender's segmentation offload, larger than
+	// the receive buffer) that Recv split, and the segments it delivered
+	// from them (also in RxPackets); see the package doc.
+	GSOSplit    uint64
+	GSOSegments uint64
 
 	// The direct backend's underlay ARP table (arp.Stats).
 	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
@@ -69,6 +75,8 @@ func (s Stats) Map() map[string]uint64 {
 		"arp_conflicts":     s.ARPConflicts,
 		"arp_unsolicited":   s.ARPUnsolicited,
 		"csum_completed":    s.ChecksumsCompleted,
+		"gso_split":         s.GSOSplit,
+		"gso_segments":      s.GSOSegments,
 		"arp_send_errors":   s.ARPSendErrors,
 		"arp_failures":      s.ARPFailures,
 		"arp_table_full":    s.ARPTableFull,
@@ -136,7 +144,7 @@ type counters struct {
 	dropMalformed, dropBadMAC, dropNoNeighbour, dropVLAN    atomic.Uint64
 	ignored, arpRequests, arpLearned, arpConflicts          atomic.Uint64
 	checksumsCompleted, arpSendErrors, txResolved           atomic.Uint64
-	arpUnsolicited                                          atomic.Uint64
+	arpUnsolicited, dropOversize, gsoSplit, gsoSegments     atomic.Uint64
 }
 
 // add publishes a tally.
@@ -162,6 +170,9 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.checksumsCompleted, t.ChecksumsCompleted)
 	addNonZero(&c.arpSendErrors, t.ARPSendErrors)
 	addNonZero(&c.arpUnsolicited, t.ARPUnsolicited)
+	addNonZero(&c.dropOversize, t.DropOversize)
+	addNonZero(&c.gsoSplit, t.GSOSplit)
+	addNonZero(&c.gsoSegments, t.GSOSegments)
 }
 
 func addNonZero(c *atomic.Uint64, v uint64) {
@@ -194,5 +205,8 @@ func (c *counters) snapshot() Stats {
 		ARPUnsolicited:  c.arpUnsolicited.Load(),
 
 		ChecksumsCompleted: c.checksumsCompleted.Load(),
+		DropOversize:       c.dropOversize.Load(),
+		GSOSplit:           c.gsoSplit.Load(),
+		GSOSegments:        c.gsoSegments.Load(),
 	}
 }

@@ -39,10 +39,12 @@ type Peer struct {
 
 // Tunnel is one encapsulation together with its underlay transport.
 //
-// Send and Recv are the hot path: they take no locks and do not allocate in
-// steady state. Send may be called concurrently with itself and with every
-// other method; Recv likewise. SetPeers, Tick and Stats are cheap and safe at
-// any time.
+// Send and Recv are the hot path: they do not allocate in steady state, and
+// Send takes no locks. Send may be called concurrently with itself and with
+// every other method; Recv likewise, but Recv calls are serialised (the
+// underlay's reads are, and the packets split from a super-packet are
+// queued between calls; see the package doc). SetPeers, Tick and Stats are
+// cheap and safe at any time.
 type Tunnel interface {
 	// Name is the backend name: "vxlan", "udp" or "direct".
 	Name() string
@@ -69,6 +71,8 @@ type Tunnel interface {
 	// counted); otherwise the inner IPv4 packet is
 	// bufs[i][starts[i]:starts[i]+sizes[i]] and came from peer index
 	// peers[i]. sizes, starts and peers must be at least len(bufs) long.
+	// A call may hand out packets split from a super-packet read by an
+	// earlier call instead of reading the underlay.
 	Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error)
 	// Tick drives timers (the direct backend's underlay ARP). The router
 	// calls it about every 100ms.

@@ -9,6 +9,10 @@ const DefaultUDPPort = 8285
 type UDPConfig struct {
 	// Port is the peers' UDP port; 0 means DefaultUDPPort.
 	Port uint16
+	// MTU is the inner MTU (the pod MTU): Recv splits a super-packet (a
+	// kernel sender's segmentation offload) into segments of at most MTU
+	// bytes. 0 means as large as Recv's buffers allow.
+	MTU int
 }
 
 // UDP is IP-in-UDP, flannel's old udp backend: the datagram payload is the
@@ -27,7 +31,7 @@ func NewUDP(conn link.DatagramConn, cfg UDPConfig) (*UDP, error) {
 		cfg.Port = DefaultUDPPort
 	}
 	u := &UDP{}
-	u.init(conn, cfg.Port, udpEncap{})
+	u.init(conn, cfg.Port, udpEncap{}, cfg.MTU)
 	return u, nil
 }
 

@@ -31,6 +31,10 @@ type VXLANConfig struct {
 	// LocalMAC is this node's VTEP MAC: the source MAC of inner frames and
 	// the only unicast inner destination accepted. Usually VTEPMAC(node IP).
 	LocalMAC link.HardwareAddr
+	// MTU is the inner MTU (the pod MTU): Recv splits a super-packet (a
+	// kernel sender's segmentation offload) into segments of at most MTU
+	// bytes. 0 means as large as Recv's buffers allow.
+	MTU int
 }
 
 // VXLAN is the RFC 7348 backend. Each inner IPv4 packet travels as
@@ -60,7 +64,7 @@ func NewVXLAN(conn link.DatagramConn, cfg VXLANConfig) (*VXLAN, error) {
 		return nil, errors.New("tunnel: vxlan needs LocalMAC, this node's VTEP MAC (see VTEPMAC)")
 	}
 	v := &VXLAN{}
-	v.init(conn, cfg.Port, vxlanEncap{vni: cfg.VNI, local: cfg.LocalMAC})
+	v.init(conn, cfg.Port, vxlanEncap{vni: cfg.VNI, local: cfg.LocalMAC}, cfg.MTU)
 	return v, nil
 }
 

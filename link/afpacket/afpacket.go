@@ -32,14 +32,16 @@ type Socket struct {
 	mtu    int
 	closed atomic.Bool
 
-	recv   receiver
-	reader *fdio.Reader
-	writer *fdio.Writer
+	recv    receiver
+	largeAt int // the index of the last read's large frame, or -1
+	reader  *fdio.Reader
+	writer  *fdio.Writer
 }
 
 var (
-	_ link.Device     = (*Socket)(nil)
-	_ link.MetaReader = (*Socket)(nil)
+	_ link.Device      = (*Socket)(nil)
+	_ link.MetaReader  = (*Socket)(nil)
+	_ link.LargeReader = (*Socket)(nil)
 )
 
 // Open opens a packet socket on the Ethernet interface ifname in the calling
@@ -70,8 +72,9 @@ func Open(ifname string) (*Socket, error) {
 	}
 	s := &Socket{
 		file: file, conn: conn, name: ifname, mtu: ifi.MTU,
-		writer: fdio.NewWriter(conn, fdio.SkipRejected),
+		writer: fdio.NewWriter(conn, fdio.SkipRejected), largeAt: -1,
 	}
+	s.recv.overflow = make([]byte, link.MaxLarge)
 	s.reader = fdio.NewMetaReader(conn, s.recv.recv)
 	copy(s.hwAddr[:], ifi.HardwareAddr)
 	return s, nil
@@ -122,7 +125,7 @@ func (s *Socket) Name() string { return s.name }
 func (s *Socket) BatchSize() int { return batchSize }
 
 // Dropped returns how many received frames were dropped because they did not
-// fit their buffer.
+// fit their buffer and the overflow buffer (longer than link.MaxLarge).
 func (s *Socket) Dropped() uint64 { return s.reader.Dropped() }
 
 // Close closes the socket; a blocked Read returns link.ErrClosed.

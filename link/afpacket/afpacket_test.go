@@ -142,22 +142,43 @@ func TestReceivesIncomingOnly(t *testing.T) {
 	}
 }
 
-func TestOversizedFrameDropped(t *testing.T) {
+// TestLargeFrameKept: a frame longer than its buffer is kept whole in the
+// socket's overflow buffer and ends the batch (the next frame would
+// overwrite it); the frame behind it comes with the next Read.
+func TestLargeFrameKept(t *testing.T) {
 	w := newWire(t)
-	out := [][]byte{marker(w.sb.HWAddr(), w.sa.HWAddr(), "big", 1000), marker(w.sb.HWAddr(), w.sa.HWAddr(), "small", 60)}
+	big := marker(w.sb.HWAddr(), w.sa.HWAddr(), "big", 1000)
+	for i := 20; i < len(big); i++ {
+		big[i] = byte(i)
+	}
+	out := [][]byte{big, marker(w.sb.HWAddr(), w.sa.HWAddr(), "small", 60)}
 	if n, err := w.sa.Write(out, 0); n != 2 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
 	bufs, sizes := devtest.MakeBatch(4, 100)
-	n, err := w.sb.Read(bufs, sizes, 0)
+	meta := make([]link.RxMeta, 4)
+	n, err := w.sb.ReadMeta(bufs, sizes, meta, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := bufs[0][:sizes[0]]; n != 1 || !strings.HasPrefix(string(f[14:]), "small") {
-		t.Errorf("Read returned %d frames starting with % x; want only the small one", n, f)
+	if n != 1 || sizes[0] != 1000 || meta[0] != link.RxLarge {
+		t.Fatalf("ReadMeta = %d frames, size %d, meta %v; want 1 frame of 1000 bytes, RxLarge", n, sizes[0], meta[0])
 	}
-	if got := w.sb.Dropped(); got != 1 {
-		t.Errorf("Dropped() = %d, want 1", got)
+	if got := w.sb.Large(0); string(got) != string(big) {
+		t.Errorf("Large(0) is %d bytes, not the frame", len(got))
+	}
+	if string(bufs[0]) != string(big[:100]) {
+		t.Errorf("the buffer does not hold the frame's start")
+	}
+	n, err = w.sb.Read(bufs, sizes, 0)
+	if f := bufs[0][:sizes[0]]; err != nil || n != 1 || !strings.HasPrefix(string(f[14:]), "small") {
+		t.Errorf("second Read = %d, %v, starting with % x; want the small frame", n, err, f)
+	}
+	if got := w.sb.Large(0); got != nil {
+		t.Errorf("Large(0) after a read without a large frame = %d bytes, want nil", len(got))
+	}
+	if got := w.sb.Dropped(); got != 0 {
+		t.Errorf("Dropped() = %d, want 0", got)
 	}
 }
 

@@ -18,6 +18,15 @@
 // recvmsg(2) into a message header, iovec and control buffer owned by the
 // socket, so receiving allocates nothing.
 //
+// A frame longer than the caller's buffer (a local sender's TSO frame,
+// which a veth passes on unsplit: up to 64 KB) is received into an overflow
+// buffer of link.MaxLarge bytes, the second iovec, allocated once, and
+// returned whole through Large (link.LargeReader, link.RxLarge); it ends
+// the batch, since the next frame would reuse the buffer. Its
+// segment size is not asked for (PACKET_VNET_HDR would give it): the
+// tunnel splits by the MTU, as it must for the UDP socket, which cannot
+// tell (see package link/gso).
+//
 // The socket is non-blocking and registered with Go's netpoller through
 // os.NewFile and syscall.RawConn. Read drains every ready frame in one
 // wake-up, one recvmsg(2) per frame; Write skips a frame the kernel rejects

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/link"
 )
 
 // batch is the pre-built argument of one recvmmsg or sendmmsg call: message
@@ -13,13 +15,23 @@ import (
 // closure RawConn runs. Everything is allocated once, so a call does not
 // allocate.
 //
+// A receive batch also has an overflow slot of link.MaxLarge bytes per
+// message, the second iovec of each message: a datagram longer than the
+// caller's buffer continues there instead of being truncated. Slot i is
+// laid out so that the datagram can be made whole in it: the second iovec
+// starts at the length of the caller's buffer, and collect copies the
+// start of the datagram in front of it.
+//
 // UDP GRO (receive: setsockopt UDP_GRO, then a UDP_GRO cmsg with the segment
 // size) and GSO (send: a UDP_SEGMENT cmsg) would add a control buffer per
 // message here, and a split/coalesce step around recv/send.
 type batch struct {
 	msgs  [BatchSize]unix.Mmsghdr
-	iovs  [BatchSize]unix.Iovec
+	iovs  [BatchSize][2]unix.Iovec
 	names [BatchSize]sockaddr
+
+	overflow []byte            // receive only: BatchSize slots of link.MaxLarge bytes
+	large    [BatchSize][]byte // receive only: datagram i of the last read whole, if it overflowed
 
 	fn   func(fd uintptr) bool
 	n    int   // messages prepared
@@ -29,7 +41,7 @@ type batch struct {
 }
 
 func newRecvBatch() *batch {
-	b := &batch{}
+	b := &batch{overflow: make([]byte, BatchSize*link.MaxLarge)}
 	b.fn = b.recv
 	b.link()
 	return b
@@ -45,23 +57,35 @@ func newSendBatch() *batch {
 // link points every message header at its iovec.
 func (b *batch) link() {
 	for i := range b.msgs {
-		b.msgs[i].Hdr.Iov = &b.iovs[i]
+		b.msgs[i].Hdr.Iov = &b.iovs[i][0]
 		b.msgs[i].Hdr.Iovlen = 1
 	}
 }
 
 // setBuf points message i's iovec at p.
 func (b *batch) setBuf(i int, p []byte) {
-	b.iovs[i].Base = unsafe.SliceData(p)
-	b.iovs[i].SetLen(len(p))
+	b.iovs[i][0].Base = unsafe.SliceData(p)
+	b.iovs[i][0].SetLen(len(p))
+}
+
+// slot returns message i's overflow slot.
+func (b *batch) slot(i int) []byte {
+	return b.overflow[i*link.MaxLarge:][:link.MaxLarge]
 }
 
 // prepareRecv readies the first len(bufs) messages to receive into
-// bufs[i][offset:].
+// bufs[i][offset:], continued in their overflow slot.
 func (b *batch) prepareRecv(bufs [][]byte, offset int) {
 	for i, buf := range bufs {
 		b.setBuf(i, buf[offset:])
 		m := &b.msgs[i]
+		m.Hdr.Iovlen = 1
+		if head := len(buf) - offset; head < link.MaxLarge {
+			rest := b.slot(i)[head:]
+			b.iovs[i][1].Base = unsafe.SliceData(rest)
+			b.iovs[i][1].SetLen(len(rest))
+			m.Hdr.Iovlen = 2
+		}
 		m.Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
 		m.Hdr.Namelen = sizeofSockaddrInet6
 		m.Hdr.Flags = 0
@@ -92,7 +116,7 @@ func (b *batch) prepareSend(bufs [][]byte, to []netip.AddrPort, offset, family i
 // release drops the references to the caller's buffers.
 func (b *batch) release() {
 	for i := range b.n {
-		b.iovs[i].Base = nil
+		b.iovs[i][0].Base = nil
 	}
 }
 

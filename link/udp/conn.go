@@ -38,7 +38,10 @@ type Conn struct {
 	writers sync.Pool // of *batch, one per concurrent WriteTo
 }
 
-var _ link.DatagramConn = (*Conn)(nil)
+var (
+	_ link.DatagramConn = (*Conn)(nil)
+	_ link.LargeReader  = (*Conn)(nil)
+)
 
 // Listen opens a UDP socket bound to addr in the calling thread's network
 // namespace. Port 0 picks a free port; LocalAddr reports it. An IPv4 address
@@ -108,7 +111,9 @@ func bind(fd, family int, addr netip.AddrPort) (netip.AddrPort, error) {
 // ReadFrom reads up to min(len(bufs), BatchSize) datagrams: datagram i into
 // bufs[i][offset:], its length into sizes[i] and its source into from[i]. It
 // blocks until at least one datagram has arrived. A datagram longer than its
-// buffer is dropped and counted in Dropped.
+// buffer but at most link.MaxLarge bytes is kept whole: sizes[i] exceeds
+// the buffer and Large(i) holds it (link.LargeReader). A longer one is
+// dropped and counted in Dropped.
 func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) (int, error) {
 	if len(bufs) > BatchSize {
 		bufs = bufs[:BatchSize]
@@ -132,7 +137,8 @@ func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offse
 }
 
 // collect copies the results of a recvmmsg into sizes and from, dropping
-// truncated datagrams by moving later ones down.
+// truncated datagrams by moving later ones down, and makes each datagram
+// that overflowed its buffer whole in its overflow slot.
 func (c *Conn) collect(b *batch, bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) int {
 	n := 0
 	for i := range b.done {
@@ -142,8 +148,15 @@ func (c *Conn) collect(b *batch, bufs [][]byte, sizes []int, from []netip.AddrPo
 			continue
 		}
 		size := int(m.Len)
+		head := min(size, len(bufs[i])-offset)
+		b.large[n] = nil
+		if size > head {
+			whole := b.slot(i)[:size]
+			copy(whole, bufs[i][offset:offset+head])
+			b.large[n] = whole
+		}
 		if n != i {
-			copy(bufs[n][offset:], bufs[i][offset:offset+size])
+			copy(bufs[n][offset:], bufs[i][offset:offset+head])
 		}
 		sizes[n] = size
 		from[n] = decode(&b.names[i])
@@ -176,6 +189,16 @@ func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, err
 	return sent, firstErr
 }
 
+// Large implements link.LargeReader: datagram i of the last ReadFrom whole,
+// if it was longer than its buffer, else nil. It is valid until the next
+// ReadFrom; call it from the goroutine that read.
+func (c *Conn) Large(i int) []byte {
+	if i < 0 || i >= BatchSize {
+		return nil
+	}
+	return c.read.large[i]
+}
+
 // LocalAddr returns the address the socket is bound to.
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 
@@ -183,7 +206,7 @@ func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 func (c *Conn) BatchSize() int { return BatchSize }
 
 // Dropped returns how many received datagrams were dropped because they did
-// not fit their buffer.
+// not fit their buffer and its overflow slot (longer than link.MaxLarge).
 func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 
 // Close closes the socket; a blocked ReadFrom returns link.ErrClosed.

@@ -125,24 +125,49 @@ func TestWriteToSkipsUnsendableDestination(t *testing.T) {
 	}
 }
 
-func TestTruncatedDatagramDropped(t *testing.T) {
+// TestLargeDatagramKept: datagrams longer than the caller's buffer (up to
+// the 65507 bytes of the largest IPv4 UDP datagram) are kept whole in the
+// overflow slots, in order with the others, not dropped.
+func TestLargeDatagramKept(t *testing.T) {
 	ns := netnstest.New(t, "udp")
 	a, b := listen(t, ns, "127.0.0.1:0"), listen(t, ns, "127.0.0.1:0")
-	out := [][]byte{[]byte("small-1"), make([]byte, 2000), []byte("small-2")}
-	to := []netip.AddrPort{b.LocalAddr(), b.LocalAddr(), b.LocalAddr()}
-	if n, err := a.WriteTo(out, to, 0); n != 3 || err != nil {
+	pattern := func(n int) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i + i>>8)
+		}
+		return p
+	}
+	out := [][]byte{[]byte("small-1"), pattern(2000), pattern(65507), []byte("small-2")}
+	to := []netip.AddrPort{b.LocalAddr(), b.LocalAddr(), b.LocalAddr(), b.LocalAddr()}
+	if n, err := a.WriteTo(out, to, 0); n != 4 || err != nil {
 		t.Fatalf("WriteTo = %d, %v", n, err)
 	}
-	bufs, sizes, from := makeBatch(4, 1500)
-	n, err := b.ReadFrom(bufs, sizes, from, 0)
-	if err != nil || n != 2 {
-		t.Fatalf("ReadFrom = %d, %v; want 2 datagrams", n, err)
+	const offset = 16
+	bufs, sizes, from := makeBatch(8, offset+1500)
+	if n, err := b.ReadFrom(bufs, sizes, from, offset); n != 4 || err != nil {
+		t.Fatalf("ReadFrom = %d, %v; want the 4 queued datagrams", n, err)
 	}
-	if string(bufs[0][:sizes[0]]) != "small-1" || string(bufs[1][:sizes[1]]) != "small-2" {
-		t.Errorf("received %q, %q; want small-1, small-2", bufs[0][:sizes[0]], bufs[1][:sizes[1]])
+	for i, want := range out {
+		if sizes[i] != len(want) {
+			t.Fatalf("datagram %d: size %d, want %d", i, sizes[i], len(want))
+		}
+		got := b.Large(i)
+		if len(want) <= 1500 {
+			if got != nil {
+				t.Errorf("datagram %d fits its buffer but Large(%d) = %d bytes", i, i, len(got))
+			}
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("datagram %d: Large(%d) (%d bytes) is not the datagram", i, i, len(got))
+		}
+		if !bytes.Equal(bufs[i][offset:], want[:1500]) {
+			t.Errorf("datagram %d: its buffer does not hold its start", i)
+		}
 	}
-	if got := b.Dropped(); got != 1 {
-		t.Errorf("Dropped() = %d, want 1", got)
+	if got := b.Dropped(); got != 0 {
+		t.Errorf("Dropped() = %d, want 0", got)
 	}
 }
 

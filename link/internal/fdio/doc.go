@@ -7,7 +7,9 @@
 // OS thread, and closing the file wakes it. Reader.Read blocks only for the
 // first frame, then receives until EAGAIN or the batch is full, one system
 // call per frame; the owner supplies that call (read(2) for a TAP, recvmsg(2)
-// with MSG_TRUNC for a packet socket). Writer.Write sends one frame per
+// with MSG_TRUNC for a packet socket). A frame longer than its buffer is
+// dropped and counted, unless the owner kept it whole (link.RxLarge): then
+// it ends the batch. Writer.Write sends one frame per
 // write(2) and either stops at the first frame the kernel rejects or skips it,
 // as its owner chooses.
 //

@@ -13,7 +13,9 @@ import (
 // RecvFunc receives one frame from fd into p and returns its length. The
 // length may exceed len(p) when the system call reports a frame's full
 // length (recvmsg with MSG_TRUNC): the frame did not fit, and Reader drops
-// and counts it.
+// and counts it, unless a MetaRecvFunc marks it link.RxLarge: then the
+// owner kept it whole in a buffer of its own, and Reader returns it as the
+// last frame of the batch (the next frame would overwrite that buffer).
 type RecvFunc func(fd uintptr, p []byte) (int, error)
 
 // MetaRecvFunc is a RecvFunc that also reports the frame's metadata.
@@ -89,7 +91,7 @@ func (r *Reader) do(fd uintptr) bool {
 		size, meta, err := r.recv(fd, p)
 		switch err {
 		case nil:
-			if size > len(p) {
+			if size > len(p) && meta&link.RxLarge == 0 {
 				r.dropped.Add(1)
 				continue
 			}
@@ -98,6 +100,9 @@ func (r *Reader) do(fd uintptr) bool {
 				r.meta[r.n] = meta
 			}
 			r.n++
+			if size > len(p) {
+				return true
+			}
 		case unix.EINTR:
 		case unix.EAGAIN:
 			return r.n > 0
