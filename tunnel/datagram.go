@@ -128,14 +128,8 @@ func (b *datagramBackend) Recv(bufs [][]byte, sizes, starts []int, peers []uint3
 	ps := b.peers.Load()
 	first := -1 // the first slot queued
 	for i := range n {
-		d := bufs[i][offset:]
-		room := len(d) - hl
-		large := sizes[i] > len(d)
-		if !large {
-			d = d[:sizes[i]]
-		} else if d = largeOf(b.large, i); d == nil {
-			t.DropOversize++
-		}
+		room := len(bufs[i]) - offset - hl
+		d, large := received(bufs[i][offset:], sizes[i], b.large, i, &t)
 		var size int
 		var peer uint32
 		if d != nil {

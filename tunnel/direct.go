@@ -311,14 +311,8 @@ func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset
 	}
 	first := -1 // the first slot queued
 	for i := range n {
-		f := bufs[i][offset:]
-		room := len(f) - ethHeaderLen
-		large := sizes[i] > len(f)
-		if !large {
-			f = f[:sizes[i]]
-		} else if f = largeOf(d.large, i); f == nil {
-			t.DropOversize++
-		}
+		room := len(bufs[i]) - offset - ethHeaderLen
+		f, large := received(bufs[i][offset:], sizes[i], d.large, i, &t)
 		var size int
 		var peer uint32
 		if f != nil {

@@ -7,14 +7,22 @@ import (
 	"github.com/taprouter/taprouter/link/gso"
 )
 
-// largeOf returns slot i of the last read whole, from a transport that
-// reported it longer than its buffer, or nil if the transport does not
-// keep such (only a link.LargeReader returns them).
-func largeOf(r link.LargeReader, i int) []byte {
-	if r == nil {
-		return nil
+// received returns what a read put into slot i of a batch: buf (the
+// slot's buffer from the read offset on) cut to size, or, when size
+// exceeds it, the whole datagram or frame that r (a link.LargeReader) kept,
+// with large set. It returns nil, counted as drop_oversize, if the
+// transport reported a long one but does not keep it.
+func received(buf []byte, size int, r link.LargeReader, i int, t *Stats) (d []byte, large bool) {
+	if size <= len(buf) {
+		return buf[:size], false
 	}
-	return r.Large(i)
+	if r != nil {
+		d = r.Large(i)
+	}
+	if d == nil {
+		t.DropOversize++
+	}
+	return d, true
 }
 
 // recvQueue holds, in order, what Recv could not hand out from the batch it
