@@ -140,7 +140,9 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // "forwarded" counts the packets handed to an egress device, the router's
 // own included (ICMP, and each fragment of a fragmented packet, which itself
 // is not counted); a packet that waits for its neighbour's MAC counts when
-// it is sent.
+// it is sent, the direct backend's waiting for a peer's underlay MAC
+// included (tunnel_tx_resolved); a packet the tunnel drops or fails to send
+// is not forwarded.
 func (r *Router) Stats() map[string]uint64 {
 	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+32)
 	for i := DropReason(1); i < numDropReasons; i++ {
@@ -159,6 +161,7 @@ func (r *Router) Stats() map[string]uint64 {
 				m[k] += v // one drop counter per reason, wherever it happened
 			}
 		}
+		m[counterNames[cForwarded]] += m["tunnel_tx_resolved"]
 	}
 	return m
 }

@@ -466,6 +466,10 @@ func (w *worker) transmit(batch []*Packet) {
 			g := w.groupFor(port)
 			g.bufs = append(g.bufs, p.buf[s:p.end])
 		case fib.Peer:
+			// Counted by flush: what Send hands to the underlay now, and
+			// (tunnel_tx_resolved, see Stats) what the direct backend
+			// queued for its peer's MAC once it leaves.
+			forwarded--
 			w.tunOut = append(w.tunOut, p.buf[p.start-headroom:p.end])
 			w.tunPeer = append(w.tunPeer, p.NextHop.Peer)
 		case fib.Host:
@@ -510,9 +514,10 @@ func (w *worker) flush() {
 	}
 	if len(w.tunOut) > 0 {
 		// The tunnel counts its own losses (tunnel_tx_errors,
-		// drop_unknown_peer, drop_no_neighbour): counting len-n here as
-		// well would count packets it dropped or queued twice.
-		r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		// drop_unknown_peer, drop_no_neighbour) and the packets it
+		// queued: only what it handed to the underlay is forwarded.
+		n, _ := r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		r.stats.add(cForwarded, n)
 		w.tunOut, w.tunPeer = w.tunOut[:0], w.tunPeer[:0]
 	}
 	if len(w.hostOut) > 0 {

@@ -10,6 +10,10 @@ type Stats struct {
 	TxPackets uint64 // packets handed to the underlay by Send (and ARP resolution)
 	TxBytes   uint64 // inner bytes of those packets
 	TxErrors  uint64 // packets the underlay refused to send
+	// direct: packets Send queued while their peer's MAC was resolved and
+	// sent once it was (also in TxPackets; Send's return value does not
+	// include them)
+	TxResolved uint64
 
 	DropUnknownPeer uint64 // peer index out of range, or received from a non-peer
 	DropBadVNI      uint64 // vxlan: I flag clear or VNI not ours
@@ -50,6 +54,7 @@ func (s Stats) Map() map[string]uint64 {
 		"tx_packets":        s.TxPackets,
 		"tx_bytes":          s.TxBytes,
 		"tx_errors":         s.TxErrors,
+		"tx_resolved":       s.TxResolved,
 		"drop_unknown_peer": s.DropUnknownPeer,
 		"drop_bad_vni":      s.DropBadVNI,
 		"drop_truncated":    s.DropTruncated,
@@ -132,6 +137,7 @@ type counters struct {
 	dropMalformed, dropBadMAC, dropNoNeighbour, dropVLAN    atomic.Uint64
 	ignored, arpRequests, arpLearned, arpConflicts          atomic.Uint64
 	checksumsCompleted, arpSendErrors, arpUnsolicited       atomic.Uint64
+	txResolved                                              atomic.Uint64
 }
 
 // add publishes a tally.
@@ -141,6 +147,7 @@ func (c *counters) add(t *Stats) {
 	addNonZero(&c.txPackets, t.TxPackets)
 	addNonZero(&c.txBytes, t.TxBytes)
 	addNonZero(&c.txErrors, t.TxErrors)
+	addNonZero(&c.txResolved, t.TxResolved)
 	addNonZero(&c.dropUnknownPeer, t.DropUnknownPeer)
 	addNonZero(&c.dropBadVNI, t.DropBadVNI)
 	addNonZero(&c.dropTruncated, t.DropTruncated)
@@ -171,6 +178,7 @@ func (c *counters) snapshot() Stats {
 		TxPackets:       c.txPackets.Load(),
 		TxBytes:         c.txBytes.Load(),
 		TxErrors:        c.txErrors.Load(),
+		TxResolved:      c.txResolved.Load(),
 		DropUnknownPeer: c.dropUnknownPeer.Load(),
 		DropBadVNI:      c.dropBadVNI.Load(),
 		DropTruncated:   c.dropTruncated.Load(),

@@ -58,8 +58,9 @@ type Tunnel interface {
 	// Send encapsulates bufs[i][offset:], an inner IPv4 packet, in place for
 	// peer index peers[i] and transmits the batch. Packets for an unknown
 	// peer index are dropped and counted; the direct backend queues packets
-	// whose peer MAC is still being resolved. It returns the number of
-	// packets handed to the underlay and the underlay's error, if any.
+	// whose peer MAC is still being resolved (and counts them in
+	// Stats.TxResolved when they are sent). It returns the number of
+	// packets handed to the underlay now and the underlay's error, if any.
 	Send(bufs [][]byte, peers []uint32, offset int) (int, error)
 	// Recv reads one batch of underlay datagrams or frames into
 	// bufs[i][offset:] and decapsulates them in place. For each i < n,
