@@ -34,7 +34,7 @@ func allocsPerPacket(runs, packets int, f func()) float64 {
 // slot meanwhile, a Recv blocked in its read: the test takes what is free.)
 func TestBatchSlots(t *testing.T) {
 	if s := unsafe.Sizeof(batchSlot{}); s != 128 {
-		t.Errorf("batchSlot is %d bytes, want 128 (a cache line pair of its own)", s)
+		t.Errorf("batchSlot is %d bytes, want 128 (two cache lines of its own)", s)
 	}
 	var taken []*batch
 	defer func() {

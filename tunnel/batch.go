@@ -26,8 +26,9 @@ type batch struct {
 	slot  *batchSlot // where b lives, or nil for an overflow batch
 }
 
-// batchSlot is a batch and whether it is taken, padded to a cache line of
-// its own so that callers on different CPUs do not contend.
+// batchSlot is a batch and whether it is taken, padded to 128 bytes (two
+// cache lines, which CPUs prefetch together) so that callers on different
+// CPUs do not contend.
 type batchSlot struct {
 	taken atomic.Bool
 	b     batch

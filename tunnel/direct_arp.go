@@ -94,7 +94,9 @@ func (u *underlayARP) SendRequest(_ uint32, target netip.Addr, dst link.Hardware
 
 var errARPNotSent = errors.New("tunnel: direct: ARP request not sent")
 
-// Resolved sends the frames Send queued for the peer, now addressed to mac.
+// Resolved sends the frames Send queued for the peer, now addressed to mac,
+// and counts them in tx_resolved as well as tx_packets: the router counts
+// them as forwarded from there, as Send did not return them.
 func (u *underlayARP) Resolved(_ uint32, _ netip.Addr, mac link.HardwareAddr, queued [][]byte) {
 	if len(queued) == 0 {
 		return
