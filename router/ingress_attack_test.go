@@ -89,3 +89,28 @@ func TestTunnelCheckAcrossPeerUpdates(t *testing.T) {
 }
 
 var a4p = netip.MustParsePrefix
+
+// candidates: how many generations the tunnel may have used for one Recv.
+func TestPeerCheckCandidates(t *testing.T) {
+	g := func(gen uint64, pending bool) *peerChecks { return &peerChecks{gen: gen, pending: pending} }
+	final1 := g(1, false)
+	pending1 := g(1, true)
+	for _, tc := range []struct {
+		name   string
+		c1, c2 *peerChecks
+		n      int
+		ok     bool
+	}{
+		{"no update", final1, final1, 1, true},
+		{"pending throughout", pending1, pending1, 2, true}, // the tunnel had 0's or 1's
+		{"pending, then final", pending1, g(1, false), 2, true},
+		{"one update", final1, g(2, false), 2, true},
+		{"two updates, from pending", g(2, true), g(3, true), 3, true},
+		{"as many as kept", final1, g(peerHistory, false), peerHistory, true},
+		{"more than kept", final1, g(peerHistory+1, false), peerHistory + 1, false},
+	} {
+		if n, ok := candidates(tc.c1, tc.c2); n != tc.n || ok != tc.ok {
+			t.Errorf("%s: candidates = %d, %v; want %d, %v", tc.name, n, ok, tc.n, tc.ok)
+		}
+	}
+}
