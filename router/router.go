@@ -71,8 +71,9 @@ type Router struct {
 	lastPanicLog    atomic.Int64 // when a stage panic was last logged (UnixNano)
 
 	// peers is what the tunnel ingress checks about each peer, indexed like
-	// the tunnel's peers (Packet.Peer); replaced whole by SetPeers.
-	peers atomic.Pointer[[]peerCheck]
+	// the tunnel's peers (Packet.Peer), with the recent generations (see
+	// peerChecks); replaced whole by SetPeers.
+	peers atomic.Pointer[peerChecks]
 	// bcast is the pod subnet's directed broadcast address (invalid for a
 	// /31 or /32): a martian destination.
 	bcast netip.Addr
@@ -140,7 +141,7 @@ func New(cfg Config) (*Router, error) {
 	r.neigh = neigh
 	r.ingress = cfg.IngressStages
 	r.egress = cfg.EgressStages
-	r.peers.Store(&[]peerCheck{})
+	r.peers.Store(&peerChecks{})
 	if b := cfg.PodCIDR.Bits(); cfg.PodCIDR.Addr().Is4() && b <= 30 {
 		a := cfg.PodCIDR.Masked().Addr().As4()
 		v := binary.BigEndian.Uint32(a[:]) | (1<<(32-b) - 1)
@@ -283,11 +284,17 @@ func (r *Router) SetPeers(peers []tunnel.Peer) error {
 		// address names the same node.
 		checks[i] = peerCheck{podCIDR: p.PodCIDR.Masked(), addr: p.Addr.Unmap()}
 	}
-	// The checks go first: a packet the tunnel decapsulates for a new peer
-	// index must not be checked against nothing. (A packet already read
-	// under the old index meets the new checks and is at worst dropped.)
-	r.peers.Store(&checks)
+	// A new generation, pending while the tunnel switches (it may name
+	// peers by either generation's index), then final. See peerChecks.
+	old := r.peers.Load()
+	next := &peerChecks{gen: old.gen + 1, pending: true}
+	next.hist[0] = checks
+	copy(next.hist[1:], old.hist[:])
+	r.peers.Store(next)
 	r.tunnel.SetPeers(peers)
+	final := *next
+	final.pending = false
+	r.peers.Store(&final)
 	var stale []netip.Prefix
 	r.fib.Walk(func(rt fib.Route) bool {
 		if rt.NextHop.Kind == fib.Peer {
