@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/taprouter/taprouter/internal/allocs"
 	"github.com/taprouter/taprouter/link"
 )
 
@@ -147,7 +148,7 @@ func TestCodecDoesNotAllocate(t *testing.T) {
 		"Encode":      func() { p.Encode(b[14:]) },
 		"EncodeFrame": func() { EncodeFrame(b, link.Broadcast, podMAC, &p) },
 	} {
-		if n := allocsPerCall(100, f); n != 0 {
+		if n := allocs.PerOp(100, 1, f); n != 0 {
 			t.Errorf("%s: %g allocations per call, want 0", name, n)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taprouter/taprouter/internal/allocs"
 	"github.com/taprouter/taprouter/link"
 )
 
@@ -614,7 +615,7 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		"Confirm":    func() { h.table.Confirm(port1, ip2) },
 		"Learn seen": func() { h.table.Learn(port1, ip2, mac2, Reply) },
 	} {
-		if n := allocsPerCall(1000, f); n != 0 {
+		if n := allocs.PerOp(1000, 1, f); n != 0 {
 			t.Errorf("%s: %g allocations per call, want 0", name, n)
 		}
 	}

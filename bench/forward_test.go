@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taprouter/taprouter/internal/allocs"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/router"
 	"github.com/taprouter/taprouter/tunnel"
@@ -302,25 +303,23 @@ func BenchmarkCrossNodeUDP(b *testing.B)   { benchCrossNode(b, udp) }
 // window. (The single-goroutine tests, router's TestForwardingAllocatesNothing
 // and link's, hold their paths to exactly 0 in every run.)
 func TestCrossNodeAllocatesNothing(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under the race detector")
-	}
+	allocs.SkipUnderRace(t)
 	c := newCrossNode(t, vxlan)
 	const windows, packets = 10, 100000
 	var m runtime.MemStats
-	allocs := make([]uint64, windows)
+	perWindow := make([]uint64, windows)
 	start := time.Now()
-	for i := range allocs {
+	for i := range perWindow {
 		runtime.ReadMemStats(&m)
 		before := m.Mallocs
 		c.send(packets)
 		runtime.ReadMemStats(&m)
-		allocs[i] = m.Mallocs - before
+		perWindow[i] = m.Mallocs - before
 	}
 	elapsed := time.Since(start)
-	if best := float64(slices.Min(allocs)) / packets; best != 0 {
-		t.Errorf("allocations in %d windows of %d packets: %v; want a window with 0 (best %g per packet)", windows, packets, allocs, best)
+	if best := float64(slices.Min(perWindow)) / packets; best != 0 {
+		t.Errorf("allocations in %d windows of %d packets: %v; want a window with 0 (best %g per packet)", windows, packets, perWindow, best)
 	}
 	t.Logf("two routers in one process, vxlan across: %.0f ns/pkt; allocations per window of %d packets: %v",
-		float64(elapsed.Nanoseconds())/(windows*packets), packets, allocs)
+		float64(elapsed.Nanoseconds())/(windows*packets), packets, perWindow)
 }

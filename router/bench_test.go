@@ -8,6 +8,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/taprouter/taprouter/internal/allocs"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/tunnel"
 )
@@ -184,19 +185,8 @@ func BenchmarkTunnelToPod(b *testing.B) {
 // integer, so a call that allocates in 99 runs of 100 would pass as 0.
 func allocsPerOp(tb testing.TB, runs int, f func()) float64 {
 	tb.Helper()
-	if raceEnabled {
-		tb.Skip("allocation counts are not meaningful under the race detector")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	before := m.Mallocs
-	for range runs {
-		f()
-	}
-	runtime.ReadMemStats(&m)
-	return float64(m.Mallocs-before) / float64(runs)
+	allocs.SkipUnderRace(tb)
+	return allocs.PerOp(runs, 1, f)
 }
 
 // TestForwardingAllocatesNothing holds the zero-allocation hot path in CI:

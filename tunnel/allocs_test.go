@@ -2,31 +2,11 @@ package tunnel
 
 import (
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"unsafe"
 )
-
-// allocsPerPacket runs f once to warm up and then runs times, f moving
-// packets packets per run, and returns the heap allocations per packet as a
-// fraction: testing.AllocsPerRun returns the integer part of the
-// allocations per run, and so reports 0 for a path that allocates in 99
-// runs of 100. Like AllocsPerRun it sets GOMAXPROCS to 1 while it measures.
-// (link/internal/devtest has the same for link's packages.)
-func allocsPerPacket(runs, packets int, f func()) float64 {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	before := m.Mallocs
-	for range runs {
-		f()
-	}
-	runtime.ReadMemStats(&m)
-	return float64(m.Mallocs-before) / float64(runs*packets)
-}
 
 // TestBatchSlots: batches come from the fixed slots while any is free,
 // each caller its own; when all are taken a caller gets a batch of its own,

@@ -3,6 +3,8 @@ package tunnel
 import (
 	"fmt"
 	"testing"
+
+	"github.com/taprouter/taprouter/internal/allocs"
 )
 
 const benchInnerLen = 1400
@@ -103,7 +105,7 @@ func TestSendRecvAllocs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := tc.setup(t, 32)
-			if a := allocsPerPacket(100, 32, func() { e.run(t) }); a != 0 {
+			if a := allocs.PerOp(100, 32, func() { e.run(t) }); a != 0 {
 				t.Errorf("Send+Recv in 32-packet batches: %g allocations per packet, want 0", a)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
 	"github.com/taprouter/taprouter/arp"
+	"github.com/taprouter/taprouter/internal/allocs"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/linktest"
 )
@@ -311,7 +312,7 @@ func TestDirectARPSendErrors(t *testing.T) {
 
 func TestCompleteChecksumAllocs(t *testing.T) {
 	p := partial(transportPacket("10.244.1.5", "10.244.0.4", protoTCP, 1400))
-	if a := allocsPerPacket(100, 1, func() { completeChecksum(p, completeAlways) }); a != 0 {
+	if a := allocs.PerOp(100, 1, func() { completeChecksum(p, completeAlways) }); a != 0 {
 		t.Errorf("completeChecksum: %g allocations per packet, want 0", a)
 	}
 }

@@ -5,9 +5,10 @@ package devtest
 
 import (
 	"io"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/taprouter/taprouter/internal/allocs"
 )
 
 // MakeBatch returns n buffers of size bytes and n sizes, for a batch Read.
@@ -90,17 +91,6 @@ func BlockedRead(t testing.TB, r Reader, unblocker string, unblock func()) (int,
 // again without -race).
 func AllocsPerPacket(tb testing.TB, runs, packets int, f func()) float64 {
 	tb.Helper()
-	if RaceEnabled {
-		tb.Skip("allocation counts are not meaningful under the race detector")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	before := m.Mallocs
-	for range runs {
-		f()
-	}
-	runtime.ReadMemStats(&m)
-	return float64(m.Mallocs-before) / float64(runs*packets)
+	allocs.SkipUnderRace(tb)
+	return allocs.PerOp(runs, packets, f)
 }
