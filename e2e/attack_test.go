@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,24 +47,9 @@ func TestAttackStateTwoEntriesOneInterface(t *testing.T) {
 	if err := d.Terminate(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(c.Bed.StateDir(node1.Node), "ports.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
-		Version int               `json:"version"`
-		Node    string            `json:"node"`
-		Ports   []json.RawMessage `json:"ports"`
-	}
-	if err := json.Unmarshal(b, &st); err != nil || len(st.Ports) != 1 {
-		t.Fatalf("state file %s: %v", b, err)
-	}
-	st.Ports = append(st.Ports, json.RawMessage(fmt.Sprintf(`{"name": "twin/eth0", "containerID": "twin", "ifName": "eth0", "netns": %q, "ip": "10.244.0.21"}`, live.Path())))
-	b, _ = json.Marshal(st)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editState(t, c.Bed, node1.Node, 1, func(ports []json.RawMessage) []json.RawMessage {
+		return append(ports, json.RawMessage(fmt.Sprintf(`{"name": "twin/eth0", "containerID": "twin", "ifName": "eth0", "netns": %q, "ip": "10.244.0.21"}`, live.Path())))
+	})
 	restarted, err := c.Bed.StartDaemon(node1.Node, d.Config)
 	if err != nil {
 		t.Fatalf("restart: %v", err)

@@ -278,31 +278,16 @@ func TestStateFileBadEntries(t *testing.T) {
 	if err := d.Terminate(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(c.Bed.StateDir(node1.Node), "ports.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
-		Version int               `json:"version"`
-		Node    string            `json:"node"`
-		Ports   []json.RawMessage `json:"ports"`
-	}
-	if err := json.Unmarshal(b, &st); err != nil || len(st.Ports) != 1 {
-		t.Fatalf("state file %s: %v", b, err)
-	}
-	// A field a newer taprouterd wrote: ignored, the pod kept (a rollback
-	// keeps the node's pods).
-	st.Ports[0] = append(json.RawMessage(`{"fromANewerVersion": {"x": 1}, `), bytes.TrimPrefix(bytes.TrimSpace(st.Ports[0]), []byte("{"))...)
-	st.Ports = append(st.Ports,
-		json.RawMessage(fmt.Sprintf(`{"name": "gw/eth0", "containerID": "gw", "ifName": "eth0", "netns": %q, "ip": "10.244.0.1"}`, gw.Path())),
-		json.RawMessage(fmt.Sprintf(`{"name": "banana/eth0", "containerID": "banana", "ifName": "eth0", "netns": %q, "ip": "banana"}`, gw.Path())),
-		json.RawMessage(fmt.Sprintf(`{"name": "pat/eth%%d", "containerID": "pat", "ifName": "eth%%d", "netns": %q, "ip": "10.244.0.40"}`, gw.Path())),
-	)
-	b, _ = json.Marshal(st)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editState(t, c.Bed, node1.Node, 1, func(ports []json.RawMessage) []json.RawMessage {
+		// A field a newer taprouterd wrote: ignored, the pod kept (a rollback
+		// keeps the node's pods).
+		ports[0] = append(json.RawMessage(`{"fromANewerVersion": {"x": 1}, `), bytes.TrimPrefix(bytes.TrimSpace(ports[0]), []byte("{"))...)
+		return append(ports,
+			json.RawMessage(fmt.Sprintf(`{"name": "gw/eth0", "containerID": "gw", "ifName": "eth0", "netns": %q, "ip": "10.244.0.1"}`, gw.Path())),
+			json.RawMessage(fmt.Sprintf(`{"name": "banana/eth0", "containerID": "banana", "ifName": "eth0", "netns": %q, "ip": "banana"}`, gw.Path())),
+			json.RawMessage(fmt.Sprintf(`{"name": "pat/eth%%d", "containerID": "pat", "ifName": "eth%%d", "netns": %q, "ip": "10.244.0.40"}`, gw.Path())),
+		)
+	})
 
 	restarted, err := c.Bed.StartDaemon(node1.Node, d.Config)
 	if err != nil {
@@ -333,7 +318,7 @@ func TestStateFileBadEntries(t *testing.T) {
 	if out, _ := gw.IP("-o", "link"); strings.Count(out, "\n") != 1 {
 		t.Errorf("the gw namespace got an interface:\n%s", out)
 	}
-	b, _ = os.ReadFile(path)
+	b, _ := os.ReadFile(filepath.Join(c.Bed.StateDir(node1.Node), "ports.json"))
 	if s := string(b); !strings.Contains(s, `"live"`) || strings.Contains(s, `"gw"`) || strings.Contains(s, "banana") || strings.Contains(s, `"pat"`) {
 		t.Errorf("state file after restart:\n%s", b)
 	}

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -120,4 +123,30 @@ func captureOnePing(t *testing.T, bed *testbed.Bed, ns *testbed.Netns, filter st
 		t.Fatalf("captured %d packets on %s's eth0 (%s), want the request and the reply", len(packets), ns.Name, filter)
 	}
 	return packets
+}
+
+// editState rewrites the port entries of node's state file (its daemon is
+// stopped) with edit; the file must hold wantPorts entries before.
+func editState(t *testing.T, bed *testbed.Bed, node *testbed.Node, wantPorts int, edit func([]json.RawMessage) []json.RawMessage) {
+	t.Helper()
+	path := filepath.Join(bed.StateDir(node), "ports.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Version int               `json:"version"`
+		Node    string            `json:"node"`
+		Ports   []json.RawMessage `json:"ports"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || len(st.Ports) != wantPorts {
+		t.Fatalf("state file %s: %v, want %d ports", b, err, wantPorts)
+	}
+	st.Ports = edit(st.Ports)
+	if b, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
