@@ -64,7 +64,9 @@ cni-tools:
 # modules with directories, so go install cannot build them). The binaries
 # are cached outside the tree, under a directory named by the version, and
 # linked into K8S_BIN; with a warm cache this target builds nothing.
-# Measured on a shared 2-core machine, cold: see README (Tests and benchmarks).
+# Measured on a shared 2-core machine (load 4-7) with a cold Go build cache:
+# kube-apiserver 730 s, then kubectl 46 s, kube-proxy 26 s, etcd 47 s; warm:
+# 0.02 s. Bump a version and the new directory builds from scratch.
 K8S_VERSION     := v1.37.2
 ETCD_VERSION    := v3.7.3
 TAPROUTER_CACHE ?= $(HOME)/.cache/taprouter
