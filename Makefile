@@ -30,7 +30,7 @@ CI_FUZZTIME ?= 3s
 # race detector, so `make test` runs them a second time without it.
 ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*Alloc' . | grep -v '^./bin/')))
 
-.PHONY: all build deps cni-tools install-cni test e2e fuzz demo bench clean
+.PHONY: all build deps cni-tools install-cni k8s-tools test e2e fuzz demo bench clean
 
 all: build
 
@@ -56,6 +56,44 @@ cni-tools:
 	GOBIN=$(CURDIR)/$(CNI_BIN) $(GO) install github.com/containernetworking/cni/cnitool@$(CNI_VERSION)
 	GOBIN=$(CURDIR)/$(CNI_BIN) $(GO) install \
 		$(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VERSION))
+
+# Real Kubernetes components for the tests (not yet part of `make test`):
+# kube-apiserver, kube-proxy and kubectl from k8s.io/kubernetes and etcd from
+# go.etcd.io/etcd/server/v3, built from the Go module proxy through the helper
+# modules tools/k8s and tools/etcd (both upstream go.mods replace their sibling
+# modules with directories, so go install cannot build them). The binaries
+# are cached outside the tree, under a directory named by the version, and
+# linked into K8S_BIN; with a warm cache this target builds nothing.
+# Measured on a shared 2-core machine (load 4-7) with a cold Go build cache:
+# kube-apiserver 730 s, then kubectl 46 s, kube-proxy 26 s, etcd 47 s; warm:
+# 0.02 s. Bump a version and the new directory builds from scratch.
+K8S_VERSION     := v1.37.2
+ETCD_VERSION    := v3.7.3
+TAPROUTER_CACHE ?= $(HOME)/.cache/taprouter
+K8S_CACHE       := $(abspath $(TAPROUTER_CACHE))/k8s/$(K8S_VERSION)
+ETCD_CACHE      := $(abspath $(TAPROUTER_CACHE))/etcd/$(ETCD_VERSION)
+K8S_BIN         := $(BIN)/k8s
+K8S_CMDS        := kube-apiserver kube-proxy kubectl
+# What `kubectl version` and the API server's /version report; upstream's
+# build (hack/lib/version.sh) sets the same variables.
+K8S_LDFLAGS     := -s -w $(foreach v,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(v).gitVersion=$(K8S_VERSION) -X $(v).gitMajor=1 -X $(v).gitMinor=37 -X $(v).gitTreeState=clean)
+
+k8s-tools: $(addprefix $(K8S_CACHE)/,$(K8S_CMDS)) $(ETCD_CACHE)/etcd
+	@mkdir -p $(K8S_BIN)
+	@for f in $^; do ln -sfn "$$f" $(K8S_BIN)/; done
+
+# Each binary is written under a temporary name and renamed, so an
+# interrupted build leaves nothing that looks cached. Static, like upstream's.
+$(K8S_CACHE)/%:
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -C tools/k8s -trimpath -ldflags '$(K8S_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/cmd/$*
+	mv $@.tmp $@
+
+$(ETCD_CACHE)/etcd:
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -C tools/etcd -trimpath -ldflags '-s -w' -o $@.tmp go.etcd.io/etcd/server/v3
+	mv $@.tmp $@
 
 # The plugin as /opt/cni/bin/taprouter, with the plugins deploy/10-taprouter.conflist chains.
 install-cni: cni-tools

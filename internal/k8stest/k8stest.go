@@ -1,0 +1,331 @@
+// Package k8stest runs a real Kubernetes control plane for tests: etcd and
+// kube-apiserver, built by `make k8s-tools` into bin/k8s/, inside a network
+// namespace of their own.
+//
+// Start creates the namespace (with podnet/netnstest), adds the API
+// server's address to its loopback device, generates a CA, a serving
+// certificate and an admin client certificate (crypto/x509), starts etcd on
+// the namespace's loopback and kube-apiserver on the address, waits until
+// /readyz answers and returns the kubeconfig of the admin. Nothing listens
+// or is configured in the root namespace: clients run inside the namespace
+// (Cluster.Kubectl, Cluster.Dial) or in namespaces the test connects to it.
+// The processes and the namespace go away in t.Cleanup.
+//
+// Tests skip (Start calls t.Skip) when the binaries are missing, so plain
+// `make test` runs without them.
+package k8stest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/taprouter/taprouter/podnet/netnstest"
+)
+
+// Address is the API server's address, on the loopback device of its
+// namespace (TEST-NET-1: never routed anywhere).
+var Address = netip.MustParseAddr("192.0.2.1")
+
+const (
+	apiPort = 6443
+	// ServiceCIDR is the API server's --service-cluster-ip-range; the
+	// kubernetes Service gets its first address, 10.96.0.1.
+	ServiceCIDR = "10.96.0.0/16"
+	// ReadyTimeout bounds the wait for etcd and /readyz; a cold API
+	// server on a loaded 2-core machine needs several seconds.
+	ReadyTimeout = 90 * time.Second
+)
+
+// Cluster is a running etcd and kube-apiserver.
+type Cluster struct {
+	NS         *netnstest.NS
+	Kubeconfig string // path of the admin's kubeconfig
+	Server     string // https://192.0.2.1:6443
+	BinDir     string // where kubectl and the other binaries are
+	dir        string
+	tls        *tls.Config
+}
+
+// BinDir returns the directory with the binaries of make k8s-tools:
+// $TAPROUTER_K8S_BIN, else bin/k8s/ of the module root (found from the
+// working directory, which go test sets to the package's directory).
+func BinDir() (string, error) {
+	if d := os.Getenv("TAPROUTER_K8S_BIN"); d != "" {
+		return d, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "bin", "k8s"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Start runs etcd and kube-apiserver for t; see the package comment. It
+// skips t when the binaries are missing or t does not run as root.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"etcd", "kube-apiserver", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			t.Skipf("%s not found (run make k8s-tools): %v", name, err)
+		}
+	}
+	ns := netnstest.New(t, "k8s")
+	ns.IP("addr", "add", Address.String()+"/32", "dev", "lo")
+
+	dir := t.TempDir()
+	p, err := newPKI([]net.IP{Address.AsSlice(), net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"ca.crt": p.ca.cert, "apiserver.crt": p.serving.cert, "apiserver.key": p.serving.key,
+		"sa.key": p.serviceAccount.key,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Cluster{
+		NS:         ns,
+		Kubeconfig: filepath.Join(dir, "kubeconfig"),
+		Server:     fmt.Sprintf("https://%s", net.JoinHostPort(Address.String(), fmt.Sprint(apiPort))),
+		BinDir:     bin,
+		dir:        dir,
+	}
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig(c.Server, p), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca.parsed)
+	admin, err := tls.X509KeyPair(p.admin.cert, p.admin.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tls = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{admin}}
+
+	// etcd only on the namespace's loopback, without TLS: only the API
+	// server, in the same namespace, can reach it.
+	etcd := c.start(t, "etcd",
+		"--name", "default",
+		"--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://127.0.0.1:2379",
+		"--advertise-client-urls", "http://127.0.0.1:2379",
+		"--listen-peer-urls", "http://127.0.0.1:2380",
+		"--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "default=http://127.0.0.1:2380",
+		"--unsafe-no-fsync", // a throwaway store: durability only costs time
+	)
+	c.waitReady(t, etcd, "http://127.0.0.1:2379/readyz")
+	api := c.start(t, "kube-apiserver",
+		"--etcd-servers", "http://127.0.0.1:2379",
+		"--bind-address", Address.String(),
+		"--advertise-address", Address.String(),
+		"--secure-port", fmt.Sprint(apiPort),
+		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"),
+		"--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
+		"--client-ca-file", filepath.Join(dir, "ca.crt"),
+		"--authorization-mode", "Node,RBAC",
+		"--service-cluster-ip-range", ServiceCIDR,
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", filepath.Join(dir, "sa.key"),
+		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
+		"--cert-dir", filepath.Join(dir, "certs"),
+	)
+	c.waitReady(t, api, c.Server+"/readyz")
+	return c
+}
+
+// process is a binary started by Cluster.start; done closes when it exits.
+type process struct {
+	name string
+	log  string
+	done chan struct{}
+	err  error
+}
+
+// start runs bin/k8s/name inside the namespace with its output in a log
+// file; t.Cleanup kills it (and waits for it) before the namespace goes,
+// and prints the log's tail if the test failed.
+func (c *Cluster) start(t testing.TB, name string, args ...string) *process {
+	t.Helper()
+	p := &process{name: name, log: filepath.Join(c.dir, name+".log"), done: make(chan struct{})}
+	f, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := c.NS.Command(filepath.Join(c.BinDir, name), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s log (tail):\n%s", name, tail(p.log, 40))
+		}
+	})
+	return p
+}
+
+// waitReady polls url from inside the namespace until it answers 200 OK; it
+// fails t when p exits first or after ReadyTimeout.
+func (c *Cluster) waitReady(t testing.TB, p *process, url string) {
+	t.Helper()
+	client := c.HTTPClient()
+	deadline := time.Now().Add(ReadyTimeout)
+	var last string
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			body := make([]byte, 512)
+			n, _ := resp.Body.Read(body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, body[:n])
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before %s was ready: %v\n%s", p.name, url, p.err, tail(p.log, 40))
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %v: %s", url, ReadyTimeout, last)
+		}
+	}
+}
+
+// HTTPClient returns a client that connects from inside the namespace and
+// authenticates to the API server as the admin.
+func (c *Cluster) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			DialContext:     c.Dial,
+			TLSClientConfig: c.tls,
+		},
+	}
+}
+
+// Dial opens a connection from inside the namespace: the socket is made on
+// a thread that has entered it, and keeps working from any goroutine.
+func (c *Cluster) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPath(c.NS.Path)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err2 := netns.Set(orig); err2 != nil {
+		// Leave the thread locked: the runtime ends it with this
+		// goroutine instead of running others in the wrong namespace.
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("leave netns %s: %w", c.NS.Name, err2)
+	}
+	runtime.UnlockOSThread()
+	return conn, err
+}
+
+// Kubectl runs bin/k8s/kubectl --kubeconfig inside the namespace with stdin
+// and returns its standard output; it fails t on error.
+func (c *Cluster) Kubectl(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	cmd := c.NS.Command(filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// kubeconfig is the admin's kubeconfig with the certificates embedded.
+func kubeconfig(server string, p *pki) []byte {
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    client-certificate-data: %s
+    client-key-data: %s
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: admin
+current-context: test
+`, server, b64(p.ca.cert), b64(p.admin.cert), b64(p.admin.key))
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
