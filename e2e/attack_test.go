@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/taprouter/taprouter/api"
-	"github.com/taprouter/taprouter/internal/testbed"
 )
 
 // TestAttackStateTwoEntriesOneInterface: a state file with a second entry
@@ -23,12 +22,7 @@ import (
 // and the API should refuse such an ADD as a conflict rather than a 500.
 func TestAttackStateTwoEntriesOneInterface(t *testing.T) {
 	requireDaemon(t)
-	c := newCluster(t, testbed.Seed()[:1])
-	node1 := c.Node("node1")
-	daemons := startTaprouter(t, c, "vxlan")
-	d := daemons["node1"]
-	delete(daemons, "node1") // stopped and restarted by the test itself
-	t.Cleanup(func() { d.Stop(5 * time.Second) })
+	c, node1, d := oneNode(t)
 	live, err := c.Bed.AddNetns("live")
 	if err != nil {
 		t.Fatal(err)

@@ -63,12 +63,7 @@ func threadsOutside(t *testing.T, d *testbed.Daemon) []string {
 // pod and the pod's namespace was pinned.
 func TestDaemonThreadsStayInNodeNetns(t *testing.T) {
 	requireDaemon(t)
-	c := newCluster(t, testbed.Seed()[:1])
-	node1 := c.Node("node1")
-	daemons := startTaprouter(t, c, "vxlan")
-	d := daemons["node1"]
-	delete(daemons, "node1") // stopped and restarted by the test itself
-	t.Cleanup(func() { d.Stop(5 * time.Second) })
+	c, node1, d := oneNode(t)
 	ctx := context.Background()
 	var extra []*testbed.Netns
 	for i := range 4 {
@@ -139,12 +134,7 @@ func rawPost(t *testing.T, socket, body string, timeout time.Duration) (int, api
 // node's or the pod's namespace, and SIGTERM still stops the daemon.
 func TestAPIRefusesBadPods(t *testing.T) {
 	requireDaemon(t)
-	c := newCluster(t, testbed.Seed()[:1])
-	node1 := c.Node("node1")
-	daemons := startTaprouter(t, c, "vxlan")
-	d := daemons["node1"]
-	delete(daemons, "node1") // stopped and restarted by the test itself
-	t.Cleanup(func() { d.Stop(5 * time.Second) })
+	c, node1, d := oneNode(t)
 	pod, err := c.Bed.AddNetns("victim")
 	if err != nil {
 		t.Fatal(err)
@@ -256,12 +246,7 @@ func TestConfigPortInNodeNetns(t *testing.T) {
 // writes the state file without them.
 func TestStateFileBadEntries(t *testing.T) {
 	requireDaemon(t)
-	c := newCluster(t, testbed.Seed()[:1])
-	node1 := c.Node("node1")
-	daemons := startTaprouter(t, c, "vxlan")
-	d := daemons["node1"]
-	delete(daemons, "node1") // stopped and restarted by the test itself
-	t.Cleanup(func() { d.Stop(5 * time.Second) })
+	c, node1, d := oneNode(t)
 	live, err := c.Bed.AddNetns("live")
 	if err != nil {
 		t.Fatal(err)
@@ -331,11 +316,7 @@ func TestStateFileBadEntries(t *testing.T) {
 // the longest idle to make room, and still answers a new client at once.
 func TestAPIIdleConnections(t *testing.T) {
 	requireDaemon(t)
-	c := newCluster(t, testbed.Seed()[:1])
-	daemons := startTaprouter(t, c, "vxlan")
-	d := daemons["node1"]
-	delete(daemons, "node1") // stopped and restarted by the test itself
-	t.Cleanup(func() { d.Stop(5 * time.Second) })
+	_, _, d := oneNode(t)
 	before, err := d.OpenFDs()
 	if err != nil {
 		t.Fatal(err)

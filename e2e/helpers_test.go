@@ -52,6 +52,19 @@ func startTaprouter(t *testing.T, c *testbed.Cluster, backend string, nodes ...*
 	return daemons
 }
 
+// oneNode starts a one-node vxlan cluster whose taprouterd the test stops
+// and restarts itself (it is stopped at cleanup, not checked for having
+// exited).
+func oneNode(t *testing.T) (*testbed.Cluster, *testbed.ClusterNode, *testbed.Daemon) {
+	t.Helper()
+	c := newCluster(t, testbed.Seed()[:1])
+	daemons := startTaprouter(t, c, "vxlan")
+	d := daemons["node1"]
+	delete(daemons, "node1")
+	t.Cleanup(func() { d.Stop(5 * time.Second) })
+	return c, c.Node("node1"), d
+}
+
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // mustPing pings 5 times and wants every reply with TTL wantTTL.
