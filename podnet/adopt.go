@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/taprouter/taprouter/internal/inns"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/tap"
 )
@@ -54,7 +55,7 @@ func AdoptPod(p Pod) (*tap.Device, Iface, error) {
 		return nil, mac, fmt.Errorf("adopt pod %v: %s is a %s device: %w", p, p.IfName, l.Type(), ErrNotTAP)
 	}
 	var dev *tap.Device
-	err = inNetNS(ns, func() (err error) {
+	err = inns.Do(ns, func() (err error) {
 		dev, err = tap.Attach(p.IfName, tap.TAP)
 		return err
 	})

@@ -15,7 +15,7 @@
 // netnstest.NS.Do). Two things must run inside the pod: opening those
 // netlink sockets, and re-opening a pod's existing TAP (AdoptPod), because a
 // TUN/TAP device is found by name in the namespace of whoever opens
-// /dev/net/tun. Both go through one function (inNetNS) that enters the pod
+// /dev/net/tun. Both go through one function (internal/inns.Do) that enters the pod
 // on a locked OS thread and moves the thread back before releasing it; a
 // thread whose way back failed stays locked and dies with its goroutine, so
 // no other goroutine can find itself in the pod's namespace.

@@ -37,43 +37,6 @@ func nsID(t *testing.T, path string) [2]uint64 {
 	return [2]uint64{st.Dev, st.Ino}
 }
 
-// inNetNS moves its thread back before it releases it: the thread lives on
-// in the namespace it came from. Before, the thread was left locked in the
-// pod's namespace, to be destroyed — or, for the process's main thread,
-// parked there for good.
-func TestInNetNSRestoresThread(t *testing.T) {
-	path := tempNetNS(t)
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	orig := nsID(t, "/proc/self/ns/net")
-	pod := nsID(t, path)
-	for range 20 {
-		var tid int
-		var inside [2]uint64
-		if err := inNetNS(ns, func() error {
-			tid = unix.Gettid()
-			inside = nsID(t, "/proc/thread-self/ns/net")
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if inside != pod {
-			t.Fatalf("fn ran in namespace %v, want the pod's %v", inside, pod)
-		}
-		task := fmt.Sprintf("/proc/self/task/%d/ns/net", tid)
-		var st unix.Stat_t
-		if err := unix.Stat(task, &st); err != nil {
-			t.Fatalf("thread %d after inNetNS: %v (want it alive, back in the process's namespace)", tid, err)
-		}
-		if got := [2]uint64{st.Dev, st.Ino}; got != orig {
-			t.Fatalf("thread %d after inNetNS is in namespace %v, want %v", tid, got, orig)
-		}
-	}
-}
-
 // newHandleIn's sockets are the pod's, and the thread that opened them is
 // back home.
 func TestNewHandleIn(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/taprouter/taprouter/internal/inns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -83,7 +84,7 @@ func checkNetNS(fd int, path string) error {
 		return &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	// The calling thread's namespace first: a thread that entered another
-	// namespace (see inNetNS) may run the process's main thread elsewhere.
+	// namespace (see inns.Do) may run the process's main thread elsewhere.
 	for _, node := range []string{"/proc/thread-self/ns/net", "/proc/self/ns/net", "/proc/1/ns/net"} {
 		var ns unix.Stat_t
 		if unix.Stat(node, &ns) == nil && ns.Dev == st.Dev && ns.Ino == st.Ino {
@@ -128,51 +129,13 @@ func (p Pod) openNS() (ns netns.NsHandle, done func(), err error) {
 }
 
 // newHandleIn returns a netlink handle whose sockets live in ns. It does
-// what netlink.NewHandleAt does, but through inNetNS, which keeps a thread
+// what netlink.NewHandleAt does, but through inns.Do, which keeps a thread
 // whose way back failed locked, where NewHandleAt releases it regardless.
 func newHandleIn(ns netns.NsHandle) (*netlink.Handle, error) {
 	var h *netlink.Handle
-	err := inNetNS(ns, func() (err error) {
+	err := inns.Do(ns, func() (err error) {
 		h, err = netlink.NewHandle() // sockets of the calling thread's namespace
 		return err
 	})
 	return h, err
-}
-
-// inNetNS runs fn on a locked OS thread that has entered ns, and then moves
-// the thread back to the namespace it came from before releasing it, as
-// containernetworking/plugins' ns.Do does. Should the way back fail, the
-// thread stays locked, so that the runtime destroys it with its goroutine
-// rather than let other goroutines run in the pod's namespace.
-//
-// Every namespace switch in podnet goes through here. A locked thread that
-// ends is not always destroyed: if it is the process's main thread, the
-// runtime parks it forever instead, still in the namespace it was in (and
-// /proc/PID/ns/net shows that namespace); hence the way back, always.
-func inNetNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open the thread's netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread() // a failed setns changes nothing
-			errc <- fmt.Errorf("enter the pod's netns: %w", err)
-			return
-		}
-		err = fn()
-		if rerr := netns.Set(orig); rerr != nil {
-			// Locked for good: the thread dies with this goroutine.
-			errc <- errors.Join(err, fmt.Errorf("leave the pod's netns: %w", rerr))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	return <-errc
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/taprouter/taprouter/internal/inns"
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/ifname"
 	"github.com/taprouter/taprouter/link/tap"
@@ -211,7 +212,7 @@ func DetachPod(p Pod, own Iface) error {
 		// Taking the TAP proves no one else has it: a TAP has one
 		// queue, and TUNSETIFF on one that is open elsewhere is EBUSY.
 		var dev *tap.Device
-		if err := inNetNS(ns, func() (err error) {
+		if err := inns.Do(ns, func() (err error) {
 			dev, err = tap.Attach(name, tap.TAP)
 			return err
 		}); err != nil {

@@ -27,13 +27,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/taprouter/taprouter/internal/inns"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
 
@@ -249,33 +247,11 @@ func (c *Cluster) HTTPClient() *http.Client {
 // Dial opens a connection from inside the namespace: the socket is made on
 // a thread that has entered it, and keeps working from any goroutine.
 func (c *Cluster) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromPath(c.NS.Path)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-	if err2 := netns.Set(orig); err2 != nil {
-		// Leave the thread locked: the runtime ends it with this
-		// goroutine instead of running others in the wrong namespace.
-		if conn != nil {
-			conn.Close()
-		}
-		return nil, fmt.Errorf("leave netns %s: %w", c.NS.Name, err2)
-	}
-	runtime.UnlockOSThread()
+	var conn net.Conn
+	err := inns.DoPath(c.NS.Path, func() (err error) {
+		conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+		return err
+	})
 	return conn, err
 }
 

@@ -12,13 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/vishvananda/netns"
+	"github.com/taprouter/taprouter/internal/inns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 )
@@ -214,36 +213,10 @@ func (c *CNI) RunPlugin(name string, env map[string]string, stdin []byte) (Plugi
 // Do runs f on an OS thread switched into the namespace: sockets f opens
 // belong to the namespace, and can be used from any goroutine afterwards.
 func (n *Netns) Do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is only unlocked once it is back in its own
-		// namespace; otherwise it dies with this goroutine.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("testbed: current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(n.Name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("testbed: netns %s: %w", n.Name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- fmt.Errorf("testbed: enter netns %s: %w", n.Name, err)
-			return
-		}
-		err = f()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
+	if err := inns.DoPath(n.Path(), f); err != nil {
+		return fmt.Errorf("testbed: %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // Unreachable sends an ICMP echo request from inside the namespace to each
