@@ -3,7 +3,9 @@
 // namespace of their own.
 //
 // Start creates the namespace (with podnet/netnstest), adds the API
-// server's address to its loopback device, generates a CA, a serving
+// server's address to its loopback device; StartIn instead uses a namespace
+// the test made (a host on its underlay, so that nodes reach the API server)
+// and an address it already has. Both generate a CA, a serving
 // certificate and an admin client certificate (crypto/x509), starts etcd on
 // the namespace's loopback and kube-apiserver on the address, waits until
 // /readyz answers and returns the kubeconfig of the admin. Nothing listens
@@ -26,6 +28,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,12 +54,17 @@ const (
 
 // Cluster is a running etcd and kube-apiserver.
 type Cluster struct {
-	NS         *netnstest.NS
+	NSName     string // the namespace's name, for ip netns exec
+	NSPath     string // its bind mount, /var/run/netns/<name>
+	Address    netip.Addr
 	Kubeconfig string // path of the admin's kubeconfig
-	Server     string // https://192.0.2.1:6443
+	Server     string // https://<Address>:6443
 	BinDir     string // where kubectl and the other binaries are
 	dir        string
 	tls        *tls.Config
+	pki        *pki
+	apiArgs    []string
+	api        *process
 }
 
 // BinDir returns the directory with the binaries of make k8s-tools:
@@ -82,10 +90,32 @@ func BinDir() (string, error) {
 	}
 }
 
-// Start runs etcd and kube-apiserver for t; see the package comment. It
-// skips t when the binaries are missing or t does not run as root.
+// Start runs etcd and kube-apiserver for t in a namespace of their own,
+// with the API server on Address; see the package comment. It skips t when
+// the binaries are missing or t does not run as root.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
+	bin := binDir(t)
+	ns := netnstest.New(t, "k8s")
+	ns.IP("addr", "add", Address.String()+"/32", "dev", "lo")
+	return start(t, bin, ns.Name, Address)
+}
+
+// StartIn runs etcd and kube-apiserver for t inside the existing namespace
+// nsName (which t owns and deletes), the API server listening on addr, an
+// address the namespace already has: a host on the test's underlay, so that
+// node namespaces reach it. It skips t like Start.
+func StartIn(t testing.TB, nsName string, addr netip.Addr) *Cluster {
+	t.Helper()
+	return start(t, binDir(t), nsName, addr)
+}
+
+// binDir returns BinDir, skipping t when a binary is missing.
+func binDir(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs the control plane in a network namespace")
+	}
 	bin, err := BinDir()
 	if err != nil {
 		t.Fatal(err)
@@ -95,11 +125,13 @@ func Start(t testing.TB) *Cluster {
 			t.Skipf("%s not found (run make k8s-tools): %v", name, err)
 		}
 	}
-	ns := netnstest.New(t, "k8s")
-	ns.IP("addr", "add", Address.String()+"/32", "dev", "lo")
+	return bin
+}
 
+func start(t testing.TB, bin, nsName string, addr netip.Addr) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
-	p, err := newPKI([]net.IP{Address.AsSlice(), net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)})
+	p, err := newPKI([]net.IP{addr.AsSlice(), net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +145,14 @@ func Start(t testing.TB) *Cluster {
 		}
 	}
 	c := &Cluster{
-		NS:         ns,
+		NSName:     nsName,
+		NSPath:     "/var/run/netns/" + nsName,
+		Address:    addr,
 		Kubeconfig: filepath.Join(dir, "kubeconfig"),
-		Server:     fmt.Sprintf("https://%s", net.JoinHostPort(Address.String(), fmt.Sprint(apiPort))),
+		Server:     fmt.Sprintf("https://%s", net.JoinHostPort(addr.String(), fmt.Sprint(apiPort))),
 		BinDir:     bin,
 		dir:        dir,
+		pki:        p,
 	}
 	if err := os.WriteFile(c.Kubeconfig, kubeconfig(c.Server, p), 0o600); err != nil {
 		t.Fatal(err)
@@ -143,10 +178,10 @@ func Start(t testing.TB) *Cluster {
 		"--unsafe-no-fsync", // a throwaway store: durability only costs time
 	)
 	c.waitReady(t, etcd, "http://127.0.0.1:2379/readyz")
-	api := c.start(t, "kube-apiserver",
+	c.apiArgs = []string{
 		"--etcd-servers", "http://127.0.0.1:2379",
-		"--bind-address", Address.String(),
-		"--advertise-address", Address.String(),
+		"--bind-address", addr.String(),
+		"--advertise-address", addr.String(),
 		"--secure-port", fmt.Sprint(apiPort),
 		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"),
 		"--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
@@ -157,17 +192,46 @@ func Start(t testing.TB) *Cluster {
 		"--service-account-key-file", filepath.Join(dir, "sa.key"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
 		"--cert-dir", filepath.Join(dir, "certs"),
-	)
-	c.waitReady(t, api, c.Server+"/readyz")
+	}
+	c.StartAPIServer(t)
 	return c
+}
+
+// StopAPIServer kills kube-apiserver (etcd keeps running) and waits until it
+// has exited: clients see the outage of an API server that went away.
+func (c *Cluster) StopAPIServer(t testing.TB) {
+	t.Helper()
+	if c.api == nil {
+		return
+	}
+	c.api.stop()
+	c.api = nil
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer (Start
+// calls it the first time) and waits until /readyz answers.
+func (c *Cluster) StartAPIServer(t testing.TB) {
+	t.Helper()
+	if c.api != nil {
+		return
+	}
+	c.api = c.start(t, "kube-apiserver", c.apiArgs...)
+	c.waitReady(t, c.api, c.Server+"/readyz")
 }
 
 // process is a binary started by Cluster.start; done closes when it exits.
 type process struct {
 	name string
 	log  string
+	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+}
+
+// stop kills the process and waits for it.
+func (p *process) stop() {
+	p.cmd.Process.Kill()
+	<-p.done
 }
 
 // start runs bin/k8s/name inside the namespace with its output in a log
@@ -176,11 +240,12 @@ type process struct {
 func (c *Cluster) start(t testing.TB, name string, args ...string) *process {
 	t.Helper()
 	p := &process{name: name, log: filepath.Join(c.dir, name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.log)
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := c.NS.Command(filepath.Join(c.BinDir, name), args...)
+	cmd := c.Command(filepath.Join(c.BinDir, name), args...)
+	p.cmd = cmd
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -192,8 +257,7 @@ func (c *Cluster) start(t testing.TB, name string, args ...string) *process {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
+		p.stop()
 		if t.Failed() {
 			t.Logf("%s log (tail):\n%s", name, tail(p.log, 40))
 		}
@@ -248,7 +312,7 @@ func (c *Cluster) HTTPClient() *http.Client {
 // a thread that has entered it, and keeps working from any goroutine.
 func (c *Cluster) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var conn net.Conn
-	err := inns.DoPath(c.NS.Path, func() (err error) {
+	err := inns.DoPath(c.NSPath, func() (err error) {
 		conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 		return err
 	})
@@ -259,7 +323,7 @@ func (c *Cluster) Dial(ctx context.Context, network, addr string) (net.Conn, err
 // and returns its standard output; it fails t on error.
 func (c *Cluster) Kubectl(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
-	cmd := c.NS.Command(filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd := c.Command(filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -267,6 +331,11 @@ func (c *Cluster) Kubectl(t testing.TB, stdin string, args ...string) string {
 		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// Command returns a command that runs inside the control plane's namespace.
+func (c *Cluster) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", c.NSName, name}, args...)...)
 }
 
 // kubeconfig is the admin's kubeconfig with the certificates embedded.
@@ -304,4 +373,37 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig that authenticates as the
+// service account namespace/name with a token from the TokenRequest API
+// (kubectl create token), valid for an hour, and returns its path: a
+// client that runs with it has exactly the account's RBAC rights.
+func (c *Cluster) ServiceAccountKubeconfig(t testing.TB, namespace, name string) string {
+	t.Helper()
+	token := strings.TrimSpace(c.Kubectl(t, "", "-n", namespace, "create", "token", name, "--duration", "1h"))
+	b64 := base64.StdEncoding.EncodeToString
+	path := filepath.Join(c.dir, "kubeconfig-"+namespace+"-"+name)
+	data := fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: %s
+  user:
+    token: %s
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: %s
+current-context: test
+`, c.Server, b64(c.pki.ca.cert), name, token, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
