@@ -145,16 +145,83 @@ func Load(path string) (*Config, error) {
 
 // Parse validates a YAML document.
 func Parse(b []byte) (*Config, error) {
+	f, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, errors.New("empty configuration")
+	}
+	return f.validate()
+}
+
+// NodeFacts are what the node's Kubernetes Node object says about it: its
+// name, its pod range (spec.podCIDRs[0]) and its underlay address
+// (InternalIP) with the interface that holds it.
+type NodeFacts struct {
+	Node              string
+	PodCIDR           netip.Prefix
+	UnderlayAddress   netip.Addr
+	UnderlayInterface string
+}
+
+// ParseForNode validates a YAML document for a node whose identity comes
+// from Kubernetes: the document may be empty and sets only what the Node
+// does not say (backend, VNI, ports, gateway style, host port). A field the
+// Node does say — node, podCIDR, underlay — must be absent or agree with it;
+// peers must be absent (every other Node is a peer). Without a gateway the
+// pods' gateway is the pod range's first address (10.244.X.1, as kindnet
+// and flannel give it); without a backend it is vxlan.
+func ParseForNode(b []byte, facts NodeFacts) (*Config, error) {
+	f, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		f = &file{}
+	}
+	agree := func(field, got, want string) error {
+		if got != "" && got != want {
+			return fieldError(field, "%s, but the Kubernetes Node says %s", got, want)
+		}
+		return nil
+	}
+	for _, c := range []struct{ field, got, want string }{
+		{"node", f.Node, facts.Node},
+		{"podCIDR", f.PodCIDR, facts.PodCIDR.String()},
+		{"underlay.address", f.Underlay.Address, facts.UnderlayAddress.String()},
+		{"underlay.interface", f.Underlay.Interface, facts.UnderlayInterface},
+	} {
+		if err := agree(c.field, c.got, c.want); err != nil {
+			return nil, err
+		}
+	}
+	if len(f.Peers) > 0 {
+		return nil, fieldError("peers", "not allowed with Kubernetes: every other Node is a peer")
+	}
+	f.Node, f.PodCIDR = facts.Node, facts.PodCIDR.String()
+	f.Underlay.Address, f.Underlay.Interface = facts.UnderlayAddress.String(), facts.UnderlayInterface
+	if f.Gateway == "" && facts.PodCIDR.IsValid() {
+		f.Gateway = facts.PodCIDR.Masked().Addr().Next().String()
+	}
+	if f.Backend == "" {
+		f.Backend = BackendVXLAN
+	}
+	return f.validate()
+}
+
+// decode reads the document strictly; an empty one is (nil, nil).
+func decode(b []byte) (*file, error) {
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty configuration")
+			return nil, nil
 		}
 		return nil, errors.New(oneLine(err.Error()))
 	}
-	return f.validate()
+	return &f, nil
 }
 
 // unknownField matches yaml.v3's strict-mode complaint.

@@ -159,3 +159,36 @@ func TestParseEmpty(t *testing.T) {
 		t.Fatal("empty document accepted")
 	}
 }
+
+func TestParseForNode(t *testing.T) {
+	facts := NodeFacts{
+		Node: "node1", PodCIDR: netip.MustParsePrefix("10.244.3.0/24"),
+		UnderlayAddress: netip.MustParseAddr("192.168.49.2"), UnderlayInterface: "eth0",
+	}
+	c, err := ParseForNode(nil, facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node != "node1" || c.PodCIDR != facts.PodCIDR || c.Gateway != netip.MustParseAddr("10.244.3.1") ||
+		c.Backend != BackendVXLAN || c.Underlay.Interface != "eth0" || c.Underlay.Address != facts.UnderlayAddress ||
+		c.VXLAN.VNI != DefaultVNI || c.VXLAN.Port != DefaultVXLANPort || len(c.Peers) != 0 {
+		t.Fatalf("empty document: %+v", c)
+	}
+	c, err = ParseForNode([]byte("backend: direct\ngateway: 169.254.1.1\nnode: node1\n"), facts)
+	if err != nil || c.Backend != BackendDirect || c.Gateway != CalicoGateway {
+		t.Fatalf("backend direct, Calico gateway: %+v, %v", c, err)
+	}
+	for doc, want := range map[string]string{
+		"node: node2\n":                       "node: node2, but the Kubernetes Node says node1",
+		"podCIDR: 10.244.4.0/24\n":            "podCIDR: 10.244.4.0/24, but the Kubernetes Node says 10.244.3.0/24",
+		"underlay:\n  address: 192.168.49.9\n": "underlay.address: 192.168.49.9, but the Kubernetes Node says 192.168.49.2",
+		"underlay:\n  interface: eth1\n":       "underlay.interface: eth1, but the Kubernetes Node says eth0",
+		"peers:\n- node: x\n":                  "peers: not allowed with Kubernetes: every other Node is a peer",
+		"gateway: 10.244.9.1\n":                "gateway: 10.244.9.1 is neither inside podCIDR 10.244.3.0/24 nor 169.254.1.1",
+		"bogus: 1\n":                           `line 1: unknown field "bogus"`,
+	} {
+		if _, err := ParseForNode([]byte(doc), facts); err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}

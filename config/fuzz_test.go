@@ -49,6 +49,32 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// FuzzParseForNode: whatever the document says, a config that parses for a
+// node carries exactly the Node's facts and no peers, and is valid by the
+// same rules as any other; an error is one line.
+func FuzzParseForNode(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("backend: direct\ngateway: 169.254.1.1\n"))
+	f.Add([]byte("node: node1\npodCIDR: 10.244.3.0/24\nvxlan: {vni: 7}\n"))
+	f.Add([]byte("peers: [{node: m}]\n"))
+	facts := NodeFacts{Node: "node1", PodCIDR: netip.MustParsePrefix("10.244.3.0/24"),
+		UnderlayAddress: netip.MustParseAddr("192.168.49.2"), UnderlayInterface: "eth0"}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := ParseForNode(doc, facts)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			return
+		}
+		checkConfig(t, c)
+		if c.Node != facts.Node || c.PodCIDR != facts.PodCIDR || c.Underlay.Address != facts.UnderlayAddress ||
+			c.Underlay.Interface != facts.UnderlayInterface || len(c.Peers) != 0 {
+			t.Fatalf("config does not carry the Node's facts: %+v", c)
+		}
+	})
+}
+
 // lastAddr is an IPv4 prefix's last address (its directed broadcast).
 func lastAddr(p netip.Prefix) netip.Addr {
 	a := p.Addr().As4()
