@@ -179,8 +179,8 @@ func TestParseForNode(t *testing.T) {
 		t.Fatalf("backend direct, Calico gateway: %+v, %v", c, err)
 	}
 	for doc, want := range map[string]string{
-		"node: node2\n":                       "node: node2, but the Kubernetes Node says node1",
-		"podCIDR: 10.244.4.0/24\n":            "podCIDR: 10.244.4.0/24, but the Kubernetes Node says 10.244.3.0/24",
+		"node: node2\n":                        "node: node2, but the Kubernetes Node says node1",
+		"podCIDR: 10.244.4.0/24\n":             "podCIDR: 10.244.4.0/24, but the Kubernetes Node says 10.244.3.0/24",
 		"underlay:\n  address: 192.168.49.9\n": "underlay.address: 192.168.49.9, but the Kubernetes Node says 192.168.49.2",
 		"underlay:\n  interface: eth1\n":       "underlay.interface: eth1, but the Kubernetes Node says eth0",
 		"peers:\n- node: x\n":                  "peers: not allowed with Kubernetes: every other Node is a peer",
