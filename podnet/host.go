@@ -115,3 +115,30 @@ func addrList(l netlink.Link) ([]netlink.Addr, error) {
 	}
 	return nil, fmt.Errorf("address dump interrupted three times")
 }
+
+// InterfaceWithAddr returns the name of the interface that holds addr in the
+// calling thread's namespace: in Kubernetes mode, the underlay is the
+// interface with the Node's InternalIP.
+func InterfaceWithAddr(addr netip.Addr) (string, error) {
+	var addrs []netlink.Addr
+	var err error
+	for range 3 {
+		addrs, err = netlink.AddrList(nil, netlink.FAMILY_V4)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr.Unmap() {
+			l, err := netlink.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return "", fmt.Errorf("interface of %s: %w", addr, err)
+			}
+			return l.Attrs().Name, nil
+		}
+	}
+	return "", fmt.Errorf("no interface in this network namespace has address %s", addr)
+}

@@ -446,6 +446,15 @@ func TestUnderlay(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no IPv4 address") {
 		t.Errorf("Underlay of an interface without address: %v, want a no-IPv4-address error", err)
 	}
+	var name string
+	node.Do(func() { name, err = podnet.InterfaceWithAddr(netip.MustParseAddr("172.18.0.3")) })
+	if name != "eth9" || err != nil {
+		t.Errorf("InterfaceWithAddr(172.18.0.3) = %q, %v; want eth9", name, err)
+	}
+	node.Do(func() { name, err = podnet.InterfaceWithAddr(netip.MustParseAddr("172.18.0.4")) })
+	if want := "no interface in this network namespace has address 172.18.0.4"; err == nil || err.Error() != want {
+		t.Errorf("InterfaceWithAddr(172.18.0.4) = %q, %v; want error %q", name, err, want)
+	}
 	node.Do(func() { _, _, _, err = podnet.Underlay("nope0") })
 	if err == nil {
 		t.Error("Underlay of a missing interface succeeded, want an error")
