@@ -166,6 +166,7 @@ func (d *fakeDaemon) Status() api.Status {
 	return api.Status{Node: "node1", PodCIDR: "10.244.0.0/24", Gateway: "10.244.0.1", MTU: 1450, Backend: "vxlan", Ports: len(d.portList())}
 }
 
+func (d *fakeDaemon) Ready() api.Readiness        { return api.Readiness{Ready: true} }
 func (d *fakeDaemon) Stats() map[string]uint64    { return map[string]uint64{} }
 func (d *fakeDaemon) Ports() []api.RouterPort     { return nil }
 func (d *fakeDaemon) Routes() []api.Route         { return nil }
