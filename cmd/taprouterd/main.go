@@ -24,8 +24,8 @@ const usage = `NAME
 SYNOPSIS
     taprouterd --config FILE [--socket PATH] [--state-dir DIR]
                [--log-format console|json] [--log-level LEVEL] [--check]
-    taprouterd ready [--socket PATH] [--live]      (see taprouterd ready --help)
-    taprouterd install-cni [...]                   (see taprouterd install-cni --help)
+    taprouterd ready [--socket PATH] [--live]     (probe: ready --help)
+    taprouterd install-cni [OPTIONS]              (init: install-cni --help)
 
 DESCRIPTION
     taprouterd runs in a node's network namespace. It gives every pod listed in
