@@ -12,7 +12,7 @@ import (
 )
 
 const installCNIUsage = `NAME
-    taprouterd install-cni - install the CNI plugins and the network config on the node
+    taprouterd install-cni - put the CNI plugins and config on the node
 
 SYNOPSIS
     taprouterd install-cni [--from DIR] [--plugins LIST] [--bin-dir DIR]
@@ -33,11 +33,13 @@ DESCRIPTION
     failure leaves the config directory as it was.
 
 OPTIONS
-    --from DIR      the plugins in the image (default %s).
-    --plugins LIST  comma-separated plugin names (default %s).
-    --bin-dir DIR   the node's CNI bin directory (default %s).
-    --conflist FILE the network config list (default %s).
-    --net-dir DIR   the node's CNI config directory (default %s).
+    --from DIR       the plugins in the image (default %s).
+    --plugins LIST   comma-separated plugin names
+                     (default %s).
+    --bin-dir DIR    the node's CNI bin directory (default %s).
+    --conflist FILE  the network config list
+                     (default %s).
+    --net-dir DIR    the node's CNI config directory (default %s).
 
 EXIT STATUS
     0 installed; 1 an error, named; 2 usage.

@@ -25,7 +25,8 @@ DESCRIPTION
     curl): kubelet shows the line in the pod's events.
 
 OPTIONS
-    --socket PATH   the daemon's API socket (default %s).
+    --socket PATH   the daemon's API socket
+                    (default %s).
     --timeout D     how long to wait for the answer (default %s).
     --live          liveness instead: exit 0 when the daemon answers at
                     all, ready or not (it is alive while it waits for its
