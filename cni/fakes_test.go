@@ -120,7 +120,7 @@ type fakeDaemon struct {
 }
 
 // startFakeDaemon serves the fake; wrap, if not nil, wraps the handler.
-func startFakeDaemon(t *testing.T, wrap func(http.Handler) http.Handler) *fakeDaemon {
+func startFakeDaemon(t testing.TB, wrap func(http.Handler) http.Handler) *fakeDaemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "trcni-")
 	if err != nil {
@@ -143,7 +143,7 @@ func startFakeDaemon(t *testing.T, wrap func(http.Handler) http.Handler) *fakeDa
 }
 
 // missingSocket is a socket path no daemon listens on.
-func missingSocket(t *testing.T) string { return filepath.Join(t.TempDir(), "none.sock") }
+func missingSocket(t testing.TB) string { return filepath.Join(t.TempDir(), "none.sock") }
 
 func (d *fakeDaemon) portList() []api.Port {
 	d.mu.Lock()

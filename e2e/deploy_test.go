@@ -167,3 +167,63 @@ func TestDaemonSetCapabilities(t *testing.T) {
 		})
 	}
 }
+
+// The DaemonSet's conflist, as shipped (only the socket set to the test's
+// daemon), on two nodes: its IPAM subnet "usePodCidr" becomes each node's
+// own pod CIDR, which the plugin asks taprouterd for, so one file serves
+// every node. Pods on both nodes get addresses in their node's range and
+// reach each other; DEL releases both leases.
+func TestCNIUsePodCIDR(t *testing.T) {
+	path := requireCNI(t)
+	b, err := os.ReadFile("../deploy/10-taprouter.conflist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"subnet": "usePodCidr"`)) {
+		t.Fatalf("deploy/10-taprouter.conflist has no usePodCidr subnet:\n%s", b)
+	}
+	specs := testbed.Seed()[:2]
+	for i := range specs {
+		specs[i].Pods = nil
+	}
+	c := newCluster(t, specs)
+	daemons := startTaprouter(t, c, "vxlan")
+	var pods []*testbed.Netns
+	var cnis []*testbed.CNI
+	for i, n := range c.Nodes {
+		conf := bytes.Replace(b, []byte(`"/run/taprouter/taprouterd.sock"`), []byte(`"`+daemons[n.Name].Socket+`"`), 1)
+		cni, err := c.Bed.NewCNI(n.Node, path, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod, err := c.Bed.AddNetns(fmt.Sprintf("upc%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := cni.Add(pod, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// host-local's first address of the range (.1 is its default
+		// gateway, which it never hands out).
+		want := fmt.Sprintf("10.244.%d.2/32", i)
+		if len(res.IPs) != 1 || res.IPs[0].Address.String() != want {
+			t.Fatalf("%s: ADD gave %v, want %s (in %s)", n.Name, res.IPs, want, n.Spec.PodCIDR)
+		}
+		leases, err := cni.Leases()
+		if err != nil || len(leases) != 1 || leases[0] != strings.TrimSuffix(want, "/32") {
+			t.Fatalf("%s: leases %q %v, want [%s]", n.Name, leases, err, strings.TrimSuffix(want, "/32"))
+		}
+		pods, cnis = append(pods, pod), append(cnis, cni)
+	}
+	mustPing(t, pods[0], addr("10.244.1.2"), 62)
+	mustPing(t, pods[1], addr("10.244.0.2"), 62)
+	for i, cni := range cnis {
+		if err := cni.Del(pods[i], ""); err != nil {
+			t.Fatal(err)
+		}
+		if leases, err := cni.Leases(); err != nil || len(leases) != 0 {
+			t.Errorf("node%d after DEL: leases %q %v, want none", i+1, leases, err)
+		}
+	}
+}
