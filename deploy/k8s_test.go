@@ -24,8 +24,8 @@ func applied(t *testing.T, what string) string {
 // Every manifest passes the real API server's validation and admission
 // (the Priority plugin takes system-node-critical, the PodSecurity plugin
 // the pod) in a server-side dry run on a fresh cluster, which persists
-// nothing; a real apply creates each object, and a second one changes
-// none.
+// nothing; a real apply creates each object, a second one changes none,
+// and kubectl delete -f deploy/ removes exactly those objects.
 func TestManifestsApplyK8s(t *testing.T) {
 	c := k8stest.Start(t)
 	if got, want := c.Kubectl(t, "", "apply", "--dry-run=server", "-f", "."), applied(t, "created (server dry run)"); got != want {
@@ -46,6 +46,25 @@ func TestManifestsApplyK8s(t *testing.T) {
 		`jsonpath={.spec.template.spec.hostNetwork} {.spec.template.spec.priorityClassName} {.spec.template.spec.containers[0].securityContext.capabilities.add} {.spec.template.spec.containers[0].securityContext.privileged}`)
 	if want := `true system-node-critical ["NET_ADMIN","NET_RAW","SYS_ADMIN"] false`; got != want {
 		t.Errorf("the DaemonSet as stored: %q, want %q", got, want)
+	}
+	// kubectl delete -f deploy/ removes exactly taprouter's objects.
+	var deleted []string
+	for _, m := range manifests(t) {
+		kind, name, _ := strings.Cut(m.resource(), "/")
+		line := kind + ` "` + name + `" deleted`
+		if m.Namespace != "" {
+			line += " from " + m.Namespace + " namespace"
+		}
+		deleted = append(deleted, line+"\n")
+	}
+	if got, want := c.Kubectl(t, "", "delete", "-f", "."), strings.Join(deleted, ""); got != want {
+		t.Errorf("kubectl delete -f deploy/:\n%s\nwant\n%s", got, want)
+	}
+	if got := c.Kubectl(t, "", "get", "-A", "ds,cm,sa,clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/name=taprouter", "-o", "name"); got != "" {
+		t.Errorf("after kubectl delete -f deploy/, the cluster holds %q", got)
+	}
+	if got := c.Kubectl(t, "", "get", "namespace", Namespace, "-o", "name"); got != "namespace/"+Namespace+"\n" {
+		t.Errorf("kubectl get namespace %s: %q", Namespace, got)
 	}
 }
 
