@@ -32,9 +32,11 @@ ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[
 
 # The packages with Kubernetes tests: by convention every test that needs
 # the binaries of k8s-tools (a real kube-apiserver through internal/k8stest)
-# has K8s in its name (TestRBACK8s, TestNodeRoundTripK8s), and only those
-# do; test-k8s runs exactly them. Without bin/k8s they skip.
-K8S_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*K8s' . | grep -v '^./bin/')))
+# has K8s or Kube in its name (TestRBACK8s, TestNodeRoundTripK8s,
+# TestKubeHarness), and no other test does; test-k8s runs exactly them
+# (K8S_TESTS). Without bin/k8s they skip.
+K8S_TESTS = K8s|Kube
+K8S_PKGS  = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*($(K8S_TESTS))' . | grep -v '^./bin/')))
 
 .PHONY: all build deps cni-tools install-cni k8s-tools test test-k8s e2e fuzz demo bench clean
 
@@ -125,10 +127,11 @@ test: deps cni-tools k8s-tools
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)
 
-# Just the Kubernetes tests (Test...K8s..., see K8S_PKGS), against the real
-# kube-apiserver and etcd of k8s-tools: with a warm cache about 30 s.
-test-k8s: deps k8s-tools
-	$(GO) test $(TEST_EXEC) -v -count=1 -run 'K8s' $(K8S_PKGS)
+# Just the Kubernetes tests (names with K8s or Kube, see K8S_PKGS), against
+# the real kube-apiserver, etcd and kube-proxy of k8s-tools; e2e's need
+# cni-tools too. With a warm cache deploy's and k8stest's take about 20 s.
+test-k8s: deps cni-tools k8s-tools
+	$(GO) test $(TEST_EXEC) -v -count=1 -timeout 25m -run '$(K8S_TESTS)' $(K8S_PKGS)
 
 e2e: deps cni-tools
 	$(GO) test $(TEST_EXEC) -v -count=1 -timeout 25m ./e2e/
