@@ -1,10 +1,9 @@
 package deploy_test
 
 import (
-	"bytes"
-	"errors"
-	"os/exec"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,24 +67,28 @@ func TestManifestsApplyK8s(t *testing.T) {
 	}
 }
 
-// canI runs kubectl auth can-i as the DaemonSet's ServiceAccount and
-// returns its answer and exit status (0 yes, 1 no).
-func canI(t *testing.T, c *k8stest.Cluster, args ...string) (string, int) {
-	t.Helper()
-	cmd := c.NS.Command(filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig, "auth", "can-i",
-		"--as=system:serviceaccount:" + Namespace + ":" + ServiceAccount}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), 0
-	case errors.As(err, &exit):
-		return stdout.String(), exit.ExitCode()
+// canIer returns a function that runs kubectl auth can-i as the
+// DaemonSet's ServiceAccount and returns its answer and exit status (0 yes,
+// 1 no). Cluster.Kubectl fails the test on a non-zero exit, so it runs
+// kubectl through a wrapper that prints the status and exits 0.
+func canIer(t *testing.T, c *k8stest.Cluster) func(args ...string) (string, int) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\n" + filepath.Join(c.BinDir, "kubectl") + " \"$@\"\necho \"exit $?\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "kubectl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("kubectl auth can-i %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	return "", 0
+	wrapped := *c
+	wrapped.BinDir = dir
+	return func(args ...string) (string, int) {
+		t.Helper()
+		out := wrapped.Kubectl(t, "", append([]string{"auth", "can-i", "--as=system:serviceaccount:" + Namespace + ":" + ServiceAccount}, args...)...)
+		answer, status, ok := strings.Cut(out, "exit ")
+		code, err := strconv.Atoi(strings.TrimSpace(status))
+		if !ok || err != nil {
+			t.Fatalf("kubectl auth can-i %s: %q", strings.Join(args, " "), out)
+		}
+		return answer, code
+	}
 }
 
 // The ServiceAccount may do what taprouterd needs (get, list, watch and
@@ -94,6 +97,7 @@ func canI(t *testing.T, c *k8stest.Cluster, args ...string) (string, int) {
 // RBAC objects are applied it may do none of it.
 func TestRBACK8s(t *testing.T) {
 	c := k8stest.Start(t)
+	canI := canIer(t, c)
 	yes := [][]string{
 		{"get", "nodes"}, {"list", "nodes"}, {"watch", "nodes"}, {"patch", "nodes"},
 		{"get", "nodes/node-1"}, {"patch", "nodes/node-1"},
@@ -108,7 +112,7 @@ func TestRBACK8s(t *testing.T) {
 		{"create", "clusterrolebindings"}, {"escalate", "clusterroles"}, {"impersonate", "serviceaccounts"},
 	}
 	for _, args := range yes {
-		if answer, code := canI(t, c, args...); answer != "no\n" || code != 1 {
+		if answer, code := canI(args...); answer != "no\n" || code != 1 {
 			t.Errorf("before the RBAC objects, can-i %s: %q exit %d, want \"no\" exit 1", strings.Join(args, " "), answer, code)
 		}
 	}
@@ -116,12 +120,12 @@ func TestRBACK8s(t *testing.T) {
 		c.Kubectl(t, "", "apply", "-f", f)
 	}
 	for _, args := range yes {
-		if answer, code := canI(t, c, args...); answer != "yes\n" || code != 0 {
+		if answer, code := canI(args...); answer != "yes\n" || code != 0 {
 			t.Errorf("can-i %s: %q exit %d, want \"yes\" exit 0", strings.Join(args, " "), answer, code)
 		}
 	}
 	for _, args := range no {
-		if answer, code := canI(t, c, args...); answer != "no\n" || code != 1 {
+		if answer, code := canI(args...); answer != "no\n" || code != 1 {
 			t.Errorf("can-i %s: %q exit %d, want \"no\" exit 1", strings.Join(args, " "), answer, code)
 		}
 	}
