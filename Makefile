@@ -30,7 +30,15 @@ CI_FUZZTIME ?= 3s
 # race detector, so `make test` runs them a second time without it.
 ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*Alloc' . | grep -v '^./bin/')))
 
-.PHONY: all build deps cni-tools install-cni k8s-tools test e2e fuzz demo bench clean
+# The packages with Kubernetes tests: by convention every test that needs
+# the binaries of k8s-tools (a real kube-apiserver through internal/k8stest)
+# has K8s or Kube in its name (TestRBACK8s, TestNodeRoundTripK8s,
+# TestKubeHarness), and no other test does; test-k8s runs exactly them
+# (K8S_TESTS). Without bin/k8s they skip.
+K8S_TESTS = K8s|Kube
+K8S_PKGS  = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*($(K8S_TESTS))' . | grep -v '^./bin/')))
+
+.PHONY: all build deps cni-tools install-cni k8s-tools test test-k8s e2e fuzz demo bench clean
 
 all: build
 
@@ -109,12 +117,21 @@ install-cni: cni-tools
 # fuzz target runs for CI_FUZZTIME (about CI_FUZZTIME + 2 s each with a warm
 # cache). The whole target took 246 s with a warm Go cache; a cold cache adds
 # about 8 minutes of building (vet 220 s, race test binaries 150 s, fuzz
-# binaries 20-45 s each, alloc test binaries 30 s).
-test: deps cni-tools
+# binaries 20-45 s each, alloc test binaries 30 s). It needs k8s-tools, so
+# that the Kubernetes tests (see K8S_PKGS) run instead of skipping: a no-op
+# with a warm cache (outside the tree, TAPROUTER_CACHE), about 12 minutes
+# more with a cold one (kube-apiserver alone 730 s on this machine).
+test: deps cni-tools k8s-tools
 	$(GO) vet ./...
 	$(GO) test $(TEST_EXEC) -race -v -count=1 -timeout 25m ./...
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)
+
+# Just the Kubernetes tests (names with K8s or Kube, see K8S_PKGS), against
+# the real kube-apiserver, etcd and kube-proxy of k8s-tools; e2e's need
+# cni-tools too. With a warm cache deploy's and k8stest's take about 20 s.
+test-k8s: deps cni-tools k8s-tools
+	$(GO) test $(TEST_EXEC) -v -count=1 -timeout 25m -run '$(K8S_TESTS)' $(K8S_PKGS)
 
 e2e: deps cni-tools
 	$(GO) test $(TEST_EXEC) -v -count=1 -timeout 25m ./e2e/

@@ -56,6 +56,9 @@ type Neighbour struct {
 // of type *Error keep their code; any other error is internal.
 type Backend interface {
 	Status() Status
+	// Ready says whether the node forwards: the router runs, the host
+	// port is up and the node's pod CIDR is known.
+	Ready() Readiness
 	Stats() map[string]uint64
 	Ports() []RouterPort
 	Routes() []Route
@@ -75,6 +78,14 @@ func NewHandler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /v1/ready", func(w http.ResponseWriter, _ *http.Request) {
+		r := b.Ready()
+		code := http.StatusOK
+		if !r.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, r)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, Stats{Counters: b.Stats()})

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,13 +13,19 @@ import (
 
 // fakeBackend keeps ports in a map.
 type fakeBackend struct {
-	mu    sync.Mutex
-	ports map[Attachment]Port
+	mu       sync.Mutex
+	ports    map[Attachment]Port
+	problems []string // what Ready reports missing
 }
 
 func (*fakeBackend) Status() Status           { return Status{Node: "node1", MTU: 1450, Gateway: "10.244.0.1"} }
 func (*fakeBackend) Stats() map[string]uint64 { return map[string]uint64{"forwarded": 7} }
-func (*fakeBackend) Ports() []RouterPort      { return []RouterPort{{ID: 1, Name: "pa", Kind: "pod"}} }
+func (f *fakeBackend) Ready() Readiness {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Readiness{Ready: len(f.problems) == 0, Problems: f.problems}
+}
+func (*fakeBackend) Ports() []RouterPort { return []RouterPort{{ID: 1, Name: "pa", Kind: "pod"}} }
 func (*fakeBackend) Routes() []Route {
 	return []Route{{Prefix: "10.244.1.0/24", NextHop: "peer node2"}}
 }
@@ -147,6 +154,54 @@ func TestClientServer(t *testing.T) {
 	res, err := c.GC(ctx, GCRequest{Valid: []Attachment{{"c4", "eth0"}}})
 	if err != nil || len(res.Removed) != 1 || res.Removed[0].ContainerID != "c3" {
 		t.Fatalf("gc: %+v %v", res, err)
+	}
+}
+
+// GET /v1/ready answers 200 {"ready": true} when the backend is ready, and
+// 503 with the problems when not; the client returns both without error.
+func TestReady(t *testing.T) {
+	b := &fakeBackend{ports: map[Attachment]Port{}}
+	path, _ := serveLimited(t, NewHandler(b), DefaultLimits())
+	c := NewClient(path)
+	get := func() (int, string) {
+		resp, err := c.http.Get("http://taprouterd/v1/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	ctx := context.Background()
+	if code, body := get(); code != http.StatusOK || body != "{\n  \"ready\": true\n}\n" {
+		t.Errorf("ready: %d %q, want 200 {\"ready\": true}", code, body)
+	}
+	if r, err := c.Ready(ctx); err != nil || !r.Ready || r.Problems != nil {
+		t.Errorf("client, ready: %+v %v; want ready, no problems, no error", r, err)
+	}
+	b.mu.Lock()
+	b.problems = []string{"host port taprouter0 is down", "the node's pod CIDR is not known yet"}
+	b.mu.Unlock()
+	want := "{\n  \"ready\": false,\n  \"problems\": [\n    \"host port taprouter0 is down\",\n    \"the node's pod CIDR is not known yet\"\n  ]\n}\n"
+	if code, body := get(); code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("not ready: %d %q, want 503 %q", code, body, want)
+	}
+	r, err := c.Ready(ctx)
+	if err != nil || r.Ready || len(r.Problems) != 2 || r.Problems[0] != "host port taprouter0 is down" || r.Problems[1] != "the node's pod CIDR is not known yet" {
+		t.Errorf("client, not ready: %+v %v; want not ready with both problems and no error", r, err)
+	}
+	// Only GET is served (as for every endpoint, another method is 404).
+	err = c.do(ctx, http.MethodPost, "/v1/ready", struct{}{}, nil)
+	if ErrorCode(err) != CodeNotFound || err.Error() != "no such endpoint: POST /v1/ready" {
+		t.Errorf("POST /v1/ready: %v, want not-found", err)
+	}
+}
+
+// A daemon that is not there is an error, not "not ready".
+func TestReadyDaemonDown(t *testing.T) {
+	c := NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	if r, err := c.Ready(context.Background()); !errors.Is(err, ErrDaemonUnreachable) || r.Ready {
+		t.Fatalf("got %+v %v, want ErrDaemonUnreachable", r, err)
 	}
 }
 

@@ -40,6 +40,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
 }
 
+// Ready asks GET /v1/ready. A daemon that answers "not ready" (HTTP 503
+// with a Readiness body) is no error: err is nil and r.Ready false.
+func (c *Client) Ready(ctx context.Context) (Readiness, error) {
+	var r Readiness
+	return r, c.doAccepting(ctx, http.MethodGet, "/v1/ready", nil, &r, http.StatusServiceUnavailable)
+}
+
 // Stats asks GET /v1/stats.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
@@ -80,6 +87,12 @@ func portPath(a Attachment) string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	return c.doAccepting(ctx, method, path, body, out, 0)
+}
+
+// doAccepting is do, decoding an answer with HTTP status also into out as
+// it does a 2xx one.
+func (c *Client) doAccepting(ctx context.Context, method, path string, body, out any, also int) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -108,7 +121,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return fmt.Errorf("taprouterd at %s: reading the answer: %w", c.socket, err)
 	}
-	if resp.StatusCode >= 300 {
+	if resp.StatusCode >= 300 && resp.StatusCode != also {
 		e := &Error{}
 		if json.Unmarshal(data, e) != nil || e.Message == "" {
 			e = &Error{Message: fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode), Code: CodeInternal}

@@ -7,6 +7,7 @@
 // Every path starts with its version, /v1/.
 //
 //	GET    /v1/status                              node, podCIDR, gateway, pod MTU, backend
+//	GET    /v1/ready                               {"ready": true}: 200 when the node forwards, else 503 and {"ready": false, "problems": [...]}
 //	GET    /v1/stats                               {"counters": {"forwarded": 12, "drop_spoofed": 1, ...}}
 //	GET    /v1/ports                               every port of the router
 //	GET    /v1/routes                              the FIB

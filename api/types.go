@@ -13,6 +13,14 @@ type Status struct {
 	Ports   int    `json:"ports"`
 }
 
+// Readiness is the body of GET /v1/ready: whether the node forwards. The
+// answer is 200 when Ready, 503 when not, with Problems saying what is
+// missing (one line each), so that an exec probe can print them.
+type Readiness struct {
+	Ready    bool     `json:"ready"`
+	Problems []string `json:"problems,omitempty"`
+}
+
 // PortRequest is the body of POST /v1/ports: attach a pod.
 type PortRequest struct {
 	ContainerID string `json:"containerID"`

@@ -26,6 +26,11 @@
 // containernetworking/plugins' pkg/ipam wrappers lack). The daemon is
 // reached through api.Client.
 //
+// An IPAM subnet of "usePodCidr" (UsePodCIDR) is the node's pod CIDR: the
+// plugin asks the daemon's GET /v1/status and gives the IPAM plugin the
+// configuration with the prefix in its place, so that one network
+// configuration (the DaemonSet's ConfigMap) serves every node.
+//
 // The plugin implements the CNI "bandwidth" capability itself: the
 // reference bandwidth plugin shapes the host side of a veth pair, and a
 // taprouter pod's eth0 is a TAP with no host-side device. The limits go to

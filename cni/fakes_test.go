@@ -120,7 +120,7 @@ type fakeDaemon struct {
 }
 
 // startFakeDaemon serves the fake; wrap, if not nil, wraps the handler.
-func startFakeDaemon(t *testing.T, wrap func(http.Handler) http.Handler) *fakeDaemon {
+func startFakeDaemon(t testing.TB, wrap func(http.Handler) http.Handler) *fakeDaemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "trcni-")
 	if err != nil {
@@ -143,7 +143,7 @@ func startFakeDaemon(t *testing.T, wrap func(http.Handler) http.Handler) *fakeDa
 }
 
 // missingSocket is a socket path no daemon listens on.
-func missingSocket(t *testing.T) string { return filepath.Join(t.TempDir(), "none.sock") }
+func missingSocket(t testing.TB) string { return filepath.Join(t.TempDir(), "none.sock") }
 
 func (d *fakeDaemon) portList() []api.Port {
 	d.mu.Lock()
@@ -166,6 +166,7 @@ func (d *fakeDaemon) Status() api.Status {
 	return api.Status{Node: "node1", PodCIDR: "10.244.0.0/24", Gateway: "10.244.0.1", MTU: 1450, Backend: "vxlan", Ports: len(d.portList())}
 }
 
+func (d *fakeDaemon) Ready() api.Readiness        { return api.Readiness{Ready: true} }
 func (d *fakeDaemon) Stats() map[string]uint64    { return map[string]uint64{} }
 func (d *fakeDaemon) Ports() []api.RouterPort     { return nil }
 func (d *fakeDaemon) Routes() []api.Route         { return nil }

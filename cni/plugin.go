@@ -65,14 +65,18 @@ func Add(args *skel.CmdArgs) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 
-	ipamResult, err := invoke.DelegateAdd(ctx, conf.IPAM.Type, args.StdinData, nil)
+	ipamConf, err := ipamStdin(ctx, conf, args.StdinData)
+	if err != nil {
+		return err
+	}
+	ipamResult, err := invoke.DelegateAdd(ctx, conf.IPAM.Type, ipamConf, nil)
 	if err != nil {
 		return ipamError(conf, "ADD", err, types.ErrInternal)
 	}
 	defer func() {
 		if err != nil {
 			err = undo(err, "release the address (ipam "+conf.IPAM.Type+" DEL)", func(ctx context.Context) error {
-				return invoke.DelegateDel(ctx, conf.IPAM.Type, args.StdinData, nil)
+				return invoke.DelegateDel(ctx, conf.IPAM.Type, ipamConf, nil)
 			})
 		}
 	}()
@@ -165,7 +169,11 @@ func Del(args *skel.CmdArgs) error {
 	if err := api.NewClient(conf.Socket).RemovePort(ctx, att); err != nil {
 		return daemonError(conf, "remove the port", err)
 	}
-	if err := invoke.DelegateDel(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
+	ipamConf, err := ipamStdin(ctx, conf, args.StdinData)
+	if err != nil {
+		return err
+	}
+	if err := invoke.DelegateDel(ctx, conf.IPAM.Type, ipamConf, nil); err != nil {
 		return ipamError(conf, "DEL", err, types.ErrInternal)
 	}
 	return nil
@@ -210,7 +218,9 @@ func Check(args *skel.CmdArgs) error {
 	if !check.OK && len(check.Problems) == 0 {
 		problems = append(problems, "taprouterd reports the port as not OK without saying why")
 	}
-	if err := invoke.DelegateCheck(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
+	if ipamConf, err := ipamStdin(ctx, conf, args.StdinData); err != nil {
+		problems = append(problems, err.Error())
+	} else if err := invoke.DelegateCheck(ctx, conf.IPAM.Type, ipamConf, nil); err != nil {
 		problems = append(problems, ipamError(conf, "CHECK", err, types.ErrInternal).Error())
 	}
 	if len(problems) > 0 {
@@ -275,7 +285,11 @@ func Status(args *skel.CmdArgs) error {
 	if _, err := api.NewClient(conf.Socket).Status(ctx); err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "taprouterd is not available: "+err.Error(), "")
 	}
-	if err := invoke.DelegateStatus(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
+	ipamConf, err := ipamStdin(ctx, conf, args.StdinData)
+	if err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
+	}
+	if err := invoke.DelegateStatus(ctx, conf.IPAM.Type, ipamConf, nil); err != nil {
 		return ipamError(conf, "STATUS", err, types.ErrPluginNotAvailable)
 	}
 	return nil
@@ -304,14 +318,18 @@ func GC(args *skel.CmdArgs) error {
 	if err != nil {
 		return ipamError(conf, "GC", err, types.ErrInternal)
 	}
+	ipamConf, err := ipamStdin(ctx, conf, args.StdinData)
+	if err != nil {
+		return err
+	}
 	failed := gc.Errors // ports the daemon removed only in part
 	for _, a := range gc.Removed {
 		del := &invoke.Args{Command: "DEL", ContainerID: a.ContainerID, IfName: a.IfName, Path: args.Path}
-		if err := invoke.ExecPluginWithoutResult(ctx, ipamPath, args.StdinData, del, nil); err != nil {
+		if err := invoke.ExecPluginWithoutResult(ctx, ipamPath, ipamConf, del, nil); err != nil {
 			failed = append(failed, fmt.Sprintf("releasing the address of %s %s: %v", a.ContainerID, a.IfName, err))
 		}
 	}
-	if err := invoke.DelegateGC(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
+	if err := invoke.DelegateGC(ctx, conf.IPAM.Type, ipamConf, nil); err != nil {
 		failed = append(failed, err.Error())
 	}
 	if len(failed) > 0 {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -39,6 +40,8 @@ type Daemon struct {
 	nodeAddr netip.Addr
 	podMTU   int
 	hostPort bool
+
+	running atomic.Bool // set up and started, not closing: see Ready
 
 	mu      sync.Mutex       // serializes port changes and the state file
 	ports   map[string]*port // by router port name
@@ -169,6 +172,7 @@ func (d *Daemon) setup() error {
 		return fmt.Errorf("--state-dir: %w", err)
 	}
 	d.router.Start()
+	d.running.Store(true)
 	return nil
 }
 
@@ -258,6 +262,7 @@ func (d *Daemon) Serve() error {
 // Close stops the router, removes the host port and the socket, and leaves
 // the pods' TAP devices in place.
 func (d *Daemon) Close() error {
+	d.running.Store(false)
 	d.mu.Lock() // waits for a port change under way; later ones are refused
 	d.closing = true
 	d.mu.Unlock()

@@ -24,6 +24,8 @@ const usage = `NAME
 SYNOPSIS
     taprouterd --config FILE [--socket PATH] [--state-dir DIR]
                [--log-format console|json] [--log-level LEVEL] [--check]
+    taprouterd ready [--socket PATH] [--live]     (probe: ready --help)
+    taprouterd install-cni [OPTIONS]              (init: install-cni --help)
 
 DESCRIPTION
     taprouterd runs in a node's network namespace. It gives every pod listed in
@@ -72,6 +74,14 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "ready":
+			return runReady(os.Args[2:], os.Stdout, os.Stderr)
+		case "install-cni":
+			return runInstallCNI(os.Args[2:], os.Stdout, os.Stderr)
+		}
+	}
 	fs := flag.NewFlagSet("taprouterd", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, usage, api.DefaultSocket, daemon.DefaultStateDir, daemon.DefaultNetNSTimeout)

@@ -4,9 +4,9 @@ import (
 	"testing"
 )
 
-// TestNodeRoundTrip starts the control plane, creates a Node with a pod CIDR
+// TestNodeRoundTripK8s starts the control plane, creates a Node with a pod CIDR
 // and an InternalIP through kubectl and reads exactly those back.
-func TestNodeRoundTrip(t *testing.T) {
+func TestNodeRoundTripK8s(t *testing.T) {
 	c := Start(t)
 	c.Kubectl(t, `apiVersion: v1
 kind: Node
