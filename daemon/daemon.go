@@ -142,7 +142,7 @@ func (d *Daemon) setup() error {
 	}
 	peers := make([]tunnel.Peer, len(cfg.Peers))
 	for i, p := range cfg.Peers {
-		peers[i] = tunnel.Peer{Node: p.Node, Addr: p.Address, PodCIDR: p.PodCIDR, VTEPMAC: p.VTEPMAC}
+		peers[i] = tunnel.Peer{Node: p.Node, Addr: p.Address, PodCIDRs: []netip.Prefix{p.PodCIDR}, VTEPMAC: p.VTEPMAC}
 		log.Info("peer", zap.String("node", p.Node), zap.Stringer("address", p.Address), zap.Stringer("podCIDR", p.PodCIDR))
 	}
 	if err := d.router.SetPeers(peers); err != nil {
@@ -304,8 +304,10 @@ func (d *Daemon) describe(nh fib.NextHop) string {
 			}
 		}
 	case fib.Peer:
-		if int(nh.Peer) < len(d.cfg.Peers) {
-			return "peer " + d.cfg.Peers[nh.Peer].Node
+		for _, p := range d.router.Peers() {
+			if p.ID == nh.Peer {
+				return "peer " + p.Node
+			}
 		}
 	case fib.Self:
 		return "self (gateway)"
