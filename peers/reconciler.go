@@ -52,7 +52,7 @@ type Reconciler struct {
 	log    *zap.Logger
 
 	mu      sync.Mutex
-	applied map[string]Peer      // by node, as applied (without ID)
+	applied map[string]Peer       // by node, as applied (without ID)
 	routed  map[netip.Prefix]bool // node routes in place
 }
 
