@@ -20,6 +20,7 @@ import (
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/afpacket"
 	"github.com/taprouter/taprouter/link/udp"
+	"github.com/taprouter/taprouter/peers"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
 	"github.com/taprouter/taprouter/tunnel"
@@ -39,6 +40,7 @@ type Daemon struct {
 	nodeAddr netip.Addr
 	podMTU   int
 	hostPort bool
+	peers    *peers.Reconciler
 
 	mu      sync.Mutex       // serializes port changes and the state file
 	ports   map[string]*port // by router port name
@@ -128,27 +130,19 @@ func (d *Daemon) setup() error {
 		return fmt.Errorf("backend %s: %w", cfg.Backend, err)
 	}
 	d.router, err = router.New(router.Config{
-		PodCIDR:    cfg.PodCIDR,
-		Gateway:    cfg.Gateway,
-		GatewayMAC: GatewayMAC(addr),
-		NodeAddr:   addr,
-		Tunnel:     tun,
-		TunnelMTU:  d.podMTU,
-		Log:        log,
+		PodCIDR:      cfg.PodCIDR,
+		Gateway:      cfg.Gateway,
+		GatewayMAC:   GatewayMAC(addr),
+		NodeAddr:     addr,
+		HostPortAddr: hostPortAddr(cfg.PodCIDR),
+		Tunnel:       tun,
+		TunnelMTU:    d.podMTU,
+		Log:          log,
 	})
 	if err != nil {
 		tun.Close()
 		return err
 	}
-	peers := make([]tunnel.Peer, len(cfg.Peers))
-	for i, p := range cfg.Peers {
-		peers[i] = tunnel.Peer{Node: p.Node, Addr: p.Address, PodCIDRs: []netip.Prefix{p.PodCIDR}, VTEPMAC: p.VTEPMAC}
-		log.Info("peer", zap.String("node", p.Node), zap.Stringer("address", p.Address), zap.Stringer("podCIDR", p.PodCIDR))
-	}
-	if err := d.router.SetPeers(peers); err != nil {
-		return err
-	}
-
 	hp, err := podnet.CreateHostPort(cfg.HostPort.Name, d.podMTU, []netip.Prefix{cfg.PodCIDR}, addr)
 	if err != nil {
 		return fmt.Errorf("hostPort.name: creating %s: %w", cfg.HostPort.Name, err)
@@ -158,7 +152,25 @@ func (d *Daemon) setup() error {
 		hp.Close()
 		return err
 	}
-	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
+	hpAddr := hostPortAddr(cfg.PodCIDR)
+	if hpAddr.IsValid() {
+		if err := addHostPortAddr(cfg.HostPort.Name, hpAddr); err != nil {
+			return fmt.Errorf("hostPort.name: %w", err)
+		}
+	}
+	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR), zap.Stringer("address", hpAddr))
+
+	// The static config is a peer source: its peers go through the
+	// reconciler, with a node route to each pod range.
+	d.peers = peers.NewReconciler(peers.Local{Node: cfg.Node, Addr: addr, PodCIDRs: []netip.Prefix{cfg.PodCIDR}, Backend: cfg.Backend},
+		d.router, nodeRoutes{dev: cfg.HostPort.Name, src: hpAddr}, log)
+	res, err := d.ApplyPeers("config", configPeers(cfg))
+	if err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	if len(res.Invalid) > 0 {
+		return fmt.Errorf("peers: %w", res.Invalid[0])
+	}
 
 	for i, p := range cfg.Ports {
 		if err := d.attach(&port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}, podNS[i]); err != nil {

@@ -45,7 +45,7 @@ func TestSignalDuringStart(t *testing.T) {
 		}
 		waitDelivered(t, syscall.SIGTERM)
 		return n, nil
-	})
+	}, nil)
 	if code != 0 || n.closes.Load() != 1 {
 		t.Errorf("exit %d, Close called %d times; want 0 and 1", code, n.closes.Load())
 	}
@@ -81,7 +81,7 @@ func waitDelivered(t *testing.T, sig syscall.Signal) {
 
 // A start that fails is a config error (exit 2), and nothing is closed.
 func TestStartFails(t *testing.T) {
-	if code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return nil, errors.New("ports[0].netns: gone") }); code != 2 {
+	if code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return nil, errors.New("ports[0].netns: gone") }, nil); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 }
