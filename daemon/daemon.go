@@ -228,6 +228,14 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 		} else if changed {
 			log.Info("turned GRO/LRO off on the underlay: the router forwards frames as received", zap.String("interface", cfg.Underlay.Interface))
 		}
+		// The kernel sees the peers' frames too. Strict reverse-path
+		// filtering on the underlay makes it drop those from a pod range
+		// (their route is through the host port), so that a node with
+		// ip_forward=1, or a reply to the host port's address, is not
+		// delivered twice.
+		if err := strictRPFilter(cfg.Underlay.Interface, log); err != nil {
+			return nil, fmt.Errorf("rp_filter on the underlay: %w", err)
+		}
 		sock, err := afpacket.Open(cfg.Underlay.Interface)
 		if err != nil {
 			return nil, err
@@ -354,4 +362,19 @@ func (d *Daemon) Neighbours() []api.Neighbour {
 		}
 	}
 	return out
+}
+
+// strictRPFilter sets net.ipv4.conf.<ifname>.rp_filter to 1 (strict) and
+// warns if net.ipv4.conf.all.rp_filter makes it loose (the kernel uses the
+// larger of the two).
+func strictRPFilter(ifname string, log *zap.Logger) error {
+	path := "/proc/sys/net/ipv4/conf/" + ifname + "/rp_filter"
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return err
+	}
+	if all, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter"); err == nil && len(all) > 0 && all[0] == '2' {
+		log.Warn("net.ipv4.conf.all.rp_filter is 2 (loose): the kernel may deliver peers' frames for pods twice; set it to 0 or 1", zap.String("interface", ifname))
+	}
+	log.Info("strict rp_filter on the underlay: the kernel drops peers' pod frames, the router takes them", zap.String("interface", ifname))
+	return nil
 }
