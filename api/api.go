@@ -24,6 +24,19 @@ type Route struct {
 	NextHop string `json:"nexthop"`
 }
 
+// Peer is one applied peer node, as GET /v1/peers lists them (sorted by
+// node name).
+type Peer struct {
+	Node     string   `json:"node"`
+	Address  string   `json:"address"`
+	PodCIDRs []string `json:"podCIDRs"`
+	Backend  string   `json:"backend,omitempty"` // empty: this node's
+	VTEPMAC  string   `json:"vtepMAC,omitempty"` // empty: derived from the address
+	// ID is the router's stable ID for the peer: its FIB next hop
+	// ("peer node2" in /v1/routes) and its slot in the tunnel.
+	ID uint32 `json:"id"`
+}
+
 // RouterPort is one port of the router, as GET /v1/ports lists them.
 type RouterPort struct {
 	ID        uint32 `json:"id"`
@@ -63,6 +76,8 @@ type Backend interface {
 	Ports() []RouterPort
 	Routes() []Route
 	Neighbours() []Neighbour
+	// Peers are the applied peers, sorted by node name.
+	Peers() []Peer
 	// AddPort attaches a pod; created is false when an identical port
 	// existed already (a retried ADD).
 	AddPort(req PortRequest) (p Port, created bool, err error)
@@ -95,6 +110,9 @@ func NewHandler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/routes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Routes()))
+	})
+	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(b.Peers()))
 	})
 	mux.HandleFunc("GET /v1/neighbours", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Neighbours()))

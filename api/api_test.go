@@ -30,6 +30,9 @@ func (*fakeBackend) Routes() []Route {
 	return []Route{{Prefix: "10.244.1.0/24", NextHop: "peer node2"}}
 }
 func (*fakeBackend) Neighbours() []Neighbour { return nil }
+func (*fakeBackend) Peers() []Peer {
+	return []Peer{{Node: "node2", Address: "192.168.49.3", PodCIDRs: []string{"10.244.1.0/24"}, ID: 1 << 16}}
+}
 func (f *fakeBackend) CheckPort(a Attachment) (CheckResult, error) {
 	if _, err := f.GetPort(a); err != nil {
 		return CheckResult{}, err
@@ -118,6 +121,9 @@ func TestClientServer(t *testing.T) {
 	}
 	if s, err := c.Status(ctx); err != nil || s.MTU != 1450 {
 		t.Fatalf("status %+v %v", s, err)
+	}
+	if ps, err := c.Peers(ctx); err != nil || len(ps) != 1 || ps[0].Node != "node2" || ps[0].ID != 1<<16 || len(ps[0].PodCIDRs) != 1 || ps[0].PodCIDRs[0] != "10.244.1.0/24" {
+		t.Fatalf("peers %+v %v", ps, err)
 	}
 	req := PortRequest{ContainerID: "c1", IfName: "eth0", NetNS: "/x", IP: "10.244.0.7"}
 	p, err := c.AddPort(ctx, req)

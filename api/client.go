@@ -53,6 +53,12 @@ func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	return s, c.do(ctx, http.MethodGet, "/v1/stats", nil, &s)
 }
 
+// Peers asks GET /v1/peers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var ps []Peer
+	return ps, c.do(ctx, http.MethodGet, "/v1/peers", nil, &ps)
+}
+
 // AddPort asks POST /v1/ports.
 func (c *Client) AddPort(ctx context.Context, req PortRequest) (Port, error) {
 	var p Port

@@ -11,6 +11,7 @@
 //	GET    /v1/stats                               {"counters": {"forwarded": 12, "drop_spoofed": 1, ...}}
 //	GET    /v1/ports                               every port of the router
 //	GET    /v1/routes                              the FIB
+//	GET    /v1/peers                               the applied peers: [{"node","address","podCIDRs","backend","vtepMAC","id"}]
 //	GET    /v1/neighbours                          the neighbour tables
 //	POST   /v1/ports                               attach a pod: {"containerID","ifName","netns","ip","mtu"}
 //	GET    /v1/ports/{containerID}/{ifName}        one attached pod

@@ -249,8 +249,8 @@ func newCrossNode(tb testing.TB, newTunnel backend) *crossNode {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r1.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR2}})
-	r2.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDR: podCIDR1}})
+	r1.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR2}}})
+	r2.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDRs: []netip.Prefix{podCIDR1}}})
 	c := &crossNode{src: newSource(frame(1450)), dst: newSink()}
 	if _, err := r1.AddPodPort("pa", c.src, podA, macA, 1450); err != nil {
 		tb.Fatal(err)

@@ -171,6 +171,7 @@ func (d *fakeDaemon) Stats() map[string]uint64    { return map[string]uint64{} }
 func (d *fakeDaemon) Ports() []api.RouterPort     { return nil }
 func (d *fakeDaemon) Routes() []api.Route         { return nil }
 func (d *fakeDaemon) Neighbours() []api.Neighbour { return nil }
+func (d *fakeDaemon) Peers() []api.Peer           { return nil }
 
 func (d *fakeDaemon) AddPort(req api.PortRequest) (api.Port, bool, error) {
 	d.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/afpacket"
 	"github.com/taprouter/taprouter/link/udp"
+	"github.com/taprouter/taprouter/peers"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
 	"github.com/taprouter/taprouter/tunnel"
@@ -40,6 +41,7 @@ type Daemon struct {
 	nodeAddr netip.Addr
 	podMTU   int
 	hostPort bool
+	peers    *peers.Reconciler
 
 	running atomic.Bool // set up and started, not closing: see Ready
 
@@ -131,27 +133,19 @@ func (d *Daemon) setup() error {
 		return fmt.Errorf("backend %s: %w", cfg.Backend, err)
 	}
 	d.router, err = router.New(router.Config{
-		PodCIDR:    cfg.PodCIDR,
-		Gateway:    cfg.Gateway,
-		GatewayMAC: GatewayMAC(addr),
-		NodeAddr:   addr,
-		Tunnel:     tun,
-		TunnelMTU:  d.podMTU,
-		Log:        log,
+		PodCIDR:      cfg.PodCIDR,
+		Gateway:      cfg.Gateway,
+		GatewayMAC:   GatewayMAC(addr),
+		NodeAddr:     addr,
+		HostPortAddr: hostPortAddr(cfg.PodCIDR),
+		Tunnel:       tun,
+		TunnelMTU:    d.podMTU,
+		Log:          log,
 	})
 	if err != nil {
 		tun.Close()
 		return err
 	}
-	peers := make([]tunnel.Peer, len(cfg.Peers))
-	for i, p := range cfg.Peers {
-		peers[i] = tunnel.Peer{Node: p.Node, Addr: p.Address, PodCIDR: p.PodCIDR, VTEPMAC: p.VTEPMAC}
-		log.Info("peer", zap.String("node", p.Node), zap.Stringer("address", p.Address), zap.Stringer("podCIDR", p.PodCIDR))
-	}
-	if err := d.router.SetPeers(peers); err != nil {
-		return err
-	}
-
 	hp, err := podnet.CreateHostPort(cfg.HostPort.Name, d.podMTU, []netip.Prefix{cfg.PodCIDR}, addr)
 	if err != nil {
 		return fmt.Errorf("hostPort.name: creating %s: %w", cfg.HostPort.Name, err)
@@ -161,7 +155,25 @@ func (d *Daemon) setup() error {
 		hp.Close()
 		return err
 	}
-	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR))
+	hpAddr := hostPortAddr(cfg.PodCIDR)
+	if hpAddr.IsValid() {
+		if err := addHostPortAddr(cfg.HostPort.Name, hpAddr); err != nil {
+			return fmt.Errorf("hostPort.name: %w", err)
+		}
+	}
+	log.Info("host port", zap.String("device", cfg.HostPort.Name), zap.Stringer("route", cfg.PodCIDR), zap.Stringer("address", hpAddr))
+
+	// The static config is a peer source: its peers go through the
+	// reconciler, with a node route to each pod range.
+	d.peers = peers.NewReconciler(peers.Local{Node: cfg.Node, Addr: addr, PodCIDRs: []netip.Prefix{cfg.PodCIDR}, Backend: cfg.Backend},
+		d.router, nodeRoutes{dev: cfg.HostPort.Name, src: hpAddr}, log)
+	res, err := d.ApplyPeers("config", configPeers(cfg))
+	if err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	if len(res.Invalid) > 0 {
+		return fmt.Errorf("peers: %w", res.Invalid[0])
+	}
 
 	for i, p := range cfg.Ports {
 		if err := d.attach(&port{Name: p.Name, IfName: p.IfName, NetNS: p.NetNS, IP: p.IP, MTU: p.MTU}, podNS[i]); err != nil {
@@ -219,6 +231,14 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 			return nil, fmt.Errorf("turning GRO off on the underlay: %w", err)
 		} else if changed {
 			log.Info("turned GRO/LRO off on the underlay: the router forwards frames as received", zap.String("interface", cfg.Underlay.Interface))
+		}
+		// The kernel sees the peers' frames too. Strict reverse-path
+		// filtering on the underlay makes it drop those from a pod range
+		// (their route is through the host port), so that a node with
+		// ip_forward=1, or a reply to the host port's address, is not
+		// delivered twice.
+		if err := strictRPFilter(cfg.Underlay.Interface, log); err != nil {
+			return nil, fmt.Errorf("rp_filter on the underlay: %w", err)
 		}
 		sock, err := afpacket.Open(cfg.Underlay.Interface)
 		if err != nil {
@@ -309,8 +329,10 @@ func (d *Daemon) describe(nh fib.NextHop) string {
 			}
 		}
 	case fib.Peer:
-		if int(nh.Peer) < len(d.cfg.Peers) {
-			return "peer " + d.cfg.Peers[nh.Peer].Node
+		for _, p := range d.router.Peers() {
+			if p.ID == nh.Peer {
+				return "peer " + p.Node
+			}
 		}
 	case fib.Self:
 		return "self (gateway)"
@@ -345,4 +367,19 @@ func (d *Daemon) Neighbours() []api.Neighbour {
 		}
 	}
 	return out
+}
+
+// strictRPFilter sets net.ipv4.conf.<ifname>.rp_filter to 1 (strict) and
+// warns if net.ipv4.conf.all.rp_filter makes it loose (the kernel uses the
+// larger of the two).
+func strictRPFilter(ifname string, log *zap.Logger) error {
+	path := "/proc/sys/net/ipv4/conf/" + ifname + "/rp_filter"
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return err
+	}
+	if all, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter"); err == nil && len(all) > 0 && all[0] == '2' {
+		log.Warn("net.ipv4.conf.all.rp_filter is 2 (loose): the kernel may deliver peers' frames for pods twice; set it to 0 or 1", zap.String("interface", ifname))
+	}
+	log.Info("strict rp_filter on the underlay: the kernel drops peers' pod frames, the router takes them", zap.String("interface", ifname))
+	return nil
 }

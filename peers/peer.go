@@ -2,6 +2,7 @@ package peers
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/taprouter/taprouter/link"
 )
@@ -21,4 +22,21 @@ type Peer struct {
 	// it publishes, or flannel's backend-data); zero means derived from
 	// Addr, what a taprouter node uses.
 	VTEPMAC link.HardwareAddr
+	// ID is the router's stable ID for the peer (tunnel.Peer.ID) in what
+	// Reconciler.Peers returns; sources leave it zero, Apply ignores it.
+	ID uint32
+}
+
+// Local is this node, as Validate checks peers against it.
+type Local struct {
+	Node     string
+	Addr     netip.Addr     // the underlay address
+	PodCIDRs []netip.Prefix // this node's pod ranges
+	Backend  string         // this node's backend
+}
+
+// equal reports whether p and q describe the same peer the same way (ID
+// aside).
+func (p Peer) equal(q Peer) bool {
+	return p.Node == q.Node && p.Addr == q.Addr && p.Backend == q.Backend && p.VTEPMAC == q.VTEPMAC && slices.Equal(p.PodCIDRs, q.PodCIDRs)
 }

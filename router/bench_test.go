@@ -62,7 +62,7 @@ func benchForward(b *testing.B, dst netip.Addr, cfg Config) {
 	pB, _ := r.AddPodPort("pb", out, netip.MustParseAddr("10.244.0.5"), link.HardwareAddr{2, 0, 0, 0, 0, 5}, 1450)
 	r.neigh.SetStatic(pB.ID, netip.MustParseAddr("10.244.0.5"), link.HardwareAddr{2, 0, 0, 0, 0, 5})
 	if cfg.Tunnel != nil {
-		r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}})
+		r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR1}}})
 	}
 	frame := ethernet(gwMAC, paMAC, etherTypeIP, ipv4(pa, dst, 64, header.UDPProtocolNumber, true, udpPayload(1, 2, 1450-28)))
 	w := r.newWorker(64, 1450+ethHeaderLen+64)
@@ -155,16 +155,17 @@ func BenchmarkTunnelToPod(b *testing.B) {
 	out := &discardDevice{mtu: 1450}
 	p, _ := r.AddPodPort("pa", out, pa, paMAC, 1450)
 	r.neigh.SetStatic(p.ID, pa, paMAC)
-	r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}})
+	r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR1}}})
 	inner := ipv4(netip.MustParseAddr("10.244.1.5"), pa, 64, header.UDPProtocolNumber, true, udpPayload(1, 2, 1450-28))
 	w := r.newWorker(64, 1450+256)
 	const batch = 64
 	b.SetBytes(int64(len(inner) * batch))
 	b.ReportAllocs()
+	id := r.Peers()[0].ID
 	round := func() {
 		for i := range batch {
 			w.sizes[i] = copy(w.bufs[i][headroom:], inner)
-			w.starts[i], w.peers[i] = headroom, 0
+			w.starts[i], w.peers[i] = headroom, id
 		}
 		w.receiveTunnel(batch)
 	}

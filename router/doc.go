@@ -31,9 +31,16 @@
 // Nothing is believed that a sender could forge. A pod may only send from
 // its own IP and MAC. The underlay carries no authentication (anyone on it
 // can send as a peer node), so a packet from the tunnel is only delivered
-// if its inner source is in the sending peer's pod range or is the peer
-// node's own address, and its inner destination is in this node's pod range
-// or the gateway (drop_tunnel_spoofed, drop_tunnel_dst). Martian addresses
+// if it passes a strict reverse-path check (the FIB's route to its inner
+// source leads to the very peer it came from, or the source is that peer
+// node's own address), and its inner destination is in this node's pod
+// range or the gateway (drop_tunnel_spoofed, drop_tunnel_dst).
+//
+// Peers have stable IDs (slot | generation<<16, see tunnel.Peer.ID), not
+// list positions: SetPeers matches the new set to the old by node name and
+// deletes the FIB routes that go before the tunnel forgets a peer, and adds
+// a peer to the tunnel before its routes, so that no packet is ever sent to
+// a node that does not own its destination. Martian addresses
 // (0/8, loopback, multicast, class E, broadcasts) are dropped as Linux does
 // (drop_martian): from pods, nothing but unicast reaches the node's kernel.
 //

@@ -6,6 +6,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/tunnel"
 )
 
@@ -126,7 +127,7 @@ func TestTunnelPeerAddress4In6(t *testing.T) {
 	if !mapped.Is4In6() {
 		t.Fatalf("%v is not 4-in-6", mapped)
 	}
-	if err := n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: mapped, PodCIDR: podCIDR1}}); err != nil {
+	if err := n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: mapped, PodCIDRs: []netip.Prefix{podCIDR1}}}); err != nil {
 		t.Fatal(err)
 	}
 	ping := func(src netip.Addr) []byte {
@@ -141,4 +142,29 @@ func TestTunnelPeerAddress4In6(t *testing.T) {
 	before = n.r.Stats()
 	n.fromPeer(0, ping(node3)) // still not another node
 	wantDelta(t, n.r, before, map[string]uint64{"drop_tunnel_spoofed": 1})
+}
+
+// HostPortAddr, the pod range's network address, is the node's: a peer's
+// pod answering the node (a reply to the node's source HostPortAddr) is
+// delivered to the host port, not dropped as a martian, not answered as
+// an address without a pod; a pod of this node reaches it too.
+func TestHostPortAddrDeliveredToHost(t *testing.T) {
+	hostAddr := a4("10.244.0.0")
+	n := newSyncNode(t, Config{HostPortAddr: hostAddr}, 1450)
+	ping := func(src, dst netip.Addr) []byte {
+		return ipv4(src, dst, 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8))
+	}
+	before := n.r.Stats()
+	n.fromPeer(0, ping(a4("10.244.1.5"), hostAddr))
+	n.fromPod(0, ping(n.pods[0].ip, hostAddr))
+	if got := len(n.host.take()); got != 2 {
+		t.Fatalf("host port got %d packets for %s, want 2", got, hostAddr)
+	}
+	wantDelta(t, n.r, before, map[string]uint64{"forwarded": 2})
+	if _, err := n.r.AddPodPort("px", &capDevice{name: "px", mtu: 1450}, hostAddr, link.HardwareAddr{2, 0, 0, 0, 0, 0x99}, 1450); err == nil {
+		t.Fatalf("a pod port got the host port's address %s", hostAddr)
+	}
+	if _, err := New(Config{PodCIDR: podCIDR0, Gateway: gateway, HostPortAddr: a4("10.244.1.0")}); err == nil {
+		t.Fatal("New took a HostPortAddr outside PodCIDR")
+	}
 }

@@ -45,7 +45,7 @@ search:
 		t.Fatalf("no address of 10.244.0.0/16 shares %s's slot (seed %#x)", pa.ip, l.seed)
 	}
 	peerCIDR := netip.PrefixFrom(victim, 24).Masked()
-	if err := n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: peerCIDR}}); err != nil {
+	if err := n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{peerCIDR}}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -31,6 +31,12 @@ type Config struct {
 	// about packets that arrived through the tunnel, as the kernel uses the
 	// address of the interface a packet came in on.
 	NodeAddr netip.Addr
+	// HostPortAddr, if valid, is an address in PodCIDR that the router
+	// routes to the host port (a /32): the source the node's namespace
+	// uses toward pods of other nodes (the pod range's network address, as
+	// flannel gives flannel.1), so that their replies come back through
+	// the tunnel and the router. No pod may have it.
+	HostPortAddr netip.Addr
 	// Tunnel carries packets to and from peer nodes; nil for a single node.
 	Tunnel tunnel.Tunnel
 	// TunnelMTU is the largest inner packet the tunnel carries
@@ -70,10 +76,10 @@ type Router struct {
 	ingress, egress []Stage
 	lastPanicLog    atomic.Int64 // when a stage panic was last logged (UnixNano)
 
-	// peers is what the tunnel ingress checks about each peer, indexed like
-	// the tunnel's peers (Packet.Peer), with the recent generations (see
-	// peerChecks); replaced whole by SetPeers.
-	peers atomic.Pointer[peerChecks]
+	// peerTab is the peer nodes and their IDs, under mu; peerAddrs, per
+	// slot, what the tunnel ingress checks besides the FIB (see peerAddr).
+	peerTab   peerTable
+	peerAddrs atomic.Pointer[[]peerAddr]
 	// bcast is the pod subnet's directed broadcast address (invalid for a
 	// /31 or /32): a martian destination.
 	bcast netip.Addr
@@ -105,6 +111,9 @@ const tick = 100 * time.Millisecond
 func New(cfg Config) (*Router, error) {
 	if !cfg.PodCIDR.IsValid() || !cfg.Gateway.Is4() {
 		return nil, errors.New("router: PodCIDR and an IPv4 Gateway are required")
+	}
+	if cfg.HostPortAddr.IsValid() && (!cfg.PodCIDR.Contains(cfg.HostPortAddr) || cfg.HostPortAddr == cfg.Gateway) {
+		return nil, fmt.Errorf("router: HostPortAddr %s must be in PodCIDR %s and not the gateway", cfg.HostPortAddr, cfg.PodCIDR)
 	}
 	if cfg.Tunnel != nil && cfg.TunnelMTU <= 0 {
 		return nil, errors.New("router: TunnelMTU is required with a Tunnel")
@@ -141,7 +150,7 @@ func New(cfg Config) (*Router, error) {
 	r.neigh = neigh
 	r.ingress = cfg.IngressStages
 	r.egress = cfg.EgressStages
-	r.peers.Store(&peerChecks{})
+	r.peerAddrs.Store(&[]peerAddr{})
 	if b := cfg.PodCIDR.Bits(); cfg.PodCIDR.Addr().Is4() && b <= 30 {
 		a := cfg.PodCIDR.Masked().Addr().As4()
 		v := binary.BigEndian.Uint32(a[:]) | (1<<(32-b) - 1)
@@ -153,6 +162,9 @@ func New(cfg Config) (*Router, error) {
 	r.fib.Update(func(tx *fib.Txn) {
 		tx.Insert(cfg.PodCIDR, fib.NextHop{Kind: fib.Unreachable})
 		tx.Insert(netip.PrefixFrom(cfg.Gateway, 32), fib.NextHop{Kind: fib.Self})
+		if cfg.HostPortAddr.IsValid() {
+			tx.Insert(netip.PrefixFrom(cfg.HostPortAddr, 32), fib.NextHop{Kind: fib.Host})
+		}
 	})
 	r.slow = r.newWorker(64, 2048)
 	return r, nil
@@ -218,6 +230,9 @@ func (r *Router) AddPodPort(name string, dev link.Device, ip netip.Addr, mac lin
 	if nh, ok := r.fib.Lookup(ip); ok && nh.Kind == fib.Local {
 		return nil, fmt.Errorf("router: %s is already routed to port %d", ip, nh.Port)
 	}
+	if ip == r.cfg.HostPortAddr {
+		return nil, fmt.Errorf("router: %s is the host port's address", ip)
+	}
 	p := &Port{Name: name, Kind: PodPort, IP: ip, MAC: mac, MTU: mtu, dev: dev, done: make(chan struct{})}
 	r.publish(func(ps []*Port) []*Port {
 		if n := len(r.freeIDs); n > 0 {
@@ -265,52 +280,6 @@ func (r *Router) RemovePort(name string) error {
 	r.mu.Unlock()
 	r.log.Info("pod port removed", zap.String("port", name))
 	return err
-}
-
-// SetPeers replaces the peer nodes: the tunnel's peer set and the FIB routes
-// to each peer's pod range.
-func (r *Router) SetPeers(peers []tunnel.Peer) error {
-	if r.tunnel == nil {
-		if len(peers) > 0 {
-			return errors.New("router: peers need a tunnel")
-		}
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	checks := make([]peerCheck, len(peers))
-	for i, p := range peers {
-		// Unmapped, as the tunnel keeps it: a 4-in-6 form of the peer's
-		// address names the same node.
-		checks[i] = peerCheck{podCIDR: p.PodCIDR.Masked(), addr: p.Addr.Unmap()}
-	}
-	// A new generation, pending while the tunnel switches (it may name
-	// peers by either generation's index), then final. See peerChecks.
-	old := r.peers.Load()
-	next := &peerChecks{gen: old.gen + 1, pending: true}
-	next.hist[0] = checks
-	copy(next.hist[1:], old.hist[:])
-	r.peers.Store(next)
-	r.tunnel.SetPeers(peers)
-	final := *next
-	final.pending = false
-	r.peers.Store(&final)
-	var stale []netip.Prefix
-	r.fib.Walk(func(rt fib.Route) bool {
-		if rt.NextHop.Kind == fib.Peer {
-			stale = append(stale, rt.Prefix)
-		}
-		return true
-	})
-	r.fib.Update(func(tx *fib.Txn) {
-		for _, p := range stale {
-			tx.Delete(p)
-		}
-		for i, p := range peers {
-			tx.Insert(p.PodCIDR, fib.NextHop{Kind: fib.Peer, Peer: uint32(i)})
-		}
-	})
-	return nil
 }
 
 // publish installs a modified copy of the port table. Callers hold r.mu.

@@ -258,10 +258,10 @@ func twoNodes(t *testing.T, podMTU int, podsA, podsB []*testPod) (*testNode, *te
 	}
 	a := newNode(t, Config{Tunnel: va, TunnelMTU: podMTU}, podsA...)
 	b := newNode(t, Config{PodCIDR: podCIDR1, Gateway: netip.MustParseAddr("10.244.1.1"), NodeAddr: node2, Tunnel: vb, TunnelMTU: podMTU}, podsB...)
-	if err := a.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}}); err != nil {
+	if err := a.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR1}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.r.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDR: podCIDR0}}); err != nil {
+	if err := b.r.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDRs: []netip.Prefix{podCIDR0}}}); err != nil {
 		t.Fatal(err)
 	}
 	return a, b
@@ -403,7 +403,7 @@ func TestFragNeededNotRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := newNode(t, Config{Tunnel: va, TunnelMTU: 1450, ICMPRate: 1}, pa)
-	n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}})
+	n.r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR1}}})
 	// pa's MAC is learned first: five errors waiting for it would overflow
 	// the neighbour queue (3).
 	pa.arpRequest(gateway)

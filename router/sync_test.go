@@ -133,7 +133,7 @@ func newSyncNode(t testing.TB, cfg Config, mtus ...int) *syncNode {
 	if err := r.SetHostPort(n.host, "taprouter0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDR: podCIDR1}, {Node: "node3", Addr: node3, PodCIDR: podCIDR2}}); err != nil {
+	if err := r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR1}}, {Node: "node3", Addr: node3, PodCIDRs: []netip.Prefix{podCIDR2}}}); err != nil {
 		t.Fatal(err)
 	}
 	maxMTU := 1450
@@ -173,8 +173,20 @@ func (n *syncNode) framesFromPod(i int, frames ...[]byte) {
 	n.w.receivePort(n.pods[i].port, len(frames))
 }
 
-// fromPeer feeds inner IPv4 packets as one batch decapsulated from peer.
-func (n *syncNode) fromPeer(peer uint32, pkts ...[]byte) {
+// peerID returns the ID of the router's i-th peer in node-name order
+// (node2 is 0, node3 is 1), or i itself past the last one: an ID no peer
+// has.
+func (n *syncNode) peerID(i uint32) uint32 {
+	if ps := n.r.Peers(); int(i) < len(ps) {
+		return ps[i].ID
+	}
+	return i
+}
+
+// fromPeer feeds inner IPv4 packets as one batch decapsulated from the
+// router's i-th peer (see peerID).
+func (n *syncNode) fromPeer(i uint32, pkts ...[]byte) {
+	peer := n.peerID(i)
 	for k, p := range pkts {
 		n.tw.sizes[k] = copy(n.tw.bufs[k][headroom:], p)
 		n.tw.starts[k] = headroom

@@ -44,9 +44,6 @@ type worker struct {
 	tunPeer []uint32
 	hostOut [][]byte
 	one     [][]byte // a batch of one, for the slow path
-	// peerChecks: the tunnel worker's peer checks as loaded before its
-	// current Recv (see peerChecks).
-	peerChecks *peerChecks
 }
 
 type egressGroup struct {
@@ -72,7 +69,6 @@ func (r *Router) newWorker(batch, bufSize int) *worker {
 		hostOut: make([][]byte, 0, batch),
 		one:     make([][]byte, 1),
 	}
-	w.peerChecks = r.peers.Load()
 	for i := range w.bufs {
 		w.bufs[i] = make([]byte, bufSize)
 		w.spare[i] = make([]byte, max(bufSize, 2048))
@@ -153,18 +149,10 @@ func (w *worker) runTunnel() {
 	}
 }
 
-// receiveTunnel forwards the n packets the tunnel decapsulated into w.bufs.
-// It checks them against the peer checks of every generation the tunnel may
-// have used since w.peerChecks was loaded, then loads them for the next
-// Recv.
+// receiveTunnel forwards the n packets the tunnel decapsulated into w.bufs,
+// after checkTunnel.
 func (w *worker) receiveTunnel(n int) {
 	w.batch = w.batch[:0]
-	c2 := w.r.peers.Load()
-	k, ok := candidates(w.peerChecks, c2)
-	if !ok {
-		k = 0
-	}
-	gens := c2.hist[:k]
 	for i := 0; i < n; i++ {
 		if w.sizes[i] == 0 {
 			continue // dropped and counted by the tunnel
@@ -174,7 +162,7 @@ func (w *worker) receiveTunnel(n int) {
 		reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i])
 		switch reason {
 		case DropNone:
-			reason = w.r.checkTunnel(pk, gens)
+			reason = w.r.checkTunnel(pk)
 		case dropTruncated:
 			// The underlay socket drops and counts datagrams longer than
 			// the buffer (tunnel_drop_oversize): this one lies.
@@ -186,7 +174,6 @@ func (w *worker) receiveTunnel(n int) {
 		}
 		w.batch = append(w.batch, pk)
 	}
-	w.peerChecks = c2
 	w.process(w.batch)
 }
 

@@ -78,7 +78,7 @@ func TestSendConcurrent(t *testing.T) {
 	conn := &checkingConn{t: t, want: addrPort(nodeB, DefaultUDPPort)}
 	a, _ := NewUDP(conn, UDPConfig{})
 	defer a.Close()
-	a.SetPeers([]Peer{{Addr: nodeB}})
+	a.SetPeers(indexed(Peer{Addr: nodeB}))
 	senders := 2*len(batchSlots) + 1 // more than the slots: some get their own
 	const rounds, batchLen = 200, 4
 	var wg sync.WaitGroup

@@ -57,8 +57,8 @@ func vxlanEncapDecap(tb testing.TB, batch int) *encapDecap {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a.SetPeers([]Peer{{Addr: nodeB}})
-	b.SetPeers([]Peer{{Addr: nodeA}})
+	a.SetPeers(indexed(Peer{Addr: nodeB}))
+	b.SetPeers(indexed(Peer{Addr: nodeA}))
 	return newEncapDecap(a, b, batch)
 }
 
@@ -66,8 +66,8 @@ func udpEncapDecap(tb testing.TB, batch int) *encapDecap {
 	ca, cb := newLoopConns(addrPort(nodeA, DefaultUDPPort), addrPort(nodeB, DefaultUDPPort))
 	a, _ := NewUDP(ca, UDPConfig{})
 	b, _ := NewUDP(cb, UDPConfig{})
-	a.SetPeers([]Peer{{Addr: nodeB}})
-	b.SetPeers([]Peer{{Addr: nodeA}})
+	a.SetPeers(indexed(Peer{Addr: nodeB}))
+	b.SetPeers(indexed(Peer{Addr: nodeA}))
 	return newEncapDecap(a, b, batch)
 }
 
@@ -83,8 +83,8 @@ func directEncapDecap(tb testing.TB, batch int) *encapDecap {
 	}
 	// Each SetPeers broadcasts an ARP request for the other node, which
 	// the other learns from.
-	a.SetPeers([]Peer{{Addr: nodeB}})
-	b.SetPeers([]Peer{{Addr: nodeA}})
+	a.SetPeers(indexed(Peer{Addr: nodeB}))
+	b.SetPeers(indexed(Peer{Addr: nodeA}))
 	bufs, sizes, starts, peers := recvBuffers(1)
 	a.Recv(bufs, sizes, starts, peers, testOffset)
 	b.Recv(bufs, sizes, starts, peers, testOffset)

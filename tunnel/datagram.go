@@ -41,8 +41,8 @@ type datagramBackend struct {
 // datagramPeers is the peer snapshot plus what Send writes for each peer.
 type datagramPeers struct {
 	peerSet
-	dst    []netip.AddrPort // peer address : port
-	header []byte           // peer i's header is header[i*hdrLen:][:hdrLen]
+	dst    []netip.AddrPort // per slot: the peer's address : port
+	header []byte           // slot i's header is header[i*hdrLen:][:hdrLen]
 }
 
 // init sets b up with no peers; super-packets are split to mtu (0: to
@@ -70,12 +70,13 @@ func (b *datagramBackend) Stats() Stats {
 // SetPeers implements Tunnel.
 func (b *datagramBackend) SetPeers(peers []Peer) {
 	hl := b.hdrLen
-	s := &datagramPeers{
-		peerSet: newPeerSet(peers),
-		dst:     make([]netip.AddrPort, len(peers)),
-		header:  make([]byte, len(peers)*hl),
-	}
+	s := &datagramPeers{peerSet: newPeerSet(peers)}
+	s.dst = make([]netip.AddrPort, len(s.peers))
+	s.header = make([]byte, len(s.peers)*hl)
 	for i, p := range s.peers {
+		if !s.live[i] {
+			continue
+		}
 		s.dst[i] = netip.AddrPortFrom(p.Addr, b.port)
 		b.encap.writeHeader(s.header[i*hl:][:hl], p)
 	}
@@ -93,8 +94,8 @@ func (b *datagramBackend) Send(bufs [][]byte, peers []uint32, offset int) (int, 
 	defer putBatch(kept)
 	var t Stats
 	for i, buf := range bufs {
-		p := int(peers[i])
-		if p >= len(ps.peers) {
+		p, ok := ps.slot(peers[i])
+		if !ok {
 			t.DropUnknownPeer++
 			continue
 		}
@@ -155,7 +156,7 @@ func (b *datagramBackend) Recv(bufs [][]byte, sizes, starts []int, peers []uint3
 }
 
 // decap checks one datagram d from src and returns the inner packet's size
-// (0 if dropped, counted in t) and its peer index. It does not count a
+// (0 if dropped, counted in t) and its peer's ID. It does not count a
 // packet it accepts: Recv delivers or queues it.
 func (b *datagramBackend) decap(ps *datagramPeers, d []byte, src netip.AddrPort, t *Stats) (int, uint32) {
 	peer, ok := ps.lookup(src.Addr())

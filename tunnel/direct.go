@@ -76,13 +76,13 @@ type Direct struct {
 // pod range, which peer a frame's source MAC belongs to.
 type directPeers struct {
 	peerSet
-	mac    []link.HardwareAddr // per peer: its MAC in the ARP table, or zero
-	byMAC  map[link.HardwareAddr]uint32
-	byCIDR map[netip.Prefix]uint32 // masked pod range → peer (first wins)
-	bits   []int                   // the distinct prefix lengths in byCIDR, longest first
+	mac    []link.HardwareAddr          // per slot: the peer's MAC in the ARP table, or zero
+	byMAC  map[link.HardwareAddr]uint32 // MAC → peer ID
+	byCIDR map[netip.Prefix]uint32      // masked pod range → peer ID (first wins)
+	bits   []int                        // the distinct prefix lengths in byCIDR, longest first
 }
 
-// source returns the peer that sent an inner packet from src: the peer
+// source returns the ID of the peer that sent an inner packet from src: the peer
 // whose pod range holds src (longest prefix first), or whose node address
 // src is.
 func (s *directPeers) source(src netip.Addr) (uint32, bool) {
@@ -148,6 +148,9 @@ func (d *Direct) Tick() {
 	d.table.Tick()
 	ps := d.peers.Load()
 	for i, p := range ps.peers {
+		if !ps.live[i] {
+			continue
+		}
 		if mac, state, ok := d.table.Peek(arpPort, p.Addr); ok && state.Valid() && mac != ps.mac[i] {
 			d.notePeerMAC(p.Addr, mac)
 		}
@@ -213,7 +216,7 @@ func (d *Direct) replacePeers(peers []Peer) (addrs []netip.Addr) {
 	}
 	d.publish(ps)
 	for i, p := range ps.peers {
-		if first, ok := ps.byAddr[p.Addr]; ok && first == uint32(i) && p.Addr.Is4() {
+		if first, ok := ps.byAddr[p.Addr]; ok && ps.live[i] && first == p.ID && p.Addr.Is4() {
 			addrs = append(addrs, p.Addr)
 		}
 	}
@@ -224,9 +227,15 @@ func (d *Direct) replacePeers(peers []Peer) (addrs []netip.Addr) {
 func (d *Direct) publish(ps peerSet) {
 	s := &directPeers{peerSet: ps, mac: make([]link.HardwareAddr, len(ps.peers)), byMAC: make(map[link.HardwareAddr]uint32), byCIDR: make(map[netip.Prefix]uint32)}
 	for i, p := range s.peers {
-		if c := p.PodCIDR.Masked(); c.IsValid() && c.Addr().Is4() {
+		if !s.live[i] {
+			continue
+		}
+		for _, c := range p.PodCIDRs {
+			if c = c.Masked(); !c.IsValid() || !c.Addr().Is4() {
+				continue
+			}
 			if _, dup := s.byCIDR[c]; !dup {
-				s.byCIDR[c] = uint32(i)
+				s.byCIDR[c] = p.ID
 				if !slices.Contains(s.bits, c.Bits()) {
 					s.bits = append(s.bits, c.Bits())
 				}
@@ -238,7 +247,7 @@ func (d *Direct) publish(ps peerSet) {
 		}
 		s.mac[i] = mac
 		if _, dup := s.byMAC[mac]; !dup {
-			s.byMAC[mac] = uint32(i)
+			s.byMAC[mac] = p.ID
 		}
 	}
 	slices.SortFunc(s.bits, func(a, b int) int { return b - a })
@@ -257,8 +266,8 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 	defer putBatch(b)
 	var t Stats
 	for i, buf := range bufs {
-		p := peers[i]
-		if int(p) >= len(ps.peers) {
+		p, ok := ps.slot(peers[i])
+		if !ok {
 			t.DropUnknownPeer++
 			continue
 		}
@@ -337,7 +346,7 @@ func (d *Direct) Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset
 
 // decap checks one underlay frame f, received with metadata meta, and
 // returns the inner packet's size (0 if dropped, ignored or consumed,
-// counted in t) and its peer index. It does not count a packet it accepts:
+// counted in t) and its peer's ID. It does not count a packet it accepts:
 // Recv delivers or queues it. It completes a partial checksum, except in a
 // large frame, which Recv splits (the segments get checksums of their own).
 func (d *Direct) decap(ps *directPeers, f []byte, meta link.RxMeta, large bool, t *Stats) (int, uint32) {
@@ -380,8 +389,13 @@ func (d *Direct) decap(ps *directPeers, f []byte, meta link.RxMeta, large bool, 
 		t.DropUnknownPeer++
 		return 0, 0
 	}
-	if src == ps.mac[peer] {
-		d.table.Confirm(arpPort, ps.peers[peer].Addr)
+	slot, ok := ps.slot(peer)
+	if !ok {
+		t.DropUnknownPeer++
+		return 0, 0
+	}
+	if src == ps.mac[slot] {
+		d.table.Confirm(arpPort, ps.peers[slot].Addr)
 	}
 	if !large && meta&link.RxChecksumPartial != 0 && completeChecksum(f[ethHeaderLen:ethHeaderLen+size], completeAlways) {
 		t.ChecksumsCompleted++

@@ -25,8 +25,9 @@ func (d *Direct) learn(ps *directPeers, payload []byte, t *Stats) {
 		t.Ignored++
 		return
 	}
-	peer, ok := ps.lookup(p.SenderIP)
-	if !ok {
+	id, ok := ps.lookup(p.SenderIP)
+	peer, live := ps.slot(id)
+	if !ok || !live {
 		t.Ignored++
 		return
 	}

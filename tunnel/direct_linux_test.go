@@ -47,7 +47,7 @@ func TestDirectKernelInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tun.Close() })
-	tun.SetPeers([]Peer{{Node: "b", Addr: underlayB, PodCIDR: netip.MustParsePrefix("10.244.1.0/24")}})
+	tun.SetPeers(indexed(Peer{Node: "b", Addr: underlayB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")}}))
 	replies := receiveAll(tun)
 	stopTicks := make(chan struct{})
 	t.Cleanup(func() { close(stopTicks) })
@@ -112,7 +112,7 @@ func TestDirectInboundOnlyPeer(t *testing.T) {
 	}
 	t.Cleanup(func() { tun.Close() })
 	packets := receiveAll(tun)
-	tun.SetPeers([]Peer{{Node: "b", Addr: underlayB, PodCIDR: netip.MustParsePrefix("10.244.1.0/24")}})
+	tun.SetPeers(indexed(Peer{Node: "b", Addr: underlayB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")}}))
 	for deadline := time.Now().Add(2 * time.Second); tun.Stats().ARPLearned == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("b's kernel did not answer SetPeers' ARP request within 2s: stats %+v", tun.Stats())

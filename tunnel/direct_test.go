@@ -42,7 +42,7 @@ func newDirectA(t *testing.T, dev *linktest.Device, clk arp.Clock) *Direct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.SetPeers([]Peer{{Node: "b", Addr: nodeB, PodCIDR: podCIDRB}})
+	d.SetPeers(indexed(Peer{Node: "b", Addr: nodeB, PodCIDRs: []netip.Prefix{podCIDRB}}))
 	expectFrame(t, dev, arpRequestFromA(nodeB))
 	return d
 }
@@ -250,12 +250,12 @@ func TestDirectSetPeersForgets(t *testing.T) {
 	defer d.Close()
 	learnPeer(t, d, dev)
 	inner := ipv4Packet("10.244.1.5", "10.244.0.4", 8, 0xee)
-	d.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeB}})
+	d.SetPeers(indexed(Peer{Addr: nodeC}, Peer{Addr: nodeB}))
 	expectFrame(t, dev, arpRequestFromA(nodeC))
 	if got, peer := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got == nil || peer != 1 {
 		t.Fatalf("after reorder: delivered %v from peer %d, want peer 1", got != nil, peer)
 	}
-	d.SetPeers([]Peer{{Addr: nodeC}})
+	d.SetPeers(indexed(Peer{Addr: nodeC}))
 	expectNoFrame(t, dev) // C is still being resolved
 	if got, _ := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got != nil {
 		t.Fatal("frame from a removed peer delivered")
@@ -277,7 +277,7 @@ func TestDirectSetPeersResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	d.SetPeers([]Peer{{Addr: nodeB}, {Addr: nodeC}, {Addr: nodeB}, {Node: "no address"}})
+	d.SetPeers(indexed(Peer{Addr: nodeB}, Peer{Addr: nodeC}, Peer{Addr: nodeB}, Peer{Node: "no address"}))
 	expectFrame(t, dev, arpRequestFromA(nodeB))
 	expectFrame(t, dev, arpRequestFromA(nodeC))
 	expectNoFrame(t, dev)
@@ -290,7 +290,7 @@ func TestDirectSetPeersResolves(t *testing.T) {
 	}
 
 	nodeD := netip.MustParseAddr("192.0.2.4")
-	d.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeB}, {Addr: nodeD}})
+	d.SetPeers(indexed(Peer{Addr: nodeC}, Peer{Addr: nodeB}, Peer{Addr: nodeD}))
 	expectFrame(t, dev, arpRequestFromA(nodeD)) // new
 	expectNoFrame(t, dev)                       // none for B, none more for C (its request is outstanding)
 	wantStats(t, d.Stats(), Stats{ARPRequests: 3, ARPLearned: 1, RxPackets: 1, RxBytes: uint64(len(inner))})
@@ -306,7 +306,7 @@ func TestDirectRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeA}})
+	b.SetPeers(indexed(Peer{Addr: nodeC}, Peer{Addr: nodeA}))
 	segment(t, devA, devB, nodeA, nodeB, underlayMACA, underlayMACB)
 	defer a.Close()
 	defer b.Close()

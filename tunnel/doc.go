@@ -1,8 +1,14 @@
 // Package tunnel owns taprouter's underlay encapsulation: how an inner IPv4
 // packet leaves this node for a peer node and how a peer's packet is taken
 // back out of the underlay. It does no routing: the router's FIB picks the
-// peer (an index into the slice given to SetPeers) and the tunnel only wraps,
-// sends, receives, checks and unwraps.
+// peer (by its ID, see Peer.ID) and the tunnel only wraps, sends, receives,
+// checks and unwraps.
+//
+// Peers live in a slot table: the low PeerSlotBits of an ID are the slot,
+// the bits above its generation. A packet named by an ID whose slot is
+// empty or holds another generation is dropped (drop_unknown_peer), so a
+// packet the router routed to a peer that was removed meanwhile never
+// reaches whichever peer took its slot.
 //
 // Three backends, flannel-style, sit behind the Tunnel interface:
 //

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/taprouter/taprouter/arp"
@@ -60,7 +61,7 @@ func FuzzVXLANRecv(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v.SetPeers([]Peer{{Addr: nodeA}})
+	v.SetPeers(indexed(Peer{Addr: nodeA}))
 	fuzzDatagrams(f, v, conn)
 }
 
@@ -71,7 +72,7 @@ func FuzzUDPRecv(f *testing.F) {
 	f.Add(tcp[:19], false)
 	conn := linktest.NewConn(addrPort(nodeB, DefaultUDPPort), 1)
 	u, _ := NewUDP(conn, UDPConfig{})
-	u.SetPeers([]Peer{{Addr: nodeA}})
+	u.SetPeers(indexed(Peer{Addr: nodeA}))
 	fuzzDatagrams(f, u, conn)
 }
 
@@ -111,7 +112,7 @@ func FuzzDirectRecv(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d.SetPeers([]Peer{{Addr: nodeB, PodCIDR: podCIDRB}, {Addr: nodeC}})
+	d.SetPeers(indexed(Peer{Addr: nodeB, PodCIDRs: []netip.Prefix{podCIDRB}}, Peer{Addr: nodeC}))
 	bufs, sizes, starts, peers := recvBuffers(1)
 	f.Fuzz(func(t *testing.T, frame []byte, meta uint8) {
 		for len(dev.Out) > 0 {

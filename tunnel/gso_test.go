@@ -161,7 +161,7 @@ func TestVXLANRecvSplitsSuperPacket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	v.SetPeers(indexed(Peer{Node: "a", Addr: nodeA}))
 	small1 := transportPacket("10.244.0.4", "10.244.1.5", protoTCP, 100)
 	small2 := transportPacket("10.244.0.4", "10.244.1.5", protoTCP, 200)
 	super := superPacket("10.244.0.4", "10.244.1.5", 10000)
@@ -192,7 +192,7 @@ func TestDatagramRecvRefusesUnsplittable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	u.SetPeers(indexed(Peer{Node: "a", Addr: nodeA}))
 	udpSuper := transportPacket("10.244.0.4", "10.244.1.5", protoUDP, 5000)
 	frag := superPacket("10.244.0.4", "10.244.1.5", 5000)
 	frag[6] = 0x20 // MF
@@ -224,7 +224,7 @@ func TestDirectRecvSplitsSuperFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	d.SetPeers([]Peer{{Node: "b", Addr: nodeB, PodCIDR: podCIDRB}})
+	d.SetPeers(indexed(Peer{Node: "b", Addr: nodeB, PodCIDRs: []netip.Prefix{podCIDRB}}))
 	expectFrame(t, dev.Device, arpRequestFromA(nodeB))
 	small1 := transportPacket("10.244.1.5", "10.244.0.4", protoTCP, 100)
 	small2 := transportPacket("10.244.1.5", "10.244.0.4", protoTCP, 200)
@@ -257,7 +257,7 @@ func TestRecvSplitNoAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	v.SetPeers(indexed(Peer{Node: "a", Addr: nodeA}))
 	src := addrPort(nodeA, 40000)
 	in := []linktest.Datagram{
 		{Addr: src, Data: validDatagram(superPacket("10.244.0.4", "10.244.1.5", 60000))},
@@ -282,7 +282,7 @@ func TestRecvSplitNoAllocs(t *testing.T) {
 func BenchmarkRecvSplit64K(b *testing.B) {
 	conn := &largeConn{}
 	v, _ := NewVXLAN(conn, VXLANConfig{LocalMAC: VTEPMAC(nodeB), MTU: 1450})
-	v.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	v.SetPeers(indexed(Peer{Node: "a", Addr: nodeA}))
 	in := []linktest.Datagram{{Addr: addrPort(nodeA, 40000), Data: validDatagram(superPacket("10.244.0.4", "10.244.1.5", 65535-40))}}
 	bufs, sizes, starts, peers := recvBuffers(64)
 	backing := make([]linktest.Datagram, len(in))
@@ -316,7 +316,7 @@ func FuzzVXLANRecvLarge(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+		v.SetPeers(indexed(Peer{Node: "a", Addr: nodeA}))
 		super := superPacket("10.244.0.4", "10.244.1.5", int(plen))
 		copy(super, head)
 		conn.in = []linktest.Datagram{{Addr: addrPort(nodeA, 40000), Data: validDatagram(super)}}

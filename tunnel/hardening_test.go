@@ -155,7 +155,7 @@ func newMetaDirectA(t *testing.T, clk arp.Clock) (*Direct, *metaDevice) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	d.SetPeers([]Peer{{Node: "b", Addr: nodeB, PodCIDR: podCIDRB}})
+	d.SetPeers(indexed(Peer{Node: "b", Addr: nodeB, PodCIDRs: []netip.Prefix{podCIDRB}}))
 	expectFrame(t, dev.Device, arpRequestFromA(nodeB))
 	return d, dev
 }
@@ -210,7 +210,7 @@ func TestDirectARPImpostor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	d.SetPeers([]Peer{{Node: "b", Addr: nodeB, PodCIDR: podCIDRB}})
+	d.SetPeers(indexed(Peer{Node: "b", Addr: nodeB, PodCIDRs: []netip.Prefix{podCIDRB}}))
 	expectFrame(t, dev, arpRequestFromA(nodeB))
 	learnPeer(t, d, dev)
 
@@ -298,7 +298,7 @@ func TestDirectARPSendErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	d.SetPeers([]Peer{{Addr: nodeB, PodCIDR: podCIDRB}}) // the first request, through the table
+	d.SetPeers(indexed(Peer{Addr: nodeB, PodCIDRs: []netip.Prefix{podCIDRB}})) // the first request, through the table
 	d.Send([][]byte{withHeadroom(ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0))}, []uint32{0}, testOffset)
 	for range 4 {
 		clk.advance(time.Second)

@@ -77,8 +77,8 @@ func wiredConns(port uint16) (connA, connB *linktest.Conn) {
 // at cleanup.
 func pairUp(t *testing.T, a, b Tunnel) {
 	t.Cleanup(func() { a.Close(); b.Close() })
-	a.SetPeers([]Peer{{Node: "c", Addr: nodeC}, {Node: "b", Addr: nodeB}})
-	b.SetPeers([]Peer{{Node: "a", Addr: nodeA}})
+	a.SetPeers(indexed(Peer{Node: "c", Addr: nodeC}, Peer{Node: "b", Addr: nodeB}))
+	b.SetPeers(indexed(Peer{Node: "a", Addr: nodeA}))
 }
 
 // recvOne feeds datagram d from src to tun through its fake conn and returns
@@ -118,3 +118,12 @@ func wantPacket(t *testing.T, got, want []byte) {
 func addrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
 
 var macA = VTEPMAC(nodeA)
+
+// indexed gives the peers IDs 0, 1, ...: their index in the list, as the
+// tests name them in Send and expect them from Recv.
+func indexed(peers ...Peer) []Peer {
+	for i := range peers {
+		peers[i].ID = uint32(i)
+	}
+	return peers
+}

@@ -2,27 +2,63 @@ package tunnel
 
 import "net/netip"
 
-// peerSet is an immutable snapshot of the peers, indexed both ways. Backends
-// publish it through an atomic.Pointer so that Send and Recv never lock.
+// PeerSlotBits is how many low bits of a peer ID are its slot: the index of
+// the peer in the backends' tables. The bits above are the slot's
+// generation, which the router bumps whenever it reuses a slot, so that an
+// ID names one peer for as long as the peer lives and never another one.
+const PeerSlotBits = 16
+
+// MaxPeers is the number of slots: the most peers a tunnel holds at once.
+const MaxPeers = 1 << PeerSlotBits
+
+// PeerSlot returns the slot part of a peer ID.
+func PeerSlot(id uint32) uint32 { return id & (MaxPeers - 1) }
+
+// peerSet is an immutable snapshot of the peers in a slot table, indexed
+// both ways. Backends publish it through an atomic.Pointer so that Send and
+// Recv never lock.
 type peerSet struct {
-	peers  []Peer
-	byAddr map[netip.Addr]uint32 // underlay address → peer index (first wins)
+	// peers[s] is the peer in slot s if live[s]: its ID's slot is s.
+	peers []Peer
+	live  []bool
+	// byAddr maps an underlay address to the ID of its peer (first wins).
+	byAddr map[netip.Addr]uint32
 }
 
+// newPeerSet puts each peer in the slot of its ID; of two peers with one
+// slot the first wins.
 func newPeerSet(peers []Peer) peerSet {
-	s := peerSet{peers: make([]Peer, len(peers)), byAddr: make(map[netip.Addr]uint32, len(peers))}
-	for i, p := range peers {
+	n := 0
+	for _, p := range peers {
+		n = max(n, int(PeerSlot(p.ID))+1)
+	}
+	s := peerSet{peers: make([]Peer, n), live: make([]bool, n), byAddr: make(map[netip.Addr]uint32, len(peers))}
+	for _, p := range peers {
+		slot := PeerSlot(p.ID)
+		if s.live[slot] {
+			continue
+		}
 		p.Addr = p.Addr.Unmap()
-		s.peers[i] = p
+		s.peers[slot], s.live[slot] = p, true
 		if _, dup := s.byAddr[p.Addr]; !dup && p.Addr.IsValid() {
-			s.byAddr[p.Addr] = uint32(i)
+			s.byAddr[p.Addr] = p.ID
 		}
 	}
 	return s
 }
 
-// lookup returns the index of the peer with underlay address a.
+// slot returns the slot of the live peer with ID id, or ok false if there
+// is none: the peer was removed, or its slot now holds another generation.
+func (s *peerSet) slot(id uint32) (int, bool) {
+	i := int(PeerSlot(id))
+	if i >= len(s.peers) || !s.live[i] || s.peers[i].ID != id {
+		return 0, false
+	}
+	return i, true
+}
+
+// lookup returns the ID of the peer with underlay address a.
 func (s *peerSet) lookup(a netip.Addr) (uint32, bool) {
-	i, ok := s.byAddr[a.Unmap()]
-	return i, ok
+	id, ok := s.byAddr[a.Unmap()]
+	return id, ok
 }

@@ -31,7 +31,7 @@ func TestStatsDropOversize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vx.Close()
-	vx.SetPeers([]Peer{{Addr: nodeB}})
+	vx.SetPeers(indexed(Peer{Addr: nodeB}))
 	conn.dropped = 3
 	// A datagram from a stranger: the backend's own counters still count.
 	recvOne(t, vx, conn.Conn, addrPort(nodeC, DefaultVXLANPort), []byte{1, 2, 3})

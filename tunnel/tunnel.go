@@ -28,9 +28,15 @@ const (
 
 // Peer is another node reachable through the tunnel.
 type Peer struct {
-	Node    string       // node name, for logs and stats
-	Addr    netip.Addr   // the peer node's underlay IPv4 address
-	PodCIDR netip.Prefix // the peer's pod range (informational; the FIB routes)
+	// ID names the peer in Send and Recv and in the FIB's next hops: its
+	// slot (PeerSlot) and the slot's generation. The router assigns it; an
+	// ID is never given to another peer while packets may still carry it.
+	ID   uint32
+	Node string     // node name, for logs and stats
+	Addr netip.Addr // the peer node's underlay IPv4 address
+	// PodCIDRs are the peer's pod ranges. The FIB routes to them; the
+	// direct backend also tells a frame's peer by its inner source.
+	PodCIDRs []netip.Prefix
 	// VTEPMAC is the peer's VTEP MAC, the inner destination MAC of vxlan
 	// frames. Zero means VTEPMAC(Addr), what a taprouter peer uses. Other
 	// backends ignore it.
@@ -54,12 +60,16 @@ type Tunnel interface {
 	// Headroom is the number of bytes Send writes in front of each inner
 	// packet: the offset passed to Send must be at least this.
 	Headroom() int
-	// SetPeers replaces the peer set. Peer index i is peers[i]: the FIB's
-	// next-hop peer number. Send and Recv switch to the new set atomically.
+	// SetPeers replaces the peer set. Each peer is named by its ID (of two
+	// with one slot, the first is kept). Send and Recv switch to the new
+	// set atomically; a peer whose ID stays keeps its identity, whatever
+	// else changed (a new address: packets for it go there).
 	SetPeers(peers []Peer)
 	// Send encapsulates bufs[i][offset:], an inner IPv4 packet, in place for
-	// peer index peers[i] and transmits the batch. Packets for an unknown
-	// peer index are dropped and counted; the direct backend queues packets
+	// the peer with ID peers[i] and transmits the batch. A packet for an ID
+	// not in the set (a peer removed, or its slot reused by a newer
+	// generation) is dropped and counted in drop_unknown_peer: it is never
+	// sent to another peer. The direct backend queues packets
 	// whose peer MAC is still being resolved (they are not in the count
 	// returned, and count in Stats.TxResolved when sent). It returns the
 	// number of packets handed to the underlay and the underlay's error, if
@@ -69,8 +79,8 @@ type Tunnel interface {
 	// bufs[i][offset:] and decapsulates them in place. For each i < n,
 	// sizes[i] == 0 means the datagram was dropped or consumed (and
 	// counted); otherwise the inner IPv4 packet is
-	// bufs[i][starts[i]:starts[i]+sizes[i]] and came from peer index
-	// peers[i]. sizes, starts and peers must be at least len(bufs) long.
+	// bufs[i][starts[i]:starts[i]+sizes[i]] and came from the peer with
+	// ID peers[i]. sizes, starts and peers must be at least len(bufs) long.
 	// A call may hand out packets split from a super-packet read by an
 	// earlier call instead of reading the underlay.
 	Recv(bufs [][]byte, sizes, starts []int, peers []uint32, offset int) (int, error)

@@ -53,7 +53,7 @@ func TestUDPWireFormat(t *testing.T) {
 	conn := linktest.NewConn(addrPort(nodeA, DefaultUDPPort), 1)
 	u, _ := NewUDP(conn, UDPConfig{Port: 9000})
 	defer u.Close()
-	u.SetPeers([]Peer{{Addr: nodeB}})
+	u.SetPeers(indexed(Peer{Addr: nodeB}))
 	inner := ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee)
 	if n, err := u.Send([][]byte{withHeadroom(inner)}, []uint32{0}, testOffset); n != 1 || err != nil {
 		t.Fatalf("Send = %d, %v", n, err)

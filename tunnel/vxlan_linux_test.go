@@ -46,8 +46,8 @@ func TestVXLANKernelInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tun.Close() })
-	peers := []Peer{{Node: "b", Addr: underlayB, PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), VTEPMAC: kernelMAC}}
-	tun.SetPeers(peers)
+	peers := []Peer{{Node: "b", Addr: underlayB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")}, VTEPMAC: kernelMAC}}
+	tun.SetPeers(indexed(peers...))
 	replies := receiveAll(tun)
 
 	send := func(tun *VXLAN, seq uint16) {
@@ -67,7 +67,7 @@ func TestVXLANKernelInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongVNI.SetPeers(peers)
+	wrongVNI.SetPeers(indexed(peers...))
 	send(wrongVNI, 2)
 	select {
 	case r := <-replies:

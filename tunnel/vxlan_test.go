@@ -105,7 +105,7 @@ func TestVXLANWireFormat(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer v.Close()
-			v.SetPeers([]Peer{tc.peer})
+			v.SetPeers(indexed(tc.peer))
 			inner := ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee)
 			if n, err := v.Send([][]byte{withHeadroom(inner)}, []uint32{0}, testOffset); n != 1 || err != nil {
 				t.Fatalf("Send = %d, %v", n, err)
@@ -221,11 +221,11 @@ func TestVXLANSendShortHeadroom(t *testing.T) {
 func TestVXLANSetPeersReindexes(t *testing.T) {
 	_, b, _, connB := vxlanPair(t)
 	d := validDatagram(ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee))
-	b.SetPeers([]Peer{{Addr: nodeC}, {Addr: nodeA}})
+	b.SetPeers(indexed(Peer{Addr: nodeC}, Peer{Addr: nodeA}))
 	if got, peer := recvOne(t, b, connB, addrPort(nodeA, 8472), d); got == nil || peer != 1 {
 		t.Fatalf("after reorder: delivered %v from peer %d, want peer 1", got != nil, peer)
 	}
-	b.SetPeers([]Peer{{Addr: nodeC}})
+	b.SetPeers(indexed(Peer{Addr: nodeC}))
 	if got, _ := recvOne(t, b, connB, addrPort(nodeA, 8472), d); got != nil {
 		t.Fatal("datagram from a removed peer delivered")
 	}

@@ -38,6 +38,9 @@ DESCRIPTION
     routing table, ip_forward, iptables and the kernel vxlan module are not on
     the pod-to-pod path.
 
+    On SIGHUP it reads the config file again and applies its peers (added,
+    changed and removed ones, each logged); other changes need a restart.
+
     On SIGTERM or SIGINT it removes the host port and its socket and leaves the
     pods' TAP devices in place; a signal while it is still starting takes
     effect once it has started.
@@ -126,7 +129,12 @@ func run() int {
 		return 1
 	}
 
-	return runNode(log, *socket, func() (node, error) { return daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log) })
+	var d *daemon.Daemon
+	return runNode(log, *socket, func() (node, error) {
+		var err error
+		d, err = daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log)
+		return d, err
+	}, func() error { return d.ReloadPeers(*cfgPath) })
 }
 
 // node is what runNode needs of a *daemon.Daemon.
@@ -137,11 +145,14 @@ type node interface {
 }
 
 // runNode starts the node and serves its API on socket until SIGTERM or
-// SIGINT. The signals are caught before start: setting up can take a while
+// SIGINT; on SIGHUP it calls reload (if not nil). The signals are caught before start: setting up can take a while
 // (a pod namespace that does not open delays it by its timeout), and a
 // signal meanwhile must not kill the process with the host port and the
 // router's socket left behind; the node is closed once start returns.
-func runNode(log *zap.Logger, socket string, start func() (node, error)) int {
+func runNode(log *zap.Logger, socket string, start func() (node, error), reload func() error) int {
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -171,12 +182,25 @@ func runNode(log *zap.Logger, socket string, start func() (node, error)) int {
 	served := make(chan error, 1)
 	go func() { served <- d.Serve() }()
 	code := 0
-	select {
-	case s := <-sigs:
-		log.Info("shutting down", zap.Stringer("signal", s))
-	case err := <-served:
-		log.Error("api stopped", zap.Error(err))
-		code = 1
+loop:
+	for {
+		select {
+		case <-hups:
+			if reload == nil {
+				continue
+			}
+			log.Info("SIGHUP: reloading peers from the config file")
+			if err := reload(); err != nil {
+				log.Warn("reload failed", zap.Error(err))
+			}
+		case s := <-sigs:
+			log.Info("shutting down", zap.Stringer("signal", s))
+			break loop
+		case err := <-served:
+			log.Error("api stopped", zap.Error(err))
+			code = 1
+			break loop
+		}
 	}
 	stop()
 	return code

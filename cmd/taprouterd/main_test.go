@@ -45,7 +45,7 @@ func TestSignalDuringStart(t *testing.T) {
 		}
 		waitDelivered(t, syscall.SIGTERM)
 		return n, nil
-	})
+	}, nil)
 	if code != 0 || n.closes.Load() != 1 {
 		t.Errorf("exit %d, Close called %d times; want 0 and 1", code, n.closes.Load())
 	}
@@ -81,7 +81,7 @@ func waitDelivered(t *testing.T, sig syscall.Signal) {
 
 // A start that fails is a config error (exit 2), and nothing is closed.
 func TestStartFails(t *testing.T) {
-	if code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return nil, errors.New("ports[0].netns: gone") }); code != 2 {
+	if code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return nil, errors.New("ports[0].netns: gone") }, nil); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 }
@@ -103,5 +103,37 @@ func TestHelpText(t *testing.T) {
 		if len(line) > 80 {
 			t.Errorf("--help line %d is %d columns: %q", i+1, len(line), line)
 		}
+	}
+}
+
+// SIGHUP while serving calls reload, once per signal, and does not stop
+// the node; SIGTERM then does.
+func TestSIGHUPReloads(t *testing.T) {
+	n := &fakeNode{closed: make(chan struct{})}
+	reloaded := make(chan struct{}, 4)
+	done := make(chan int, 1)
+	go func() {
+		done <- runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return n, nil }, func() error {
+			reloaded <- struct{}{}
+			return errors.New("a bad file: logged, the node goes on")
+		})
+	}()
+	for n.listens.Load() == 0 {
+		runtime.Gosched()
+	}
+	for range 2 {
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		<-reloaded
+	}
+	if n.closes.Load() != 0 {
+		t.Fatal("SIGHUP closed the node")
+	}
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 0 || n.closes.Load() != 1 {
+		t.Errorf("exit %d, Close called %d times; want 0 and 1", code, n.closes.Load())
 	}
 }

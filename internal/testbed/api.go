@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -127,4 +129,28 @@ type RouterPort struct {
 func (d *Daemon) Ports() ([]RouterPort, error) {
 	var v []RouterPort
 	return v, d.api.get("/v1/ports", &v)
+}
+
+// RouterPeer is one entry of GET /v1/peers.
+type RouterPeer struct {
+	Node     string   `json:"node"`
+	Address  string   `json:"address"`
+	PodCIDRs []string `json:"podCIDRs"`
+	ID       uint32   `json:"id"`
+}
+
+// Peers returns GET /v1/peers.
+func (d *Daemon) Peers() ([]RouterPeer, error) {
+	var ps []RouterPeer
+	return ps, d.api.get("/v1/peers", &ps)
+}
+
+// ReloadConfig rewrites the daemon's config file with cfg and sends it
+// SIGHUP, on which it applies the file's peers.
+func (d *Daemon) ReloadConfig(cfg DaemonConfig) error {
+	if err := os.WriteFile(d.ConfigPath, cfg.YAML(), 0o644); err != nil {
+		return fmt.Errorf("testbed: %w", err)
+	}
+	d.Config = cfg
+	return d.Signal(syscall.SIGHUP)
 }

@@ -57,3 +57,6 @@ func (c *Capture) Packets() ([]Packet, error) {
 	defer f.Close()
 	return ReadPcap(f)
 }
+
+// Stop stops tcpdump (its pcap file stays readable with Packets).
+func (c *Capture) Stop() error { return c.proc.Stop(5 * time.Second) }

@@ -90,6 +90,8 @@ type Daemon struct {
 	Config DaemonConfig
 	// Socket is its control socket.
 	Socket string
+	// ConfigPath is the file its config was written to.
+	ConfigPath string
 
 	api apiClient
 }
@@ -115,7 +117,7 @@ func (b *Bed) StartDaemon(node *Node, cfg DaemonConfig) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Process: p, Node: node, Config: cfg, Socket: socket, api: newAPIClient(socket)}
+	d := &Daemon{Process: p, Node: node, Config: cfg, Socket: socket, ConfigPath: path, api: newAPIClient(socket)}
 	if err := d.waitReady(DaemonReadyTimeout); err != nil {
 		p.Stop(5 * time.Second)
 		return nil, err

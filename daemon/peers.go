@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
+	"github.com/taprouter/taprouter/peers"
+)
+
+// hostPortAddr is the address the host port holds and the node's namespace
+// uses as source toward pods of other nodes: the pod range's network
+// address, as flannel gives flannel.1 (the router routes it back to the host
+// port). Invalid for a pod range too small to spare it.
+func hostPortAddr(podCIDR netip.Prefix) netip.Addr {
+	if podCIDR.Bits() > 30 {
+		return netip.Addr{}
+	}
+	return podCIDR.Masked().Addr()
+}
+
+// nodeRoutes is peers.NodeRoutes in the daemon's namespace: a route
+// "<podCIDR> dev <host port> scope link src <hostPortAddr>" per peer pod
+// range. They go with the host port when the daemon exits.
+type nodeRoutes struct {
+	dev string
+	src netip.Addr
+}
+
+func (n nodeRoutes) route(prefix netip.Prefix) (*netlink.Route, error) {
+	l, err := netlink.LinkByName(n.dev)
+	if err != nil {
+		return nil, err
+	}
+	r := &netlink.Route{
+		LinkIndex: l.Attrs().Index,
+		Dst:       &net.IPNet{IP: prefix.Addr().AsSlice(), Mask: net.CIDRMask(prefix.Bits(), 32)},
+		Scope:     netlink.SCOPE_LINK,
+	}
+	if n.src.IsValid() {
+		r.Src = n.src.AsSlice()
+	}
+	return r, nil
+}
+
+func (n nodeRoutes) AddRoute(prefix netip.Prefix) error {
+	r, err := n.route(prefix)
+	if err != nil {
+		return err
+	}
+	return netlink.RouteReplace(r)
+}
+
+func (n nodeRoutes) DelRoute(prefix netip.Prefix) error {
+	r, err := n.route(prefix)
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// addHostPortAddr gives the host port its address, a /32.
+func addHostPortAddr(dev string, a netip.Addr) error {
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}, Scope: int(netlink.SCOPE_HOST)}
+	if err := netlink.AddrReplace(l, addr); err != nil {
+		return fmt.Errorf("add address %s/32 to %s: %w", a, dev, err)
+	}
+	return nil
+}
+
+// configPeers is the static config's peer set, the file as a peer source.
+func configPeers(cfg *config.Config) []peers.Peer {
+	out := make([]peers.Peer, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		out[i] = peers.Peer{Node: p.Node, Addr: p.Address, PodCIDRs: []netip.Prefix{p.PodCIDR}, VTEPMAC: p.VTEPMAC}
+	}
+	return out
+}
+
+// ApplyPeers makes desired the peer set through the reconciler (a source
+// calls it with the whole set, again on every change) and logs what
+// changed and what was refused.
+func (d *Daemon) ApplyPeers(source string, desired []peers.Peer) (peers.Result, error) {
+	res, err := d.peers.Apply(desired)
+	d.log.Info("peers applied", zap.String("source", source), zap.Int("peers", len(desired)), zap.Strings("added", res.Added),
+		zap.Strings("changed", res.Changed), zap.Strings("removed", res.Removed), zap.Int("invalid", len(res.Invalid)), zap.Strings("kept", res.Kept), zap.Error(err))
+	return res, err
+}
+
+// ReloadPeers reads the config file at path again and applies its peers
+// (taprouterd does it on SIGHUP). Other changes in the file need a restart
+// and are not applied.
+func (d *Daemon) ReloadPeers(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		d.log.Warn("config reload refused; peers unchanged", zap.String("config", path), zap.Error(err))
+		return err
+	}
+	if cfg.Node != d.cfg.Node || cfg.PodCIDR != d.cfg.PodCIDR || cfg.Backend != d.cfg.Backend {
+		d.log.Warn("config reload: only peers are applied; node, podCIDR and backend changes need a restart", zap.String("config", path))
+	}
+	_, err = d.ApplyPeers("config "+path, configPeers(cfg))
+	return err
+}
+
+// Peers implements api.Backend.
+func (d *Daemon) Peers() []api.Peer {
+	ps := d.peers.Peers()
+	out := make([]api.Peer, len(ps))
+	for i, p := range ps {
+		ap := api.Peer{Node: p.Node, Address: p.Addr.String(), Backend: p.Backend, ID: p.ID, PodCIDRs: make([]string, len(p.PodCIDRs))}
+		for j, c := range p.PodCIDRs {
+			ap.PodCIDRs[j] = c.String()
+		}
+		if !p.VTEPMAC.IsZero() {
+			ap.VTEPMAC = p.VTEPMAC.String()
+		}
+		out[i] = ap
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package peers
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// PeerError is why one peer of a desired set was refused.
+type PeerError struct {
+	Index int    // its position in the set given
+	Node  string // its node name (may be empty: that is the error)
+	Err   error
+}
+
+func (e PeerError) Error() string { return fmt.Sprintf("peer %d (%q): %v", e.Index, e.Node, e.Err) }
+func (e PeerError) Unwrap() error { return e.Err }
+
+// Validate checks desired against the rules every source shares and
+// returns the valid peers (addresses unmapped; in their order) and an error
+// for each refused one. A peer is refused if:
+//   - its node name is empty, this node's, or an earlier peer's;
+//   - its address is not a unicast IPv4 address, or is this node's or an
+//     earlier valid peer's;
+//   - it has no pod range, or one that is not IPv4, not masked, or overlaps
+//     another of its own, this node's or an earlier valid peer's;
+//   - its backend is neither empty nor this node's;
+//   - its VTEP MAC is set and not unicast.
+//
+// Where two peers conflict the earlier one is kept.
+func Validate(local Local, desired []Peer) ([]Peer, []PeerError) {
+	v := newValidator(local)
+	valid := make([]Peer, 0, len(desired))
+	var errs []PeerError
+	for i, p := range desired {
+		p.Addr = p.Addr.Unmap()
+		if err := v.check(p); err != nil {
+			errs = append(errs, PeerError{Index: i, Node: p.Node, Err: err})
+			continue
+		}
+		v.take(p)
+		valid = append(valid, p)
+	}
+	return valid, errs
+}
+
+// validator checks peers one at a time against this node and the peers it
+// has taken.
+type validator struct {
+	local Local
+	nodes map[string]bool
+	addrs map[netip.Addr]string
+	cidrs []owned
+}
+
+type owned struct {
+	prefix netip.Prefix
+	node   string
+}
+
+func newValidator(local Local) *validator {
+	return &validator{local: local, nodes: map[string]bool{}, addrs: map[netip.Addr]string{}}
+}
+
+var errNoNode = errors.New("no node name")
+
+// check returns why p cannot join the peers taken so far, or nil.
+func (v *validator) check(p Peer) error {
+	switch {
+	case p.Node == "":
+		return errNoNode
+	case p.Node == v.local.Node:
+		return fmt.Errorf("node %q is this node", p.Node)
+	case v.nodes[p.Node]:
+		return fmt.Errorf("node %q is named twice", p.Node)
+	}
+	a := p.Addr.Unmap()
+	switch {
+	case !a.Is4() || !a.IsGlobalUnicast():
+		return fmt.Errorf("address %v is not a unicast IPv4 address", p.Addr)
+	case a == v.local.Addr.Unmap():
+		return fmt.Errorf("address %s is this node's", a)
+	}
+	if o, dup := v.addrs[a]; dup {
+		return fmt.Errorf("address %s is also node %q's", a, o)
+	}
+	if len(p.PodCIDRs) == 0 {
+		return errors.New("no pod range")
+	}
+	for i, c := range p.PodCIDRs {
+		switch {
+		case !c.IsValid() || !c.Addr().Is4():
+			return fmt.Errorf("pod range %v is not IPv4", c)
+		case c.Masked() != c:
+			return fmt.Errorf("pod range %s is not masked (%s)", c, c.Masked())
+		}
+		for _, d := range p.PodCIDRs[:i] {
+			if c.Overlaps(d) {
+				return fmt.Errorf("pod range %s overlaps its %s", c, d)
+			}
+		}
+		for _, d := range v.local.PodCIDRs {
+			if c.Overlaps(d) {
+				return fmt.Errorf("pod range %s overlaps this node's %s", c, d)
+			}
+		}
+		for _, o := range v.cidrs {
+			if c.Overlaps(o.prefix) {
+				return fmt.Errorf("pod range %s overlaps node %q's %s", c, o.node, o.prefix)
+			}
+		}
+	}
+	if p.Backend != "" && p.Backend != v.local.Backend {
+		return fmt.Errorf("backend %q is not this node's (%q)", p.Backend, v.local.Backend)
+	}
+	if !p.VTEPMAC.IsZero() && p.VTEPMAC[0]&1 != 0 {
+		return fmt.Errorf("VTEP MAC %s is not unicast", p.VTEPMAC)
+	}
+	return nil
+}
+
+// take adds p, which check accepted, to the peers taken.
+func (v *validator) take(p Peer) {
+	v.nodes[p.Node] = true
+	v.addrs[p.Addr.Unmap()] = p.Node
+	for _, c := range p.PodCIDRs {
+		v.cidrs = append(v.cidrs, owned{c, p.Node})
+	}
+}
