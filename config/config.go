@@ -167,7 +167,8 @@ type NodeFacts struct {
 
 // ParseForNode validates a YAML document for a node whose identity comes
 // from Kubernetes: the document may be empty and sets only what the Node
-// does not say (backend, VNI, ports, gateway style, host port). A field the
+// does not say (backend, VNI, ports, gateway style, host port). The gateway
+// may only be Calico's: one file serves nodes with different pod ranges. A field the
 // Node does say — node, podCIDR, underlay — must be absent or agree with it;
 // peers must be absent (every other Node is a peer). Without a gateway the
 // pods' gateway is the pod range's first address (10.244.X.1, as kindnet
@@ -198,6 +199,10 @@ func ParseForNode(b []byte, facts NodeFacts) (*Config, error) {
 	}
 	if len(f.Peers) > 0 {
 		return nil, fieldError("peers", "not allowed with Kubernetes: every other Node is a peer")
+	}
+	if f.Gateway != "" && f.Gateway != CalicoGateway.String() {
+		// One file serves every node, and each has its own pod range.
+		return nil, fieldError("gateway", "%s: with Kubernetes only %s or none (the pod range's first address)", f.Gateway, CalicoGateway)
 	}
 	f.Node, f.PodCIDR = facts.Node, facts.PodCIDR.String()
 	f.Underlay.Address, f.Underlay.Interface = facts.UnderlayAddress.String(), facts.UnderlayInterface

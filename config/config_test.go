@@ -184,7 +184,7 @@ func TestParseForNode(t *testing.T) {
 		"underlay:\n  address: 192.168.49.9\n": "underlay.address: 192.168.49.9, but the Kubernetes Node says 192.168.49.2",
 		"underlay:\n  interface: eth1\n":       "underlay.interface: eth1, but the Kubernetes Node says eth0",
 		"peers:\n- node: x\n":                  "peers: not allowed with Kubernetes: every other Node is a peer",
-		"gateway: 10.244.9.1\n":                "gateway: 10.244.9.1 is neither inside podCIDR 10.244.3.0/24 nor 169.254.1.1",
+		"gateway: 10.244.9.1\n":                "gateway: 10.244.9.1: with Kubernetes only 169.254.1.1 or none (the pod range's first address)",
 		"bogus: 1\n":                           `line 1: unknown field "bogus"`,
 	} {
 		if _, err := ParseForNode([]byte(doc), facts); err == nil || err.Error() != want {
