@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -34,7 +35,12 @@ type Rules struct {
 	ipt   *iptables.IPTables
 	cidrs []netip.Prefix
 	log   *zap.Logger
+
+	repairs atomic.Uint64 // Run's Ensure calls that changed something
 }
+
+// Repairs is how often Run found the rules changed and repaired them.
+func (r *Rules) Repairs() uint64 { return r.repairs.Load() }
 
 // New returns the rules for clusterCIDRs (IPv4 prefixes: the cluster's pod
 // ranges) in the calling thread's network namespace; it runs iptables to
@@ -203,6 +209,7 @@ func (r *Rules) Run(ctx context.Context, interval time.Duration) {
 			r.log.Warn("masquerade rules: check failed; retrying", zap.Error(err))
 			failing = true
 		case err == nil && changed:
+			r.repairs.Add(1)
 			r.log.Warn("masquerade rules were changed by someone else: repaired", zap.String("chain", Chain))
 			failing = false
 		case err == nil:

@@ -144,6 +144,9 @@ func TestRunRepairs(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRules(t, ns, r)
+	if got := r.Repairs(); got != 1 {
+		t.Errorf("Repairs() = %d, want 1", got)
+	}
 }
 
 func TestNewRefuses(t *testing.T) {
