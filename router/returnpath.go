@@ -222,6 +222,7 @@ type flowBucket struct{ slots [flowWays]flowSlot }
 type flowTable struct {
 	buckets      []flowBucket
 	mask         uint64
+	shift        uint // 64 - log2(len(buckets))
 	seed0, seed1 uint64
 
 	_     [64]byte
@@ -239,7 +240,7 @@ func newFlowTable(capacity int, now time.Time) *flowTable {
 	for n*flowWays < capacity {
 		n <<= 1
 	}
-	t := &flowTable{buckets: make([]flowBucket, n), mask: uint64(n - 1), seed0: rand.Uint64(), seed1: rand.Uint64()}
+	t := &flowTable{buckets: make([]flowBucket, n), mask: uint64(n - 1), shift: uint(64 - bits.TrailingZeros(uint(n))), seed0: rand.Uint64(), seed1: rand.Uint64()}
 	t.now.Store(now.UnixNano())
 	t.lastScan = now.UnixNano()
 	return t
@@ -248,9 +249,13 @@ func newFlowTable(capacity int, now time.Time) *flowTable {
 // capacity is the number of flows the table holds.
 func (t *flowTable) capacity() int { return len(t.buckets) * flowWays }
 
+// bucket hashes k with the table's seeds (wyhash's mixing: the two halves
+// of a 128-bit product folded, twice) and takes the bucket from the top
+// bits, which depend on every bit of the key.
 func (t *flowTable) bucket(k flowKey) *flowBucket {
 	hi, lo := bits.Mul64(k.a^t.seed0, k.b^t.seed1)
-	return &t.buckets[(hi^lo)&t.mask]
+	hi, lo = bits.Mul64(hi^lo, 0x9e3779b97f4a7c15)
+	return &t.buckets[((hi^lo)>>t.shift)&t.mask]
 }
 
 // record remembers or refreshes the flow k. A full bucket gives up the
