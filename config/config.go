@@ -53,8 +53,24 @@ type Config struct {
 	VXLAN    VXLAN
 	UDP      UDP
 	HostPort HostPort
-	Peers    []Peer
-	Ports    []Port
+	// Masquerade is the egress NAT of pods' traffic leaving the cluster.
+	Masquerade Masquerade
+	Peers      []Peer
+	Ports      []Port
+}
+
+// Masquerade configures the egress masquerade (package masq): pods'
+// traffic to destinations outside ClusterCIDRs leaves the node with the
+// node's address as source.
+type Masquerade struct {
+	Enabled bool
+	// ClusterCIDRs are the cluster's pod ranges (required when Enabled):
+	// traffic to them is never masqueraded.
+	ClusterCIDRs []netip.Prefix
+	// RemoveOnExit removes the rules when the daemon exits; by default they
+	// stay, as kindnet leaves its own, so that a restart does not cut
+	// egress.
+	RemoveOnExit bool
 }
 
 // Underlay is the node's interface toward the other nodes.
@@ -119,6 +135,11 @@ type file struct {
 	HostPort struct {
 		Name string `yaml:"name"`
 	} `yaml:"hostPort"`
+	Masquerade struct {
+		Enabled      bool     `yaml:"enabled"`
+		ClusterCIDRs []string `yaml:"clusterCIDRs"`
+		RemoveOnExit bool     `yaml:"removeOnExit"`
+	} `yaml:"masquerade"`
 	Peers []struct {
 		Node    string `yaml:"node"`
 		Address string `yaml:"address"`
@@ -404,7 +425,91 @@ func (f *file) validate() (*Config, error) {
 		}
 		c.Ports = append(c.Ports, port)
 	}
+
+	c.Masquerade.Enabled = f.Masquerade.Enabled
+	c.Masquerade.RemoveOnExit = f.Masquerade.RemoveOnExit
+	for i, s := range f.Masquerade.ClusterCIDRs {
+		p, err := parseClusterCIDR(fmt.Sprintf("masquerade.clusterCIDRs[%d]", i), s)
+		if err != nil {
+			return nil, err
+		}
+		c.Masquerade.ClusterCIDRs = append(c.Masquerade.ClusterCIDRs, p)
+	}
+	if err := c.CheckMasquerade("masquerade.enabled", "masquerade.clusterCIDRs"); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// ParseClusterCIDRs parses the value of a flag like --cluster-cidr: IPv4
+// prefixes separated by commas. field names the flag in errors.
+func ParseClusterCIDRs(field, s string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fieldError(field, "missing: the cluster's pod CIDR(s), like 10.244.0.0/16")
+	}
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		p, err := parseClusterCIDR(field, strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseClusterCIDR(field, s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, fieldError(field, "missing: an IPv4 prefix like 10.244.0.0/16")
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fieldError(field, "%q is not an IPv4 prefix like 10.244.0.0/16", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fieldError(field, "%s has host bits set (did you mean %s?)", p, p.Masked())
+	}
+	return p, nil
+}
+
+// CheckMasquerade validates c.Masquerade: with masquerading on, cluster
+// CIDRs are required, and they must hold this node's podCIDR and every
+// peer's (traffic to a pod outside them would be masqueraded). The errors
+// name enabledField and cidrsField: the config file's fields, or the flags
+// that set them.
+func (c *Config) CheckMasquerade(enabledField, cidrsField string) error {
+	m := c.Masquerade
+	if !m.Enabled {
+		return nil
+	}
+	if len(m.ClusterCIDRs) == 0 {
+		return fieldError(cidrsField, "missing: the cluster's pod CIDR(s), required with %s", enabledField)
+	}
+	within := func(p netip.Prefix) bool {
+		for _, q := range m.ClusterCIDRs {
+			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+				return true
+			}
+		}
+		return false
+	}
+	if !within(c.PodCIDR) {
+		return fieldError(cidrsField, "%s does not contain podCIDR %s", joinPrefixes(m.ClusterCIDRs), c.PodCIDR)
+	}
+	for i, p := range c.Peers {
+		if !within(p.PodCIDR) {
+			return fieldError(cidrsField, "%s does not contain peers[%d].podCIDR %s (node %s)", joinPrefixes(m.ClusterCIDRs), i, p.PodCIDR, p.Node)
+		}
+	}
+	return nil
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // Broadcast returns the directed broadcast address of an IPv4 prefix of at

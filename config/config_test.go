@@ -50,6 +50,47 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+func TestParseMasquerade(t *testing.T) {
+	c, err := Parse([]byte(validDoc(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Masquerade.Enabled || c.Masquerade.ClusterCIDRs != nil || c.Masquerade.RemoveOnExit {
+		t.Errorf("default masquerade %+v, want off", c.Masquerade)
+	}
+	doc := strings.Replace(validDoc(t), "backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.244.0.0/23, 10.244.2.0/24], removeOnExit: true}", 1)
+	if c, err = Parse([]byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.244.0.0/23"), netip.MustParsePrefix("10.244.2.0/24")}
+	if m := c.Masquerade; !m.Enabled || !m.RemoveOnExit || len(m.ClusterCIDRs) != 2 || m.ClusterCIDRs[0] != want[0] || m.ClusterCIDRs[1] != want[1] {
+		t.Errorf("masquerade %+v, want on with %v, removed on exit", m, want)
+	}
+	// CIDRs without enabled are kept and not required to be consistent.
+	doc = strings.Replace(validDoc(t), "backend: vxlan", "backend: vxlan\nmasquerade: {clusterCIDRs: [10.9.0.0/16]}", 1)
+	if c, err = Parse([]byte(doc)); err != nil || c.Masquerade.Enabled {
+		t.Errorf("masquerade off with CIDRs: %+v, %v", c, err)
+	}
+}
+
+func TestParseClusterCIDRs(t *testing.T) {
+	got, err := ParseClusterCIDRs("--cluster-cidr", "10.244.0.0/16, 10.96.0.0/12")
+	if err != nil || len(got) != 2 || got[1] != netip.MustParsePrefix("10.96.0.0/12") {
+		t.Errorf("got %v, %v", got, err)
+	}
+	for in, want := range map[string]string{
+		"":                        "--cluster-cidr: missing",
+		"10.244.0.0/16,":          "--cluster-cidr: missing",
+		"10.244.0.0":              `--cluster-cidr: "10.244.0.0" is not an IPv4 prefix`,
+		"10.244.0.0/16,fd00::/64": `--cluster-cidr: "fd00::/64" is not an IPv4 prefix`,
+		"10.244.1.0/16":           "--cluster-cidr: 10.244.1.0/16 has host bits set (did you mean 10.244.0.0/16?)",
+	} {
+		if _, err := ParseClusterCIDRs("--cluster-cidr", in); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", in, err, want)
+		}
+	}
+}
+
 func TestParseCalicoGateway(t *testing.T) {
 	doc := strings.Replace(validDoc(t), "gateway: 10.244.0.1", "gateway: 169.254.1.1", 1)
 	c, err := Parse([]byte(doc))
@@ -107,6 +148,15 @@ func TestParseInvalid(t *testing.T) {
 		{"interface: eth0", "interface: 'eth%d'", "underlay.interface:"},
 		{"vxlan: {vni: 1", "hostPort: {name: 'tr%d'}\nvxlan: {vni: 1", "hostPort.name:"},
 		{"backend: vxlan", "backend: vxlan\nbakend: udp", "line 6: unknown field \"bakend\""},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true}", "masquerade.clusterCIDRs: missing"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: []}", "masquerade.clusterCIDRs: missing"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.244.0.0/33]}", "masquerade.clusterCIDRs[0]:"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.244.0.0/16, fd00::/48]}", "masquerade.clusterCIDRs[1]:"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.244.1.0/16]}", "masquerade.clusterCIDRs[0]: 10.244.1.0/16 has host bits set"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.245.0.0/16]}", "masquerade.clusterCIDRs: 10.245.0.0/16 does not contain podCIDR 10.244.0.0/24"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.244.0.0/23]}", "masquerade.clusterCIDRs: 10.244.0.0/23 does not contain peers[1].podCIDR 10.244.2.0/24 (node kernel)"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: true, clusterCIDRs: [10.244.0.0/25]}", "masquerade.clusterCIDRs: 10.244.0.0/25 does not contain podCIDR"},
+		{"backend: vxlan", "backend: vxlan\nmasquerade: {enabled: yes please}", "line 6:"},
 	}
 	for _, tc := range cases {
 		doc := validDoc(t)

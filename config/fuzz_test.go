@@ -27,6 +27,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(strings.ReplaceAll(strings.Replace(valid, "gateway: 10.244.0.1", "gateway: 169.254.1.1", 1), "NETNS", dir)))
 	f.Add([]byte("node: n\npodCIDR: 10.0.0.0/30\ngateway: 10.0.0.1\nbackend: direct\nunderlay: {interface: eth0}\nhostPort: {name: tr0}\nports: [{name: p, netns: /, ifName: 'eth%d', ip: 10.0.0.2}]\n"))
 	f.Add([]byte("node: n\npodCIDR: 10.0.0.0/24\ngateway: 10.0.0.1\nbackend: udp\nunderlay: {interface: eth0}\nudp: {port: 9}\npeers: [{node: m, address: 1.2.3.4, podCIDR: 10.0.1.0/24}]\n"))
+	f.Add([]byte("node: n\npodCIDR: 10.0.0.0/24\ngateway: 10.0.0.1\nbackend: udp\nunderlay: {interface: eth0}\nmasquerade: {enabled: true, clusterCIDRs: [10.0.0.0/16], removeOnExit: true}\npeers: [{node: m, address: 1.2.3.4, podCIDR: 10.0.1.0/24}]\n"))
 	f.Add([]byte("node: [\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, doc []byte) {
@@ -115,6 +116,29 @@ func checkConfig(t *testing.T, c *Config) {
 			}
 		}
 	}
+	for _, p := range c.Masquerade.ClusterCIDRs {
+		if !p.Addr().Is4() || p.Masked() != p {
+			fail("masquerade.clusterCIDRs %v", c.Masquerade.ClusterCIDRs)
+		}
+	}
+	if c.Masquerade.Enabled {
+		covered := func(q netip.Prefix) bool {
+			for _, p := range c.Masquerade.ClusterCIDRs {
+				if p.Bits() <= q.Bits() && p.Contains(q.Addr()) {
+					return true
+				}
+			}
+			return false
+		}
+		if !covered(c.PodCIDR) {
+			fail("masquerade %+v without podCIDR %s", c.Masquerade, c.PodCIDR)
+		}
+		for _, p := range c.Peers {
+			if !covered(p.PodCIDR) {
+				fail("masquerade %+v without peer %+v", c.Masquerade, p)
+			}
+		}
+	}
 	for i, p := range c.Ports {
 		if p.Name == "" || strings.Contains(p.Name, "/") || p.NetNS == "" || ifname.Check(p.IfName) != nil ||
 			!c.PodCIDR.Contains(p.IP) || p.IP == c.Gateway || p.IP == c.PodCIDR.Addr() || p.IP == bcast ||
@@ -144,6 +168,10 @@ func render(t *testing.T, c *Config) []byte {
 		f.VXLAN.MAC = c.VXLAN.MAC.String()
 	}
 	f.HostPort.Name = c.HostPort.Name
+	f.Masquerade.Enabled, f.Masquerade.RemoveOnExit = c.Masquerade.Enabled, c.Masquerade.RemoveOnExit
+	for _, p := range c.Masquerade.ClusterCIDRs {
+		f.Masquerade.ClusterCIDRs = append(f.Masquerade.ClusterCIDRs, p.String())
+	}
 	for _, p := range c.Peers {
 		fp := struct {
 			Node    string `yaml:"node"`

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/afpacket"
 	"github.com/taprouter/taprouter/link/udp"
+	"github.com/taprouter/taprouter/masq"
 	"github.com/taprouter/taprouter/peers"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
@@ -45,6 +48,10 @@ type Daemon struct {
 
 	running atomic.Bool // set up and started, not closing: see Ready
 
+	masq     *masq.Rules   // nil: no masquerade; set before the API serves
+	stopMasq func()        // ends masq's repair loop
+	masqDone chan struct{} // closed when it has ended
+
 	mu      sync.Mutex       // serializes port changes and the state file
 	ports   map[string]*port // by router port name
 	closing bool             // Close has begun: port changes are refused
@@ -64,6 +71,9 @@ type Options struct {
 	// NetNSTimeout bounds opening a pod's network namespace;
 	// DefaultNetNSTimeout if zero.
 	NetNSTimeout time.Duration
+	// MasqueradeInterval is how often the masquerade rules are checked
+	// and repaired; masq.DefaultInterval if zero.
+	MasqueradeInterval time.Duration
 }
 
 // DefaultStateDir is where taprouterd keeps its state unless told otherwise.
@@ -173,6 +183,9 @@ func (d *Daemon) setup() error {
 	}
 	if len(res.Invalid) > 0 {
 		return fmt.Errorf("peers: %w", res.Invalid[0])
+	}
+	if err := d.startMasquerade(); err != nil {
+		return err
 	}
 
 	for i, p := range cfg.Ports {
@@ -294,6 +307,7 @@ func (d *Daemon) Close() error {
 	if d.router != nil {
 		errs = append(errs, d.router.Close())
 	}
+	errs = append(errs, d.stopMasquerade())
 	if d.hostPort {
 		errs = append(errs, podnet.RemoveHostPort(d.cfg.HostPort.Name))
 		d.hostPort = false
@@ -381,5 +395,59 @@ func strictRPFilter(ifname string, log *zap.Logger) error {
 		log.Warn("net.ipv4.conf.all.rp_filter is 2 (loose): the kernel may deliver peers' frames for pods twice; set it to 0 or 1", zap.String("interface", ifname))
 	}
 	log.Info("strict rp_filter on the underlay: the kernel drops peers' pod frames, the router takes them", zap.String("interface", ifname))
+	return nil
+}
+
+// startMasquerade sets up the egress masquerade if the config asks for it,
+// and keeps repairing it until Close.
+func (d *Daemon) startMasquerade() error {
+	m := d.cfg.Masquerade
+	if !m.Enabled {
+		return nil
+	}
+	rules, err := masq.New(m.ClusterCIDRs, d.log)
+	if err != nil {
+		return fmt.Errorf("masquerade.enabled: %w", err)
+	}
+	if _, err := rules.Ensure(); err != nil {
+		return fmt.Errorf("masquerade.enabled: %w", err)
+	}
+	d.masq = rules
+	interval := d.opts.MasqueradeInterval
+	if interval == 0 {
+		interval = masq.DefaultInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopMasq, d.masqDone = cancel, make(chan struct{})
+	go func() {
+		defer close(d.masqDone)
+		rules.Run(ctx, interval)
+	}()
+	d.log.Info("masquerade", zap.String("chain", masq.Chain), zap.Stringers("clusterCIDRs", m.ClusterCIDRs),
+		zap.Duration("checkEvery", interval), zap.Bool("removeOnExit", m.RemoveOnExit))
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil && !bytes.Equal(bytes.TrimSpace(b), []byte("1")) {
+		d.log.Warn("net.ipv4.ip_forward is off in the node's namespace: pods' traffic to outside the cluster is not forwarded, masqueraded or not")
+	}
+	return nil
+}
+
+// stopMasquerade ends the repair loop and removes the rules if the config
+// says so.
+func (d *Daemon) stopMasquerade() error {
+	if d.masqDone == nil {
+		return nil // never started, or stopped already
+	}
+	d.stopMasq()
+	<-d.masqDone
+	d.masqDone = nil
+	rules := d.masq // stays set: Stats reads it
+	if !d.cfg.Masquerade.RemoveOnExit {
+		d.log.Info("masquerade rules left in place", zap.String("chain", masq.Chain))
+		return nil
+	}
+	if err := rules.Remove(); err != nil {
+		return err
+	}
+	d.log.Info("masquerade rules removed", zap.String("chain", masq.Chain))
 	return nil
 }

@@ -457,6 +457,9 @@ func (d *Daemon) Status() api.Status {
 func (d *Daemon) Stats() map[string]uint64 {
 	m := d.router.Stats()
 	m["goroutines"] = uint64(runtime.NumGoroutine())
+	if d.masq != nil {
+		m["masquerade_repairs"] = d.masq.Repairs()
+	}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		m["open_fds"] = uint64(len(fds))
 	}

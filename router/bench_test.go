@@ -48,7 +48,11 @@ func (c *discardConn) Close() error              { return nil }
 // frames from pod A: decode, pipeline, Ethernet header or encapsulation,
 // and the egress write. The router is not started: the benchmark drives
 // the ingress worker directly, so no goroutine or channel is measured.
-func benchForward(b *testing.B, dst netip.Addr, cfg Config) {
+func benchForward(b *testing.B, dst netip.Addr, cfg Config) { benchForwardSetup(b, dst, cfg, nil) }
+
+// benchForwardSetup is benchForward with setup run on the router before the
+// first round.
+func benchForwardSetup(b *testing.B, dst netip.Addr, cfg Config, setup func(*Router)) {
 	pa := netip.MustParseAddr("10.244.0.4")
 	paMAC := link.HardwareAddr{2, 0, 0, 0, 0, 4}
 	cfg.PodCIDR, cfg.Gateway, cfg.GatewayMAC, cfg.NodeAddr = podCIDR0, gateway, gwMAC, node1
@@ -63,6 +67,9 @@ func benchForward(b *testing.B, dst netip.Addr, cfg Config) {
 	r.neigh.SetStatic(pB.ID, netip.MustParseAddr("10.244.0.5"), link.HardwareAddr{2, 0, 0, 0, 0, 5})
 	if cfg.Tunnel != nil {
 		r.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR1}}})
+	}
+	if setup != nil {
+		setup(r)
 	}
 	frame := ethernet(gwMAC, paMAC, etherTypeIP, ipv4(pa, dst, 64, header.UDPProtocolNumber, true, udpPayload(1, 2, 1450-28)))
 	w := r.newWorker(64, 1450+ethHeaderLen+64)
@@ -211,6 +218,9 @@ func TestForwardingAllocatesNothing(t *testing.T) {
 		{"tunnel-to-pod", BenchmarkTunnelToPod},
 		{"pod-to-vxlan", BenchmarkForwardPodToVXLAN},
 		{"pod-to-udp", BenchmarkForwardPodToUDP},
+		{"pod-to-pod-return-flows", BenchmarkForwardPodToPodReturnFlows},
+		{"return-to-host", BenchmarkForwardReturnToHost},
+		{"host-to-pod-recorded", BenchmarkHostToPodRecorded},
 	} {
 		var res testing.BenchmarkResult
 		perPacket := -1.0

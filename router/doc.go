@@ -44,6 +44,14 @@
 // (0/8, loopback, multicast, class E, broadcasts) are dropped as Linux does
 // (drop_martian): from pods, nothing but unicast reaches the node's kernel.
 //
+// Services: kube-proxy DNATs a pod's packet to a ClusterIP in the node's
+// namespace, and the kernel sends it back through the host port to the
+// chosen pod. The router remembers the reply flow of every packet from the
+// host port whose source is a pod (returnpath.go) and sends the replies of
+// those flows to the host port, not to the pod, so that the kernel's
+// conntrack reverses the DNAT: the client sees its answer come from the
+// ClusterIP.
+//
 // IPv4 headers are read and written through gVisor's typed header views;
 // checksums are updated incrementally (RFC 1624).
 package router

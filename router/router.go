@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,6 +58,10 @@ type Config struct {
 	// icmp_ratelimit; negative means no per-destination limit. Neither
 	// limit applies to "fragmentation needed" (path MTU discovery).
 	ICMPDestInterval time.Duration
+	// ReturnPathFlows is the capacity of the table of NATed flows whose
+	// replies go back through the host port (see returnpath.go); zero
+	// means DefaultReturnPathFlows.
+	ReturnPathFlows int
 	// Log receives the router's events; nil means no logging.
 	Log *zap.Logger
 }
@@ -72,6 +77,7 @@ type Router struct {
 	stats  stats
 	icmp   *tokenBucket // the global ICMP error limit
 	icmpTo *destLimiter // the per-destination one
+	ret    *flowTable   // flows whose replies return through the host port
 
 	ingress, egress []Stage
 	lastPanicLog    atomic.Int64 // when a stage panic was last logged (UnixNano)
@@ -148,6 +154,7 @@ func New(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("router: neighbours: %w", err)
 	}
 	r.neigh = neigh
+	r.ret = newFlowTable(cmp.Or(cfg.ReturnPathFlows, DefaultReturnPathFlows), r.clock.Now())
 	r.ingress = cfg.IngressStages
 	r.egress = cfg.EgressStages
 	r.peerAddrs.Store(&[]peerAddr{})
@@ -368,6 +375,7 @@ func (r *Router) Tick() {
 	r.tickMu.Lock()
 	defer r.tickMu.Unlock()
 	r.neigh.Tick()
+	r.ret.tick(r.clock.Now())
 	if r.tunnel != nil {
 		r.tunnel.Tick()
 	}

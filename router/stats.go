@@ -99,6 +99,7 @@ const (
 	cFragmentsSent                      // fragments the router made
 	cARPSendErrors                      // ARP packets a pod's device refused
 	cARPReceived                        // ARP packets from pods, learned from or answered
+	cReturnedToHost                     // replies of NATed flows sent to the host port (returnpath.go)
 	numCounters
 )
 
@@ -117,6 +118,7 @@ var counterNames = [numCounters]string{
 	cFragmentsSent:       "fragments_sent",
 	cARPSendErrors:       "arp_send_errors",
 	cARPReceived:         "arp_received",
+	cReturnedToHost:      "returned_to_host",
 }
 
 // stats are the router-wide counters. Each is a padded atomic so that the
@@ -152,6 +154,13 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // moves exactly one of forwarded and the drop_ counters: one the device or
 // underlay refuses moves drop_tx_error only, one whose port went away
 // drop_no_route only.
+//
+// The return path of NATed flows (returnpath.go): return_path_flows is the
+// number of flows remembered now (a gauge), of return_path_capacity;
+// return_path_recorded counts the flows added, return_path_evicted those
+// given up for a new one in a full bucket, return_path_expired those
+// forgotten after their idle timeout; returned_to_host counts the replies
+// sent to the host port instead of a pod (they are also forwarded).
 func (r *Router) Stats() map[string]uint64 {
 	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+32)
 	for i := DropReason(1); i < numDropReasons; i++ {
@@ -160,6 +169,11 @@ func (r *Router) Stats() map[string]uint64 {
 	for i := counter(0); i < numCounters; i++ {
 		m[counterNames[i]] = r.stats.counters[i].Load()
 	}
+	m["return_path_flows"] = uint64(max(r.ret.count.Load(), 0))
+	m["return_path_capacity"] = uint64(r.ret.capacity())
+	m["return_path_recorded"] = r.ret.recorded.Load()
+	m["return_path_evicted"] = r.ret.evicted.Load()
+	m["return_path_expired"] = r.ret.expired.Load()
 	ns := r.neigh.Stats()
 	ns.Each(func(name string, v uint64) { m["neigh_"+name] = v })
 	m["drop_neighbour_queue"] = ns.QueueDrops

@@ -396,6 +396,7 @@ func (w *worker) route(batch []*Packet) {
 		}
 		dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
 		nh, _ := r.fib.Lookup(dst)
+		nh = w.returnPath(p, nh)
 		p.NextHop = nh
 		switch nh.Kind {
 		case fib.Self:

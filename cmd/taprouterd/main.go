@@ -6,8 +6,10 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -23,6 +25,8 @@ const usage = `NAME
 
 SYNOPSIS
     taprouterd --config FILE [--socket PATH] [--state-dir DIR]
+               [--masquerade --cluster-cidr CIDR[,CIDR...]]
+               [--masquerade-remove-on-exit]
                [--log-format console|json] [--log-level LEVEL] [--check]
     taprouterd ready [--socket PATH] [--live]     (probe: ready --help)
     taprouterd install-cni [OPTIONS]              (init: install-cni --help)
@@ -36,7 +40,18 @@ DESCRIPTION
     backend (vxlan, udp or direct), and to the node itself through the host
     port (a TUN named taprouter0 with a route for the pod range). The kernel's
     routing table, ip_forward, iptables and the kernel vxlan module are not on
-    the pod-to-pod path.
+    the pod-to-pod path. Replies of the pods' flows that the node's kernel
+    forwarded (kube-proxy DNATed a Service's ClusterIP to a pod) go back
+    through the host port, so that the kernel reverses the NAT.
+
+    With --masquerade, pods' traffic to destinations outside the cluster's
+    pod CIDRs leaves the node with the node's address as its source: an
+    iptables chain TAPROUTER-MASQ in the nat table of the node's namespace,
+    jumped to from POSTROUTING, RETURNs traffic to the cluster CIDRs and
+    MASQUERADEs traffic from them (as kindnet's masq agent does). Traffic
+    between pods is never NATed. taprouterd checks the rules every 10s and
+    puts back what someone deleted. The node must forward
+    (net.ipv4.ip_forward=1).
 
     On SIGHUP it reads the config file again and applies its peers (added,
     changed and removed ones, each logged); other changes need a restart.
@@ -54,6 +69,18 @@ OPTIONS
                         (default %s), so that a restarted
                         taprouterd re-adopts their TAP devices: pods keep
                         their IP and MAC.
+    --masquerade        masquerade pods' traffic leaving the cluster (see
+                        above); overrides masquerade.enabled in the config
+                        file. --masquerade=false turns it off.
+    --cluster-cidr CIDRS
+                        the cluster's pod CIDRs, IPv4, comma-separated, e.g.
+                        10.244.0.0/16; required with --masquerade. They must
+                        contain this node's podCIDR and every peer's.
+                        Overrides masquerade.clusterCIDRs.
+    --masquerade-remove-on-exit
+                        delete the masquerade rules on exit. By default they
+                        stay, as kindnet's do: a restart does not cut the
+                        pods' egress. Overrides masquerade.removeOnExit.
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
     --check             validate the config file, print a one-line summary, and
@@ -95,6 +122,9 @@ func run() int {
 	logLevel := fs.String("log-level", "info", "")
 	stateDir := fs.String("state-dir", daemon.DefaultStateDir, "")
 	check := fs.Bool("check", false, "")
+	masquerade := fs.Bool("masquerade", false, "")
+	clusterCIDR := fs.String("cluster-cidr", "", "")
+	masqRemove := fs.Bool("masquerade-remove-on-exit", false, "")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -120,8 +150,18 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyMasqueradeFlags(cfg, set, *masquerade, *clusterCIDR, *masqRemove); err != nil {
+		fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
+		return 2
+	}
 	if *check {
-		fmt.Printf("%s: valid (node %s, backend %s, %d peers, %d ports)\n", *cfgPath, cfg.Node, cfg.Backend, len(cfg.Peers), len(cfg.Ports))
+		masq := "off"
+		if cfg.Masquerade.Enabled {
+			masq = "outside " + prefixes(cfg.Masquerade.ClusterCIDRs)
+		}
+		fmt.Printf("%s: valid (node %s, backend %s, %d peers, %d ports, masquerade %s)\n", *cfgPath, cfg.Node, cfg.Backend, len(cfg.Peers), len(cfg.Ports), masq)
 		return 0
 	}
 	if os.Geteuid() != 0 {
@@ -135,6 +175,36 @@ func run() int {
 		d, err = daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log)
 		return d, err
 	}, func() error { return d.ReloadPeers(*cfgPath) })
+}
+
+// applyMasqueradeFlags lets the flags that were set override the config
+// file's masquerade fields, and validates the result in the flags' names.
+func applyMasqueradeFlags(cfg *config.Config, set map[string]bool, enabled bool, cidrs string, remove bool) error {
+	if !set["masquerade"] && !set["cluster-cidr"] && !set["masquerade-remove-on-exit"] {
+		return nil // the file's own, validated with it
+	}
+	if set["masquerade"] {
+		cfg.Masquerade.Enabled = enabled
+	}
+	if set["masquerade-remove-on-exit"] {
+		cfg.Masquerade.RemoveOnExit = remove
+	}
+	if set["cluster-cidr"] {
+		ps, err := config.ParseClusterCIDRs("--cluster-cidr", cidrs)
+		if err != nil {
+			return err
+		}
+		cfg.Masquerade.ClusterCIDRs = ps
+	}
+	return cfg.CheckMasquerade("--masquerade", "--cluster-cidr")
+}
+
+func prefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // node is what runNode needs of a *daemon.Daemon.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taprouter/taprouter/api"
+	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/daemon"
 )
 
@@ -135,5 +137,46 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 	if code := <-done; code != 0 || n.closes.Load() != 1 {
 		t.Errorf("exit %d, Close called %d times; want 0 and 1", code, n.closes.Load())
+	}
+}
+
+// The masquerade flags override the file's fields, and are validated under
+// their own names.
+func TestMasqueradeFlags(t *testing.T) {
+	base := func() *config.Config {
+		return &config.Config{PodCIDR: netip.MustParsePrefix("10.244.0.0/24"),
+			Peers: []config.Peer{{Node: "node2", PodCIDR: netip.MustParsePrefix("10.244.1.0/24")}}}
+	}
+	cfg := base()
+	if err := applyMasqueradeFlags(cfg, map[string]bool{"masquerade": true, "cluster-cidr": true}, true, "10.244.0.0/16", false); err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Masquerade; !m.Enabled || len(m.ClusterCIDRs) != 1 || m.ClusterCIDRs[0] != netip.MustParsePrefix("10.244.0.0/16") || m.RemoveOnExit {
+		t.Errorf("masquerade %+v", m)
+	}
+	// --masquerade=false turns off what the file turned on.
+	cfg = base()
+	cfg.Masquerade.Enabled = true
+	if err := applyMasqueradeFlags(cfg, map[string]bool{"masquerade": true}, false, "", false); err != nil || cfg.Masquerade.Enabled {
+		t.Errorf("--masquerade=false: %+v, %v", cfg.Masquerade, err)
+	}
+	for _, tc := range []struct {
+		set   []string
+		cidrs string
+		want  string
+	}{
+		{[]string{"masquerade"}, "", "--cluster-cidr: missing: the cluster's pod CIDR(s), required with --masquerade"},
+		{[]string{"masquerade", "cluster-cidr"}, "10.244.0.0/16,nonsense", `--cluster-cidr: "nonsense" is not an IPv4 prefix like 10.244.0.0/16`},
+		{[]string{"masquerade", "cluster-cidr"}, "10.9.0.0/16", "--cluster-cidr: 10.9.0.0/16 does not contain podCIDR 10.244.0.0/24"},
+		{[]string{"masquerade", "cluster-cidr"}, "10.244.0.0/24", "--cluster-cidr: 10.244.0.0/24 does not contain peers[0].podCIDR 10.244.1.0/24 (node node2)"},
+	} {
+		set := map[string]bool{}
+		for _, s := range tc.set {
+			set[s] = true
+		}
+		err := applyMasqueradeFlags(base(), set, true, tc.cidrs, false)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v %q: error %v, want %q", tc.set, tc.cidrs, err, tc.want)
+		}
 	}
 }

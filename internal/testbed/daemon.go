@@ -30,8 +30,10 @@ type DaemonConfig struct {
 	Underlay UnderlayConfig `yaml:"underlay"`
 	VXLAN    *VXLANConfig   `yaml:"vxlan,omitempty"`
 	UDP      *UDPConfig     `yaml:"udp,omitempty"`
-	Peers    []PeerConfig   `yaml:"peers,omitempty"`
-	Ports    []PortConfig   `yaml:"ports,omitempty"`
+	// Masquerade is the egress masquerade; nil leaves it off.
+	Masquerade *MasqueradeConfig `yaml:"masquerade,omitempty"`
+	Peers      []PeerConfig      `yaml:"peers,omitempty"`
+	Ports      []PortConfig      `yaml:"ports,omitempty"`
 
 	// LogFormat is taprouterd's --log-format (not part of the file);
 	// empty means console.
@@ -54,6 +56,13 @@ type VXLANConfig struct {
 // UDPConfig configures the udp backend.
 type UDPConfig struct {
 	Port int `yaml:"port"`
+}
+
+// MasqueradeConfig configures the egress masquerade.
+type MasqueradeConfig struct {
+	Enabled      bool     `yaml:"enabled"`
+	ClusterCIDRs []string `yaml:"clusterCIDRs,omitempty"`
+	RemoveOnExit bool     `yaml:"removeOnExit,omitempty"`
 }
 
 // PeerConfig is another node.
