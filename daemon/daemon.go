@@ -148,6 +148,7 @@ func (d *Daemon) setup() error {
 		GatewayMAC:   GatewayMAC(addr),
 		NodeAddr:     addr,
 		HostPortAddr: hostPortAddr(cfg.PodCIDR),
+		ClusterCIDRs: cfg.Masquerade.ClusterCIDRs,
 		Tunnel:       tun,
 		TunnelMTU:    d.podMTU,
 		Log:          log,

@@ -38,6 +38,12 @@ type Config struct {
 	// flannel gives flannel.1), so that their replies come back through
 	// the tunnel and the router. No pod may have it.
 	HostPortAddr netip.Addr
+	// ClusterCIDRs are the whole cluster's pod ranges: an address in them
+	// that neither a pod of this node nor a peer's range holds is answered
+	// with ICMP net unreachable (a removed node's pods, a range not yet
+	// allocated), as a kernel "unreachable" route does, instead of going
+	// to the host port with the rest of the world.
+	ClusterCIDRs []netip.Prefix
 	// Tunnel carries packets to and from peer nodes; nil for a single node.
 	Tunnel tunnel.Tunnel
 	// TunnelMTU is the largest inner packet the tunnel carries
@@ -167,6 +173,9 @@ func New(cfg Config) (*Router, error) {
 	empty := []*Port{nil} // ID 0 is the host port's
 	r.ports.Store(&empty)
 	r.fib.Update(func(tx *fib.Txn) {
+		for _, c := range cfg.ClusterCIDRs {
+			tx.Insert(c.Masked(), fib.NextHop{Kind: fib.Unreachable})
+		}
 		tx.Insert(cfg.PodCIDR, fib.NextHop{Kind: fib.Unreachable})
 		tx.Insert(netip.PrefixFrom(cfg.Gateway, 32), fib.NextHop{Kind: fib.Self})
 		if cfg.HostPortAddr.IsValid() {

@@ -538,3 +538,24 @@ func TestPodReplyToPortStartRequestIsLearned(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// An address in the cluster's pod ranges that no pod and no peer holds (a
+// removed node's pods) is net unreachable, not sent to the host port like
+// the rest of the world; a peer's range, more specific, still wins.
+func TestClusterCIDRUnreachable(t *testing.T) {
+	pa := newPod("pa", "10.244.0.4", 4)
+	n := newNode(t, Config{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}, pa)
+	pa.send(ipv4(pa.ip, netip.MustParseAddr("10.244.7.5"), 64, header.ICMPv4ProtocolNumber, true, echo(1, 1, 8)))
+	checkICMP(t, pa.recvIPv4(t), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4NetUnreachable)
+	waitCounter(t, n.r, "drop_no_route", 1)
+	// Outside the cluster: to the host port.
+	pa.send(ipv4(pa.ip, netip.MustParseAddr("10.245.0.5"), 64, header.ICMPv4ProtocolNumber, true, echo(1, 2, 8)))
+	select {
+	case p := <-n.host.Out:
+		if got := header.IPv4(p).DestinationAddress().String(); got != "10.245.0.5" {
+			t.Fatalf("host port got a packet to %s", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("nothing to the host port")
+	}
+}

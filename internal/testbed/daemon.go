@@ -134,6 +134,37 @@ func (b *Bed) StartDaemon(node *Node, cfg DaemonConfig) (*Daemon, error) {
 	return d, nil
 }
 
+// StartKubeDaemon runs b.Taprouterd inside node in Kubernetes mode: with
+// --kubeconfig kubeconfig and --node-name node.Name, doc (if not empty) as
+// its --config, and args appended; it waits until the socket accepts
+// connections, which taprouterd opens once the node's Node is complete.
+func (b *Bed) StartKubeDaemon(node *Node, kubeconfig string, doc []byte, args ...string) (*Daemon, error) {
+	if b.Taprouterd == "" {
+		return nil, errors.New("testbed: no taprouterd binary given to testbed.New")
+	}
+	socket := b.file(node.Name + ".sock")
+	argv := []string{b.Taprouterd, "--kubeconfig", kubeconfig, "--node-name", node.Name, "--socket", socket,
+		"--state-dir", b.StateDir(node), "--log-format", "console", "--log-level", "info"}
+	var path string
+	if len(doc) > 0 {
+		path = b.file(node.Name + ".yaml")
+		if err := os.WriteFile(path, doc, 0o644); err != nil {
+			return nil, fmt.Errorf("testbed: %w", err)
+		}
+		argv = append(argv, "--config", path)
+	}
+	p, err := b.Start(node.Netns, "taprouterd-"+node.Name, append(argv, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Process: p, Node: node, Socket: socket, ConfigPath: path, api: newAPIClient(socket)}
+	if err := d.waitReady(DaemonReadyTimeout); err != nil {
+		p.Stop(5 * time.Second)
+		return nil, err
+	}
+	return d, nil
+}
+
 // StateDir is the --state-dir of node's daemons: the same for every daemon
 // started on node, so that a restarted daemon finds its predecessor's state.
 func (b *Bed) StateDir(node *Node) string { return filepath.Join(b.dir, node.Name+"-state") }
