@@ -81,7 +81,6 @@ func TestBurstCoalesced(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-
 func TestPodCIDRArrivesLate(t *testing.T) {
 	api := newFakeAPI(
 		node(me, "192.168.49.2", "", nil),
