@@ -31,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/taprouter/taprouter/internal/inns"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
@@ -57,6 +59,7 @@ type Cluster struct {
 	BinDir     string // where kubectl and the other binaries are
 	dir        string
 	tls        *tls.Config
+	pki        *pki
 }
 
 // BinDir returns the directory with the binaries of make k8s-tools:
@@ -118,6 +121,7 @@ func Start(t testing.TB) *Cluster {
 		Server:     fmt.Sprintf("https://%s", net.JoinHostPort(Address.String(), fmt.Sprint(apiPort))),
 		BinDir:     bin,
 		dir:        dir,
+		pki:        p,
 	}
 	if err := os.WriteFile(c.Kubeconfig, kubeconfig(c.Server, p), 0o600); err != nil {
 		t.Fatal(err)
@@ -253,6 +257,22 @@ func (c *Cluster) Dial(ctx context.Context, network, addr string) (net.Conn, err
 		return err
 	})
 	return conn, err
+}
+
+// RESTConfig returns a client-go configuration for the admin that dials
+// from inside the namespace, for clients in the test process.
+func (c *Cluster) RESTConfig() *rest.Config {
+	return &rest.Config{
+		Host: c.Server,
+		Dial: c.Dial,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   c.pki.ca.cert,
+			CertData: c.pki.admin.cert,
+			KeyData:  c.pki.admin.key,
+		},
+		QPS:   1000,
+		Burst: 2000,
+	}
 }
 
 // Kubectl runs bin/k8s/kubectl --kubeconfig inside the namespace with stdin
