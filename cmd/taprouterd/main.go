@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -24,6 +26,8 @@ const usage = `NAME
 
 SYNOPSIS
     taprouterd --config FILE [--socket PATH] [--state-dir DIR]
+               [--masquerade --cluster-cidr CIDR[,CIDR...]]
+               [--masquerade-remove-on-exit]
                [--log-format console|json] [--log-level LEVEL] [--check]
     taprouterd --kubeconfig PATH|--in-cluster [--node-name NAME]
                [--config FILE] [other options as above]
@@ -39,7 +43,18 @@ DESCRIPTION
     backend (vxlan, udp or direct), and to the node itself through the host
     port (a TUN named taprouter0 with a route for the pod range). The kernel's
     routing table, ip_forward, iptables and the kernel vxlan module are not on
-    the pod-to-pod path.
+    the pod-to-pod path. Replies of the pods' flows that the node's kernel
+    forwarded (kube-proxy DNATed a Service's ClusterIP to a pod) go back
+    through the host port, so that the kernel reverses the NAT.
+
+    With --masquerade, pods' traffic to destinations outside the cluster's
+    pod CIDRs leaves the node with the node's address as its source: an
+    iptables chain TAPROUTER-MASQ in the nat table of the node's namespace,
+    jumped to from POSTROUTING, RETURNs traffic to the cluster CIDRs and
+    MASQUERADEs traffic from them (as kindnet's masq agent does). Traffic
+    between pods is never NATed. taprouterd checks the rules every 10s and
+    puts back what someone deleted. The node must forward
+    (net.ipv4.ip_forward=1).
 
     With --kubeconfig or --in-cluster, taprouterd is a Kubernetes node agent:
     it watches the Node objects (client-go informer; RBAC: nodes get, list,
@@ -79,6 +94,18 @@ OPTIONS
                         (default %s), so that a restarted
                         taprouterd re-adopts their TAP devices: pods keep
                         their IP and MAC.
+    --masquerade        masquerade pods' traffic leaving the cluster (see
+                        above); overrides masquerade.enabled in the config
+                        file. --masquerade=false turns it off.
+    --cluster-cidr CIDRS
+                        the cluster's pod CIDRs, IPv4, comma-separated, e.g.
+                        10.244.0.0/16; required with --masquerade. They must
+                        contain this node's podCIDR and every peer's.
+                        Overrides masquerade.clusterCIDRs.
+    --masquerade-remove-on-exit
+                        delete the masquerade rules on exit. By default they
+                        stay, as kindnet's do: a restart does not cut the
+                        pods' egress. Overrides masquerade.removeOnExit.
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
     --check             validate the config file, print a one-line summary, and
@@ -120,6 +147,9 @@ func run() int {
 	logLevel := fs.String("log-level", "info", "")
 	stateDir := fs.String("state-dir", daemon.DefaultStateDir, "")
 	check := fs.Bool("check", false, "")
+	masquerade := fs.Bool("masquerade", false, "")
+	clusterCIDR := fs.String("cluster-cidr", "", "")
+	masqRemove := fs.Bool("masquerade-remove-on-exit", false, "")
 	kubeconfig := fs.String("kubeconfig", "", "")
 	inCluster := fs.Bool("in-cluster", false, "")
 	nodeName := fs.String("node-name", "", "")
@@ -151,16 +181,29 @@ func run() int {
 		return 2
 	}
 	defer log.Sync()
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	flags := func(cfg *config.Config) error {
+		return applyMasqueradeFlags(cfg, set, *masquerade, *clusterCIDR, *masqRemove)
+	}
 	if kubeMode {
-		return runKube(log, *kubeconfig, *nodeName, *cfgPath, *socket, *stateDir, *check)
+		return runKube(log, *kubeconfig, *nodeName, *cfgPath, *socket, *stateDir, *check, flags)
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
 		return 2
 	}
+	if err := flags(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
+		return 2
+	}
 	if *check {
-		fmt.Printf("%s: valid (node %s, backend %s, %d peers, %d ports)\n", *cfgPath, cfg.Node, cfg.Backend, len(cfg.Peers), len(cfg.Ports))
+		masq := "off"
+		if cfg.Masquerade.Enabled {
+			masq = "outside " + prefixes(cfg.Masquerade.ClusterCIDRs)
+		}
+		fmt.Printf("%s: valid (node %s, backend %s, %d peers, %d ports, masquerade %s)\n", *cfgPath, cfg.Node, cfg.Backend, len(cfg.Peers), len(cfg.Ports), masq)
 		return 0
 	}
 	if os.Geteuid() != 0 {
@@ -176,6 +219,36 @@ func run() int {
 	}, func() error { return d.ReloadPeers(*cfgPath) })
 }
 
+// applyMasqueradeFlags lets the flags that were set override the config
+// file's masquerade fields, and validates the result in the flags' names.
+func applyMasqueradeFlags(cfg *config.Config, set map[string]bool, enabled bool, cidrs string, remove bool) error {
+	if !set["masquerade"] && !set["cluster-cidr"] && !set["masquerade-remove-on-exit"] {
+		return nil // the file's own, validated with it
+	}
+	if set["masquerade"] {
+		cfg.Masquerade.Enabled = enabled
+	}
+	if set["masquerade-remove-on-exit"] {
+		cfg.Masquerade.RemoveOnExit = remove
+	}
+	if set["cluster-cidr"] {
+		ps, err := config.ParseClusterCIDRs("--cluster-cidr", cidrs)
+		if err != nil {
+			return err
+		}
+		cfg.Masquerade.ClusterCIDRs = ps
+	}
+	return cfg.CheckMasquerade("--masquerade", "--cluster-cidr")
+}
+
+func prefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
 // node is what runNode needs of a *daemon.Daemon.
 type node interface {
 	Listen(socket string) error
@@ -184,7 +257,7 @@ type node interface {
 }
 
 // runKube runs taprouterd in Kubernetes mode (see kubeNode).
-func runKube(log *zap.Logger, kubeconfig, nodeName, cfgPath, socket, stateDir string, check bool) int {
+func runKube(log *zap.Logger, kubeconfig, nodeName, cfgPath, socket, stateDir string, check bool, flags func(*config.Config) error) int {
 	doc, err := readDoc(cfgPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
@@ -192,8 +265,13 @@ func runKube(log *zap.Logger, kubeconfig, nodeName, cfgPath, socket, stateDir st
 	}
 	if check {
 		// Without the Node, check the file against a stand-in for it.
-		if _, err := config.ParseForNode(doc, checkFacts); err != nil {
+		cfg, err := config.ParseForNode(doc, checkFacts)
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
+			return 2
+		}
+		if err := flags(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
 			return 2
 		}
 		fmt.Printf("%s: valid for Kubernetes mode\n", cfgPath)
@@ -203,7 +281,7 @@ func runKube(log *zap.Logger, kubeconfig, nodeName, cfgPath, socket, stateDir st
 		fmt.Fprintln(os.Stderr, "taprouterd: must run as root (it creates TAP devices and enters pod namespaces)")
 		return 1
 	}
-	k, err := startKube(log, kubeconfig, nodeName, doc, daemon.Options{StateDir: stateDir})
+	k, err := startKube(log, kubeconfig, nodeName, doc, flags, daemon.Options{StateDir: stateDir})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
 		return 2

@@ -41,7 +41,7 @@ func (n *fakeNode) Close() error {
 // process, which it would kill were it not caught.
 func TestSignalDuringStart(t *testing.T) {
 	n := &fakeNode{closed: make(chan struct{})}
-	code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) {
+	code := runNode(zap.NewNop(), "/nonexistent.sock", func(<-chan struct{}) (node, error) {
 		if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func waitDelivered(t *testing.T, sig syscall.Signal) {
 
 // A start that fails is a config error (exit 2), and nothing is closed.
 func TestStartFails(t *testing.T) {
-	if code := runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return nil, errors.New("ports[0].netns: gone") }, nil); code != 2 {
+	if code := runNode(zap.NewNop(), "/nonexistent.sock", func(<-chan struct{}) (node, error) { return nil, errors.New("ports[0].netns: gone") }, nil); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 }
@@ -115,7 +115,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	reloaded := make(chan struct{}, 4)
 	done := make(chan int, 1)
 	go func() {
-		done <- runNode(zap.NewNop(), "/nonexistent.sock", func() (node, error) { return n, nil }, func() error {
+		done <- runNode(zap.NewNop(), "/nonexistent.sock", func(<-chan struct{}) (node, error) { return n, nil }, func() error {
 			reloaded <- struct{}{}
 			return errors.New("a bad file: logged, the node goes on")
 		})
@@ -178,5 +178,28 @@ func TestMasqueradeFlags(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v %q: error %v, want %q", tc.set, tc.cidrs, err, tc.want)
 		}
+	}
+}
+
+// A signal while start waits for something outside the process (Kubernetes
+// mode waits for its Node to be complete) closes quit; start gives up and
+// taprouterd exits 0 without a node to close.
+func TestSignalWhileWaitingForNode(t *testing.T) {
+	gaveUp := make(chan struct{})
+	code := runNode(zap.NewNop(), "/nonexistent.sock", func(quit <-chan struct{}) (node, error) {
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		<-quit
+		close(gaveUp)
+		return nil, errQuit
+	}, nil)
+	select {
+	case <-gaveUp:
+	default:
+		t.Fatal("start returned without quit closing")
+	}
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
 	}
 }

@@ -34,6 +34,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/taprouter/taprouter/internal/inns"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
@@ -317,6 +319,22 @@ func (c *Cluster) Dial(ctx context.Context, network, addr string) (net.Conn, err
 		return err
 	})
 	return conn, err
+}
+
+// RESTConfig returns a client-go configuration for the admin that dials
+// from inside the namespace, for clients in the test process.
+func (c *Cluster) RESTConfig() *rest.Config {
+	return &rest.Config{
+		Host: c.Server,
+		Dial: c.Dial,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   c.pki.ca.cert,
+			CertData: c.pki.admin.cert,
+			KeyData:  c.pki.admin.key,
+		},
+		QPS:   1000,
+		Burst: 2000,
+	}
 }
 
 // Kubectl runs bin/k8s/kubectl --kubeconfig inside the namespace with stdin
