@@ -31,7 +31,8 @@ type kubeNode struct {
 	cancel   context.CancelFunc
 	stopped  chan struct{} // closed when the watcher's Run returned
 
-	first chan startResult // the daemon, once the own Node was complete
+	first   chan startResult // the daemon, once the own Node was complete
+	restart chan struct{}    // closed when the own Node's address or range changed
 
 	mu   sync.Mutex
 	d    *daemon.Daemon // nil until the first change, and after a failed start
@@ -62,7 +63,7 @@ func startKube(log *zap.Logger, kubeconfig, nodeFlag string, doc []byte, flags f
 	if err != nil {
 		return nil, err
 	}
-	k := &kubeNode{log: log, doc: doc, flags: flags, nodeName: name, opts: opts, first: make(chan startResult, 1), stopped: make(chan struct{})}
+	k := &kubeNode{log: log, doc: doc, flags: flags, nodeName: name, opts: opts, first: make(chan startResult, 1), stopped: make(chan struct{}), restart: make(chan struct{})}
 	k.watcher, err = kube.New(kube.Config{Client: client, NodeName: name, OnChange: k.change, Log: log})
 	if err != nil {
 		return nil, err
@@ -120,8 +121,17 @@ func (k *kubeNode) change(self kube.Self, desired []peers.Peer) {
 			k.log.Error("cannot announce this node to its peers", zap.Error(err))
 		}
 	} else if self.Addr != k.self.Addr || !slices.Equal(self.PodCIDRs, k.self.PodCIDRs) {
-		k.log.Warn("this node's InternalIP or podCIDRs changed; forwarding goes on with the old ones until taprouterd restarts",
+		// The tunnel's socket, the host port's routes and the pods'
+		// gateway hang on both: start again with the new ones (the
+		// pods keep their TAPs, as over any restart).
+		k.log.Warn("this node's InternalIP or podCIDRs changed: exiting to start again with them",
 			zap.Stringer("was", k.self.Addr), zap.Stringer("now", self.Addr), zap.Any("podCIDRs", self.PodCIDRs))
+		select {
+		case <-k.restart:
+		default:
+			close(k.restart)
+		}
+		return
 	}
 	k.d.ApplyPeers("kubernetes", desired)
 }
@@ -159,6 +169,22 @@ func (k *kubeNode) startDaemon(self kube.Self) (*daemon.Daemon, *config.Config, 
 type kubeDaemon struct {
 	*daemon.Daemon
 	k *kubeNode
+}
+
+// errNodeChanged ends Serve when the own Node's address or range changed.
+var errNodeChanged = errors.New("this node's InternalIP or podCIDRs changed; restart to follow them")
+
+// Serve answers the API until the daemon closes or the own Node changes
+// what the daemon was started with.
+func (d *kubeDaemon) Serve() error {
+	served := make(chan error, 1)
+	go func() { served <- d.Daemon.Serve() }()
+	select {
+	case err := <-served:
+		return err
+	case <-d.k.restart:
+		return errNodeChanged
+	}
 }
 
 func (d *kubeDaemon) Close() error {
