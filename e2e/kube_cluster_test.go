@@ -313,3 +313,88 @@ func testKubeCluster(t *testing.T, backend string) {
 	}
 	meshReachable(t, nodes)
 }
+
+// TestKubeServices: the real kube-proxy (iptables mode) in each node's
+// namespace and a ClusterIP Service whose only endpoint is a pod on the
+// other node, created through the API: TCP and UDP to the ClusterIP answer
+// from a pod (which the endpoint sees with its own address: no NAT) and
+// from the node's namespace. With ip_forward=1 on every node, the direct
+// backend delivers each packet once (counted in the receiver).
+func TestKubeServices(t *testing.T) {
+	for _, backend := range []string{"vxlan", "direct"} {
+		t.Run(backend, func(t *testing.T) { testKubeServices(t, backend) })
+	}
+}
+
+func testKubeServices(t *testing.T, backend string) {
+	requireCNI(t)
+	kc := newKubeCluster(t, kubeSpecs(2))
+	kubeconfig := kc.applyRBAC(t)
+	var nodes []*kubeNode
+	for _, n := range kc.Nodes {
+		if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
+			t.Fatal(err)
+		}
+		// Stands in for the node's default route: a socket's first route
+		// lookup, before kube-proxy's DNAT, needs one for the ClusterIP.
+		if _, err := n.IP("route", "add", "10.96.0.0/16", "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, kc.startKubeNode(t, n, kubeconfig, backend, 1))
+	}
+	waitPeers(t, nodes[0].Daemon, []string{"node2"}, 5*time.Second)
+	waitPeers(t, nodes[1].Daemon, []string{"node1"}, 5*time.Second)
+	client, server := nodes[0].Pods[0], nodes[1].Pods[0]
+	svc := netip.MustParseAddr("10.96.0.50")
+	kc.createService(t, "web", svc, 80, 8080, server.Addr(), "node2")
+	for _, n := range kc.Nodes {
+		kc.startKubeProxy(t, n)
+	}
+	// kube-proxy programs the endpoint a moment after the Service.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rules, err := kc.Nodes[0].Run("iptables-save", "-t", "nat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(rules, "--to-destination "+server.Addr().String()+":8080") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kube-proxy on node1 has no DNAT to %s:8080 (tcp, udp):\n%s", server.Addr(), rules)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dst := netip.AddrPortFrom(svc, 80)
+	if src := tcpExchange(t, client, dst, server, 8080); src.Addr() != client.Addr() {
+		t.Errorf("TCP pod → ClusterIP: the endpoint saw %s, want the client pod %s (no NAT)", src, client.Addr())
+	}
+	if src := udpExchange(t, client, dst, server, 8080); src.Addr() != client.Addr() {
+		t.Errorf("UDP pod → ClusterIP: the endpoint saw %s, want the client pod %s", src, client.Addr())
+	}
+	node := &testbed.Pod{Netns: kc.Nodes[0].Netns, Spec: testbed.PodSpec{Name: "node1"}, Node: kc.Nodes[0]}
+	src := tcpExchange(t, node, dst, server, 8080)
+	t.Logf("TCP node1 → ClusterIP → pod on node2: 1 MiB each way; the endpoint saw %s", src)
+	udpExchange(t, node, dst, server, 8080)
+
+	// Each packet once: 20 echo requests sent, 20 arrive in the server pod.
+	// One more than sent: a duplicate would complete the count.
+	capture, err := kc.Bed.StartCapture(server.Netns, "eth0", "icmp[icmptype] == icmp-echo", 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := client.Ping(server.Addr(), testbed.PingOptions{Count: 20, Interval: 20 * time.Millisecond, Deadline: 5 * time.Second})
+	if err != nil || r.Received != 20 {
+		t.Fatalf("ping: %v, %d/20:\n%s", err, r.Received, r.Output)
+	}
+	if !strings.Contains(r.Output, " 0% packet loss") || strings.Contains(r.Output, "DUP!") {
+		t.Errorf("ping saw loss or duplicates:\n%s", r.Output)
+	}
+	packets, err := capture.Wait(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packets) != 20 {
+		t.Errorf("%s backend, ip_forward=1: the server pod received %d echo requests, want exactly 20", backend, len(packets))
+	}
+}
