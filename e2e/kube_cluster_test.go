@@ -398,3 +398,101 @@ func testKubeServices(t *testing.T, backend string) {
 		t.Errorf("%s backend, ip_forward=1: the server pod received %d echo requests, want exactly 20", backend, len(packets))
 	}
 }
+
+// TestKubeAPIOutage: the API server is stopped for 30 s during a cross-node
+// TCP transfer. The transfer completes, each taprouterd logs the outage
+// once and the return once, and its routes are identical before, during
+// and after (nothing is torn down while the API is away, nothing flaps
+// when it is back and the watch re-lists).
+func TestKubeAPIOutage(t *testing.T) {
+	requireCNI(t)
+	kc := newKubeCluster(t, kubeSpecs(2))
+	kubeconfig := kc.applyRBAC(t)
+	var nodes []*kubeNode
+	for _, n := range kc.Nodes {
+		nodes = append(nodes, kc.startKubeNode(t, n, kubeconfig, "vxlan", 1))
+	}
+	waitPeers(t, nodes[0].Daemon, []string{"node2"}, 5*time.Second)
+	waitPeers(t, nodes[1].Daemon, []string{"node1"}, 5*time.Second)
+	routes := func() map[string][]testbed.RouterRoute {
+		m := map[string][]testbed.RouterRoute{}
+		for _, n := range nodes {
+			rs, err := n.Daemon.Routes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[n.Name] = rs
+		}
+		return m
+	}
+	before := routes()
+	applied := map[string]int{}
+	for _, n := range nodes {
+		applied[n.Name] = strings.Count(n.Daemon.Log(), "peers applied")
+	}
+	type result struct {
+		r   testbed.IperfResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := kc.Bed.Iperf(nodes[0].Pods[0].Netns, nodes[1].Pods[0].Netns, nodes[1].Pods[0].Addr(), testbed.IperfOptions{Duration: 40 * time.Second})
+		done <- result{r, err}
+	}()
+	time.Sleep(3 * time.Second)
+	kc.API.StopAPIServer(t)
+	stopped := time.Now()
+	for time.Since(stopped) < 30*time.Second {
+		time.Sleep(5 * time.Second)
+		if during := routes(); !equalRoutes(during, before) {
+			t.Fatalf("routes changed while the API server was away:\nbefore %v\nduring %v", before, during)
+		}
+	}
+	kc.API.StartAPIServer(t)
+	// The informers re-list (their backoff is at most a few seconds).
+	for _, n := range nodes {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(n.Daemon.Log(), "API server reachable again") {
+			if time.Now().After(deadline) {
+				t.Fatalf("taprouterd on %s did not log the API server's return:\n%s", n.Name, n.Daemon.Log())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(time.Second) // a re-list that changed nothing hands out nothing
+	if after := routes(); !equalRoutes(after, before) {
+		t.Fatalf("routes changed after the API server came back:\nbefore %v\nafter  %v", before, after)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if err := res.r.CheckTransfer(res.r.BytesSent); err != nil || res.r.BytesSent == 0 {
+		t.Fatalf("iperf3 across the outage: %v (sent %d)", err, res.r.BytesSent)
+	}
+	t.Logf("iperf3 for 40 s with the API server away for 30 s of it: %d bytes received, %.2f Gbit/s", res.r.BytesReceived, res.r.BitsPerSecond/1e9)
+	for _, n := range nodes {
+		log := n.Daemon.Log()
+		if got := strings.Count(log, "API server unreachable, forwarding on last known state"); got != 1 {
+			t.Errorf("%s logged the outage %d times, want once", n.Name, got)
+		}
+		if got := strings.Count(log, "API server reachable again"); got != 1 {
+			t.Errorf("%s logged the return %d times, want once", n.Name, got)
+		}
+		if got := strings.Count(log, "peers applied"); got != applied[n.Name] {
+			t.Errorf("%s applied peers %d times, %d before the outage: want no apply from the outage or the re-list:\n%s", n.Name, got, applied[n.Name], log)
+		}
+	}
+}
+
+func equalRoutes(a, b map[string][]testbed.RouterRoute) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
