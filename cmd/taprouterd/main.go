@@ -69,7 +69,9 @@ DESCRIPTION
     what the Node does not say (backend, default vxlan; vxlan/udp settings;
     gateway, default the pod range's first address; hostPort; ports); peers
     in it are refused. If the API server goes away, forwarding continues on
-    the last known Nodes and resumes following them when it is back.
+    the last known Nodes and resumes following them when it is back. If its
+    own Node's InternalIP or podCIDRs change, taprouterd exits with status 1
+    so that kubelet starts it again with them (pods keep their TAPs).
 
     On SIGHUP it reads the config file again and applies its peers (added,
     changed and removed ones, each logged); other changes need a restart.
