@@ -136,6 +136,8 @@ type RouterPeer struct {
 	Node     string   `json:"node"`
 	Address  string   `json:"address"`
 	PodCIDRs []string `json:"podCIDRs"`
+	Backend  string   `json:"backend,omitempty"` // empty: the daemon's own
+	VTEPMAC  string   `json:"vtepMAC,omitempty"` // empty: derived from Address
 	ID       uint32   `json:"id"`
 }
 

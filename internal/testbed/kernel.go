@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/taprouter/taprouter/link"
@@ -57,28 +58,8 @@ func (c *Cluster) WireKernelFlannel(nodes ...*ClusterNode) error {
 	}
 	// Create every device first: each node's peers need the others' MACs.
 	for _, n := range nodes {
-		if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
+		if err := n.WireKernelFlannelNode(); err != nil {
 			return err
-		}
-		steps := [][]string{
-			{"link", "add", flannelDevice, "type", "vxlan", "id", "1", "local", n.Addr.String(), "dev", "eth0", "dstport", "8472", "nolearning"},
-			{"link", "set", flannelDevice, "mtu", strconv.Itoa(UnderlayMTU - 50), "up"},
-			{"addr", "add", n.Spec.PodCIDR.Addr().String() + "/32", "dev", flannelDevice},
-		}
-		for _, s := range steps {
-			if _, err := n.IP(s...); err != nil {
-				return err
-			}
-		}
-		l, err := n.Link(flannelDevice)
-		if err != nil {
-			return err
-		}
-		n.flannelMAC = l.MAC
-		for _, p := range n.Pods {
-			if err := attachKernelPod(n, p, UnderlayMTU-50); err != nil {
-				return err
-			}
 		}
 	}
 	for _, n := range nodes {
@@ -86,7 +67,7 @@ func (c *Cluster) WireKernelFlannel(nodes ...*ClusterNode) error {
 			if peer == n {
 				continue
 			}
-			if err := addFlannelPeer(n, peer); err != nil {
+			if err := n.AddFlannelPeer(peer.VTEPMAC(), peer.Addr, peer.Spec.PodCIDR); err != nil {
 				return err
 			}
 		}
@@ -94,15 +75,52 @@ func (c *Cluster) WireKernelFlannel(nodes ...*ClusterNode) error {
 	return nil
 }
 
-func addFlannelPeer(n, peer *ClusterNode) error {
-	mac := peer.VTEPMAC().String()
-	vtepIP := peer.Spec.PodCIDR.Addr().String()
-	if _, err := n.Run("bridge", "fdb", "append", mac, "dev", flannelDevice, "dst", peer.Addr.String()); err != nil {
+// WireKernelFlannelNode wires n as flanneld's vxlan backend does before it
+// has any other node's lease: ip_forward=1, the vxlan device flannel.1 (VNI
+// 1, UDP 8472, nolearning, MTU 1450, address <podCIDR network>/32) and n's
+// pods on veths (MTU 1450 by default). AddFlannelPeer then adds each other
+// node as flannel does from that node's annotations.
+func (n *ClusterNode) WireKernelFlannelNode() error {
+	if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"link", "add", flannelDevice, "type", "vxlan", "id", "1", "local", n.Addr.String(), "dev", "eth0", "dstport", "8472", "nolearning"},
+		{"link", "set", flannelDevice, "mtu", strconv.Itoa(UnderlayMTU - 50), "up"},
+		{"addr", "add", n.Spec.PodCIDR.Addr().String() + "/32", "dev", flannelDevice},
+	}
+	for _, s := range steps {
+		if _, err := n.IP(s...); err != nil {
+			return err
+		}
+	}
+	l, err := n.Link(flannelDevice)
+	if err != nil {
+		return err
+	}
+	n.flannelMAC = l.MAC
+	for _, p := range n.Pods {
+		if err := attachKernelPod(n, p, UnderlayMTU-50); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddFlannelPeer programs n's flannel.1 for another node as flanneld's vxlan
+// backend does for a lease (VtepMAC from backend-data, public-ip, the
+// node's podCIDR): a static FDB entry vtepMAC → publicIP, a permanent
+// neighbour <podCIDR network> → vtepMAC, and an onlink route to podCIDR via
+// that address.
+func (n *ClusterNode) AddFlannelPeer(vtepMAC link.HardwareAddr, publicIP netip.Addr, podCIDR netip.Prefix) error {
+	mac := vtepMAC.String()
+	vtepIP := podCIDR.Masked().Addr().String()
+	if _, err := n.Run("bridge", "fdb", "append", mac, "dev", flannelDevice, "dst", publicIP.String()); err != nil {
 		return err
 	}
 	steps := [][]string{
 		{"neigh", "replace", vtepIP, "lladdr", mac, "dev", flannelDevice, "nud", "permanent"},
-		{"route", "replace", peer.Spec.PodCIDR.String(), "via", vtepIP, "dev", flannelDevice, "onlink"},
+		{"route", "replace", podCIDR.Masked().String(), "via", vtepIP, "dev", flannelDevice, "onlink"},
 	}
 	for _, s := range steps {
 		if _, err := n.IP(s...); err != nil {
