@@ -20,7 +20,11 @@ func (b *Bed) StartCapture(ns *Netns, iface, filter string, count int) (*Capture
 	c := &Capture{file: b.file("capture.pcap")}
 	// -U writes each packet as it arrives; -Z root keeps tcpdump allowed to
 	// write into the bed's root-owned directory.
-	args := []string{"tcpdump", "-i", iface, "-nn", "-U", "-Z", "root", "-w", c.file}
+	// --immediate-mode hands each packet to tcpdump at once: otherwise the
+	// kernel's capture ring gives it a block at a time (or after a 1 s
+	// timeout), and a Stop soon after the traffic loses what is still in
+	// the ring.
+	args := []string{"tcpdump", "-i", iface, "-nn", "-U", "--immediate-mode", "-Z", "root", "-w", c.file}
 	if count > 0 {
 		args = append(args, "-c", strconv.Itoa(count))
 	}
