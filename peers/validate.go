@@ -29,7 +29,7 @@ func (e PeerError) Unwrap() error { return e.Err }
 //
 // Where two peers conflict the earlier one is kept.
 func Validate(local Local, desired []Peer) ([]Peer, []PeerError) {
-	v := newValidator(local)
+	v := newValidator(local, len(desired))
 	valid := make([]Peer, 0, len(desired))
 	var errs []PeerError
 	for i, p := range desired {
@@ -50,7 +50,14 @@ type validator struct {
 	local Local
 	nodes map[string]bool
 	addrs map[netip.Addr]string
-	cidrs []owned
+	// cidrs holds the pod ranges taken, which never overlap one another;
+	// within holds, for every prefix that contains one of them (itself
+	// included), the first taken range it contains. A range c overlaps a
+	// taken one iff a prefix of c (c itself or shorter) is in cidrs, or c
+	// is in within: at most 33 map lookups, where a scan of every range
+	// taken made Validate quadratic (0.19 s for 5,000 peers).
+	cidrs  map[netip.Prefix]string
+	within map[netip.Prefix]owned
 }
 
 type owned struct {
@@ -58,8 +65,10 @@ type owned struct {
 	node   string
 }
 
-func newValidator(local Local) *validator {
-	return &validator{local: local, nodes: map[string]bool{}, addrs: map[netip.Addr]string{}}
+// newValidator returns a validator sized for about n peers.
+func newValidator(local Local, n int) *validator {
+	return &validator{local: local, nodes: make(map[string]bool, n), addrs: make(map[netip.Addr]string, n),
+		cidrs: make(map[netip.Prefix]string, n), within: make(map[netip.Prefix]owned, 4*n)}
 }
 
 var errNoNode = errors.New("no node name")
@@ -104,10 +113,8 @@ func (v *validator) check(p Peer) error {
 				return fmt.Errorf("pod range %s overlaps this node's %s", c, d)
 			}
 		}
-		for _, o := range v.cidrs {
-			if c.Overlaps(o.prefix) {
-				return fmt.Errorf("pod range %s overlaps node %q's %s", c, o.node, o.prefix)
-			}
+		if o, ok := v.overlap(c); ok {
+			return fmt.Errorf("pod range %s overlaps node %q's %s", c, o.node, o.prefix)
 		}
 	}
 	if p.Backend != "" && p.Backend != v.local.Backend {
@@ -124,6 +131,27 @@ func (v *validator) take(p Peer) {
 	v.nodes[p.Node] = true
 	v.addrs[p.Addr.Unmap()] = p.Node
 	for _, c := range p.PodCIDRs {
-		v.cidrs = append(v.cidrs, owned{c, p.Node})
+		v.cidrs[c] = p.Node
+		for b := c.Bits(); b >= 0; b-- {
+			outer, _ := c.Addr().Prefix(b)
+			if _, had := v.within[outer]; had {
+				break // and so are all shorter ones
+			}
+			v.within[outer] = owned{c, p.Node}
+		}
 	}
+}
+
+// overlap returns a taken pod range that overlaps c (masked, IPv4), if any.
+func (v *validator) overlap(c netip.Prefix) (owned, bool) {
+	if o, ok := v.within[c]; ok { // c contains o (or is it)
+		return o, true
+	}
+	for b := c.Bits() - 1; b >= 0; b-- { // a taken range contains c
+		outer, _ := c.Addr().Prefix(b)
+		if node, ok := v.cidrs[outer]; ok {
+			return owned{outer, node}, true
+		}
+	}
+	return owned{}, false
 }
