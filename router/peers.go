@@ -79,7 +79,10 @@ func (r *Router) Peers() []tunnel.Peer {
 // then the tunnel gets the new peer set, then the new routes are inserted.
 // A packet routed before to a removed peer is dropped by the tunnel (its
 // ID is gone); a pod range that moves to another peer is rerouted in one
-// step.
+// step, and a packet routed to the old owner just before is dropped by the
+// tunnel, whose peer set already says the old owner no longer has the
+// range (tunnel: a peer only gets packets for its pod ranges or its own
+// address).
 func (r *Router) SetPeers(peers []tunnel.Peer) error {
 	if r.tunnel == nil {
 		if len(peers) > 0 {

@@ -267,7 +267,7 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 	var t Stats
 	for i, buf := range bufs {
 		p, ok := ps.slot(peers[i])
-		if !ok {
+		if !ok || !ps.owns(p, buf[offset:]) {
 			t.DropUnknownPeer++
 			continue
 		}

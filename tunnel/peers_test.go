@@ -62,3 +62,50 @@ func TestDirectSendStaleGeneration(t *testing.T) {
 		t.Errorf("%d frames written, want 0", len(dev.Out))
 	}
 }
+
+// A pod range that moves from one live peer to another: the router
+// publishes the tunnel's new peer set before the FIB's new route, and a
+// packet routed by the old route (it carries the old owner's ID, which is
+// still live) must not be sent to the old owner, which no longer owns its
+// destination. The tunnel drops it (drop_unknown_peer); the new owner's
+// ID sends it. (found by attack review)
+func TestSendDestinationNotOwned(t *testing.T) {
+	moved := netip.MustParsePrefix("10.244.3.0/24")
+	a1 := Peer{ID: 1<<PeerSlotBits | 0, Node: "b", Addr: nodeB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), moved}}
+	c1 := Peer{ID: 1<<PeerSlotBits | 1, Node: "c", Addr: nodeC, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.2.0/24")}}
+	a2, c2 := a1, c1
+	a2.PodCIDRs = a1.PodCIDRs[:1]
+	c2.PodCIDRs = append([]netip.Prefix{}, c1.PodCIDRs[0], moved)
+	inner := ipv4Packet("10.244.0.4", "10.244.3.5", 8, 0xee)
+
+	conn := linktest.NewConn(addrPort(nodeA, DefaultUDPPort), 8)
+	u, _ := NewUDP(conn, UDPConfig{})
+	defer u.Close()
+	u.SetPeers([]Peer{a1, c1})
+	if n, _ := u.Send([][]byte{withHeadroom(inner)}, []uint32{a1.ID}, testOffset); n != 1 {
+		t.Fatalf("udp: Send to the owner sent %d, want 1", n)
+	}
+	<-conn.Out
+	u.SetPeers([]Peer{a2, c2})
+	if n, _ := u.Send([][]byte{withHeadroom(inner)}, []uint32{a1.ID}, testOffset); n != 0 || len(conn.Out) != 0 {
+		t.Fatalf("udp: Send by the old owner's ID after the move sent %d", n)
+	}
+	wantStats(t, u.Stats(), Stats{TxPackets: 1, TxBytes: u.Stats().TxBytes, DropUnknownPeer: 1})
+	if n, _ := u.Send([][]byte{withHeadroom(inner)}, []uint32{c2.ID}, testOffset); n != 1 {
+		t.Fatalf("udp: Send to the new owner sent %d, want 1", n)
+	}
+	if d := <-conn.Out; d.Addr != addrPort(nodeC, DefaultUDPPort) {
+		t.Errorf("udp: sent to %v, want node C", d.Addr)
+	}
+
+	dev := linktest.NewDevice("eth0", 1500, 16)
+	d := newDirectA(t, dev, &fakeClock{})
+	d.SetPeers([]Peer{a2, c2})
+	before := d.Stats()
+	if n, _ := d.Send([][]byte{withHeadroom(inner)}, []uint32{a1.ID}, testOffset); n != 0 {
+		t.Fatalf("direct: Send by the old owner's ID after the move sent %d", n)
+	}
+	if got := d.Stats().DropUnknownPeer - before.DropUnknownPeer; got != 1 {
+		t.Errorf("direct: drop_unknown_peer moved by %d, want 1", got)
+	}
+}
