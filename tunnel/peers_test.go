@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/taprouter/taprouter/arp"
 	"github.com/taprouter/taprouter/link/linktest"
 )
 
@@ -108,4 +109,24 @@ func TestSendDestinationNotOwned(t *testing.T) {
 	if got := d.Stats().DropUnknownPeer - before.DropUnknownPeer; got != 1 {
 		t.Errorf("direct: drop_unknown_peer moved by %d, want 1", got)
 	}
+}
+
+// A packet queued for ARP resolution of a peer's address must not go out
+// when another node has taken that address by the time it resolves (peer
+// b removed, node c added at b's address in one SetPeers): the queued
+// packet is for b's pods, which c does not own. (found by attack review)
+func TestDirectPendingNotSentToAddressNewOwner(t *testing.T) {
+	dev := linktest.NewDevice("eth0", 1500, 16)
+	d := newDirectA(t, dev, &fakeClock{}) // b is ID 0, at nodeB, not resolved yet
+	defer d.Close()
+	inner := ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee)
+	if n, _ := d.Send([][]byte{withHeadroom(inner)}, []uint32{0}, testOffset); n != 0 {
+		t.Fatalf("Send before resolution sent %d, want 0 (queued)", n)
+	}
+	d.SetPeers([]Peer{{ID: 1 << PeerSlotBits, Node: "c", Addr: nodeB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.9.0/24")}}})
+	for len(dev.Out) > 0 { // a new request for c, maybe
+		<-dev.Out
+	}
+	recvFrame(t, d, dev, arpFrame(arp.OpReply, underlayMACA, underlayMACB, nodeB, nodeA))
+	expectNoFrame(t, dev)
 }
