@@ -69,6 +69,13 @@ func ipamStdin(ctx context.Context, conf *NetConf, stdin []byte) ([]byte, error)
 			"ipam subnet "+UsePodCIDR+": taprouterd does not know the node's pod CIDR yet (it says "+
 				`"`+status.PodCIDR+`")`, "")
 	}
+	if cidr != cidr.Masked() || cidr.Bits() < 8 || cidr.Bits() > 30 {
+		// A range with host bits set, too small for a pod beside the
+		// gateway, or wider than a /8 is no node's pod range: the daemon
+		// is broken, and no IPAM plugin gets it (found by attack review).
+		return nil, types.NewError(types.ErrInternal,
+			"ipam subnet "+UsePodCIDR+`: taprouterd says the node's pod CIDR is "`+status.PodCIDR+`", which is no pod range (masked, /8 to /30)`, "")
+	}
 	for _, m := range subnets {
 		m["subnet"] = cidr.String()
 	}

@@ -176,7 +176,11 @@ func (d *Daemon) setup() error {
 
 	// The static config is a peer source: its peers go through the
 	// reconciler, with a node route to each pod range.
-	d.peers = peers.NewReconciler(peers.Local{Node: cfg.Node, Addr: addr, PodCIDRs: []netip.Prefix{cfg.PodCIDR}, Backend: cfg.Backend},
+	reserved, err := underlayReserved(cfg.Underlay.Interface, cfg.PodCIDR)
+	if err != nil {
+		return fmt.Errorf("underlay.interface: %w", err)
+	}
+	d.peers = peers.NewReconciler(peers.Local{Node: cfg.Node, Addr: addr, PodCIDRs: []netip.Prefix{cfg.PodCIDR}, Backend: cfg.Backend, Reserved: reserved},
 		d.router, nodeRoutes{dev: cfg.HostPort.Name, src: hpAddr}, log)
 	res, err := d.ApplyPeers("config", configPeers(cfg))
 	if err != nil {

@@ -50,10 +50,28 @@ func (n nodeRoutes) route(prefix netip.Prefix) (*netlink.Route, error) {
 	return r, nil
 }
 
+// AddRoute routes prefix to the host port, replacing a route of its own
+// to it but never another device's (or a gateway's, a blackhole's) to the
+// same prefix, at any metric: that one stays, and AddRoute fails naming
+// it. Replacing it would take the node's traffic to, say, its underlay or
+// docker0's subnet into the tunnel (found by attack review).
 func (n nodeRoutes) AddRoute(prefix netip.Prefix) error {
 	r, err := n.route(prefix)
 	if err != nil {
 		return err
+	}
+	have, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: r.Dst, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return err
+	}
+	for _, h := range have {
+		if h.LinkIndex != r.LinkIndex || h.Gw != nil || h.Type != unix.RTN_UNICAST {
+			dev := "no device"
+			if l, err := netlink.LinkByIndex(h.LinkIndex); err == nil {
+				dev = "dev " + l.Attrs().Name
+			}
+			return fmt.Errorf("the node has a route to %s (%s, %s): not replaced", prefix, dev, h)
+		}
 	}
 	return netlink.RouteReplace(r)
 }
@@ -80,6 +98,36 @@ func addHostPortAddr(dev string, a netip.Addr) error {
 		return fmt.Errorf("add address %s/32 to %s: %w", a, dev, err)
 	}
 	return nil
+}
+
+// underlayReserved returns the IPv4 subnets of the underlay interface
+// ifname that no peer's pod range may overlap (peers.Local.Reserved): a
+// node route to such a range would shadow the node's route to its own
+// underlay (its gateway, the API server). A subnet that holds this node's
+// own pod range is left out: that cluster's layout overlaps on purpose.
+func underlayReserved(ifname string, podCIDR netip.Prefix) ([]netip.Prefix, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, err
+	}
+	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		ones, _ := a.Mask.Size()
+		if !ok || ones == 0 || ones >= 32 {
+			continue
+		}
+		p := netip.PrefixFrom(ip, ones).Masked()
+		if podCIDR.IsValid() && p.Overlaps(podCIDR) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // configPeers is the static config's peer set, the file as a peer source.

@@ -21,7 +21,7 @@ func decodeSets(b []byte) [][]Peer {
 			node, addr, cidr, flags := b[0], b[1], b[2], b[3]
 			b = b[4:]
 			p := Peer{Node: []string{"", "node1", "a", "b", "c", "d", "e"}[node%7]}
-			p.Addr = []netip.Addr{{}, local.Addr, netip.MustParseAddr("224.0.0.1"), netip.AddrFrom4([4]byte{192, 168, 49, 10 + addr%5})}[min(addr>>5, 3)]
+			p.Addr = []netip.Addr{{}, local.Addr, netip.MustParseAddr("224.0.0.1"), netip.AddrFrom4([4]byte{10, 244, addr % 8, 5}), netip.AddrFrom4([4]byte{192, 168, 49, 10 + addr%5})}[min(addr>>5, 4)]
 			bits := 22 + int(cidr%4)
 			base := netip.AddrFrom4([4]byte{10, 244, (cidr >> 2) % 8, 0})
 			c := netip.PrefixFrom(base, bits)
@@ -31,6 +31,12 @@ func decodeSets(b []byte) [][]Peer {
 			p.PodCIDRs = []netip.Prefix{c}
 			if flags&2 != 0 {
 				p.PodCIDRs = append(p.PodCIDRs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 250, flags >> 4, 0}), 24))
+			}
+			if flags&0x10 != 0 { // holds underlay addresses
+				p.PodCIDRs = append(p.PodCIDRs, netip.MustParsePrefix("192.168.49.0/28"))
+			}
+			if flags&0x20 != 0 { // link-local: the metadata service
+				p.PodCIDRs = append(p.PodCIDRs, netip.MustParsePrefix("169.254.0.0/16"))
 			}
 			if flags&4 != 0 {
 				p.PodCIDRs = nil
@@ -57,6 +63,10 @@ func FuzzApply(f *testing.F) {
 	f.Add([]byte{2, 2, 0x63, 0, 0, 3, 0x64, 8, 2})
 	f.Add([]byte{1, 2, 0x63, 0, 0, 1, 2, 0x63, 0, 4, 2, 2, 0x64, 4, 0, 3, 0x63, 0, 0})
 	f.Add([]byte{3, 0, 0, 0, 0, 1, 0x20, 0, 1, 4, 0x63, 0, 0x40})
+	f.Add([]byte{1, 2, 0x61, 6, 0})                 // address in its own pod range
+	f.Add([]byte{1, 2, 0x80, 0x0a, 0x10})           // a range holding underlay addresses
+	f.Add([]byte{1, 3, 0x80, 0x0a, 0x20})           // link-local range
+	f.Add([]byte{2, 2, 0x80, 6, 0, 3, 0x61, 10, 0}) // address in another's range
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, fr, nr, _, _ := newTestReconciler(t)
 		ids := map[string]uint32{}
@@ -65,6 +75,24 @@ func FuzzApply(f *testing.F) {
 				t.Fatalf("Apply(%+v): %v", desired, err)
 			}
 			applied := r.Peers()
+			// No applied pod range holds an underlay address (ours or a
+			// peer's) or a link-local one; no peer address is in a pod
+			// range (found by attack review).
+			for _, p := range applied {
+				for _, c := range p.PodCIDRs {
+					if c.Contains(local.Addr) || c.Overlaps(netip.MustParsePrefix("169.254.0.0/16")) {
+						t.Fatalf("applied %s: pod range %s holds our address or link-local", p.Node, c)
+					}
+					for _, q := range applied {
+						if c.Contains(q.Addr) {
+							t.Fatalf("applied %s: pod range %s holds %s's address %s", p.Node, c, q.Node, q.Addr)
+						}
+					}
+				}
+				if local.PodCIDRs[0].Contains(p.Addr) {
+					t.Fatalf("applied %s: address %s in our pod range", p.Node, p.Addr)
+				}
+			}
 			if _, errs := Validate(local, applied); len(errs) != 0 {
 				t.Fatalf("applied set %+v is not valid: %v", applied, errs)
 			}

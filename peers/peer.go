@@ -33,6 +33,9 @@ type Local struct {
 	Addr     netip.Addr     // the underlay address
 	PodCIDRs []netip.Prefix // this node's pod ranges
 	Backend  string         // this node's backend
+	// Reserved are ranges that no peer's pod range may overlap: the
+	// underlay's subnets, whose routes a node route would shadow.
+	Reserved []netip.Prefix
 }
 
 // equal reports whether p and q describe the same peer the same way (ID

@@ -82,7 +82,7 @@ func (r *Reconciler) Apply(desired []Peer) (Result, error) {
 	valid, invalid := Validate(r.local, desired)
 	res := Result{Invalid: invalid}
 	next := make(map[string]Peer, len(valid))
-	v := newValidator(r.local)
+	v := newValidator(r.local, len(desired))
 	for _, p := range valid {
 		v.take(p)
 		next[p.Node] = p

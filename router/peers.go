@@ -79,8 +79,18 @@ func (r *Router) Peers() []tunnel.Peer {
 // then the tunnel gets the new peer set, then the new routes are inserted.
 // A packet routed before to a removed peer is dropped by the tunnel (its
 // ID is gone); a pod range that moves to another peer is rerouted in one
-// step.
+// step, and a packet routed to the old owner just before is dropped by the
+// tunnel, whose peer set already says the old owner no longer has the
+// range (tunnel: a peer only gets packets for its pod ranges or its own
+// address).
 func (r *Router) SetPeers(peers []tunnel.Peer) error {
+	r.peerMu.Lock()
+	defer r.peerMu.Unlock()
+	return r.setPeers(peers)
+}
+
+// setPeers is SetPeers; callers hold r.peerMu.
+func (r *Router) setPeers(peers []tunnel.Peer) error {
 	if r.tunnel == nil {
 		if len(peers) > 0 {
 			return errors.New("router: peers need a tunnel")
@@ -122,6 +132,8 @@ func (r *Router) SetPeers(peers []tunnel.Peer) error {
 // UpsertPeer adds the peer p.Node, or changes it keeping its ID, and
 // returns its ID. The other peers stay.
 func (r *Router) UpsertPeer(p tunnel.Peer) (uint32, error) {
+	r.peerMu.Lock() // read, change, set: one at a time (found by attack review)
+	defer r.peerMu.Unlock()
 	ps := r.Peers()
 	i := slices.IndexFunc(ps, func(q tunnel.Peer) bool { return q.Node == p.Node })
 	if i >= 0 {
@@ -129,7 +141,7 @@ func (r *Router) UpsertPeer(p tunnel.Peer) (uint32, error) {
 	} else {
 		ps = append(ps, p)
 	}
-	if err := r.SetPeers(ps); err != nil {
+	if err := r.setPeers(ps); err != nil {
 		return 0, err
 	}
 	r.mu.Lock()
@@ -139,12 +151,14 @@ func (r *Router) UpsertPeer(p tunnel.Peer) (uint32, error) {
 
 // RemovePeer removes the peer node: its routes, then its tunnel peer.
 func (r *Router) RemovePeer(node string) error {
+	r.peerMu.Lock()
+	defer r.peerMu.Unlock()
 	ps := r.Peers()
 	i := slices.IndexFunc(ps, func(q tunnel.Peer) bool { return q.Node == node })
 	if i < 0 {
 		return fmt.Errorf("router: no peer %q", node)
 	}
-	return r.SetPeers(slices.Delete(ps, i, i+1))
+	return r.setPeers(slices.Delete(ps, i, i+1))
 }
 
 // checkPeers returns peers normalised (addresses unmapped, pod ranges

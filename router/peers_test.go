@@ -1,8 +1,10 @@
 package router
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/taprouter/taprouter/fib"
@@ -70,5 +72,32 @@ func TestUpsertRemovePeer(t *testing.T) {
 	}
 	if after := r.Peers(); !slices.EqualFunc(before, after, func(a, b tunnel.Peer) bool { return a.ID == b.ID && a.Addr == b.Addr }) {
 		t.Fatalf("refused SetPeers changed the peers: %+v → %+v", before, after)
+	}
+}
+
+// Concurrent UpsertPeer calls (each reads the set, changes one peer and
+// sets it again) must not lose one another's peer: every node upserted is
+// there at the end, with routes. (found by attack review)
+func TestUpsertPeerConcurrent(t *testing.T) {
+	n := newSyncNode(t, Config{}, 1450)
+	r := n.r
+	const k = 40
+	var wg sync.WaitGroup
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := tunnel.Peer{Node: fmt.Sprintf("c%02d", i), Addr: netip.AddrFrom4([4]byte{172, 16, 0, byte(i + 1)}), PodCIDRs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 246, byte(i), 0}), 24)}}
+			if _, err := r.UpsertPeer(p); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := len(r.Peers()); got != 2+k {
+		t.Fatalf("%d peers after %d concurrent upserts onto node2 and node3, want %d", got, k, 2+k)
+	}
+	if got := len(peerRoutes(r)); got != 2+k {
+		t.Fatalf("%d peer routes, want %d", got, 2+k)
 	}
 }

@@ -91,6 +91,7 @@ type Router struct {
 	// peerTab is the peer nodes and their IDs, under mu; peerAddrs, per
 	// slot, what the tunnel ingress checks besides the FIB (see peerAddr).
 	peerTab   peerTable
+	peerMu    sync.Mutex // serialises SetPeers, UpsertPeer, RemovePeer (each reads, then sets)
 	peerAddrs atomic.Pointer[[]peerAddr]
 	// bcast is the pod subnet's directed broadcast address (invalid for a
 	// /31 or /32): a martian destination.

@@ -95,7 +95,7 @@ func (b *datagramBackend) Send(bufs [][]byte, peers []uint32, offset int) (int, 
 	var t Stats
 	for i, buf := range bufs {
 		p, ok := ps.slot(peers[i])
-		if !ok {
+		if !ok || !ps.owns(p, buf[offset:]) {
 			t.DropUnknownPeer++
 			continue
 		}

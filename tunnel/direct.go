@@ -208,8 +208,12 @@ func (d *Direct) replacePeers(peers []Peer) (addrs []netip.Addr) {
 		}
 	}
 	if old := d.peers.Load(); old != nil {
-		for a := range old.byAddr {
-			if _, ok := ps.byAddr[a]; !ok {
+		// An address gone, or now another peer's (another ID): its entry
+		// goes, with the packets queued for its resolution, which are
+		// for the old peer's pods (found by attack review).
+		for a, oldID := range old.byAddr {
+			if id, ok := ps.byAddr[a]; !ok || id != oldID {
+				delete(d.macs, a)
 				d.table.Remove(arpPort, a)
 			}
 		}
@@ -267,7 +271,7 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 	var t Stats
 	for i, buf := range bufs {
 		p, ok := ps.slot(peers[i])
-		if !ok {
+		if !ok || !ps.owns(p, buf[offset:]) {
 			t.DropUnknownPeer++
 			continue
 		}

@@ -250,12 +250,12 @@ func TestDirectSetPeersForgets(t *testing.T) {
 	defer d.Close()
 	learnPeer(t, d, dev)
 	inner := ipv4Packet("10.244.1.5", "10.244.0.4", 8, 0xee)
-	d.SetPeers(indexed(Peer{Addr: nodeC}, Peer{Addr: nodeB}))
+	d.SetPeers([]Peer{{ID: 1, Addr: nodeC}, {ID: 0, Addr: nodeB}}) // B keeps its ID
 	expectFrame(t, dev, arpRequestFromA(nodeC))
-	if got, peer := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got == nil || peer != 1 {
-		t.Fatalf("after reorder: delivered %v from peer %d, want peer 1", got != nil, peer)
+	if got, peer := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got == nil || peer != 0 {
+		t.Fatalf("after reorder: delivered %v from peer %d, want peer 0", got != nil, peer)
 	}
-	d.SetPeers(indexed(Peer{Addr: nodeC}))
+	d.SetPeers([]Peer{{ID: 1, Addr: nodeC}})
 	expectNoFrame(t, dev) // C is still being resolved
 	if got, _ := recvFrame(t, d, dev, ipv4Frame(underlayMACA, underlayMACB, inner)); got != nil {
 		t.Fatal("frame from a removed peer delivered")
@@ -290,7 +290,8 @@ func TestDirectSetPeersResolves(t *testing.T) {
 	}
 
 	nodeD := netip.MustParseAddr("192.0.2.4")
-	d.SetPeers(indexed(Peer{Addr: nodeC}, Peer{Addr: nodeB}, Peer{Addr: nodeD}))
+	// In another order, each address with the ID it had: known peers.
+	d.SetPeers([]Peer{{ID: 1, Addr: nodeC}, {ID: 0, Addr: nodeB}, {ID: 3, Addr: nodeD}})
 	expectFrame(t, dev, arpRequestFromA(nodeD)) // new
 	expectNoFrame(t, dev)                       // none for B, none more for C (its request is outstanding)
 	wantStats(t, d.Stats(), Stats{ARPRequests: 3, ARPLearned: 1, RxPackets: 1, RxBytes: uint64(len(inner))})

@@ -62,3 +62,32 @@ func (s *peerSet) lookup(a netip.Addr) (uint32, bool) {
 	id, ok := s.byAddr[a.Unmap()]
 	return id, ok
 }
+
+// owns reports whether the peer in slot i owns the destination of the IPv4
+// packet pkt: its address is in one of the peer's PodCIDRs, or is the
+// peer's own underlay address (an ICMP error about a packet the peer node
+// sent from it). A peer with no
+// PodCIDRs owns every destination (a tunnel used without a router). The
+// router publishes a pod range's new owner to the tunnel before it moves
+// the FIB route, so a packet routed just before the move, which names the
+// old owner, is dropped here rather than sent to a node that no longer
+// owns its destination (found by attack review).
+func (s *peerSet) owns(i int, pkt []byte) bool {
+	cidrs := s.peers[i].PodCIDRs
+	if len(cidrs) == 0 {
+		return true
+	}
+	if len(pkt) < 20 {
+		return false
+	}
+	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+	if dst == s.peers[i].Addr {
+		return true
+	}
+	for _, c := range cidrs {
+		if c.Contains(dst) {
+			return true
+		}
+	}
+	return false
+}

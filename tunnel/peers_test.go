@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/taprouter/taprouter/arp"
 	"github.com/taprouter/taprouter/link/linktest"
 )
 
@@ -61,4 +62,71 @@ func TestDirectSendStaleGeneration(t *testing.T) {
 	if len(dev.Out) != 0 {
 		t.Errorf("%d frames written, want 0", len(dev.Out))
 	}
+}
+
+// A pod range that moves from one live peer to another: the router
+// publishes the tunnel's new peer set before the FIB's new route, and a
+// packet routed by the old route (it carries the old owner's ID, which is
+// still live) must not be sent to the old owner, which no longer owns its
+// destination. The tunnel drops it (drop_unknown_peer); the new owner's
+// ID sends it. (found by attack review)
+func TestSendDestinationNotOwned(t *testing.T) {
+	moved := netip.MustParsePrefix("10.244.3.0/24")
+	a1 := Peer{ID: 1<<PeerSlotBits | 0, Node: "b", Addr: nodeB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), moved}}
+	c1 := Peer{ID: 1<<PeerSlotBits | 1, Node: "c", Addr: nodeC, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.2.0/24")}}
+	a2, c2 := a1, c1
+	a2.PodCIDRs = a1.PodCIDRs[:1]
+	c2.PodCIDRs = append([]netip.Prefix{}, c1.PodCIDRs[0], moved)
+	inner := ipv4Packet("10.244.0.4", "10.244.3.5", 8, 0xee)
+
+	conn := linktest.NewConn(addrPort(nodeA, DefaultUDPPort), 8)
+	u, _ := NewUDP(conn, UDPConfig{})
+	defer u.Close()
+	u.SetPeers([]Peer{a1, c1})
+	if n, _ := u.Send([][]byte{withHeadroom(inner)}, []uint32{a1.ID}, testOffset); n != 1 {
+		t.Fatalf("udp: Send to the owner sent %d, want 1", n)
+	}
+	<-conn.Out
+	u.SetPeers([]Peer{a2, c2})
+	if n, _ := u.Send([][]byte{withHeadroom(inner)}, []uint32{a1.ID}, testOffset); n != 0 || len(conn.Out) != 0 {
+		t.Fatalf("udp: Send by the old owner's ID after the move sent %d", n)
+	}
+	wantStats(t, u.Stats(), Stats{TxPackets: 1, TxBytes: u.Stats().TxBytes, DropUnknownPeer: 1})
+	if n, _ := u.Send([][]byte{withHeadroom(inner)}, []uint32{c2.ID}, testOffset); n != 1 {
+		t.Fatalf("udp: Send to the new owner sent %d, want 1", n)
+	}
+	if d := <-conn.Out; d.Addr != addrPort(nodeC, DefaultUDPPort) {
+		t.Errorf("udp: sent to %v, want node C", d.Addr)
+	}
+
+	dev := linktest.NewDevice("eth0", 1500, 16)
+	d := newDirectA(t, dev, &fakeClock{})
+	d.SetPeers([]Peer{a2, c2})
+	before := d.Stats()
+	if n, _ := d.Send([][]byte{withHeadroom(inner)}, []uint32{a1.ID}, testOffset); n != 0 {
+		t.Fatalf("direct: Send by the old owner's ID after the move sent %d", n)
+	}
+	if got := d.Stats().DropUnknownPeer - before.DropUnknownPeer; got != 1 {
+		t.Errorf("direct: drop_unknown_peer moved by %d, want 1", got)
+	}
+}
+
+// A packet queued for ARP resolution of a peer's address must not go out
+// when another node has taken that address by the time it resolves (peer
+// b removed, node c added at b's address in one SetPeers): the queued
+// packet is for b's pods, which c does not own. (found by attack review)
+func TestDirectPendingNotSentToAddressNewOwner(t *testing.T) {
+	dev := linktest.NewDevice("eth0", 1500, 16)
+	d := newDirectA(t, dev, &fakeClock{}) // b is ID 0, at nodeB, not resolved yet
+	defer d.Close()
+	inner := ipv4Packet("10.244.0.4", "10.244.1.5", 8, 0xee)
+	if n, _ := d.Send([][]byte{withHeadroom(inner)}, []uint32{0}, testOffset); n != 0 {
+		t.Fatalf("Send before resolution sent %d, want 0 (queued)", n)
+	}
+	d.SetPeers([]Peer{{ID: 1 << PeerSlotBits, Node: "c", Addr: nodeB, PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.9.0/24")}}})
+	for len(dev.Out) > 0 { // a new request for c, maybe
+		<-dev.Out
+	}
+	recvFrame(t, d, dev, arpFrame(arp.OpReply, underlayMACA, underlayMACB, nodeB, nodeA))
+	expectNoFrame(t, dev)
 }

@@ -14,7 +14,7 @@ type Stats struct {
 	// (not in its return value) and sent when it came (also in TxPackets).
 	TxResolved uint64
 
-	DropUnknownPeer uint64 // peer index out of range, or received from a non-peer
+	DropUnknownPeer uint64 // sent: no live peer has the ID, or that peer does not own the destination; received: from a non-peer
 	DropBadVNI      uint64 // vxlan: I flag clear or VNI not ours
 	DropTruncated   uint64 // shorter than its headers or its IPv4 total length
 	DropNotIPv4     uint64 // inner ethertype or IP version is not IPv4

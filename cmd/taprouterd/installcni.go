@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 const installCNIUsage = `NAME
@@ -163,7 +165,14 @@ func checkConflist(b []byte) error {
 func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	// A file (or a symlink, planted) left under the temporary name goes
+	// first, and the new one is created, never opened through a link:
+	// root must not write or chmod what a link points to (found by attack
+	// review).
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
 	if err != nil {
 		return err
 	}
@@ -173,15 +182,15 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err == nil {
+		err = f.Chmod(mode) // the umask does not apply to a plugin's mode
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp, mode); err != nil { // the umask does not apply to a plugin's mode
 		return err
 	}
 	if err = os.Rename(tmp, path); err != nil {
