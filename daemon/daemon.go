@@ -181,7 +181,7 @@ func (d *Daemon) setup() error {
 		return fmt.Errorf("underlay.interface: %w", err)
 	}
 	d.peers = peers.NewReconciler(peers.Local{Node: cfg.Node, Addr: addr, PodCIDRs: []netip.Prefix{cfg.PodCIDR}, Backend: cfg.Backend, Reserved: reserved},
-		d.router, nodeRoutes{dev: cfg.HostPort.Name, src: hpAddr}, log)
+		d.router, &nodeRoutes{dev: cfg.HostPort.Name, src: hpAddr}, log)
 	res, err := d.ApplyPeers("config", configPeers(cfg))
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)

@@ -40,7 +40,7 @@ func TestNodeRouteKeepsForeignRoute(t *testing.T) {
 		node.IP("link", "set", "hp0", "up")
 		node.IP("link", "set", "hp0p", "up")
 		node.IP("route", "add", "172.31.0.0/24", "dev", "other0", "metric", "100")
-		nr := nodeRoutes{dev: "hp0"}
+		nr := &nodeRoutes{dev: "hp0"}
 		for _, c := range []string{"172.30.0.0/24", "172.31.0.0/24"} {
 			err := nr.AddRoute(netip.MustParsePrefix(c))
 			if err == nil || !strings.Contains(err.Error(), "other0") {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
@@ -32,9 +34,18 @@ func hostPortAddr(podCIDR netip.Prefix) netip.Addr {
 type nodeRoutes struct {
 	dev string
 	src netip.Addr
+
+	mu      sync.Mutex
+	foreign map[netip.Prefix]string // routes of others in the main table, from one dump
+	dumped  time.Time               // when foreign was read
 }
 
-func (n nodeRoutes) route(prefix netip.Prefix) (*netlink.Route, error) {
+// foreignRoutesMaxAge bounds how old the dump AddRoute checks against may
+// be: a batch of 5,000 peers costs one dump, not one each (a dump per
+// route made Apply O(n²): half a minute at 5,000 Nodes).
+const foreignRoutesMaxAge = time.Second
+
+func (n *nodeRoutes) route(prefix netip.Prefix) (*netlink.Route, error) {
 	l, err := netlink.LinkByName(n.dev)
 	if err != nil {
 		return nil, err
@@ -55,28 +66,59 @@ func (n nodeRoutes) route(prefix netip.Prefix) (*netlink.Route, error) {
 // same prefix, at any metric: that one stays, and AddRoute fails naming
 // it. Replacing it would take the node's traffic to, say, its underlay or
 // docker0's subnet into the tunnel (found by attack review).
-func (n nodeRoutes) AddRoute(prefix netip.Prefix) error {
+func (n *nodeRoutes) AddRoute(prefix netip.Prefix) error {
 	r, err := n.route(prefix)
 	if err != nil {
 		return err
 	}
-	have, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: r.Dst, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return err
-	}
-	for _, h := range have {
-		if h.LinkIndex != r.LinkIndex || h.Gw != nil || h.Type != unix.RTN_UNICAST {
-			dev := "no device"
-			if l, err := netlink.LinkByIndex(h.LinkIndex); err == nil {
-				dev = "dev " + l.Attrs().Name
-			}
-			return fmt.Errorf("the node has a route to %s (%s, %s): not replaced", prefix, dev, h)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.foreign == nil || time.Since(n.dumped) > foreignRoutesMaxAge {
+		if err := n.dumpForeign(r.LinkIndex); err != nil {
+			return err
 		}
+	}
+	if desc, ok := n.foreign[prefix.Masked()]; ok {
+		return fmt.Errorf("the node has a route to %s (%s): not replaced", prefix, desc)
 	}
 	return netlink.RouteReplace(r)
 }
 
-func (n nodeRoutes) DelRoute(prefix netip.Prefix) error {
+// dumpForeign reads the main table once and keeps every route that is not
+// one of ours (a unicast route through the host port without gateway).
+func (n *nodeRoutes) dumpForeign(ours int) error {
+	var all []netlink.Route
+	var err error
+	for range 3 {
+		all, err = netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("list the node's routes: %w", err)
+	}
+	foreign := make(map[netip.Prefix]string)
+	for _, h := range all {
+		if h.Dst == nil || h.LinkIndex == ours && h.Gw == nil && h.Type == unix.RTN_UNICAST {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(h.Dst.IP.To4())
+		if !ok {
+			continue
+		}
+		bits, _ := h.Dst.Mask.Size()
+		dev := "no device"
+		if l, err := netlink.LinkByIndex(h.LinkIndex); err == nil {
+			dev = "dev " + l.Attrs().Name
+		}
+		foreign[netip.PrefixFrom(a, bits).Masked()] = dev + ", " + h.String()
+	}
+	n.foreign, n.dumped = foreign, time.Now()
+	return nil
+}
+
+func (n *nodeRoutes) DelRoute(prefix netip.Prefix) error {
 	r, err := n.route(prefix)
 	if err != nil {
 		return err
