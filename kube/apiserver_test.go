@@ -69,10 +69,10 @@ func patchNode(t testing.TB, cs kubernetes.Interface, name, patch string) {
 	}
 }
 
-// TestAPIServer runs the watcher against the real kube-apiserver: exact
+// TestKubeAPIServer runs the watcher against the real kube-apiserver: exact
 // desired sets after every kind of change, the time from the API call to
 // the handout, and the annotations published on our Node.
-func TestAPIServer(t *testing.T) {
+func TestKubeAPIServer(t *testing.T) {
 	cs := realClient(t)
 	createNode(t, cs, node(me, "192.168.49.2", "10.244.0.0/24", nil))
 	createNode(t, cs, node("node-b", "192.168.49.3", "10.244.1.0/24", nil))
@@ -154,11 +154,11 @@ func TestAPIServer(t *testing.T) {
 	}
 }
 
-// TestScale measures the watcher at TAPROUTER_KUBE_SCALE Nodes (5000 in the
+// TestKubeWatcherScale measures the watcher at TAPROUTER_KUBE_SCALE Nodes (5000 in the
 // issue's benchmark) in the real API server: the time from Run to the full
 // set, the RSS it adds, and the latency of one change at that size. It
 // skips unless the variable is set: creating the Nodes takes minutes.
-func TestScale(t *testing.T) {
+func TestKubeWatcherScale(t *testing.T) {
 	count, _ := strconv.Atoi(os.Getenv("TAPROUTER_KUBE_SCALE"))
 	if count <= 0 {
 		t.Skip("set TAPROUTER_KUBE_SCALE=5000 to run")
