@@ -97,7 +97,9 @@ func TestAPIServer(t *testing.T) {
 		}
 	}
 	c := peer("node-c", "192.168.49.4", "10.244.2.0/24")
-	step("podCIDR arrives", func() { patchNode(t, cs, "node-c", `{"spec":{"podCIDR":"10.244.2.0/24","podCIDRs":["10.244.2.0/24"]}}`) }, b, c)
+	step("podCIDR arrives", func() {
+		patchNode(t, cs, "node-c", `{"spec":{"podCIDR":"10.244.2.0/24","podCIDRs":["10.244.2.0/24"]}}`)
+	}, b, c)
 	d := peer("node-d", "192.168.49.5", "10.244.3.0/24")
 	step("add", func() { createNode(t, cs, node("node-d", "192.168.49.5", "10.244.3.0/24", nil)) }, b, c, d)
 	b = peer("node-b", "192.168.49.13", "10.244.1.0/24")
