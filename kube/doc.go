@@ -20,6 +20,10 @@
 // "API server unreachable, forwarding on last known state", and once on
 // recovery.
 //
+// What this node announces is Config.Announce, replaced by
+// Watcher.SetAnnouncement (taprouterd knows its backend and VTEP MAC only
+// once it has started from its Node).
+//
 // Annotations, read on every Node, published on ours (merge patch of
 // metadata.annotations; RBAC: nodes get, list, watch, patch):
 //
