@@ -359,6 +359,12 @@ func (c *Cluster) Command(name string, args ...string) *exec.Cmd {
 // kubeconfig is the admin's kubeconfig with the certificates embedded.
 func kubeconfig(server string, p *pki) []byte {
 	b64 := base64.StdEncoding.EncodeToString
+	return kubeconfigFor(server, p, "admin", fmt.Sprintf("    client-certificate-data: %s\n    client-key-data: %s\n", b64(p.admin.cert), b64(p.admin.key)))
+}
+
+// kubeconfigFor is a kubeconfig for user, whose credentials are the
+// indented lines of credentials, trusting the cluster's CA.
+func kubeconfigFor(server string, p *pki, user, credentials string) []byte {
 	return fmt.Appendf(nil, `apiVersion: v1
 kind: Config
 clusters:
@@ -367,17 +373,15 @@ clusters:
     server: %s
     certificate-authority-data: %s
 users:
-- name: admin
+- name: %s
   user:
-    client-certificate-data: %s
-    client-key-data: %s
-contexts:
+%scontexts:
 - name: test
   context:
     cluster: test
-    user: admin
+    user: %s
 current-context: test
-`, server, b64(p.ca.cert), b64(p.admin.cert), b64(p.admin.key))
+`, server, base64.StdEncoding.EncodeToString(p.ca.cert), user, credentials, user)
 }
 
 // tail returns the last n lines of the file at path.
@@ -400,26 +404,8 @@ func tail(path string, n int) string {
 func (c *Cluster) ServiceAccountKubeconfig(t testing.TB, namespace, name string) string {
 	t.Helper()
 	token := strings.TrimSpace(c.Kubectl(t, "", "-n", namespace, "create", "token", name, "--duration", "1h"))
-	b64 := base64.StdEncoding.EncodeToString
 	path := filepath.Join(c.dir, "kubeconfig-"+namespace+"-"+name)
-	data := fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-users:
-- name: %s
-  user:
-    token: %s
-contexts:
-- name: test
-  context:
-    cluster: test
-    user: %s
-current-context: test
-`, c.Server, b64(c.pki.ca.cert), name, token, name)
+	data := kubeconfigFor(c.Server, c.pki, name, "    token: "+token+"\n")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
