@@ -115,7 +115,7 @@ install-cni: cni-tools
 # (the daemon and the kernel do the work), so it costs nothing worth saving.
 # The allocation tests skip under -race and run again without it; then every
 # fuzz target runs for CI_FUZZTIME (about CI_FUZZTIME + 2 s each with a warm
-# cache). The whole target took 246 s with a warm Go cache; a cold cache adds
+# cache). The whole target took 514 s with warm Go and k8s-tools caches; a cold Go cache adds
 # about 8 minutes of building (vet 220 s, race test binaries 150 s, fuzz
 # binaries 20-45 s each, alloc test binaries 30 s). It needs k8s-tools, so
 # that the Kubernetes tests (see K8S_PKGS) run instead of skipping: a no-op
