@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/taprouter/taprouter/config"
 )
 
 // The parts of a DaemonSet the tests check, with the field names of
@@ -471,8 +474,15 @@ func TestConfigMapConflist(t *testing.T) {
 	if want := []string{"10-taprouter.conflist", "cluster-cidr", "taprouterd.yaml"}; !slices.Equal(keys, want) {
 		t.Errorf("ConfigMap keys %q, want %q", keys, want)
 	}
-	var opts map[string]any
-	if err := yaml.Unmarshal(data["taprouterd.yaml"], &opts); err != nil || opts["backend"] != "vxlan" {
-		t.Errorf("taprouterd.yaml: %v %v, want a YAML document with backend: vxlan", opts, err)
+	// taprouterd reads it with config.ParseForNode: valid for any Node.
+	facts := config.NodeFacts{Node: "node-a", PodCIDR: netip.MustParsePrefix("10.244.7.0/24"),
+		UnderlayAddress: netip.MustParseAddr("192.168.49.7"), UnderlayInterface: "eth0"}
+	cfg, err := config.ParseForNode(data["taprouterd.yaml"], facts)
+	if err != nil {
+		t.Fatalf("taprouterd.yaml: %v", err)
+	}
+	if cfg.Backend != "vxlan" || cfg.VXLAN.VNI != 1 || cfg.VXLAN.Port != 8472 || cfg.Gateway != netip.MustParseAddr("10.244.7.1") {
+		t.Errorf("taprouterd.yaml gives backend %s, VNI %d, port %d, gateway %s; want vxlan, 1, 8472 and the range's .1",
+			cfg.Backend, cfg.VXLAN.VNI, cfg.VXLAN.Port, cfg.Gateway)
 	}
 }
