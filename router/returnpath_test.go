@@ -372,27 +372,7 @@ func BenchmarkHostToPodRecorded(b *testing.B) {
 	p, _ := r.AddPodPort("pb", &discardDevice{mtu: 1450}, pb, link.HardwareAddr{2, 0, 0, 0, 0, 5}, 1450)
 	r.neigh.SetStatic(p.ID, pb, link.HardwareAddr{2, 0, 0, 0, 0, 5})
 	pkt := ipv4(pa, pb, 64, header.UDPProtocolNumber, true, udpPayload(1, 2, 1450-28))
-	hp := r.port(HostPortID)
-	w := r.newWorker(64, 1450+ethHeaderLen+64)
-	const batch = 64
-	b.SetBytes(int64(len(pkt) * batch))
-	b.ReportAllocs()
-	round := func() {
-		for i := range batch {
-			w.sizes[i] = copy(w.bufs[i][headroom:], pkt)
-		}
-		w.receivePort(hp, batch)
-	}
-	warmUp(round)
-	b.ResetTimer()
-	for range b.N {
-		round()
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
-	if got := r.Stats()["forwarded"]; got != uint64((b.N+1)*batch) {
-		b.Fatalf("forwarded %d of %d", got, (b.N+1)*batch)
-	}
+	benchRounds(b, r, r.port(HostPortID), pkt)
 	if got := r.Stats()["return_path_flows"]; got != 1 {
 		b.Fatalf("return_path_flows %d, want 1", got)
 	}
