@@ -493,7 +493,9 @@ func (c *Config) CheckMasquerade(enabledField, cidrsField string) error {
 		}
 		return false
 	}
-	if !within(c.PodCIDR) {
+	// An invalid PodCIDR is one not known yet (Kubernetes mode's --check,
+	// before the Node says it): checked once it is.
+	if c.PodCIDR.IsValid() && !within(c.PodCIDR) {
 		return fieldError(cidrsField, "%s does not contain podCIDR %s", joinPrefixes(m.ClusterCIDRs), c.PodCIDR)
 	}
 	for i, p := range c.Peers {

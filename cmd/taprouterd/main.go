@@ -266,17 +266,23 @@ func runKube(log *zap.Logger, kubeconfig, nodeName, cfgPath, socket, stateDir st
 		return 2
 	}
 	if check {
-		// Without the Node, check the file against a stand-in for it.
+		// Without the Node, check the file against a stand-in for it, and
+		// the flags against no pod range (the stand-in's is not the node's).
 		cfg, err := config.ParseForNode(doc, checkFacts)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "taprouterd: config: %v\n", err)
 			return 2
 		}
+		cfg.PodCIDR = netip.Prefix{}
 		if err := flags(cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "taprouterd: %v\n", err)
 			return 2
 		}
-		fmt.Printf("%s: valid for Kubernetes mode\n", cfgPath)
+		name := cfgPath
+		if name == "" {
+			name = "no --config"
+		}
+		fmt.Printf("%s: valid for Kubernetes mode\n", name)
 		return 0
 	}
 	if os.Geteuid() != 0 {

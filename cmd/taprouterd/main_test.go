@@ -203,3 +203,21 @@ func TestSignalWhileWaitingForNode(t *testing.T) {
 		t.Errorf("exit %d, want 0", code)
 	}
 }
+
+// --check in Kubernetes mode checks the file and the flags without the
+// Node: a cluster CIDR is not held against the stand-in's pod range (it
+// once was: 10.0.0.0/16 "does not contain podCIDR 10.244.0.0/24"), a bad
+// one still fails.
+func TestKubeCheck(t *testing.T) {
+	flags := func(cidrs string) func(*config.Config) error {
+		return func(cfg *config.Config) error {
+			return applyMasqueradeFlags(cfg, map[string]bool{"masquerade": true, "cluster-cidr": true}, true, cidrs, false)
+		}
+	}
+	if code := runKube(zap.NewNop(), "", "", "", "", "", true, flags("10.0.0.0/16")); code != 0 {
+		t.Errorf("--check --masquerade --cluster-cidr 10.0.0.0/16: exit %d, want 0", code)
+	}
+	if code := runKube(zap.NewNop(), "", "", "", "", "", true, flags("10.0.0.0/33")); code != 2 {
+		t.Errorf("--check --cluster-cidr 10.0.0.0/33: exit %d, want 2", code)
+	}
+}
