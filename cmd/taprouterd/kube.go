@@ -22,14 +22,13 @@ import (
 // peers come from the Node objects (package kube), and the config file, if
 // any, sets only the rest (config.ParseForNode).
 type kubeNode struct {
-	log      *zap.Logger
-	doc      []byte                     // the config file, nil without --config
-	flags    func(*config.Config) error // applies the command line's settings
-	nodeName string
-	opts     daemon.Options
-	watcher  *kube.Watcher
-	cancel   context.CancelFunc
-	stopped  chan struct{} // closed when the watcher's Run returned
+	log     *zap.Logger
+	doc     []byte                     // the config file, nil without --config
+	flags   func(*config.Config) error // applies the command line's settings
+	opts    daemon.Options
+	watcher *kube.Watcher
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when the watcher's Run returned
 
 	first   chan startResult // the daemon, once the own Node was complete
 	restart chan struct{}    // closed when the own Node's address or range changed
@@ -63,7 +62,7 @@ func startKube(log *zap.Logger, kubeconfig, nodeFlag string, doc []byte, flags f
 	if err != nil {
 		return nil, err
 	}
-	k := &kubeNode{log: log, doc: doc, flags: flags, nodeName: name, opts: opts, first: make(chan startResult, 1), stopped: make(chan struct{}), restart: make(chan struct{})}
+	k := &kubeNode{log: log, doc: doc, flags: flags, opts: opts, first: make(chan startResult, 1), stopped: make(chan struct{}), restart: make(chan struct{})}
 	k.watcher, err = kube.New(kube.Config{Client: client, NodeName: name, OnChange: k.change, Log: log})
 	if err != nil {
 		return nil, err
