@@ -54,10 +54,16 @@ func (kc *kubeCluster) applyRBAC(t *testing.T) string {
 	return kc.API.ServiceAccountKubeconfig(t, "kube-system", "taprouter")
 }
 
-// startKubeNode starts taprouterd in Kubernetes mode on n (backend, the
-// cluster CIDR) and attaches pods pod namespaces through the CNI plugin.
+// startKubeNode turns on n's ip_forward, as on every Kubernetes node
+// (kube-proxy and egress need the kernel to forward; the direct backend
+// must not deliver twice with it on), starts taprouterd in Kubernetes mode
+// on n (backend, the cluster CIDR) and attaches pods pod namespaces
+// through the CNI plugin.
 func (kc *kubeCluster) startKubeNode(t *testing.T, n *testbed.ClusterNode, kubeconfig, backend string, pods int) *kubeNode {
 	t.Helper()
+	if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
 	d, err := kc.Bed.StartKubeDaemon(n.Node, kubeconfig, []byte("backend: "+backend+"\n"), "--cluster-cidr", clusterCIDR)
 	if err != nil {
 		t.Fatal(err)
@@ -190,11 +196,6 @@ func testKubeCluster(t *testing.T, backend string) {
 	kubeconfig := kc.applyRBAC(t)
 	var nodes []*kubeNode
 	for _, n := range kc.Nodes {
-		// kube-proxy and egress need the kernel to forward; the direct
-		// backend must not deliver twice with it on.
-		if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
-			t.Fatal(err)
-		}
 		nodes = append(nodes, kc.startKubeNode(t, n, kubeconfig, backend, 1))
 	}
 	for _, n := range nodes {
@@ -226,9 +227,6 @@ func testKubeCluster(t *testing.T, backend string) {
 		t.Fatal(err)
 	}
 	cn4 := &testbed.ClusterNode{Node: n4, Spec: spec4}
-	if err := cn4.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
-		t.Fatal(err)
-	}
 	kc.createNode(t, spec4)
 	node4 := kc.startKubeNode(t, cn4, kubeconfig, backend, 1)
 	ready := node4.Ready
@@ -332,9 +330,6 @@ func testKubeServices(t *testing.T, backend string) {
 	kubeconfig := kc.applyRBAC(t)
 	var nodes []*kubeNode
 	for _, n := range kc.Nodes {
-		if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
-			t.Fatal(err)
-		}
 		// Stands in for the node's default route: a socket's first route
 		// lookup, before kube-proxy's DNAT, needs one for the ClusterIP.
 		if _, err := n.IP("route", "add", "10.96.0.0/16", "dev", "eth0"); err != nil {
