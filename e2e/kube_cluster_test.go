@@ -444,15 +444,19 @@ func TestKubeAPIOutage(t *testing.T) {
 		}
 	}
 	kc.API.StartAPIServer(t)
-	// The informers re-list (their backoff is at most a few seconds).
+	back := time.Now()
+	// The informers re-list at their reflector's next retry: client-go
+	// backs off exponentially to 30 s during an outage, plus up to as much
+	// again of jitter (once 20 s were not enough).
 	for _, n := range nodes {
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := back.Add(65 * time.Second)
 		for !strings.Contains(n.Daemon.Log(), "API server reachable again") {
 			if time.Now().After(deadline) {
 				t.Fatalf("taprouterd on %s did not log the API server's return:\n%s", n.Name, n.Daemon.Log())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		t.Logf("%s resynced %v after the API server was back", n.Name, time.Since(back).Round(100*time.Millisecond))
 	}
 	time.Sleep(time.Second) // a re-list that changed nothing hands out nothing
 	if after := routes(); !equalRoutes(after, before) {
