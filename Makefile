@@ -10,7 +10,7 @@ TEST_EXEC := $(if $(SUDO),-exec 'sudo env PATH=$(PATH)',)
 # tool:Debian package pairs that deps installs when the tool is missing.
 TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-tracepath \
 	traceroute:traceroute sysctl:procps ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
-	iptables:iptables
+	iptables:iptables runc:runc
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
 # (containernetworking/cni) and the host-local and portmap plugins
@@ -65,43 +65,89 @@ cni-tools:
 	GOBIN=$(CURDIR)/$(CNI_BIN) $(GO) install \
 		$(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VERSION))
 
-# Real Kubernetes components for the tests (not yet part of `make test`):
-# kube-apiserver, kube-proxy and kubectl from k8s.io/kubernetes and etcd from
-# go.etcd.io/etcd/server/v3, built from the Go module proxy through the helper
-# modules tools/k8s and tools/etcd (both upstream go.mods replace their sibling
-# modules with directories, so go install cannot build them). The binaries
-# are cached outside the tree, under a directory named by the version, and
-# linked into K8S_BIN; with a warm cache this target builds nothing.
-# Measured on a shared 2-core machine (load 4-7) with a cold Go build cache:
-# kube-apiserver 730 s, then kubectl 46 s, kube-proxy 26 s, etcd 47 s; warm:
-# 0.02 s. Bump a version and the new directory builds from scratch.
-K8S_VERSION     := v1.37.2
-ETCD_VERSION    := v3.7.3
+# Real Kubernetes components for the tests, built from the Go module proxy:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# kube-proxy, kubectl, the upstream e2e test binary (e2e.test) and agnhost
+# (the image the e2e specs run) from k8s.io/kubernetes through the helper
+# module tools/k8s; etcd from go.etcd.io/etcd/server/v3 through tools/etcd
+# (both upstream go.mods replace sibling modules with directories, so go
+# install cannot build them); containerd, ctr and containerd-shim-runc-v2,
+# crictl and CoreDNS with go install (their go.mods have no replaces); runc
+# is Debian's (deps). The binaries are cached outside the tree, under a
+# directory named by component and version, and linked into K8S_BIN; with a
+# warm cache this target builds nothing. Measured on a shared 2-core machine
+# (load 4-7) with a cold Go build cache: kube-apiserver 730 s, then kubectl
+# 46 s, kube-proxy 26 s, etcd 47 s; warm: 0.02 s. Bump a version and the
+# new directory builds from scratch.
+K8S_VERSION        := v1.37.2
+ETCD_VERSION       := v3.7.3
+CONTAINERD_VERSION := v2.4.2
+CRICTL_VERSION     := v1.37.0
+COREDNS_VERSION    := v1.14.7
 TAPROUTER_CACHE ?= $(HOME)/.cache/taprouter
-K8S_CACHE       := $(abspath $(TAPROUTER_CACHE))/k8s/$(K8S_VERSION)
-ETCD_CACHE      := $(abspath $(TAPROUTER_CACHE))/etcd/$(ETCD_VERSION)
+CACHE_DIR       := $(abspath $(TAPROUTER_CACHE))
+K8S_CACHE       := $(CACHE_DIR)/k8s/$(K8S_VERSION)
+ETCD_CACHE      := $(CACHE_DIR)/etcd/$(ETCD_VERSION)
+CONTAINERD_CACHE := $(CACHE_DIR)/containerd/$(CONTAINERD_VERSION)
+CRICTL_CACHE    := $(CACHE_DIR)/crictl/$(CRICTL_VERSION)
+COREDNS_CACHE   := $(CACHE_DIR)/coredns/$(COREDNS_VERSION)
 K8S_BIN         := $(BIN)/k8s
-K8S_CMDS        := kube-apiserver kube-proxy kubectl
+K8S_CMDS        := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+CONTAINERD_CMDS := containerd containerd-shim-runc-v2 ctr
 # What `kubectl version` and the API server's /version report; upstream's
 # build (hack/lib/version.sh) sets the same variables.
 K8S_LDFLAGS     := -s -w $(foreach v,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
 	-X $(v).gitVersion=$(K8S_VERSION) -X $(v).gitMajor=1 -X $(v).gitMinor=37 -X $(v).gitTreeState=clean)
+K8S_TOOL_FILES  := $(addprefix $(K8S_CACHE)/,$(K8S_CMDS) e2e.test agnhost) $(ETCD_CACHE)/etcd \
+	$(addprefix $(CONTAINERD_CACHE)/,$(CONTAINERD_CMDS)) $(CRICTL_CACHE)/crictl $(COREDNS_CACHE)/coredns
 
-k8s-tools: $(addprefix $(K8S_CACHE)/,$(K8S_CMDS)) $(ETCD_CACHE)/etcd
+k8s-tools: $(K8S_TOOL_FILES)
 	@mkdir -p $(K8S_BIN)
 	@for f in $^; do ln -sfn "$$f" $(K8S_BIN)/; done
 
 # Each binary is written under a temporary name and renamed, so an
 # interrupted build leaves nothing that looks cached. Static, like upstream's.
-$(K8S_CACHE)/%:
+$(addprefix $(K8S_CACHE)/,$(K8S_CMDS)): $(K8S_CACHE)/%:
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 $(GO) build -C tools/k8s -trimpath -ldflags '$(K8S_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/cmd/$*
+	mv $@.tmp $@
+
+# agnhost: the one binary of the e2e specs' test image (make images).
+$(K8S_CACHE)/agnhost:
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -C tools/k8s -trimpath -ldflags '$(K8S_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/test/images/agnhost
+	mv $@.tmp $@
+
+# The upstream conformance/e2e suite, as upstream builds it (a test binary).
+$(K8S_CACHE)/e2e.test:
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) test -C tools/k8s -c -trimpath -ldflags '$(K8S_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/test/e2e
 	mv $@.tmp $@
 
 $(ETCD_CACHE)/etcd:
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 $(GO) build -C tools/etcd -trimpath -ldflags '-s -w' -o $@.tmp go.etcd.io/etcd/server/v3
 	mv $@.tmp $@
+
+# no_btrfs: the btrfs snapshotter needs libbtrfs headers; overlayfs is used.
+$(addprefix $(CONTAINERD_CACHE)/,$(CONTAINERD_CMDS)): $(CONTAINERD_CACHE)/%:
+	@mkdir -p $(@D)/.tmp-$*
+	CGO_ENABLED=0 GOBIN=$(@D)/.tmp-$* $(GO) install -trimpath -tags no_btrfs \
+		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)' \
+		github.com/containerd/containerd/v2/cmd/$*@$(CONTAINERD_VERSION)
+	mv $(@D)/.tmp-$*/$* $@ && rmdir $(@D)/.tmp-$*
+
+$(CRICTL_CACHE)/crictl:
+	@mkdir -p $(@D)/.tmp
+	CGO_ENABLED=0 GOBIN=$(@D)/.tmp $(GO) install -trimpath \
+		-ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRICTL_VERSION)' \
+		sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+	mv $(@D)/.tmp/crictl $@ && rmdir $(@D)/.tmp
+
+$(COREDNS_CACHE)/coredns:
+	@mkdir -p $(@D)/.tmp
+	CGO_ENABLED=0 GOBIN=$(@D)/.tmp $(GO) install -trimpath -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
+	mv $(@D)/.tmp/coredns $@ && rmdir $(@D)/.tmp
 
 # The plugin as /opt/cni/bin/taprouter, with the plugins deploy/10-taprouter.conflist chains.
 install-cni: cni-tools
