@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/taprouter/taprouter/internal/inns"
+	"github.com/taprouter/taprouter/internal/kubepki"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
 
@@ -138,8 +138,8 @@ func start(t testing.TB, bin, nsName string, addr netip.Addr) *Cluster {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{
-		"ca.crt": p.ca.cert, "apiserver.crt": p.serving.cert, "apiserver.key": p.serving.key,
-		"sa.key": p.serviceAccount.key,
+		"ca.crt": p.ca.CertPEM, "apiserver.crt": p.serving.CertPEM, "apiserver.key": p.serving.KeyPEM,
+		"sa.key": p.serviceAccount.KeyPEM,
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -160,8 +160,8 @@ func start(t testing.TB, bin, nsName string, addr netip.Addr) *Cluster {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(p.ca.parsed)
-	admin, err := tls.X509KeyPair(p.admin.cert, p.admin.key)
+	pool.AddCert(p.ca.Cert)
+	admin, err := tls.X509KeyPair(p.admin.CertPEM, p.admin.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,9 +328,9 @@ func (c *Cluster) RESTConfig() *rest.Config {
 		Host: c.Server,
 		Dial: c.Dial,
 		TLSClientConfig: rest.TLSClientConfig{
-			CAData:   c.pki.ca.cert,
-			CertData: c.pki.admin.cert,
-			KeyData:  c.pki.admin.key,
+			CAData:   c.pki.ca.CertPEM,
+			CertData: c.pki.admin.CertPEM,
+			KeyData:  c.pki.admin.KeyPEM,
 		},
 		QPS:   1000,
 		Burst: 2000,
@@ -358,30 +358,7 @@ func (c *Cluster) Command(name string, args ...string) *exec.Cmd {
 
 // kubeconfig is the admin's kubeconfig with the certificates embedded.
 func kubeconfig(server string, p *pki) []byte {
-	b64 := base64.StdEncoding.EncodeToString
-	return kubeconfigFor(server, p, "admin", fmt.Sprintf("    client-certificate-data: %s\n    client-key-data: %s\n", b64(p.admin.cert), b64(p.admin.key)))
-}
-
-// kubeconfigFor is a kubeconfig for user, whose credentials are the
-// indented lines of credentials, trusting the cluster's CA.
-func kubeconfigFor(server string, p *pki, user, credentials string) []byte {
-	return fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-users:
-- name: %s
-  user:
-%scontexts:
-- name: test
-  context:
-    cluster: test
-    user: %s
-current-context: test
-`, server, base64.StdEncoding.EncodeToString(p.ca.cert), user, credentials, user)
+	return kubepki.CertKubeconfig(server, p.ca.CertPEM, "admin", p.admin)
 }
 
 // tail returns the last n lines of the file at path.
@@ -405,7 +382,7 @@ func (c *Cluster) ServiceAccountKubeconfig(t testing.TB, namespace, name string)
 	t.Helper()
 	token := strings.TrimSpace(c.Kubectl(t, "", "-n", namespace, "create", "token", name, "--duration", "1h"))
 	path := filepath.Join(c.dir, "kubeconfig-"+namespace+"-"+name)
-	data := kubeconfigFor(c.Server, c.pki, name, "    token: "+token+"\n")
+	data := kubepki.Kubeconfig(c.Server, c.pki.ca.CertPEM, name, "    token: "+token+"\n")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
