@@ -1,0 +1,255 @@
+package kubecluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// coreDNS is CoreDNS as a Deployment behind the kube-dns Service (what
+// kubeadm installs, trimmed): the cluster's names only, no upstream
+// (nothing leaves the cluster's namespaces).
+const coreDNS = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects:
+- {kind: ServiceAccount, name: coredns, namespace: kube-system}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health {
+            lameduck 5s
+        }
+        ready
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+            ttl 30
+        }
+        cache 30
+        loop
+        reload
+        loadbalance
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {k8s-app: kube-dns}
+  template:
+    metadata:
+      labels: {k8s-app: kube-dns}
+    spec:
+      serviceAccountName: coredns
+      priorityClassName: system-cluster-critical
+      dnsPolicy: Default
+      tolerations:
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoSchedule}
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              topologyKey: kubernetes.io/hostname
+              labelSelector:
+                matchLabels: {k8s-app: kube-dns}
+      containers:
+      - name: coredns
+        image: ` + CoreDNSImage + `
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {containerPort: 53, name: dns, protocol: UDP}
+        - {containerPort: 53, name: dns-tcp, protocol: TCP}
+        - {containerPort: 9153, name: metrics, protocol: TCP}
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {add: [NET_BIND_SERVICE], drop: [ALL]}
+          readOnlyRootFilesystem: true
+        livenessProbe:
+          httpGet: {path: /health, port: 8080}
+          initialDelaySeconds: 10
+          periodSeconds: 10
+        readinessProbe:
+          httpGet: {path: /ready, port: 8181}
+          periodSeconds: 2
+        volumeMounts:
+        - {name: config, mountPath: /etc/coredns, readOnly: true}
+      volumes:
+      - name: config
+        configMap:
+          name: coredns
+          items: [{key: Corefile, path: Corefile}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
+spec:
+  selector: {k8s-app: kube-dns}
+  clusterIP: ` + "10.96.0.10" + `
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+  - {name: metrics, port: 9153, protocol: TCP}
+`
+
+// waitNodesRegistered waits until every node has registered and has a
+// podCIDR from kube-controller-manager's node IPAM.
+func (c *Cluster) waitNodesRegistered(ctx context.Context) error {
+	return waitFor(ctx, 2*time.Minute, "nodes registered with a podCIDR", func() (bool, string, error) {
+		if err := c.checkProcs(); err != nil {
+			return false, "", err
+		}
+		out, err := c.Kubectl(ctx, nil, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.spec.podCIDR}{\"\\n\"}{end}")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		n := 0
+		for _, l := range strings.Fields(out) {
+			if name, cidr, _ := strings.Cut(l, "="); name != "" && cidr != "" {
+				n++
+			}
+		}
+		return n == len(c.Nodes), out, nil
+	})
+}
+
+// checkProcs returns an error naming the first of the cluster's processes
+// (started by this process) that has exited, with its log's tail.
+func (c *Cluster) checkProcs() error {
+	for _, p := range c.procs {
+		if exited, err := p.exited(); exited {
+			return fmt.Errorf("%s exited: %v\n%s", p.name, err, tail(p.log, 30))
+		}
+	}
+	return nil
+}
+
+// applyAddons installs CoreDNS.
+func (c *Cluster) applyAddons(ctx context.Context) error {
+	_, err := c.Kubectl(ctx, []byte(coreDNS), "apply", "-f", "-")
+	return err
+}
+
+// applyManifests applies Manifests, with Backend set in taprouter's
+// ConfigMap.
+func (c *Cluster) applyManifests(ctx context.Context) error {
+	var files []string
+	for _, m := range c.Manifests {
+		st, err := os.Stat(m)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			files = append(files, m)
+			continue
+		}
+		yamls, _ := filepath.Glob(filepath.Join(m, "*.yaml"))
+		sort.Strings(yamls)
+		files = append(files, yamls...)
+	}
+	var all []byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		all = append(append(all, "\n---\n"...), data...)
+	}
+	if c.Backend != "" {
+		const vxlan = "    backend: vxlan\n"
+		if !strings.Contains(string(all), vxlan) {
+			return fmt.Errorf("manifests: no %q to set the backend in", strings.TrimSpace(vxlan))
+		}
+		all = []byte(strings.Replace(string(all), vxlan, "    backend: "+c.Backend+"\n", 1))
+	}
+	_, err := c.Kubectl(ctx, all, "apply", "-f", "-")
+	return err
+}
+
+// WaitReady waits until every node is Ready and every kube-system pod
+// (taprouter's DaemonSet, CoreDNS) is ready.
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	return waitFor(ctx, 3*time.Minute, "nodes and kube-system pods ready", func() (bool, string, error) {
+		if err := c.checkProcs(); err != nil {
+			return false, "", err
+		}
+		out, err := c.Kubectl(ctx, nil, "get", "nodes,pods", "-n", "kube-system", "-o", "json")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		var list struct {
+			Items []struct {
+				Kind     string `json:"kind"`
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+				Status struct {
+					Phase      string `json:"phase"`
+					Conditions []struct {
+						Type   string `json:"type"`
+						Status string `json:"status"`
+					} `json:"conditions"`
+				} `json:"status"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return false, "", err
+		}
+		var notReady []string
+		nodes, pods := 0, 0
+		for _, it := range list.Items {
+			ready := false
+			for _, cond := range it.Status.Conditions {
+				if cond.Type == "Ready" && cond.Status == "True" {
+					ready = true
+				}
+			}
+			if it.Kind == "Node" {
+				nodes++
+			} else {
+				pods++
+			}
+			if !ready {
+				notReady = append(notReady, it.Kind+"/"+it.Metadata.Name+"("+it.Status.Phase+")")
+			}
+		}
+		ok := nodes == len(c.Nodes) && pods > 0 && len(notReady) == 0
+		return ok, fmt.Sprintf("%d nodes, %d kube-system pods, not ready: %v", nodes, pods, notReady), nil
+	})
+}
