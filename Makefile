@@ -10,7 +10,8 @@ TEST_EXEC := $(if $(SUDO),-exec 'sudo env PATH=$(PATH)',)
 # tool:Debian package pairs that deps installs when the tool is missing.
 TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-tracepath \
 	traceroute:traceroute sysctl:procps ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
-	iptables:iptables runc:runc
+	iptables:iptables runc:runc \
+	curl:curl nc.openbsd:netcat-openbsd dig:dnsutils socat:socat iperf:iperf
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
 # (containernetworking/cni) and the host-local and portmap plugins
@@ -38,7 +39,7 @@ ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[
 K8S_TESTS = K8s|Kube
 K8S_PKGS  = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*($(K8S_TESTS))' . | grep -v '^./bin/')))
 
-.PHONY: all build deps cni-tools install-cni k8s-tools test test-k8s e2e fuzz demo bench clean
+.PHONY: all build deps cni-tools install-cni k8s-tools images image test test-k8s e2e fuzz demo bench clean
 
 all: build
 
@@ -148,6 +149,83 @@ $(COREDNS_CACHE)/coredns:
 	@mkdir -p $(@D)/.tmp
 	CGO_ENABLED=0 GOBIN=$(@D)/.tmp $(GO) install -trimpath -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
 	mv $(@D)/.tmp/coredns $@ && rmdir $(@D)/.tmp
+
+# Container images for a cluster without a registry, as docker-archive
+# tarballs for `ctr -n k8s.io images import` (tools/image builds them; see
+# its --help): the sandbox, the e2e suite's agnhost, CoreDNS and taprouter.
+# Names are exactly what the e2e binary asks for (k8s.io/kubernetes
+# test/utils/image/manifest.go at K8S_VERSION; tools/image's tests check
+# them); the pause name is also containerd's default sandbox image.
+# Programs come with their shared libraries, from this machine's Debian.
+IMAGES_DIR    := $(BIN)/images
+IMAGE_TOOL    := $(IMAGES_DIR)/image-tool
+PAUSE_IMAGE   := registry.k8s.io/pause:3.10.2
+AGNHOST_IMAGE := registry.k8s.io/e2e-test-images/agnhost:2.66.1
+COREDNS_IMAGE := registry.k8s.io/coredns/coredns:$(COREDNS_VERSION)
+TAPROUTER_IMAGE := taprouter/taprouter:dev
+IMAGE_PATH    := PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# iptables for taprouterd --masquerade: the variant the host's iptables is
+# (kube-proxy on the node uses the host's; both must write the same
+# tables), its multi-call binary with the usual names, and the extension
+# modules it dlopens.
+IPTABLES_MULTI := $(if $(findstring nf_tables,$(shell iptables --version 2>/dev/null)),xtables-nft-multi,xtables-legacy-multi)
+IPTABLES_NAMES := iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
+XTABLES_DIR    = $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/xtables/libxt_comment.so))))
+# agnhost's tools (its Dockerfile installs them from Alpine: bind-tools,
+# curl, netcat-openbsd, iproute2, iperf, bash, socat) and the utilities
+# the specs' shell commands use, which Alpine's busybox has.
+AGNHOST_TOOLS := curl nc.openbsd dig nslookup socat iperf ip ss bash \
+	cat echo ls sleep mkdir rm cp mv touch seq head tail wc env date timeout test [ tr cut \
+	sort uniq id hostname grep sed awk printf true false kill ps getent uname stat chmod ln dd tee xargs
+K8S_SRC = $(shell $(GO) list -C tools/k8s -m -f '{{.Dir}}' k8s.io/kubernetes)
+
+images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar)
+image: $(IMAGES_DIR)/taprouter.tar
+
+$(IMAGE_TOOL): FORCE
+	@mkdir -p $(@D)
+	$(GO) build -C tools/image -o $(CURDIR)/$@ .
+
+$(IMAGES_DIR)/pause.tar: $(IMAGE_TOOL) FORCE
+	CGO_ENABLED=0 $(GO) build -C tools/image -trimpath -ldflags '-s -w' -o $(CURDIR)/$(IMAGES_DIR)/pause ./pause
+	$(IMAGE_TOOL) --tag $(PAUSE_IMAGE) --out $@ --bin $(IMAGES_DIR)/pause:/pause --entrypoint /pause
+
+$(IMAGES_DIR)/agnhost.tar: $(IMAGE_TOOL) $(K8S_CACHE)/agnhost $(COREDNS_CACHE)/coredns FORCE
+	$(IMAGE_TOOL) --tag $(AGNHOST_IMAGE) --out $@ \
+		--bin $(K8S_CACHE)/agnhost:/agnhost --symlink /agnhost-2:agnhost \
+		--file $(K8S_SRC)/test/images/agnhost/porter/localhost.crt:/localhost.crt:0644 \
+		--file $(K8S_SRC)/test/images/agnhost/porter/localhost.key:/localhost.key:0644 \
+		--bin $(COREDNS_CACHE)/coredns:/coredns \
+		--bin $$(command -v dash):/bin/dash --symlink /bin/sh:dash \
+		$(foreach t,$(AGNHOST_TOOLS),--bin $$(command -v $(t)):/usr/bin/$(t)) \
+		--symlink /usr/bin/nc:nc.openbsd --symlink /usr/local/bin/iperf:/usr/bin/iperf \
+		--file tools/image/agnhost/passwd:/etc/passwd:0644 --file tools/image/agnhost/group:/etc/group:0644 \
+		--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --file /etc/protocols:/etc/protocols:0644 \
+		--file /etc/services:/etc/services:0644 \
+		--dir /uploads --dir /tmp:1777 --dir /root:0700 \
+		--env $(IMAGE_PATH) --entrypoint /agnhost --cmd pause
+
+$(IMAGES_DIR)/coredns.tar: $(IMAGE_TOOL) $(COREDNS_CACHE)/coredns FORCE
+	$(IMAGE_TOOL) --tag $(COREDNS_IMAGE) --out $@ --bin $(COREDNS_CACHE)/coredns:/coredns \
+		--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --dir /tmp:1777 --entrypoint /coredns
+
+$(IMAGES_DIR)/taprouter.tar: $(IMAGE_TOOL) cni-tools FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGES_DIR)/taprouterd ./cmd/taprouterd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGES_DIR)/taprouter-cni ./cmd/taprouter-cni
+	$(IMAGE_TOOL) --tag $(TAPROUTER_IMAGE) --out $@ \
+		--bin $(IMAGES_DIR)/taprouterd:/usr/local/bin/taprouterd \
+		--bin $(IMAGES_DIR)/taprouter-cni:/usr/lib/taprouter/cni/taprouter \
+		--bin $(CNI_BIN)/host-local:/usr/lib/taprouter/cni/host-local \
+		--bin $(CNI_BIN)/portmap:/usr/lib/taprouter/cni/portmap \
+		--bin $$(command -v $(IPTABLES_MULTI)):/usr/sbin/$(IPTABLES_MULTI) \
+		$(foreach n,$(IPTABLES_NAMES),--symlink /usr/sbin/$(n):$(IPTABLES_MULTI)) \
+		--bin '$(XTABLES_DIR)/*.so:$(XTABLES_DIR)/' \
+		--file /etc/protocols:/etc/protocols:0644 --file /etc/services:/etc/services:0644 \
+		--dir /run:0755 --dir /tmp:1777 \
+		--env $(IMAGE_PATH) --entrypoint /usr/local/bin/taprouterd
+
+.PHONY: FORCE
+FORCE:
 
 # The plugin as /opt/cni/bin/taprouter, with the plugins deploy/10-taprouter.conflist chains.
 install-cni: cni-tools
