@@ -196,8 +196,8 @@ $(IMAGES_DIR)/agnhost.tar: $(IMAGE_TOOL) $(K8S_CACHE)/agnhost $(COREDNS_CACHE)/c
 		--file $(K8S_SRC)/test/images/agnhost/porter/localhost.crt:/localhost.crt:0644 \
 		--file $(K8S_SRC)/test/images/agnhost/porter/localhost.key:/localhost.key:0644 \
 		--bin $(COREDNS_CACHE)/coredns:/coredns \
-		--bin $$(command -v dash):/bin/dash --symlink /bin/sh:dash \
-		$(foreach t,$(AGNHOST_TOOLS),--bin $$(command -v $(t)):/usr/bin/$(t)) \
+		--bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
+		$(foreach t,$(AGNHOST_TOOLS),--bin $$(which $(t)):/usr/bin/$(t)) \
 		--symlink /usr/bin/nc:nc.openbsd --symlink /usr/local/bin/iperf:/usr/bin/iperf \
 		--file tools/image/agnhost/passwd:/etc/passwd:0644 --file tools/image/agnhost/group:/etc/group:0644 \
 		--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --file /etc/protocols:/etc/protocols:0644 \
@@ -217,7 +217,7 @@ $(IMAGES_DIR)/taprouter.tar: $(IMAGE_TOOL) cni-tools FORCE
 		--bin $(IMAGES_DIR)/taprouter-cni:/usr/lib/taprouter/cni/taprouter \
 		--bin $(CNI_BIN)/host-local:/usr/lib/taprouter/cni/host-local \
 		--bin $(CNI_BIN)/portmap:/usr/lib/taprouter/cni/portmap \
-		--bin $$(command -v $(IPTABLES_MULTI)):/usr/sbin/$(IPTABLES_MULTI) \
+		--bin $$(which $(IPTABLES_MULTI)):/usr/sbin/$(IPTABLES_MULTI) \
 		$(foreach n,$(IPTABLES_NAMES),--symlink /usr/sbin/$(n):$(IPTABLES_MULTI)) \
 		--bin '$(XTABLES_DIR)/*.so:$(XTABLES_DIR)/' \
 		--file /etc/protocols:/etc/protocols:0644 --file /etc/services:/etc/services:0644 \

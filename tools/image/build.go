@@ -94,9 +94,10 @@ func (e *entry) describe() string {
 
 // expand turns SRC:DST into (src, dst) pairs: with a glob in SRC, DST must
 // end in "/" and each match goes into it under its own base name; with DST
-// ending in "/", the file goes into it under SRC's base name.
+// ending in "/", the file goes into it under SRC's base name. A SRC that
+// exists as it is named (as /usr/bin/[) is no glob.
 func expand(src, dst string) ([][2]string, error) {
-	if strings.ContainsAny(src, "*?[") {
+	if _, err := os.Lstat(src); err != nil && strings.ContainsAny(src, "*?[") {
 		if !strings.HasSuffix(dst, "/") {
 			return nil, fmt.Errorf("%s: a glob needs a destination directory ending in /, not %q", src, dst)
 		}

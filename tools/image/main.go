@@ -33,7 +33,8 @@ DESCRIPTION
         Copy the regular file SRC (symlinks followed) to DST in the image, with
         the octal MODE or, without one, SRC's permission bits. A DST ending in
         / is a directory: the file keeps its base name. A SRC with a glob
-        (* ? [) copies every match into the directory DST, which must end in /.
+        (* ? [) copies every match into the directory DST, which must end in /
+        (a SRC that exists as it is spelled, as /usr/bin/[, is not a glob).
 
     --bin SRC:DST
         Like --file for an ELF executable or shared object, and also every
@@ -95,7 +96,16 @@ func run(args []string, stderr io.Writer) error {
 	var out string
 	fs := flag.NewFlagSet("image", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() {} // the error alone; --help prints the manual
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprint(os.Stdout, usage)
+			return nil
+		}
+		if a == "--" {
+			break
+		}
+	}
 	fs.StringVar(&s.tag, "tag", "", "")
 	fs.StringVar(&out, "out", "", "")
 	fs.StringVar(&s.workdir, "workdir", "", "")
