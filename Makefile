@@ -11,7 +11,8 @@ TEST_EXEC := $(if $(SUDO),-exec 'sudo env PATH=$(PATH)',)
 TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-tracepath \
 	traceroute:traceroute sysctl:procps ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
 	iptables:iptables runc:runc \
-	curl:curl nc.openbsd:netcat-openbsd dig:dnsutils socat:socat iperf:iperf
+	curl:curl nc.openbsd:netcat-openbsd dig:dnsutils socat:socat iperf:iperf \
+	busybox:busybox-static nginx:nginx-light
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
 # (containernetworking/cni) and the host-local and portmap plugins
@@ -163,6 +164,12 @@ PAUSE_IMAGE   := registry.k8s.io/pause:3.10.2
 AGNHOST_IMAGE := registry.k8s.io/e2e-test-images/agnhost:2.66.1
 COREDNS_IMAGE := registry.k8s.io/coredns/coredns:$(COREDNS_VERSION)
 TAPROUTER_IMAGE := taprouter/taprouter:dev
+# The other images the [sig-network] [Conformance] specs run: the glibc
+# DNS prober of dns.go, the nginx pods of endpoints.go and
+# endpointslice.go, and busybox (e2epod's default test image).
+GLIBC_DNS_IMAGE := registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1
+NGINX_IMAGE   := registry.k8s.io/e2e-test-images/nginx:1.27.0-2
+BUSYBOX_IMAGE := registry.k8s.io/e2e-test-images/busybox:1.37.0-2
 IMAGE_PATH    := PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # iptables for taprouterd --masquerade: the variant the host's iptables is
 # (kube-proxy on the node uses the host's; both must write the same
@@ -174,12 +181,18 @@ XTABLES_DIR    = $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/xtables
 # agnhost's tools (its Dockerfile installs them from Alpine: bind-tools,
 # curl, netcat-openbsd, iproute2, iperf, bash, socat) and the utilities
 # the specs' shell commands use, which Alpine's busybox has.
-AGNHOST_TOOLS := curl nc.openbsd dig nslookup socat iperf ip ss bash \
-	cat echo ls sleep mkdir rm cp mv touch seq head tail wc env date timeout test [ tr cut \
+SHELL_TOOLS   := cat echo ls sleep mkdir rm cp mv touch seq head tail wc env date timeout test [ tr cut \
 	sort uniq id hostname grep sed awk printf true false kill ps getent uname stat chmod ln dd tee xargs
+AGNHOST_TOOLS := curl nc.openbsd dig nslookup socat iperf ip ss bash $(SHELL_TOOLS)
+# A Debian /bin/sh (dash) with SHELL_TOOLS, /etc of tools/image/base.
+DEBIAN_SHELL  = --bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
+	$(foreach t,$(SHELL_TOOLS),--bin $$(which $(t)):/usr/bin/$(t)) \
+	--file tools/image/base/passwd:/etc/passwd:0644 --file tools/image/base/group:/etc/group:0644 \
+	--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --dir /tmp:1777 --env $(IMAGE_PATH)
 K8S_SRC = $(shell $(GO) list -C tools/k8s -m -f '{{.Dir}}' k8s.io/kubernetes)
 
-images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar)
+images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar \
+	glibc-dns-testing.tar nginx.tar busybox.tar)
 image: $(IMAGES_DIR)/taprouter.tar
 
 $(IMAGE_TOOL): FORCE
@@ -204,6 +217,29 @@ $(IMAGES_DIR)/agnhost.tar: $(IMAGE_TOOL) $(K8S_CACHE)/agnhost $(COREDNS_CACHE)/c
 		--file /etc/services:/etc/services:0644 \
 		--dir /uploads --dir /tmp:1777 --dir /root:0700 \
 		--env $(IMAGE_PATH) --entrypoint /agnhost --cmd pause
+
+# glibc-dns-testing: upstream's is Debian with dnsutils and /coredns.
+$(IMAGES_DIR)/glibc-dns-testing.tar: $(IMAGE_TOOL) $(COREDNS_CACHE)/coredns FORCE
+	$(IMAGE_TOOL) --tag $(GLIBC_DNS_IMAGE) --out $@ $(DEBIAN_SHELL) \
+		$(foreach t,dig nslookup host,--bin $$(which $(t)):/usr/bin/$(t)) \
+		--bin $(COREDNS_CACHE)/coredns:/coredns --cmd /bin/sh
+
+# nginx: upstream's is nginx:1.27-alpine; this is Debian's nginx-light with
+# tools/image/nginx's configuration (port 80, the welcome page).
+$(IMAGES_DIR)/nginx.tar: $(IMAGE_TOOL) FORCE
+	$(IMAGE_TOOL) --tag $(NGINX_IMAGE) --out $@ $(DEBIAN_SHELL) \
+		--bin $$(which nginx):/usr/sbin/nginx --file /etc/nginx/mime.types:/etc/nginx/mime.types:0644 \
+		--file tools/image/nginx/nginx.conf:/etc/nginx/nginx.conf:0644 \
+		--file tools/image/nginx/index.html:/usr/share/nginx/html/index.html:0644 \
+		--dir /var/lib/nginx --dir /var/log/nginx --dir /run --dir /var/lock \
+		--cmd nginx --cmd -g --cmd 'daemon off;'
+
+# busybox: Debian's static busybox and a link for each of its applets.
+$(IMAGES_DIR)/busybox.tar: $(IMAGE_TOOL) FORCE
+	$(IMAGE_TOOL) --tag $(BUSYBOX_IMAGE) --out $@ --bin $$(which busybox):/bin/busybox \
+		$$(busybox --list | grep -vx busybox | sed 's|.*|--symlink /bin/&:busybox|') \
+		--file tools/image/base/passwd:/etc/passwd:0644 --file tools/image/base/group:/etc/group:0644 \
+		--dir /tmp:1777 --env PATH=/usr/sbin:/usr/bin:/sbin:/bin --cmd sh
 
 $(IMAGES_DIR)/coredns.tar: $(IMAGE_TOOL) $(COREDNS_CACHE)/coredns FORCE
 	$(IMAGE_TOOL) --tag $(COREDNS_IMAGE) --out $@ --bin $(COREDNS_CACHE)/coredns:/coredns \

@@ -177,11 +177,17 @@ func checkNeeded(t *testing.T, root string) (elves int) {
 }
 
 func TestImageTags(t *testing.T) {
-	for _, tc := range []struct{ file, tagVar, entry string }{
-		{"pause", "PAUSE_IMAGE", "/pause"},
-		{"agnhost", "AGNHOST_IMAGE", "/agnhost"},
-		{"coredns", "COREDNS_IMAGE", "/coredns"},
-		{"taprouter", "TAPROUTER_IMAGE", "/usr/local/bin/taprouterd"},
+	for _, tc := range []struct {
+		file, tagVar, entry string
+		cmd                 []string
+	}{
+		{"pause", "PAUSE_IMAGE", "/pause", nil},
+		{"agnhost", "AGNHOST_IMAGE", "/agnhost", []string{"pause"}},
+		{"coredns", "COREDNS_IMAGE", "/coredns", nil},
+		{"taprouter", "TAPROUTER_IMAGE", "/usr/local/bin/taprouterd", nil},
+		{"glibc-dns-testing", "GLIBC_DNS_IMAGE", "", []string{"/bin/sh"}},
+		{"nginx", "NGINX_IMAGE", "", []string{"nginx", "-g", "daemon off;"}},
+		{"busybox", "BUSYBOX_IMAGE", "", []string{"sh"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			p := builtImage(t, tc.file)
@@ -197,12 +203,18 @@ func TestImageTags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != tc.entry {
+			if tc.entry == "" && len(cf.Config.Entrypoint) != 0 ||
+				tc.entry != "" && (len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != tc.entry) {
 				t.Errorf("entrypoint %q, want [%q]", cf.Config.Entrypoint, tc.entry)
 			}
-			hs := layerHeaders(t, p)
-			if h := hs[tc.entry]; h == nil || h.Typeflag != tar.TypeReg || h.Mode != 0o755 {
-				t.Errorf("%s: %+v, want a 0755 file", tc.entry, h)
+			if strings.Join(cf.Config.Cmd, "\x00") != strings.Join(tc.cmd, "\x00") {
+				t.Errorf("cmd %q, want %q", cf.Config.Cmd, tc.cmd)
+			}
+			if tc.entry != "" {
+				hs := layerHeaders(t, p)
+				if h := hs[tc.entry]; h == nil || h.Typeflag != tar.TypeReg || h.Mode != 0o755 {
+					t.Errorf("%s: %+v, want a 0755 file", tc.entry, h)
+				}
 			}
 		})
 	}
@@ -222,6 +234,9 @@ func TestE2EImageNames(t *testing.T) {
 	for _, tc := range []struct{ id, registry, tagVar string }{
 		{"Agnhost", "registry.k8s.io/e2e-test-images", "AGNHOST_IMAGE"},
 		{"Pause", "registry.k8s.io", "PAUSE_IMAGE"},
+		{"GlibcDnsTesting", "registry.k8s.io/e2e-test-images", "GLIBC_DNS_IMAGE"},
+		{"Nginx", "registry.k8s.io/e2e-test-images", "NGINX_IMAGE"},
+		{"BusyBox", "registry.k8s.io/e2e-test-images", "BUSYBOX_IMAGE"},
 	} {
 		m := regexp.MustCompile(`configs\[` + tc.id + `\] = Config\{list\.\w+, "([^"]+)", "([^"]+)"\}`).FindSubmatch(src)
 		if m == nil {
@@ -432,5 +447,87 @@ func TestPauseImage(t *testing.T) {
 	syscall.Kill(pause, syscall.SIGTERM)
 	if err := ns.Wait(); err != nil {
 		t.Errorf("unshare after SIGTERM to pause: %v", err)
+	}
+}
+
+func TestGlibcDNSImage(t *testing.T) {
+	p := builtImage(t, "glibc-dns-testing")
+	needRoot(t)
+	root := extract(t, p)
+	checkNeeded(t, root)
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		// The probe of dns.go: check="$(dig ...)" && test -n "$check" && echo OK > /results/...
+		{[]string{"sh", "-c", `check="$(echo x)" && test -n "$check" && for i in $(seq 1 2); do echo OK; sleep 0.01; done`}, `^OK\nOK\n$`},
+		{[]string{"dig", "-v"}, `DiG \d`},
+		{[]string{"getent", "passwd", "root"}, `^root:x:0:0:`},
+		{[]string{"/coredns", "-version"}, `CoreDNS-\d`},
+	} {
+		out, err := inImage(t, root, "", tc.argv...)
+		if !regexp.MustCompile(tc.want).MatchString(out) {
+			t.Errorf("%q: %v, output %q; want %s", tc.argv, err, out, tc.want)
+		}
+	}
+}
+
+func TestBusyboxImage(t *testing.T) {
+	p := builtImage(t, "busybox")
+	needRoot(t)
+	root := extract(t, p)
+	if n := checkNeeded(t, root); n != 1 {
+		t.Errorf("%d ELF files, want the static /bin/busybox", n)
+	}
+	out, err := inImage(t, root, "", "sh", "-c", "echo ok; busybox | head -1; ls /bin/wget /bin/nc /bin/sh")
+	if err != nil || !regexp.MustCompile(`^ok\nBusyBox v1\.\d+.*\n/bin/nc\n/bin/sh\n/bin/wget\n$`).MatchString(out) {
+		t.Errorf("busybox sh: %v %q", err, out)
+	}
+}
+
+// TestNginxImage serves the welcome page on port 80 of a network
+// namespace of its own (with /dev bound into the root inside its mount
+// namespace, and a /proc, as a runtime would mount them), fetched with the host's curl.
+func TestNginxImage(t *testing.T) {
+	p := builtImage(t, "nginx")
+	needRoot(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl on the host (make deps)")
+	}
+	root := extract(t, p)
+	checkNeeded(t, root)
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	os.MkdirAll(filepath.Join(root, "proc"), 0o555)
+	ns := fmt.Sprintf("h-images-ngx-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	var logs bytes.Buffer
+	ngx := exec.Command("ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" && exec chroot "$1" nginx -g 'daemon off;'`, "sh", root)
+	ngx.Stdout, ngx.Stderr = &logs, &logs
+	if err := ngx.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ngx.Process.Signal(syscall.SIGTERM)
+		ngx.Wait()
+		if t.Failed() {
+			t.Logf("nginx:\n%s", logs.String())
+		}
+	}()
+	var out []byte
+	var err error
+	for i := 0; i < 50; i++ {
+		out, err = exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "--max-time", "2", "http://127.0.0.1/").CombinedOutput()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(string(out), "<h1>Welcome to nginx!</h1>") {
+		t.Errorf("curl: %v %q", err, out)
 	}
 }
