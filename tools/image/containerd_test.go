@@ -41,6 +41,7 @@ func TestContainerdImport(t *testing.T) {
 	for _, tc := range []struct{ file, tagVar string }{
 		{"pause", "PAUSE_IMAGE"}, {"agnhost", "AGNHOST_IMAGE"},
 		{"coredns", "COREDNS_IMAGE"}, {"taprouter", "TAPROUTER_IMAGE"},
+		{"glibc-dns-testing", "GLIBC_DNS_IMAGE"}, {"nginx", "NGINX_IMAGE"}, {"busybox", "BUSYBOX_IMAGE"},
 	} {
 		p := filepath.Join(imagesDir(), tc.file+".tar")
 		if _, err := os.Stat(p); err == nil {
@@ -75,9 +76,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	var logs bytes.Buffer
-	cd := exec.Command("ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private",
+	// nsenter, not ip netns exec: that mounts a sysfs of the namespace over
+	// /sys, hiding /sys/fs/cgroup, which runc needs.
+	cd := exec.Command("unshare", "-m", "--propagation", "private", "nsenter", "--net=/run/netns/"+ns,
 		filepath.Join(bin, "containerd"), "--config", cfg)
 	cd.Stdout, cd.Stderr = &logs, &logs
+	cd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH")) // the shim, and runc
 	if err := cd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -131,11 +135,51 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 	if strings.Join(sorted(got), " ") != strings.Join(sorted(tags), " ") {
 		t.Errorf("ctr images ls -q: %q, want %q", got, tags)
 	}
+	runInContainerd(t, ctr, want)
 	// Unpacked for the default snapshotter, as the kubelet needs them.
 	out, _ = ctr("images", "check")
 	for _, tag := range tags {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(tag) + `\s.*complete.*`).MatchString(out) {
 			t.Errorf("ctr images check: %s not complete:\n%s", tag, out)
+		}
+	}
+}
+
+// TestContainerdImport's last step: run the images' programs in real
+// containers, through containerd's shim and runc (the node's path).
+func runInContainerd(t *testing.T, ctr func(...string) (string, error), want map[string]string) {
+	t.Helper()
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Logf("no runc (make deps): not running containers")
+		return
+	}
+	tag := func(file string) string {
+		for p, tg := range want {
+			if filepath.Base(p) == file+".tar" {
+				return tg
+			}
+		}
+		return ""
+	}
+	for i, tc := range []struct {
+		file  string
+		flags []string
+		argv  []string
+		want  string
+	}{
+		{"agnhost", nil, []string{"/bin/sh", "-c", "echo ok; nc -h 2>&1 | grep -c 'UDP mode'; curl --version | head -c 5; /agnhost --help | grep -c netexec"}, "^ok\n1\ncurl 1\n$"},
+		{"taprouter", []string{"--cap-add", "CAP_NET_ADMIN"}, []string{"iptables", "-t", "nat", "-S", "POSTROUTING"}, "^-P POSTROUTING ACCEPT\n$"},
+		{"busybox", nil, []string{"sh", "-c", "echo ok"}, "^ok\n$"},
+	} {
+		img := tag(tc.file)
+		if img == "" {
+			continue
+		}
+		// Its own network namespace (ctr's default), so iptables sees an empty nat table.
+		args := append(append([]string{"run", "--rm"}, tc.flags...), img, fmt.Sprintf("h-images-%d-%d", os.Getpid(), i))
+		out, err := ctr(append(args, tc.argv...)...)
+		if err != nil || !regexp.MustCompile(tc.want).MatchString(out) {
+			t.Errorf("ctr run %s %q: %v, output %q; want %s", img, tc.argv, err, out, tc.want)
 		}
 	}
 }
