@@ -175,7 +175,7 @@ IMAGE_PATH    := PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 # (kube-proxy on the node uses the host's; both must write the same
 # tables), its multi-call binary with the usual names, and the extension
 # modules it dlopens.
-IPTABLES_MULTI := $(if $(findstring nf_tables,$(shell iptables --version 2>/dev/null)),xtables-nft-multi,xtables-legacy-multi)
+IPTABLES_MULTI  = $(if $(findstring nf_tables,$(shell iptables --version 2>/dev/null)),xtables-nft-multi,xtables-legacy-multi)
 IPTABLES_NAMES := iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
 XTABLES_DIR    = $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/xtables/libxt_comment.so))))
 # agnhost's tools (its Dockerfile installs them from Alpine: bind-tools,
