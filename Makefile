@@ -11,7 +11,7 @@ TEST_EXEC := $(if $(SUDO),-exec 'sudo env PATH=$(PATH)',)
 TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-tracepath \
 	traceroute:traceroute sysctl:procps ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
 	iptables:iptables runc:runc \
-	curl:curl nc.openbsd:netcat-openbsd dig:dnsutils socat:socat iperf:iperf \
+	curl:curl wget:wget nc.openbsd:netcat-openbsd dig:dnsutils socat:socat iperf:iperf \
 	busybox:busybox-static nginx:nginx-light
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
@@ -180,10 +180,12 @@ IPTABLES_NAMES := iptables iptables-save iptables-restore ip6tables ip6tables-sa
 XTABLES_DIR    = $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/xtables/libxt_comment.so))))
 # agnhost's tools (its Dockerfile installs them from Alpine: bind-tools,
 # curl, netcat-openbsd, iproute2, iperf, bash, socat) and the utilities
-# the specs' shell commands use, which Alpine's busybox has.
+# the specs' shell commands use, which Alpine's busybox has, wget among
+# them (service.go runs wget -T 1 -q -O -): GNU wget, since Debian's static
+# busybox wget crashes (SIGSEGV) on wget -T 1 -q -O - http://127.0.0.1:1/.
 SHELL_TOOLS   := cat echo ls sleep mkdir rm cp mv touch seq head tail wc env date timeout test [ tr cut \
 	sort uniq id hostname grep sed awk printf true false kill ps getent uname stat chmod ln dd tee xargs
-AGNHOST_TOOLS := curl nc.openbsd dig nslookup socat iperf ip ss bash $(SHELL_TOOLS)
+AGNHOST_TOOLS := curl wget nc.openbsd dig nslookup socat iperf ip ss bash $(SHELL_TOOLS)
 # A Debian /bin/sh (dash) with SHELL_TOOLS, /etc of tools/image/base.
 DEBIAN_SHELL  = --bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
 	$(foreach t,$(SHELL_TOOLS),--bin $$(which $(t)):/usr/bin/$(t)) \

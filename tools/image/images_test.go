@@ -281,6 +281,8 @@ func TestAgnhostImage(t *testing.T) {
 		{[]string{"/bin/sh", "-c", "[[ 1 ]] 2>&1 && echo notdash || echo dash"}, `^/bin/sh: 1: \[\[: not found\ndash\n$`},
 		{[]string{"nc", "-h"}, `(?m)^\s+-u\s+UDP mode`},
 		{[]string{"curl", "--version"}, `^curl \d+\.\d+`},
+		// As service.go runs it; nothing listens on port 1 of loopback: 4, a network failure.
+		{[]string{"/bin/sh", "-c", "wget -T 1 -q -O - http://127.0.0.1:1/; echo $?; wget -T 5 -qO- http://127.0.0.1:1/; echo $?"}, `^4\n4\n$`},
 		{[]string{"/agnhost", "--help"}, `(?s)netexec.*porter`},
 		{[]string{"/agnhost-2", "--help"}, `(?s)netexec.*porter`},
 		{[]string{"/coredns", "-version"}, `CoreDNS-\d`},
