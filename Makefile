@@ -236,10 +236,12 @@ $(IMAGES_DIR)/nginx.tar: $(IMAGE_TOOL) FORCE
 		--dir /var/lib/nginx --dir /var/log/nginx --dir /run --dir /var/lock \
 		--cmd nginx --cmd -g --cmd 'daemon off;'
 
-# busybox: Debian's static busybox and a link for each of its applets.
+# busybox: Debian's static busybox and a link for each of its applets but
+# wget, which crashes with -T (see AGNHOST_TOOLS): GNU wget instead.
 $(IMAGES_DIR)/busybox.tar: $(IMAGE_TOOL) FORCE
 	$(IMAGE_TOOL) --tag $(BUSYBOX_IMAGE) --out $@ --bin $$(which busybox):/bin/busybox \
-		$$(busybox --list | grep -vx busybox | sed 's|.*|--symlink /bin/&:busybox|') \
+		$$(busybox --list | grep -vx -e busybox -e wget | sed 's|.*|--symlink /bin/&:busybox|') \
+		--bin $$(which wget):/bin/wget \
 		--file tools/image/base/passwd:/etc/passwd:0644 --file tools/image/base/group:/etc/group:0644 \
 		--dir /tmp:1777 --env PATH=/usr/sbin:/usr/bin:/sbin:/bin --cmd sh
 
