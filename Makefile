@@ -10,7 +10,9 @@ TEST_EXEC := $(if $(SUDO),-exec 'sudo env PATH=$(PATH)',)
 # tool:Debian package pairs that deps installs when the tool is missing.
 TOOLS := iperf3:iperf3 tcpdump:tcpdump ping:iputils-ping tracepath:iputils-tracepath \
 	traceroute:traceroute sysctl:procps ip:iproute2 bridge:iproute2 ss:iproute2 ethtool:ethtool \
-	iptables:iptables runc:runc
+	iptables:iptables runc:runc \
+	curl:curl wget:wget nc.openbsd:netcat-openbsd dig:dnsutils socat:socat iperf:iperf \
+	busybox:busybox-static nginx:nginx-light
 
 # The CNI plugin and the reference tools its tests drive it with: cnitool
 # (containernetworking/cni) and the host-local and portmap plugins
@@ -38,7 +40,7 @@ ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[
 K8S_TESTS = K8s|Kube
 K8S_PKGS  = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*($(K8S_TESTS))' . | grep -v '^./bin/')))
 
-.PHONY: all build deps cni-tools install-cni k8s-tools test test-k8s e2e fuzz demo bench clean
+.PHONY: all build deps cni-tools install-cni k8s-tools images image test test-k8s e2e fuzz demo bench clean
 
 all: build
 
@@ -149,6 +151,122 @@ $(COREDNS_CACHE)/coredns:
 	CGO_ENABLED=0 GOBIN=$(@D)/.tmp $(GO) install -trimpath -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
 	mv $(@D)/.tmp/coredns $@ && rmdir $(@D)/.tmp
 
+# Container images for a cluster without a registry, as docker-archive
+# tarballs for `ctr -n k8s.io images import` (tools/image builds them; see
+# its --help): the sandbox, the e2e suite's agnhost, CoreDNS and taprouter.
+# Names are exactly what the e2e binary asks for (k8s.io/kubernetes
+# test/utils/image/manifest.go at K8S_VERSION; tools/image's tests check
+# them); the pause name is also containerd's default sandbox image.
+# Programs come with their shared libraries, from this machine's Debian.
+IMAGES_DIR    := $(BIN)/images
+IMAGE_TOOL    := $(IMAGES_DIR)/image-tool
+PAUSE_IMAGE   := registry.k8s.io/pause:3.10.2
+AGNHOST_IMAGE := registry.k8s.io/e2e-test-images/agnhost:2.66.1
+COREDNS_IMAGE := registry.k8s.io/coredns/coredns:$(COREDNS_VERSION)
+TAPROUTER_IMAGE := taprouter/taprouter:dev
+# The other images the [sig-network] [Conformance] specs run: the glibc
+# DNS prober of dns.go, the nginx pods of endpoints.go and
+# endpointslice.go, and busybox (e2epod's default test image).
+GLIBC_DNS_IMAGE := registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1
+NGINX_IMAGE   := registry.k8s.io/e2e-test-images/nginx:1.27.0-2
+BUSYBOX_IMAGE := registry.k8s.io/e2e-test-images/busybox:1.37.0-2
+IMAGE_PATH    := PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# iptables for taprouterd --masquerade: the variant the host's iptables is
+# (kube-proxy on the node uses the host's; both must write the same
+# tables), its multi-call binary with the usual names, and the extension
+# modules it dlopens.
+IPTABLES_MULTI  = $(if $(findstring nf_tables,$(shell iptables --version 2>/dev/null)),xtables-nft-multi,xtables-legacy-multi)
+IPTABLES_NAMES := iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
+XTABLES_DIR    = $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/*/xtables/libxt_comment.so))))
+# agnhost's tools (its Dockerfile installs them from Alpine: bind-tools,
+# curl, netcat-openbsd, iproute2, iperf, bash, socat) and the utilities
+# the specs' shell commands use, which Alpine's busybox has, wget among
+# them (service.go runs wget -T 1 -q -O -): GNU wget, since Debian's static
+# busybox wget crashes (SIGSEGV) on wget -T 1 -q -O - http://127.0.0.1:1/.
+SHELL_TOOLS   := cat echo ls sleep mkdir rm cp mv touch seq head tail wc env date timeout test [ tr cut \
+	sort uniq id hostname grep sed awk printf true false kill ps getent uname stat chmod ln dd tee xargs
+AGNHOST_TOOLS := curl wget nc.openbsd dig nslookup socat iperf ip ss bash $(SHELL_TOOLS)
+# A Debian /bin/sh (dash) with SHELL_TOOLS, /etc of tools/image/base.
+DEBIAN_SHELL  = --bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
+	$(foreach t,$(SHELL_TOOLS),--bin $$(which $(t)):/usr/bin/$(t)) \
+	--file tools/image/base/passwd:/etc/passwd:0644 --file tools/image/base/group:/etc/group:0644 \
+	--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --dir /tmp:1777 --env $(IMAGE_PATH)
+K8S_SRC = $(shell $(GO) list -C tools/k8s -m -f '{{.Dir}}' k8s.io/kubernetes)
+
+images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar \
+	glibc-dns-testing.tar nginx.tar busybox.tar)
+image: $(IMAGES_DIR)/taprouter.tar
+
+$(IMAGE_TOOL): FORCE
+	@mkdir -p $(@D)
+	$(GO) build -C tools/image -o $(CURDIR)/$@ .
+
+$(IMAGES_DIR)/pause.tar: $(IMAGE_TOOL) FORCE
+	CGO_ENABLED=0 $(GO) build -C tools/image -trimpath -ldflags '-s -w' -o $(CURDIR)/$(IMAGES_DIR)/pause ./pause
+	$(IMAGE_TOOL) --tag $(PAUSE_IMAGE) --out $@ --bin $(IMAGES_DIR)/pause:/pause --entrypoint /pause
+
+$(IMAGES_DIR)/agnhost.tar: $(IMAGE_TOOL) $(K8S_CACHE)/agnhost $(COREDNS_CACHE)/coredns FORCE
+	$(IMAGE_TOOL) --tag $(AGNHOST_IMAGE) --out $@ \
+		--bin $(K8S_CACHE)/agnhost:/agnhost --symlink /agnhost-2:agnhost \
+		--file $(K8S_SRC)/test/images/agnhost/porter/localhost.crt:/localhost.crt:0644 \
+		--file $(K8S_SRC)/test/images/agnhost/porter/localhost.key:/localhost.key:0644 \
+		--bin $(COREDNS_CACHE)/coredns:/coredns \
+		--bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
+		$(foreach t,$(AGNHOST_TOOLS),--bin $$(which $(t)):/usr/bin/$(t)) \
+		--symlink /usr/bin/nc:nc.openbsd --symlink /usr/local/bin/iperf:/usr/bin/iperf \
+		--file tools/image/agnhost/passwd:/etc/passwd:0644 --file tools/image/agnhost/group:/etc/group:0644 \
+		--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --file /etc/protocols:/etc/protocols:0644 \
+		--file /etc/services:/etc/services:0644 \
+		--dir /uploads --dir /tmp:1777 --dir /root:0700 \
+		--env $(IMAGE_PATH) --entrypoint /agnhost --cmd pause
+
+# glibc-dns-testing: upstream's is Debian with dnsutils and /coredns.
+$(IMAGES_DIR)/glibc-dns-testing.tar: $(IMAGE_TOOL) $(COREDNS_CACHE)/coredns FORCE
+	$(IMAGE_TOOL) --tag $(GLIBC_DNS_IMAGE) --out $@ $(DEBIAN_SHELL) \
+		$(foreach t,dig nslookup host,--bin $$(which $(t)):/usr/bin/$(t)) \
+		--bin $(COREDNS_CACHE)/coredns:/coredns --cmd /bin/sh
+
+# nginx: upstream's is nginx:1.27-alpine; this is Debian's nginx-light with
+# tools/image/nginx's configuration (port 80, the welcome page).
+$(IMAGES_DIR)/nginx.tar: $(IMAGE_TOOL) FORCE
+	$(IMAGE_TOOL) --tag $(NGINX_IMAGE) --out $@ $(DEBIAN_SHELL) \
+		--bin $$(which nginx):/usr/sbin/nginx --file /etc/nginx/mime.types:/etc/nginx/mime.types:0644 \
+		--file tools/image/nginx/nginx.conf:/etc/nginx/nginx.conf:0644 \
+		--file tools/image/nginx/index.html:/usr/share/nginx/html/index.html:0644 \
+		--dir /var/lib/nginx --dir /var/log/nginx --dir /run --dir /var/lock \
+		--cmd nginx --cmd -g --cmd 'daemon off;'
+
+# busybox: Debian's static busybox and a link for each of its applets but
+# wget, which crashes with -T (see AGNHOST_TOOLS): GNU wget instead.
+$(IMAGES_DIR)/busybox.tar: $(IMAGE_TOOL) FORCE
+	$(IMAGE_TOOL) --tag $(BUSYBOX_IMAGE) --out $@ --bin $$(which busybox):/bin/busybox \
+		$$(busybox --list | grep -vx -e busybox -e wget | sed 's|.*|--symlink /bin/&:busybox|') \
+		--bin $$(which wget):/bin/wget \
+		--file tools/image/base/passwd:/etc/passwd:0644 --file tools/image/base/group:/etc/group:0644 \
+		--dir /tmp:1777 --env PATH=/usr/sbin:/usr/bin:/sbin:/bin --cmd sh
+
+$(IMAGES_DIR)/coredns.tar: $(IMAGE_TOOL) $(COREDNS_CACHE)/coredns FORCE
+	$(IMAGE_TOOL) --tag $(COREDNS_IMAGE) --out $@ --bin $(COREDNS_CACHE)/coredns:/coredns \
+		--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --dir /tmp:1777 --entrypoint /coredns
+
+$(IMAGES_DIR)/taprouter.tar: $(IMAGE_TOOL) cni-tools FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGES_DIR)/taprouterd ./cmd/taprouterd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGES_DIR)/taprouter-cni ./cmd/taprouter-cni
+	$(IMAGE_TOOL) --tag $(TAPROUTER_IMAGE) --out $@ \
+		--bin $(IMAGES_DIR)/taprouterd:/usr/local/bin/taprouterd \
+		--bin $(IMAGES_DIR)/taprouter-cni:/usr/lib/taprouter/cni/taprouter \
+		--bin $(CNI_BIN)/host-local:/usr/lib/taprouter/cni/host-local \
+		--bin $(CNI_BIN)/portmap:/usr/lib/taprouter/cni/portmap \
+		--bin $$(which $(IPTABLES_MULTI)):/usr/sbin/$(IPTABLES_MULTI) \
+		$(foreach n,$(IPTABLES_NAMES),--symlink /usr/sbin/$(n):$(IPTABLES_MULTI)) \
+		--bin '$(XTABLES_DIR)/*.so:$(XTABLES_DIR)/' \
+		--file /etc/protocols:/etc/protocols:0644 --file /etc/services:/etc/services:0644 \
+		--dir /run:0755 --dir /tmp:1777 \
+		--env $(IMAGE_PATH) --entrypoint /usr/local/bin/taprouterd
+
+.PHONY: FORCE
+FORCE:
+
 # The plugin as /opt/cni/bin/taprouter, with the plugins deploy/10-taprouter.conflist chains.
 install-cni: cni-tools
 	$(SUDO) install -d $(DESTDIR)$(CNI_BIN_DIR)
@@ -166,9 +284,13 @@ install-cni: cni-tools
 # binaries 20-45 s each, alloc test binaries 30 s). It needs k8s-tools, so
 # that the Kubernetes tests (see K8S_PKGS) run instead of skipping: a no-op
 # with a warm cache (outside the tree, TAPROUTER_CACHE), about 12 minutes
-# more with a cold one (kube-apiserver alone 730 s on this machine).
-test: deps cni-tools k8s-tools
+# more with a cold one (kube-apiserver alone 730 s on this machine). It
+# builds the images too and runs tools/image's tests on them (make images
+# 23 s from an empty bin/images with warm caches, the tests 23 s as root).
+test: deps cni-tools k8s-tools images
 	$(GO) vet ./...
+	$(GO) vet -C tools/image ./...
+	$(GO) test -C tools/image $(TEST_EXEC) -count=1 -v ./...
 	$(GO) test $(TEST_EXEC) -race -v -count=1 -timeout 25m ./...
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)
