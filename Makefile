@@ -40,13 +40,14 @@ ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[
 K8S_TESTS = K8s|Kube
 K8S_PKGS  = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*($(K8S_TESTS))' . | grep -v '^./bin/')))
 
-.PHONY: all build deps cni-tools install-cni k8s-tools images image test test-k8s e2e fuzz demo bench clean
+.PHONY: all build deps cni-tools install-cni k8s-tools images image test test-k8s test-cluster cluster-up cluster-down e2e fuzz demo bench clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/taprouterd ./cmd/taprouterd
 	$(GO) build -o $(BIN)/taprouter-demo ./cmd/taprouter-demo
+	$(GO) build -o $(BIN)/taprouter-cluster ./cmd/taprouter-cluster
 
 deps:
 	@missing=""; \
@@ -193,7 +194,7 @@ DEBIAN_SHELL  = --bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
 	--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --dir /tmp:1777 --env $(IMAGE_PATH)
 K8S_SRC = $(shell $(GO) list -C tools/k8s -m -f '{{.Dir}}' k8s.io/kubernetes)
 
-images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar \
+images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar taprouter-next.tar \
 	glibc-dns-testing.tar nginx.tar busybox.tar)
 image: $(IMAGES_DIR)/taprouter.tar
 
@@ -252,7 +253,14 @@ $(IMAGES_DIR)/coredns.tar: $(IMAGE_TOOL) $(COREDNS_CACHE)/coredns FORCE
 $(IMAGES_DIR)/taprouter.tar: $(IMAGE_TOOL) cni-tools FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGES_DIR)/taprouterd ./cmd/taprouterd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGES_DIR)/taprouter-cni ./cmd/taprouter-cni
-	$(IMAGE_TOOL) --tag $(TAPROUTER_IMAGE) --out $@ \
+	$(IMAGE_TOOL) --tag $(TAPROUTER_IMAGE) --out $@ $(TAPROUTER_IMAGE_FILES)
+
+# The image the cluster tests roll the DaemonSet to: the same files under
+# another name and an image ID of its own (IMAGE_REVISION differs).
+$(IMAGES_DIR)/taprouter-next.tar: $(IMAGES_DIR)/taprouter.tar
+	$(IMAGE_TOOL) --tag taprouter/taprouter:next --out $@ $(TAPROUTER_IMAGE_FILES) --env IMAGE_REVISION=next
+
+TAPROUTER_IMAGE_FILES = \
 		--bin $(IMAGES_DIR)/taprouterd:/usr/local/bin/taprouterd \
 		--bin $(IMAGES_DIR)/taprouter-cni:/usr/lib/taprouter/cni/taprouter \
 		--bin $(CNI_BIN)/host-local:/usr/lib/taprouter/cni/host-local \
@@ -294,6 +302,27 @@ test: deps cni-tools k8s-tools images
 	$(GO) test $(TEST_EXEC) -race -v -count=1 -timeout 25m ./...
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)
+	$(MAKE) test-cluster
+
+# The cluster tests (e2e/cluster): a real 3-node cluster per backend
+# (internal/kubecluster) with taprouter installed from deploy/, upstream's
+# sig-network conformance specs, a 20-pod mesh, a hostPort, restarts and an
+# image upgrade under a TCP stream. Off in plain go test (minutes each);
+# make test runs this after the other tests.
+test-cluster: deps cni-tools k8s-tools images
+	TAPROUTER_CLUSTER_TESTS=1 $(GO) test $(TEST_EXEC) -v -count=1 -timeout 50m ./e2e/cluster/
+
+# A cluster that stays up (3 nodes, vxlan; CLUSTER_ARGS for more, see
+# bin/taprouter-cluster --help): prints KUBECONFIG= and NETNS= lines; the
+# API server is reachable from inside the cluster's namespaces only:
+#   ip netns exec <NETNS> bin/k8s/kubectl --kubeconfig <KUBECONFIG> get pods -A
+CLUSTER_DIR  ?= /tmp/taprouter-cluster
+CLUSTER_ARGS ?=
+cluster-up: deps cni-tools k8s-tools images build
+	$(SUDO) $(BIN)/taprouter-cluster up --dir $(CLUSTER_DIR) $(CLUSTER_ARGS)
+
+cluster-down: build
+	$(SUDO) $(BIN)/taprouter-cluster down --dir $(CLUSTER_DIR)
 
 # Just the Kubernetes tests (names with K8s or Kube, see K8S_PKGS), against
 # the real kube-apiserver, etcd and kube-proxy of k8s-tools; e2e's need

@@ -139,14 +139,36 @@ func (c *Cluster) waitNodesRegistered(ctx context.Context) error {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		n := 0
+		cidrs := map[string]string{}
 		for _, l := range strings.Fields(out) {
 			if name, cidr, _ := strings.Cut(l, "="); name != "" && cidr != "" {
-				n++
+				cidrs[name] = cidr
 			}
 		}
-		return n == len(c.Nodes), out, nil
+		if len(cidrs) != len(c.Nodes) {
+			return false, out, nil
+		}
+		for _, n := range c.Nodes {
+			if n.PodCIDR = cidrs[n.Name]; n.PodCIDR == "" {
+				return false, out, nil
+			}
+		}
+		return true, out, nil
 	})
+}
+
+// routeControlPlane routes each node's pod range via the node in the
+// control plane's namespace. The control plane runs no pods and no CNI, but
+// the API server talks to pods directly: its service and pod proxy
+// (/api/v1/.../proxy), as on clusters whose control-plane hosts are not
+// nodes and reach pods through the underlay (flannel's host-gw routes).
+func (c *Cluster) routeControlPlane(ctx context.Context) error {
+	for _, n := range c.Nodes {
+		if _, err := runHost(ctx, "ip", "-n", c.ControlPlane, "route", "replace", n.PodCIDR, "via", n.Addr.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkProcs returns an error naming the first of the cluster's processes

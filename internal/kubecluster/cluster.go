@@ -36,6 +36,8 @@ type Node struct {
 	Addr net.IP
 	// Netns is its network namespace's name (ip netns).
 	Netns string
+	// PodCIDR is its pod range, from kube-controller-manager's node IPAM.
+	PodCIDR string
 	w     where
 	dir   string // its directory under Dir
 	cg    string // its cgroup root, "/<cluster>-<node>"
@@ -103,6 +105,9 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	cfg.Logf("%d nodes started (%.1f s)", len(c.Nodes), time.Since(t0).Seconds())
 	if err := c.waitNodesRegistered(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.routeControlPlane(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.applyAddons(ctx); err != nil {

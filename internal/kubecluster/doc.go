@@ -27,6 +27,11 @@
 //     oomScoreAdj 0: the sandbox lacks CAP_SYS_RESOURCE, and runc fails
 //     every container that would lower its oom_score_adj.
 //
+// The control plane is not a node (no kubelet, no CNI), but the API server
+// proxies to pods and Services (/api/v1/.../proxy): its namespace routes
+// each node's podCIDR via that node's underlay address, as a control-plane
+// host outside the pod network would with flannel's host-gw routes.
+//
 // Nothing is configured in the machine's root network namespace: the API
 // server is reached from inside the control-plane namespace (Kubectl) or a
 // node; every address is on the test underlay 192.168.49.0/24, whose
