@@ -38,9 +38,9 @@ type Node struct {
 	Netns string
 	// PodCIDR is its pod range, from kube-controller-manager's node IPAM.
 	PodCIDR string
-	w     where
-	dir   string // its directory under Dir
-	cg    string // its cgroup root, "/<cluster>-<node>"
+	w       where
+	dir     string // its directory under Dir
+	cg      string // its cgroup root, "/<cluster>-<node>"
 }
 
 // Up creates and starts a cluster and waits until its nodes are Ready
@@ -138,9 +138,21 @@ func Down(dir string) error {
 	var e errs
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// kubelets first, or they would recreate what is removed next.
+	inodes := map[uint64]bool{}
+	for _, ns := range s.Netns {
+		if ino := nsInode("/run/netns/" + ns); ino != 0 {
+			inodes[ino] = true
+		}
+	}
+	for _, f := range s.NSFiles {
+		if ino := nsInode(f); ino != 0 {
+			inodes[ino] = true
+		}
+	}
+	// kubelets first, or they would recreate what is removed next; a pid
+	// only if it is still in one of the cluster's namespaces (not reused).
 	for name, pid := range s.Pids {
-		if strings.HasPrefix(name, "kubelet-") {
+		if strings.HasPrefix(name, "kubelet-") && inodes[nsInode(fmt.Sprintf("/proc/%d/ns/net", pid))] {
 			stopPid(pid, 10*time.Second)
 		}
 	}
@@ -155,17 +167,6 @@ func Down(dir string) error {
 		}()
 	}
 	wg.Wait()
-	inodes := map[uint64]bool{}
-	for _, ns := range s.Netns {
-		if ino := nsInode("/run/netns/" + ns); ino != 0 {
-			inodes[ino] = true
-		}
-	}
-	for _, f := range s.NSFiles {
-		if ino := nsInode(f); ino != 0 {
-			inodes[ino] = true
-		}
-	}
 	e.add(killAll(inodes, s.Cgroups, 10*time.Second))
 	for i := len(s.NSFiles) - 1; i >= 0; i-- {
 		e.add(unmount(s.NSFiles[i]))

@@ -11,8 +11,9 @@
 // What makes a node a node, and why:
 //
 //   - Its mount namespace (unshare --mount, bound to a file so that it
-//     outlives its processes) has its own /run (tmpfs), /var/lib, /var/log,
-//     /opt and /etc/cni: the DaemonSet's hostPath volumes (/run/taprouter,
+//     outlives its processes) has its own /run (tmpfs), /var/lib, /var/log
+//     and /opt (bind mounts) and /etc (an overlay of the machine's): the
+//     DaemonSet's hostPath volumes (/run/taprouter,
 //     /var/lib/taprouter, /etc/cni/net.d, /opt/cni/bin), containerd's root
 //     and state, kubelet's root and the pods' network namespaces are
 //     node-private, as on real machines. Processes are started in it with

@@ -12,8 +12,10 @@ import (
 )
 
 // nodePrivate are the directories every node mounts its own copy over
-// (see the package comment); /run is a fresh tmpfs.
-var nodePrivate = []string{"/var/lib", "/var/log", "/opt", "/etc/cni"}
+// (see the package comment); /run is a fresh tmpfs, and /etc an overlay
+// of the machine's, so that the node's /etc/cni is its own without a
+// mount point made on the machine.
+var nodePrivate = []string{"/var/lib", "/var/log", "/opt"}
 
 // startNode makes node n's mount and UTS namespaces and cgroups, and starts
 // its containerd (importing the images), kube-proxy and kubelet.
@@ -84,6 +86,13 @@ func (c *Cluster) nodeNamespaces(ctx context.Context, n *Node) error {
 		}
 		fmt.Fprintf(&script, "mount --bind %s %s\n", own, d)
 	}
+	upper, work := filepath.Join(n.dir, "root", "etc-upper"), filepath.Join(n.dir, "root", "etc-work")
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(&script, "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc\n", upper, work)
 	// Shared, so that containers asking for HostToContainer propagation
 	// (the DaemonSet's /run/netns) see mounts made after they started.
 	script.WriteString("mount --make-rshared /\n")

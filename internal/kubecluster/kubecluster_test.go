@@ -1,0 +1,186 @@
+package kubecluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Dir: "/tmp/x", Name: "abc1", Nodes: 3}
+	if err := good.validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	for name, mutate := range map[string]func(*Config){
+		"no dir":        func(c *Config) { c.Dir = "" },
+		"long name":     func(c *Config) { c.Name = "abcdefghijk" },
+		"name with dot": func(c *Config) { c.Name = "a.b" },
+		"upper case":    func(c *Config) { c.Name = "Abc" },
+		"empty name":    func(c *Config) { c.Name = "" },
+		"no nodes":      func(c *Config) { c.Nodes = 0 },
+		"201 nodes":     func(c *Config) { c.Nodes = 201 },
+		"backend":       func(c *Config) { c.Backend = "ipip" },
+	} {
+		c := good
+		mutate(&c)
+		if err := c.validate(); err == nil {
+			t.Errorf("%s: accepted %+v", name, c)
+		}
+	}
+}
+
+// TestUpRefusesMaskedDir: a Dir that nodes mount over would vanish from
+// their view.
+func TestUpRefusesMaskedDir(t *testing.T) {
+	for _, dir := range []string{"/var/lib/x", "/run/x", "/opt/x", "/var/log/x"} {
+		_, err := Up(context.Background(), Config{Dir: dir, Name: "x", Nodes: 1})
+		if err == nil || !strings.Contains(err.Error(), "mounts over") {
+			t.Errorf("Up with Dir %s: %v, want a refusal", dir, err)
+		}
+	}
+}
+
+// TestDownWithoutState: nothing to remove is no error.
+func TestDownWithoutState(t *testing.T) {
+	if err := Down(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNodeIsolationAndDown builds one node's namespaces and cgroups, runs a
+// process in them, checks what makes it a node (hostname, private /run and
+// /etc/cni, shared /, cgroup root in every v1 hierarchy), then Down from the
+// state file alone removes the process, cgroups, mounts, namespaces and
+// the directory.
+func TestNodeIsolationAndDown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network, mount and UTS namespaces, cgroups")
+	}
+	mounts, _ := cgroupMounts("cgroup")
+	if len(mounts) == 0 {
+		t.Skip("no cgroup v1 hierarchy on this machine")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "cluster")
+	name := fmt.Sprintf("u%d", os.Getpid()%1000000)
+	c := &Cluster{Config: Config{Dir: dir, Name: name, Nodes: 1}, ControlPlane: name + "-cp"}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.state = newState(dir, name)
+	downed := false
+	t.Cleanup(func() {
+		if !downed {
+			Down(dir)
+		}
+	})
+	if err := c.network(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := c.Nodes[0]
+	n.dir = filepath.Join(dir, n.Name)
+	n.cg = "/" + name + "-" + n.Name
+	if err := c.nodeNamespaces(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodeCgroups(n); err != nil {
+		t.Fatal(err)
+	}
+	run := func(argv ...string) string {
+		t.Helper()
+		out, err := c.OnNode(ctx, n, argv...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got := run("hostname"); got != "node1" {
+		t.Errorf("hostname %q, want node1", got)
+	}
+	if got := run("ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(got, "inet 192.168.49.2/24") {
+		t.Errorf("eth0: %q, want 192.168.49.2/24", got)
+	}
+	// The machine's /run/netns holds the node's own namespace; the node's
+	// /run is a fresh tmpfs.
+	if got := run("findmnt", "-n", "-o", "FSTYPE", "/run"); got != "tmpfs" {
+		t.Errorf("node's /run is %q, want tmpfs", got)
+	}
+	if got := run("ls", "-A", "/run/netns"); got != "" {
+		t.Errorf("node's /run/netns holds %q, want nothing", got)
+	}
+	run("mkdir", "-p", "/etc/cni/net.d", "/opt/cni/bin", "/var/lib/taprouter", "/run/taprouter")
+	run("touch", "/etc/cni/net.d/10-test.conflist", "/opt/cni/bin/test", "/var/lib/taprouter/state")
+	for _, p := range []string{"/etc/cni/net.d/10-test.conflist", "/opt/cni/bin/test", "/var/lib/taprouter/state"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s written in the node is seen on the machine", p)
+		}
+	}
+	if got := run("findmnt", "-n", "-o", "PROPAGATION", "/"); got != "shared" {
+		t.Errorf("node's / propagation %q, want shared", got)
+	}
+	for _, m := range mounts {
+		if st, err := os.Stat(filepath.Join(m, n.cg)); err != nil || !st.IsDir() {
+			t.Errorf("cgroup %s%s: %v", m, n.cg, err)
+		}
+	}
+	p, err := c.start("sleeper", n.w, nil, "sleep", "600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One more, in none of the cluster's namespaces but in the node's
+	// cgroup only (as a container, with namespaces of its own, would be).
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("echo $$ > %s/cgroup.procs && exec sleep 600", filepath.Join(mounts[0], n.cg)))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	other := &proc{name: "in-cgroup", pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(other.done) }()
+	waitCgroup := time.Now().Add(10 * time.Second)
+	for len(owned(map[uint64]bool{}, c.state.Cgroups)) == 0 && time.Now().Before(waitCgroup) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	netnsFiles := append([]string(nil), c.state.Netns...)
+	cgroups := append([]string(nil), c.state.Cgroups...)
+	nsFiles := append([]string(nil), c.state.NSFiles...)
+
+	downed = true
+	if err := Down(dir); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	for _, q := range []*proc{p, other} {
+		select {
+		case <-q.done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s (pid %d) still runs after down", q.name, q.pid)
+		}
+	}
+	for _, ns := range netnsFiles {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			t.Errorf("netns %s left", ns)
+		}
+	}
+	for _, cg := range cgroups {
+		if _, err := os.Stat(cg); err == nil {
+			t.Errorf("cgroup %s left", cg)
+		}
+	}
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, f := range nsFiles {
+		if strings.Contains(string(mountinfo), f) {
+			t.Errorf("namespace file %s still mounted", f)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s left: %v", dir, err)
+	}
+	if err := syscall.Kill(p.pid, 0); err == nil {
+		t.Errorf("pid %d alive", p.pid)
+	}
+}
