@@ -66,6 +66,9 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := checkOwnDir(dir); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
 		return nil, fmt.Errorf("kubecluster: %s holds a cluster already (taprouter-cluster down %s)", dir, dir)
 	}
@@ -158,15 +161,22 @@ func Down(dir string) error {
 	}
 	// Every pod's sandbox, so that the CNI DEL of each runs while the
 	// network daemon (a pod itself) is still there: the others first.
-	var wg sync.WaitGroup
-	for _, n := range s.Nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			removeSandboxes(ctx, where{netns: n.Netns, mnt: n.Mnt, uts: n.UTS}, filepath.Join(s.BinDir, "crictl"))
-		}()
+	crictl := filepath.Join(s.BinDir, "crictl")
+	if s.BinDir == "" || len(s.Nodes) == 0 {
+		// No node got as far as a containerd.
+	} else if err := trustedBinary(crictl); err != nil {
+		e.add(fmt.Errorf("pod sandboxes not removed (their CNI DEL does not run): %w", err))
+	} else {
+		var wg sync.WaitGroup
+		for _, n := range s.Nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				removeSandboxes(ctx, where{netns: n.Netns, mnt: n.Mnt, uts: n.UTS}, crictl)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	e.add(killAll(inodes, s.Cgroups, 10*time.Second))
 	for i := len(s.NSFiles) - 1; i >= 0; i-- {
 		e.add(unmount(s.NSFiles[i]))

@@ -184,3 +184,53 @@ func TestNodeIsolationAndDown(t *testing.T) {
 		t.Errorf("pid %d alive", p.pid)
 	}
 }
+
+// TestDownRefusesHostileState: Down acts as root on what state.json says;
+// a planted or corrupt one must not make it touch anything not the
+// cluster's. Each case is refused before anything is done.
+func TestDownRefusesHostileState(t *testing.T) {
+	mounts, _ := cgroupMounts("cgroup")
+	cgroupRoot := "/sys/fs/cgroup/cpu"
+	if len(mounts) > 0 {
+		cgroupRoot = mounts[0]
+	}
+	for name, body := range map[string]string{
+		"cgroup root":          fmt.Sprintf(`{"name":"abc","cgroups":[%q]}`, cgroupRoot),
+		"other's cgroup":       fmt.Sprintf(`{"name":"abc","cgroups":[%q]}`, cgroupRoot+"/user.slice"),
+		"cgroup elsewhere":     `{"name":"abc","cgroups":["/tmp/abc-node1"]}`,
+		"other netns":          `{"name":"abc","netns":["default"]}`,
+		"prefix-only netns":    `{"name":"abc","netns":["abcdef-cp"]}`,
+		"ns file elsewhere":    `{"name":"abc","nsFiles":["/etc/passwd"]}`,
+		"ns dir elsewhere":     `{"name":"abc","nsDir":"/home"}`,
+		"host dir":             `{"name":"abc","hostDirs":["/etc"]}`,
+		"bad name":             `{"name":"../x"}`,
+		"relative bin dir":     `{"name":"abc","binDir":"bin"}`,
+		"node with other's ns": `{"name":"abc","netns":["abc-n1"],"nodes":[{"name":"n","netns":"abc-n1","mnt":"/proc/1/ns/mnt","uts":"/proc/1/ns/uts"}]}`,
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := Down(dir)
+		if err == nil {
+			t.Errorf("%s: Down accepted %s", name, body)
+		}
+		if _, serr := os.Stat(filepath.Join(dir, stateFile)); serr != nil {
+			t.Errorf("%s: Down removed the state after refusing it (%v)", name, err)
+		}
+	}
+	// A directory others may write (as /tmp/taprouter-cluster could be,
+	// made by anyone) or a symbolic link to one.
+	open := t.TempDir()
+	os.WriteFile(filepath.Join(open, stateFile), []byte(`{"name":"abc"}`), 0o600)
+	os.Chmod(open, 0o777)
+	if err := Down(open); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Errorf("world-writable dir: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	os.Chmod(open, 0o755)
+	os.Symlink(open, link)
+	if err := Down(link); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("symbolic link: %v", err)
+	}
+}

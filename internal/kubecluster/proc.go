@@ -114,10 +114,14 @@ func tail(path string, n int) string {
 }
 
 // nsInode returns the inode of a namespace file (a bind mount of nsfs, or
-// /proc/<pid>/ns/<kind>), 0 if it cannot be read.
+// /proc/<pid>/ns/<kind>), 0 if it cannot be read or is no namespace (an
+// ordinary file's inode number could equal a namespace's).
 func nsInode(path string) uint64 {
-	var st syscall.Stat_t
+	var st, self syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	if err := syscall.Stat("/proc/self/ns/net", &self); err != nil || st.Dev != self.Dev {
 		return 0
 	}
 	return st.Ino

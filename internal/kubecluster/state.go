@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 )
 
 // state is what a cluster owns, written to <Dir>/state.json before each
@@ -51,8 +55,14 @@ func newState(dir, name string) *state {
 	return &state{Name: name, Pids: map[string]int{}, path: filepath.Join(dir, stateFile)}
 }
 
-// loadState reads <dir>/state.json.
+// loadState reads <dir>/state.json, which Down acts on as root: dir must
+// be ours (checkOwnDir), and every entry must be one Up could have written
+// for the state's name (validate), so that a planted or corrupt state file
+// cannot make Down kill, unmount or delete anything else.
 func loadState(dir string) (*state, error) {
+	if err := checkOwnDir(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, stateFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -65,7 +75,85 @@ func loadState(dir string) (*state, error) {
 	if s.Pids == nil {
 		s.Pids = map[string]int{}
 	}
+	if err := s.validate(dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return s, nil
+}
+
+// checkOwnDir refuses a directory that is a symbolic link, not root's (or
+// this user's), or writable by others: in /tmp anyone could have made it.
+func checkOwnDir(dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || !ok {
+		return fmt.Errorf("kubecluster: %s is not a directory", dir)
+	}
+	if int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("kubecluster: %s belongs to uid %d, not to us (%d)", dir, sys.Uid, os.Geteuid())
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("kubecluster: %s is writable by others (%v)", dir, st.Mode().Perm())
+	}
+	return nil
+}
+
+var (
+	netnsRE  = regexp.MustCompile(`^-(sw|cp|n[0-9]{1,3})$`)
+	cgroupRE = regexp.MustCompile(`^node[0-9]{1,3}$`)
+)
+
+// validate checks that every entry is one Up writes for s.Name in dir.
+func (s *state) validate(dir string) error {
+	if !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("bad cluster name %q", s.Name)
+	}
+	for _, ns := range s.Netns {
+		rest, ok := strings.CutPrefix(ns, s.Name)
+		if !ok || !netnsRE.MatchString(rest) {
+			return fmt.Errorf("network namespace %q is not one of cluster %s's", ns, s.Name)
+		}
+	}
+	nsDir := filepath.Join(dir, "ns")
+	if s.NSDir != "" && s.NSDir != nsDir {
+		return fmt.Errorf("namespace directory %q, want %q", s.NSDir, nsDir)
+	}
+	for _, f := range s.NSFiles {
+		if filepath.Dir(f) != nsDir {
+			return fmt.Errorf("namespace file %q is not in %s", f, nsDir)
+		}
+	}
+	mounts, err := cgroupMounts("cgroup")
+	if err != nil {
+		return err
+	}
+	v2, err := cgroupMounts("cgroup2")
+	if err != nil {
+		return err
+	}
+	for _, cg := range s.Cgroups {
+		rest, ok := strings.CutPrefix(filepath.Base(cg), s.Name+"-")
+		if !ok || !cgroupRE.MatchString(rest) || !slices.Contains(append(mounts, v2...), filepath.Dir(cg)) {
+			return fmt.Errorf("cgroup %q is not one of cluster %s's", cg, s.Name)
+		}
+	}
+	for _, d := range s.HostDirs {
+		if !slices.Contains(nodePrivate, d) {
+			return fmt.Errorf("host directory %q is not one a node mounts over", d)
+		}
+	}
+	for _, n := range s.Nodes {
+		if !slices.Contains(s.Netns, n.Netns) || !slices.Contains(s.NSFiles, n.Mnt) || !slices.Contains(s.NSFiles, n.UTS) {
+			return fmt.Errorf("node %q: namespaces not among the cluster's", n.Name)
+		}
+	}
+	if s.BinDir != "" && !filepath.IsAbs(s.BinDir) {
+		return fmt.Errorf("binary directory %q is not absolute", s.BinDir)
+	}
+	return nil
 }
 
 // update runs f on the state and writes it (to a temporary file renamed
@@ -95,3 +183,24 @@ func (e *errs) add(err error) {
 }
 
 func (e errs) err() error { return errors.Join(e...) }
+
+// trustedBinary refuses to run, as root, a program that another user could
+// have written: it (after symbolic links) and its directory must be ours
+// and not writable by others.
+func trustedBinary(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{real, filepath.Dir(real)} {
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok || int(sys.Uid) != os.Geteuid() || st.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("kubecluster: %s is not ours alone (mode %v)", p, st.Mode().Perm())
+		}
+	}
+	return nil
+}
