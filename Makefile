@@ -70,7 +70,8 @@ cni-tools:
 
 # Real Kubernetes components for the tests, built from the Go module proxy:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-# kube-proxy, kubectl, the upstream e2e test binary (e2e.test) and agnhost
+# kube-proxy, kubectl, the upstream e2e test binary (e2e.test), the ginkgo
+# CLI that runs it in parallel, and agnhost
 # (the image the e2e specs run) from k8s.io/kubernetes through the helper
 # module tools/k8s; etcd from go.etcd.io/etcd/server/v3 through tools/etcd
 # (both upstream go.mods replace sibling modules with directories, so go
@@ -101,7 +102,7 @@ CONTAINERD_CMDS := containerd containerd-shim-runc-v2 ctr
 # build (hack/lib/version.sh) sets the same variables.
 K8S_LDFLAGS     := -s -w $(foreach v,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
 	-X $(v).gitVersion=$(K8S_VERSION) -X $(v).gitMajor=1 -X $(v).gitMinor=37 -X $(v).gitTreeState=clean)
-K8S_TOOL_FILES  := $(addprefix $(K8S_CACHE)/,$(K8S_CMDS) e2e.test agnhost) $(ETCD_CACHE)/etcd \
+K8S_TOOL_FILES  := $(addprefix $(K8S_CACHE)/,$(K8S_CMDS) e2e.test ginkgo agnhost) $(ETCD_CACHE)/etcd \
 	$(addprefix $(CONTAINERD_CACHE)/,$(CONTAINERD_CMDS)) $(CRICTL_CACHE)/crictl $(COREDNS_CACHE)/coredns
 
 k8s-tools: $(K8S_TOOL_FILES)
@@ -125,6 +126,13 @@ $(K8S_CACHE)/agnhost:
 $(K8S_CACHE)/e2e.test:
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 $(GO) test -C tools/k8s -c -trimpath -ldflags '$(K8S_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/test/e2e
+	mv $@.tmp $@
+
+# The ginkgo CLI at the version e2e.test is built with: it runs e2e.test in
+# parallel processes (Serial specs last, alone), as upstream's CI does.
+$(K8S_CACHE)/ginkgo:
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -C tools/k8s -trimpath -ldflags '-s -w' -o $@.tmp github.com/onsi/ginkgo/v2/ginkgo
 	mv $@.tmp $@
 
 $(ETCD_CACHE)/etcd:

@@ -60,7 +60,7 @@ func upCluster(t *testing.T, backend string) *testCluster {
 	root := moduleRoot(t)
 	bin := filepath.Join(root, "bin", "k8s")
 	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-		"kube-proxy", "kubectl", "containerd", "containerd-shim-runc-v2", "ctr", "crictl", "e2e.test"} {
+		"kube-proxy", "kubectl", "containerd", "containerd-shim-runc-v2", "ctr", "crictl", "e2e.test", "ginkgo"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
 			t.Fatalf("%s missing: run make k8s-tools (%v)", name, err)
 		}
@@ -187,6 +187,9 @@ func (c *testCluster) onNode(t *testing.T, n *kubecluster.Node, argv ...string) 
 	return out
 }
 
+// e2eProcs is how many e2e.test processes run the specs at once.
+const e2eProcs = 4
+
 // e2eSummary is the last lines of an e2e.test run.
 var (
 	ranRE     = regexp.MustCompile(`(?m)^Ran (\d+) of (\d+) Specs in ([0-9.]+) seconds$`)
@@ -206,18 +209,23 @@ func (c *testCluster) runE2E(t *testing.T, focus, skip string, want int) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	args := []string{filepath.Join(c.bin, "e2e.test"),
+	// The ginkgo CLI runs e2e.test in e2eProcs processes (Serial specs last,
+	// alone): most of a spec's time is waiting for pods and probes.
+	args := []string{filepath.Join(c.bin, "ginkgo"),
+		fmt.Sprintf("--procs=%d", e2eProcs),
+		"--no-color",
+		"--timeout=40m",
+		"--focus", focus,
+	}
+	if skip != "" {
+		args = append(args, "--skip", skip)
+	}
+	args = append(args, filepath.Join(c.bin, "e2e.test"), "--",
 		"--kubeconfig", c.Kubeconfig,
 		"--provider", "skeleton",
 		"--kubectl-path", filepath.Join(c.bin, "kubectl"),
 		"--report-dir", reportDir,
-		"--ginkgo.focus", focus,
-		"--ginkgo.no-color",
-		"--ginkgo.timeout", "40m",
-	}
-	if skip != "" {
-		args = append(args, "--ginkgo.skip", skip)
-	}
+	)
 	argv := c.InControlPlane(args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
@@ -232,7 +240,7 @@ func (c *testCluster) runE2E(t *testing.T, focus, skip string, want int) {
 	if ran == nil || result == nil {
 		t.Fatalf("e2e.test (%v, %.0f s) printed no summary:\n%s", runErr, time.Since(t0).Seconds(), lastLines(out, 80))
 	}
-	t.Logf("e2e.test --ginkgo.focus %q --ginkgo.skip %q:\n%s\n%s", focus, skip, ran[0], result[0])
+	t.Logf("ginkgo --procs=%d --focus %q --skip %q e2e.test:\n%s\n%s", e2eProcs, focus, skip, ran[0], result[0])
 	for _, m := range failingRE.FindAllStringSubmatch(out, -1) {
 		t.Errorf("failed: %s", m[1])
 	}
@@ -246,14 +254,25 @@ func (c *testCluster) runE2E(t *testing.T, focus, skip string, want int) {
 	}
 }
 
-// The e2e focus of the tests: the four Conformance specs of "Networking
-// Granular Checks: Pods" (intra-pod and node-pod, http and udp).
-const granularFocus = `\[sig-network\] Networking Granular Checks: Pods .*\[Conformance\]`
+// The e2e specs of the tests: first the four Conformance specs of
+// "Networking Granular Checks: Pods" (intra-pod and node-pod, http and
+// udp), then every other [sig-network] [Conformance] spec of e2e.test
+// v1.37.2: 43, all of them (DNS, Services, NodePort, session affinity,
+// EndpointSlices, HostPort, proxy, ...). The images they run are built by
+// make images; none needs SCTP or a registry.
+const (
+	granularFocus    = `\[sig-network\] Networking Granular Checks: Pods .*\[Conformance\]`
+	granularSpecs    = 4
+	conformanceFocus = `\[sig-network\].*\[Conformance\]`
+	conformanceSkip  = `Networking Granular Checks: Pods`
+	conformanceSpecs = 43
+)
 
 // TestClusterVXLAN runs the cluster with the vxlan backend.
 func TestClusterVXLAN(t *testing.T) {
 	c := upCluster(t, "vxlan")
-	t.Run("GranularChecksPods", func(t *testing.T) { c.runE2E(t, granularFocus, "", 4) })
+	t.Run("GranularChecksPods", func(t *testing.T) { c.runE2E(t, granularFocus, "", granularSpecs) })
+	t.Run("SigNetworkConformance", func(t *testing.T) { c.runE2E(t, conformanceFocus, conformanceSkip, conformanceSpecs) })
 	t.Run("Deployment20", c.testDeployment20)
 	t.Run("HostPort", c.testHostPort)
 	t.Run("RestartAndUpgrade", c.testRestartAndUpgrade)
@@ -263,7 +282,8 @@ func TestClusterVXLAN(t *testing.T) {
 // the underlay, no encapsulation).
 func TestClusterDirect(t *testing.T) {
 	c := upCluster(t, "direct")
-	t.Run("GranularChecksPods", func(t *testing.T) { c.runE2E(t, granularFocus, "", 4) })
+	t.Run("GranularChecksPods", func(t *testing.T) { c.runE2E(t, granularFocus, "", granularSpecs) })
+	t.Run("SigNetworkConformance", func(t *testing.T) { c.runE2E(t, conformanceFocus, conformanceSkip, conformanceSpecs) })
 	t.Run("Deployment20", c.testDeployment20)
 	t.Run("HostPort", c.testHostPort)
 }
