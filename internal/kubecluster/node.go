@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -99,12 +100,27 @@ func (c *Cluster) nodeNamespaces(ctx context.Context, n *Node) error {
 	// unshare in the node's network namespace: the tmpfs and sysfs views
 	// are then the node's.
 	w := where{netns: n.Netns}
+	// One node at a time: a new mount namespace copies the machine's, and
+	// with it the other nodes' namespace files being bound.
+	nsMu.Lock()
+	defer nsMu.Unlock()
 	if _, err := w.run(ctx, nil, "unshare", "--mount="+mnt, "--uts="+uts, "--propagation", "private", "sh", "-c", script.String()); err != nil {
+		return err
+	}
+	// unshare binds the files from a child of its own, which may finish
+	// after unshare's command has (seen under load: the UTS file was still
+	// an empty file when containerd was started in it).
+	if err := waitFor(ctx, 10*time.Second, n.Name+": namespace files bound", func() (bool, string, error) {
+		return nsInode(mnt) != 0 && nsInode(uts) != 0, "not yet namespaces: " + mnt + ", " + uts, nil
+	}); err != nil {
 		return err
 	}
 	n.w = where{netns: n.Netns, mnt: mnt, uts: uts}
 	return nil
 }
+
+// nsMu serializes making the nodes' mount namespaces.
+var nsMu sync.Mutex
 
 // makeNSDir makes <Dir>/ns a private bind mount: a namespace file can only
 // be bound onto a mount that does not propagate.
