@@ -391,9 +391,10 @@ func (d *Daemon) Neighbours() []api.Neighbour {
 // strictRPFilter sets net.ipv4.conf.<ifname>.rp_filter to 1 (strict) and
 // warns if net.ipv4.conf.all.rp_filter makes it loose (the kernel uses the
 // larger of the two).
+// It goes through rtnetlink, not /proc/sys, which is read-only in a
+// container (the DaemonSet's).
 func strictRPFilter(ifname string, log *zap.Logger) error {
-	path := "/proc/sys/net/ipv4/conf/" + ifname + "/rp_filter"
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+	if _, err := podnet.SetRPFilter(ifname, 1); err != nil {
 		return err
 	}
 	if all, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter"); err == nil && len(all) > 0 && all[0] == '2' {

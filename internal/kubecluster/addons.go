@@ -247,6 +247,19 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 						Type   string `json:"type"`
 						Status string `json:"status"`
 					} `json:"conditions"`
+					ContainerStatuses []struct {
+						Name  string `json:"name"`
+						State struct {
+							Waiting *struct {
+								Reason string `json:"reason"`
+							} `json:"waiting"`
+						} `json:"state"`
+						LastState struct {
+							Terminated *struct {
+								Message string `json:"message"`
+							} `json:"terminated"`
+						} `json:"lastState"`
+					} `json:"containerStatuses"`
 				} `json:"status"`
 			} `json:"items"`
 		}
@@ -268,10 +281,25 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 				pods++
 			}
 			if !ready {
-				notReady = append(notReady, it.Kind+"/"+it.Metadata.Name+"("+it.Status.Phase+")")
+				why := it.Status.Phase
+				for _, cs := range it.Status.ContainerStatuses {
+					if cs.State.Waiting != nil {
+						why += ", " + cs.Name + ": " + cs.State.Waiting.Reason
+					}
+					if t := cs.LastState.Terminated; t != nil && t.Message != "" {
+						why += ", last exit: " + lastLine(t.Message)
+					}
+				}
+				notReady = append(notReady, it.Kind+"/"+it.Metadata.Name+"("+why+")")
 			}
 		}
 		ok := nodes == len(c.Nodes) && pods > 0 && len(notReady) == 0
 		return ok, fmt.Sprintf("%d nodes, %d kube-system pods, not ready: %v", nodes, pods, notReady), nil
 	})
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
