@@ -85,17 +85,24 @@ func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "taprouter-cluster: no command (up, down, help); see taprouter-cluster --help\n")
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	cmd := args[0]
 	fs := flag.NewFlagSet("taprouter-cluster "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() {} // a flag error says what was wrong; --help prints the manual
+	for _, a := range args[1:] {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+	}
 	dir := fs.String("dir", "/tmp/taprouter-cluster", "")
 	var name, backend, binDir *string
 	var nodes *int
@@ -135,6 +142,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(images) == 0 {
 		found, _ := filepath.Glob("bin/images/*.tar")
+		if len(found) == 0 {
+			fmt.Fprintf(stderr, "taprouter-cluster up: no --image and no bin/images/*.tar here (run make images, or run from the repository)\n")
+			return 2
+		}
 		images = found
 	}
 	if len(manifests) == 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +76,8 @@ func upCluster(t *testing.T, backend string) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The machine-wide settings kubelet would change: the same after Down.
+	machine := readSysctls(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	t0 := time.Now()
@@ -101,9 +104,29 @@ func upCluster(t *testing.T, backend string) *testCluster {
 			t.Errorf("cluster down: %v", err)
 		}
 		t.Logf("cluster down in %.1f s", time.Since(t0).Seconds())
+		if after := readSysctls(t); !maps.Equal(after, machine) {
+			t.Errorf("the machine's sysctls changed: %v before, %v after", machine, after)
+		}
+		if left, _ := filepath.Glob("/run/netns/" + c.Name + "-*"); len(left) > 0 {
+			t.Errorf("namespaces left: %v", left)
+		}
 	})
 	t.Logf("cluster up with the %s backend in %.1f s: %d nodes Ready, taprouter's DaemonSet and CoreDNS ready", backend, time.Since(t0).Seconds(), len(c.Nodes))
 	return tc
+}
+
+// readSysctls reads the machine-wide settings kubelet sets when they
+// differ from what it wants (kubecluster keeps it from writing them).
+func readSysctls(t *testing.T) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"} {
+		b, err := os.ReadFile("/proc/sys/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = strings.TrimSpace(string(b))
+	}
+	return out
 }
 
 // dumpState logs what a person debugging a failure looks at first.

@@ -257,8 +257,8 @@ spec:
 	}
 	outage, intervals, total := longestGap(serverLog)
 	t.Logf("stream of %d s: %d intervals of 100 ms at the server, %.1f MB received; longest outage %.1f s", seconds, intervals, total/1e6, outage.Seconds())
-	if intervals < seconds*10-20 {
-		t.Errorf("server reported %d intervals, want about %d: the stream ended early:\n%s", intervals, seconds*10, lastLines(serverLog, 20))
+	if intervals < seconds*10 {
+		t.Errorf("server reported %d intervals of 100 ms, want at least %d: the stream ended early:\n%s", intervals, seconds*10, lastLines(serverLog, 20))
 	}
 }
 

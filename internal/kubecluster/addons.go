@@ -14,7 +14,7 @@ import (
 // coreDNS is CoreDNS as a Deployment behind the kube-dns Service (what
 // kubeadm installs, trimmed): the cluster's names only, no upstream
 // (nothing leaves the cluster's namespaces).
-const coreDNS = `apiVersion: v1
+var coreDNS = `apiVersion: v1
 kind: ServiceAccount
 metadata: {name: coredns, namespace: kube-system}
 ---
@@ -65,7 +65,7 @@ metadata:
   namespace: kube-system
   labels: {k8s-app: kube-dns}
 spec:
-  replicas: 2
+  replicas: ` + fmt.Sprint(coreDNSReplicas) + `
   selector:
     matchLabels: {k8s-app: kube-dns}
   template:
@@ -121,12 +121,15 @@ metadata:
   labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
 spec:
   selector: {k8s-app: kube-dns}
-  clusterIP: ` + "10.96.0.10" + `
+  clusterIP: ` + DNSServiceIP.String() + `
   ports:
   - {name: dns, port: 53, protocol: UDP}
   - {name: dns-tcp, port: 53, protocol: TCP}
   - {name: metrics, port: 9153, protocol: TCP}
 `
+
+// coreDNSReplicas is how many CoreDNS pods run.
+const coreDNSReplicas = 2
 
 // waitNodesRegistered waits until every node has registered and has a
 // podCIDR from kube-controller-manager's node IPAM.
@@ -174,6 +177,8 @@ func (c *Cluster) routeControlPlane(ctx context.Context) error {
 // checkProcs returns an error naming the first of the cluster's processes
 // (started by this process) that has exited, with its log's tail.
 func (c *Cluster) checkProcs() error {
+	c.procsMu.Lock()
+	defer c.procsMu.Unlock()
 	for _, p := range c.procs {
 		if exited, err := p.exited(); exited {
 			return fmt.Errorf("%s exited: %v\n%s", p.name, err, tail(p.log, 30))
@@ -267,7 +272,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 			return false, "", err
 		}
 		var notReady []string
-		nodes, pods := 0, 0
+		nodes, pods, dns, network := 0, 0, 0, 0
 		for _, it := range list.Items {
 			ready := false
 			for _, cond := range it.Status.Conditions {
@@ -275,9 +280,16 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 					ready = true
 				}
 			}
-			if it.Kind == "Node" {
+			switch {
+			case it.Kind == "Node":
 				nodes++
-			} else {
+			case strings.HasPrefix(it.Metadata.Name, "coredns-"):
+				dns++
+				pods++
+			case strings.HasPrefix(it.Metadata.Name, "taprouter-"):
+				network++
+				pods++
+			default:
 				pods++
 			}
 			if !ready {
@@ -293,8 +305,10 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 				notReady = append(notReady, it.Kind+"/"+it.Metadata.Name+"("+why+")")
 			}
 		}
-		ok := nodes == len(c.Nodes) && pods > 0 && len(notReady) == 0
-		return ok, fmt.Sprintf("%d nodes, %d kube-system pods, not ready: %v", nodes, pods, notReady), nil
+		// Exactly: every node, CoreDNS's replicas and one taprouter pod per
+		// node (a pod being replaced would be one too many).
+		ok := nodes == len(c.Nodes) && dns == coreDNSReplicas && network == len(c.Nodes) && len(notReady) == 0
+		return ok, fmt.Sprintf("%d nodes, %d kube-system pods (%d CoreDNS, %d taprouter), not ready: %v", nodes, pods, dns, network, notReady), nil
 	})
 }
 

@@ -25,9 +25,10 @@ type Cluster struct {
 	ControlPlane string
 	Nodes        []*Node
 
-	state *state
-	pki   *clusterPKI
-	procs []*proc
+	state   *state
+	pki     *clusterPKI
+	procsMu sync.Mutex
+	procs   []*proc
 }
 
 // Node is one node of the cluster.
@@ -63,16 +64,45 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return nil, fmt.Errorf("kubecluster: Dir %s is under %s, which every node mounts over", dir, masked)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	// Dir is made here, or must be empty: Down removes it, and only what
+	// Up put in it.
+	if dir == "/" {
+		return nil, fmt.Errorf("kubecluster: Dir / refused")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		entries, rerr := os.ReadDir(dir)
+		if !os.IsExist(err) || rerr != nil || len(entries) > 0 {
+			return nil, fmt.Errorf("kubecluster: Dir %s must not exist or be empty: %v", dir, err)
+		}
 	}
 	if err := checkOwnDir(dir); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
-		return nil, fmt.Errorf("kubecluster: %s holds a cluster already (taprouter-cluster down %s)", dir, dir)
+	for _, p := range []*string{&cfg.BinDir} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, err
+		}
+	}
+	for _, list := range [][]string{cfg.Images, cfg.Manifests} {
+		for i := range list {
+			if list[i], err = filepath.Abs(list[i]); err != nil {
+				return nil, err
+			}
+			if _, err := os.Stat(list[i]); err != nil {
+				return nil, fmt.Errorf("kubecluster: %w", err)
+			}
+		}
+	}
+	if err := nameFree(cfg.Name); err != nil {
+		return nil, err
 	}
 	c = &Cluster{Config: cfg, state: newState(dir, cfg.Name), ControlPlane: cfg.Name + "-cp"}
+	// O_EXCL: of two Ups on one Dir, one fails here.
+	f, err := os.OpenFile(filepath.Join(dir, stateFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("kubecluster: %s holds a cluster already (taprouter-cluster down --dir %s): %w", dir, dir, err)
+	}
+	f.Close()
 	if err := c.state.update(func(s *state) { s.BinDir = cfg.BinDir }); err != nil {
 		return nil, err
 	}
@@ -85,6 +115,9 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}()
 	t0 := time.Now()
 	if err := c.network(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.makeNSDir(ctx, filepath.Join(dir, "ns")); err != nil {
 		return nil, err
 	}
 	if err := c.startControlPlane(ctx); err != nil {
@@ -178,12 +211,8 @@ func Down(dir string) error {
 		wg.Wait()
 	}
 	e.add(killAll(inodes, s.Cgroups, 10*time.Second))
-	for i := len(s.NSFiles) - 1; i >= 0; i-- {
-		e.add(unmount(s.NSFiles[i]))
-	}
-	if s.NSDir != "" {
-		e.add(unmount(s.NSDir))
-	}
+	// Every mount under dir, deepest first, also one stacked twice.
+	e.add(unmountUnder(dir))
 	e.add(removeCgroups(s.Cgroups))
 	for i := len(s.Netns) - 1; i >= 0; i-- {
 		if _, err := os.Stat("/run/netns/" + s.Netns[i]); err == nil {
@@ -192,13 +221,31 @@ func Down(dir string) error {
 			}
 		}
 	}
-	for i := len(s.HostDirs) - 1; i >= 0; i-- {
-		os.Remove(s.HostDirs[i]) // only if empty, as made
-	}
 	if err := e.err(); err != nil {
 		return fmt.Errorf("kubecluster: down %s: %w", dir, err)
 	}
-	return os.RemoveAll(dir)
+	return removeOwnFiles(dir, s)
+}
+
+// removeOwnFiles removes what Up writes in dir, and then dir if that left
+// it empty: never anything else someone put there.
+func removeOwnFiles(dir string, s *state) error {
+	var e errs
+	names := []string{stateFile, stateFile + ".tmp", "logs", "pki", "ns", "etcd", "apiserver-certs"}
+	for _, n := range s.Nodes {
+		names = append(names, n.Name)
+	}
+	kubeconfigs, _ := filepath.Glob(filepath.Join(dir, "*.kubeconfig"))
+	for _, k := range kubeconfigs {
+		names = append(names, filepath.Base(k))
+	}
+	for _, n := range names {
+		e.add(os.RemoveAll(filepath.Join(dir, n)))
+	}
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		e.add(fmt.Errorf("kubecluster: %s not removed: %w", dir, err))
+	}
+	return e.err()
 }
 
 // Down removes the cluster (the package's Down on its Dir).

@@ -33,11 +33,10 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	saCrt, saKey, err := c.writePair("sa", sa)
+	_, saKey, err := c.writePair("sa", sa)
 	if err != nil {
 		return err
 	}
-	_ = saCrt
 	serving, err := ca.Serving("kube-apiserver", apiServerNames, []net.IP{APIServerAddr.AsSlice(), net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)})
 	if err != nil {
 		return err

@@ -84,6 +84,19 @@ func TestNodeIsolationAndDown(t *testing.T) {
 	if err := c.network(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.makeNSDir(ctx, filepath.Join(dir, "ns")); err != nil {
+		t.Fatal(err)
+	}
+	// A second cluster of the same name is refused: its Down would take
+	// this one's namespaces.
+	if err := nameFree(name); err == nil || !strings.Contains(err.Error(), "is taken") {
+		t.Errorf("nameFree(%s) with its namespaces there: %v, want taken", name, err)
+	}
+	machine := map[string]string{}
+	for _, kt := range kubeletTunables {
+		b, _ := os.ReadFile("/proc/sys/" + kt.path)
+		machine[kt.path] = strings.TrimSpace(string(b))
+	}
 	n := c.Nodes[0]
 	n.dir = filepath.Join(dir, n.Name)
 	n.cg = "/" + name + "-" + n.Name
@@ -120,6 +133,20 @@ func TestNodeIsolationAndDown(t *testing.T) {
 	for _, p := range []string{"/etc/cni/net.d/10-test.conflist", "/opt/cni/bin/test", "/var/lib/taprouter/state"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s written in the node is seen on the machine", p)
+		}
+	}
+	// kubelet's kernel-wide sysctls read as it wants them in the node,
+	// and cannot be written there; the machine's stay as they were.
+	for _, kt := range kubeletTunables {
+		if got := run("cat", "/proc/sys/"+kt.path); got != kt.value {
+			t.Errorf("node's %s = %q, want %q", kt.path, got, kt.value)
+		}
+		if _, err := c.OnNode(ctx, n, "sh", "-c", "echo 5 > /proc/sys/"+kt.path); err == nil {
+			t.Errorf("node could write %s", kt.path)
+		}
+		b, _ := os.ReadFile("/proc/sys/" + kt.path)
+		if got := strings.TrimSpace(string(b)); got != machine[kt.path] {
+			t.Errorf("machine's %s changed from %s to %s", kt.path, machine[kt.path], got)
 		}
 	}
 	if got := run("findmnt", "-n", "-o", "PROPAGATION", "/"); got != "shared" {
@@ -172,11 +199,10 @@ func TestNodeIsolationAndDown(t *testing.T) {
 		}
 	}
 	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, f := range nsFiles {
-		if strings.Contains(string(mountinfo), f) {
-			t.Errorf("namespace file %s still mounted", f)
-		}
+	if strings.Contains(string(mountinfo), dir) {
+		t.Errorf("mounts under %s left:\n%s", dir, grepString(string(mountinfo), dir))
 	}
+	_ = nsFiles
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left: %v", dir, err)
 	}
@@ -194,26 +220,25 @@ func TestDownRefusesHostileState(t *testing.T) {
 	if len(mounts) > 0 {
 		cgroupRoot = mounts[0]
 	}
-	for name, body := range map[string]string{
-		"cgroup root":          fmt.Sprintf(`{"name":"abc","cgroups":[%q]}`, cgroupRoot),
-		"other's cgroup":       fmt.Sprintf(`{"name":"abc","cgroups":[%q]}`, cgroupRoot+"/user.slice"),
-		"cgroup elsewhere":     `{"name":"abc","cgroups":["/tmp/abc-node1"]}`,
-		"other netns":          `{"name":"abc","netns":["default"]}`,
-		"prefix-only netns":    `{"name":"abc","netns":["abcdef-cp"]}`,
-		"ns file elsewhere":    `{"name":"abc","nsFiles":["/etc/passwd"]}`,
-		"ns dir elsewhere":     `{"name":"abc","nsDir":"/home"}`,
-		"host dir":             `{"name":"abc","hostDirs":["/etc"]}`,
-		"bad name":             `{"name":"../x"}`,
-		"relative bin dir":     `{"name":"abc","binDir":"bin"}`,
-		"node with other's ns": `{"name":"abc","netns":["abc-n1"],"nodes":[{"name":"n","netns":"abc-n1","mnt":"/proc/1/ns/mnt","uts":"/proc/1/ns/uts"}]}`,
+	for name, tc := range map[string]struct{ body, want string }{
+		"cgroup root":          {fmt.Sprintf(`{"name":"abc","cgroups":[%q]}`, cgroupRoot), "is not one of cluster abc's"},
+		"other's cgroup":       {fmt.Sprintf(`{"name":"abc","cgroups":[%q]}`, cgroupRoot+"/user.slice"), "is not one of cluster abc's"},
+		"cgroup elsewhere":     {`{"name":"abc","cgroups":["/tmp/abc-node1"]}`, "is not one of cluster abc's"},
+		"other netns":          {`{"name":"abc","netns":["default"]}`, `network namespace "default"`},
+		"prefix-only netns":    {`{"name":"abc","netns":["abcdef-cp"]}`, `network namespace "abcdef-cp"`},
+		"ns file elsewhere":    {`{"name":"abc","nsFiles":["/etc/passwd"]}`, `namespace file "/etc/passwd"`},
+		"ns dir elsewhere":     {`{"name":"abc","nsDir":"/home"}`, `namespace directory "/home"`},
+		"bad name":             {`{"name":"../x"}`, "bad cluster name"},
+		"relative bin dir":     {`{"name":"abc","binDir":"bin"}`, "is not absolute"},
+		"node with other's ns": {`{"name":"abc","netns":["abc-n1"],"nodes":[{"name":"n","netns":"abc-n1","mnt":"/proc/1/ns/mnt","uts":"/proc/1/ns/uts"}]}`, "not among the cluster's"},
 	} {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(body), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(tc.body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		err := Down(dir)
-		if err == nil {
-			t.Errorf("%s: Down accepted %s", name, body)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Down(%s) = %v, want an error with %q", name, tc.body, err, tc.want)
 		}
 		if _, serr := os.Stat(filepath.Join(dir, stateFile)); serr != nil {
 			t.Errorf("%s: Down removed the state after refusing it (%v)", name, err)
@@ -232,5 +257,41 @@ func TestDownRefusesHostileState(t *testing.T) {
 	os.Symlink(open, link)
 	if err := Down(link); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("symbolic link: %v", err)
+	}
+}
+
+func grepString(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestUpRefusesNonEmptyDir: Down removes Dir, so Up takes only one it made
+// or an empty one; and Down removes only what Up writes.
+func TestUpRefusesNonEmptyDir(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "precious"), []byte("x"), 0o600)
+	_, err := Up(context.Background(), Config{Dir: dir, Name: "x", Nodes: 1})
+	if err == nil || !strings.Contains(err.Error(), "must not exist or be empty") {
+		t.Errorf("Up into a non-empty Dir: %v", err)
+	}
+	if _, err := Up(context.Background(), Config{Dir: "/", Name: "x", Nodes: 1}); err == nil {
+		t.Error("Up with Dir / accepted")
+	}
+	// A state file planted next to someone's files: Down removes its own
+	// entries only, and leaves the directory.
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"name":"abc"}`), 0o600)
+	os.Mkdir(filepath.Join(dir, "logs"), 0o755)
+	if err := Down(dir); err == nil || !strings.Contains(err.Error(), "not removed") {
+		t.Errorf("Down of a directory with a foreign file: %v, want it left", err)
+	}
+	for name, want := range map[string]bool{"precious": true, "logs": false, stateFile: false} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("after Down: %s exists %v, want %v", name, err == nil, want)
+		}
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -112,4 +115,53 @@ func stopPid(pid int, grace time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// nameFree refuses a cluster name whose namespaces or cgroups exist: they
+// are another cluster's (or someone's), and Down would remove them.
+func nameFree(name string) error {
+	found, _ := filepath.Glob("/run/netns/" + name + "-*")
+	mounts, err := cgroupMounts("cgroup")
+	if err != nil {
+		return err
+	}
+	v2, err := cgroupMounts("cgroup2")
+	if err != nil {
+		return err
+	}
+	for _, m := range append(mounts, v2...) {
+		cgs, _ := filepath.Glob(filepath.Join(m, name+"-node*"))
+		found = append(found, cgs...)
+	}
+	if len(found) > 0 {
+		return fmt.Errorf("kubecluster: name %s is taken: %s exist (another cluster's? taprouter-cluster down, or another --name)", name, strings.Join(found, ", "))
+	}
+	return nil
+}
+
+// unmountUnder detaches every mount at or under dir, deepest first, until
+// none is left (a mount stacked twice needs two).
+func unmountUnder(dir string) error {
+	for range 20 {
+		data, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return err
+		}
+		var points []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+				points = append(points, f[4])
+			}
+		}
+		if len(points) == 0 {
+			return nil
+		}
+		sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+		for _, p := range points {
+			if err := unmount(p); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("mounts under %s remain after 20 rounds of unmounting", dir)
 }

@@ -45,15 +45,7 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 // private mount under <Dir>/ns so they outlive their processes, with the
 // node-private directories mounted in and the hostname set.
 func (c *Cluster) nodeNamespaces(ctx context.Context, n *Node) error {
-	nsDir := filepath.Join(c.Dir, "ns")
-	c.state.mu.Lock()
-	first := c.state.NSDir == ""
-	c.state.mu.Unlock()
-	if first {
-		if err := c.makeNSDir(ctx, nsDir); err != nil {
-			return err
-		}
-	}
+	nsDir := filepath.Join(c.Dir, "ns") // made by Up (makeNSDir)
 	mnt, uts := filepath.Join(nsDir, n.Name+".mnt"), filepath.Join(nsDir, n.Name+".uts")
 	for _, f := range []string{mnt, uts} {
 		if err := os.WriteFile(f, nil, 0o600); err != nil {
@@ -67,15 +59,11 @@ func (c *Cluster) nodeNamespaces(ctx context.Context, n *Node) error {
 		return err
 	}
 	// The mount points of the node-private directories must exist on the
-	// machine; make the missing ones (recorded, removed when empty).
+	// machine: Up makes none (another cluster's Down would remove it under
+	// this one's nodes).
 	for _, d := range nodePrivate {
-		if _, err := os.Stat(d); os.IsNotExist(err) {
-			if err := c.state.update(func(s *state) { s.HostDirs = append(s.HostDirs, d) }); err != nil {
-				return err
-			}
-			if err := os.Mkdir(d, 0o755); err != nil {
-				return err
-			}
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			return fmt.Errorf("%s must be a directory on this machine, for nodes to mount theirs over: %v", d, err)
 		}
 	}
 	var script strings.Builder
@@ -86,6 +74,21 @@ func (c *Cluster) nodeNamespaces(ctx context.Context, n *Node) error {
 			return err
 		}
 		fmt.Fprintf(&script, "mount --bind %s %s\n", own, d)
+	}
+	// kubelet sets kernel-wide sysctls it wants (kernel.panic=10,
+	// panic_on_oops=1, vm.overcommit_memory=1, ...) when they differ:
+	// those are the machine's, not the node's. The node sees read-only
+	// files with the values it wants, so kubelet finds them set and writes
+	// nothing.
+	for _, kt := range kubeletTunables {
+		f := filepath.Join(n.dir, "sysctl", strings.ReplaceAll(kt.path, "/", "."))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f, []byte(kt.value+"\n"), 0o444); err != nil {
+			return err
+		}
+		fmt.Fprintf(&script, "mount --bind -o ro %s /proc/sys/%s\n", f, kt.path)
 	}
 	upper, work := filepath.Join(n.dir, "root", "etc-upper"), filepath.Join(n.dir, "root", "etc-work")
 	for _, d := range []string{upper, work} {
@@ -121,6 +124,17 @@ func (c *Cluster) nodeNamespaces(ctx context.Context, n *Node) error {
 
 // nsMu serializes making the nodes' mount namespaces.
 var nsMu sync.Mutex
+
+// kubeletTunables are the machine-wide sysctls kubelet sets (its
+// setupKernelTunables, v1.37), with the values it wants.
+var kubeletTunables = []struct{ path, value string }{
+	{"vm/overcommit_memory", "1"},
+	{"vm/panic_on_oom", "0"},
+	{"kernel/panic", "10"},
+	{"kernel/panic_on_oops", "1"},
+	{"kernel/keys/root_maxkeys", "1000000"},
+	{"kernel/keys/root_maxbytes", "25000000"},
+}
 
 // makeNSDir makes <Dir>/ns a private bind mount: a namespace file can only
 // be bound onto a mount that does not propagate.

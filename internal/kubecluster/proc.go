@@ -96,7 +96,9 @@ func (c *Cluster) start(name string, w where, env []string, argv ...string) (*pr
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	c.procsMu.Lock()
 	c.procs = append(c.procs, p)
+	c.procsMu.Unlock()
 	return p, nil
 }
 
@@ -130,6 +132,11 @@ func nsInode(path string) uint64 {
 // owned returns the pids of every process in one of the namespaces (by
 // inode) or in one of the cgroups or their descendants.
 func owned(nsInodes map[uint64]bool, cgroups []string) []int {
+	// Never the machine's own namespaces (a namespace file bound to init's
+	// would otherwise match every process), nor ours.
+	for _, p := range []string{"/proc/1/ns/net", "/proc/1/ns/mnt", "/proc/1/ns/uts", "/proc/self/ns/net", "/proc/self/ns/mnt", "/proc/self/ns/uts"} {
+		delete(nsInodes, nsInode(p))
+	}
 	pids := map[int]bool{}
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()

@@ -28,9 +28,6 @@ type state struct {
 	NSDir string `json:"nsDir,omitempty"`
 	// Cgroups are the cgroup directories made, one per hierarchy and node.
 	Cgroups []string `json:"cgroups"`
-	// HostDirs are mount points made on the machine (directories that did
-	// not exist), removed when empty.
-	HostDirs []string `json:"hostDirs"`
 	// Nodes are the nodes' names and mount namespace files, for the
 	// sandbox removal.
 	Nodes []nodeState `json:"nodes"`
@@ -138,11 +135,6 @@ func (s *state) validate(dir string) error {
 		rest, ok := strings.CutPrefix(filepath.Base(cg), s.Name+"-")
 		if !ok || !cgroupRE.MatchString(rest) || !slices.Contains(append(mounts, v2...), filepath.Dir(cg)) {
 			return fmt.Errorf("cgroup %q is not one of cluster %s's", cg, s.Name)
-		}
-	}
-	for _, d := range s.HostDirs {
-		if !slices.Contains(nodePrivate, d) {
-			return fmt.Errorf("host directory %q is not one a node mounts over", d)
 		}
 	}
 	for _, n := range s.Nodes {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -149,6 +150,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 // containers, through containerd's shim and runc (the node's path).
 func runInContainerd(t *testing.T, ctr func(...string) (string, error), want map[string]string) {
 	t.Helper()
+	cgroupParent := fmt.Sprintf("/image-test-%d", os.Getpid())
+	t.Cleanup(func() { removeCgroup(t, cgroupParent) })
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Logf("no runc (make deps): not running containers")
 		return
@@ -175,8 +178,11 @@ func runInContainerd(t *testing.T, ctr func(...string) (string, error), want map
 		if img == "" {
 			continue
 		}
-		// Its own network namespace (ctr's default), so iptables sees an empty nat table.
-		args := append(append([]string{"run", "--rm"}, tc.flags...), img, fmt.Sprintf("h-images-%d-%d", os.Getpid(), i))
+		// Its own network namespace (ctr's default), so iptables sees an
+		// empty nat table; its cgroup under one of the test's own (ctr's
+		// default, /k8s.io/<id>, would stay behind in every hierarchy).
+		id := fmt.Sprintf("h-images-%d-%d", os.Getpid(), i)
+		args := append(append([]string{"run", "--rm", "--cgroup", cgroupParent + "/" + id}, tc.flags...), img, id)
 		out, err := ctr(append(args, tc.argv...)...)
 		if err != nil || !regexp.MustCompile(tc.want).MatchString(out) {
 			t.Errorf("ctr run %s %q: %v, output %q; want %s", img, tc.argv, err, out, tc.want)
@@ -188,4 +194,27 @@ func sorted(s []string) []string {
 	c := append([]string(nil), s...)
 	sort.Strings(c)
 	return c
+}
+
+// removeCgroup removes the cgroup path from every hierarchy under
+// /sys/fs/cgroup, deepest directories first.
+func removeCgroup(t *testing.T, path string) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*" + path)
+	if d := "/sys/fs/cgroup" + path; !slices.Contains(roots, d) {
+		roots = append(roots, d) // cgroup v2 alone
+	}
+	for _, root := range roots {
+		var dirs []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+				t.Errorf("cgroup %s left: %v", dirs[i], err)
+			}
+		}
+	}
 }
