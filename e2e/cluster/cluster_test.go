@@ -314,7 +314,7 @@ func TestClusterDirect(t *testing.T) {
 // podInfo is what the tests read of a pod.
 type podInfo struct {
 	Name, Node, IP, Phase string
-	HostNetwork          bool
+	HostNetwork           bool
 }
 
 // pods lists the pods of namespace ns ("" for all) matching selector.
