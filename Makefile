@@ -200,7 +200,9 @@ DEBIAN_SHELL  = --bin $$(which dash):/bin/dash --symlink /bin/sh:dash \
 	$(foreach t,$(SHELL_TOOLS),--bin $$(which $(t)):/usr/bin/$(t)) \
 	--file tools/image/base/passwd:/etc/passwd:0644 --file tools/image/base/group:/etc/group:0644 \
 	--file /etc/nsswitch.conf:/etc/nsswitch.conf:0644 --dir /tmp:1777 --env $(IMAGE_PATH)
-K8S_SRC = $(shell $(GO) list -C tools/k8s -m -f '{{.Dir}}' k8s.io/kubernetes)
+# The k8s.io/kubernetes sources (agnhost's porter certificates), downloaded
+# if the module cache lacks them.
+K8S_SRC = $(shell cd tools/k8s && $(GO) mod download -json k8s.io/kubernetes | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')
 
 images: $(addprefix $(IMAGES_DIR)/,pause.tar agnhost.tar coredns.tar taprouter.tar taprouter-next.tar \
 	glibc-dns-testing.tar nginx.tar busybox.tar)
@@ -306,7 +308,7 @@ install-cni: cni-tools
 test: deps cni-tools k8s-tools images
 	$(GO) vet ./...
 	$(GO) vet -C tools/image ./...
-	$(GO) test -C tools/image $(TEST_EXEC) -count=1 -v ./...
+	TAPROUTER_CONTAINERD=$(CONTAINERD_CACHE) $(GO) test -C tools/image $(TEST_EXEC) -count=1 -v ./...
 	$(GO) test $(TEST_EXEC) -race -v -count=1 -timeout 25m ./...
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)

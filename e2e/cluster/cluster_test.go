@@ -95,7 +95,9 @@ func upCluster(t *testing.T, backend string) *testCluster {
 		t.Fatalf("cluster up: %v", err)
 	}
 	tc := &testCluster{Cluster: c, root: root, bin: bin}
+	live.Store(c.Dir, true)
 	t.Cleanup(func() {
+		defer live.Delete(c.Dir)
 		if t.Failed() {
 			tc.dumpState(t)
 		}
@@ -250,7 +252,13 @@ func (c *testCluster) runE2E(t *testing.T, focus, skip string, want int) {
 		"--report-dir", reportDir,
 	)
 	argv := c.InControlPlane(args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	// Before go test's -timeout, which would kill the binary without
+	// its Cleanups: leave two minutes to take the cluster down.
+	deadline := time.Now().Add(45 * time.Minute)
+	if d, ok := t.Deadline(); ok && d.Add(-2*time.Minute).Before(deadline) {
+		deadline = d.Add(-2 * time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f

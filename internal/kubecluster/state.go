@@ -95,7 +95,26 @@ func checkOwnDir(dir string) error {
 	if st.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("kubecluster: %s is writable by others (%v)", dir, st.Mode().Perm())
 	}
-	return nil
+	// Every directory above must be root's (or ours) and not writable by
+	// others, or be sticky (/tmp): else its owner could swap dir for a
+	// link between this check and what root does in it.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if (sys.Uid != 0 && int(sys.Uid) != os.Geteuid()) || (st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0) {
+			return fmt.Errorf("kubecluster: %s is under %s, which another user may change (uid %d, %v)", dir, p, sys.Uid, st.Mode())
+		}
+		if p == "/" {
+			return nil
+		}
+	}
 }
 
 var (

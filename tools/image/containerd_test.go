@@ -17,14 +17,19 @@ import (
 // containerdDir is where make k8s-tools caches containerd and ctr.
 func containerdDir(t *testing.T) string {
 	t.Helper()
+	// make test names it (CONTAINERD_CACHE): then missing is a failure.
 	d := os.Getenv("TAPROUTER_CONTAINERD")
+	required := d != ""
 	if d == "" {
 		home, _ := os.UserHomeDir()
 		d = filepath.Join(home, ".cache", "taprouter", "containerd", "v2.4.2")
 	}
 	for _, f := range []string{"containerd", "ctr"} {
 		if _, err := os.Stat(filepath.Join(d, f)); err != nil {
-			t.Skipf("no %s (make k8s-tools): %v", f, err)
+			if required {
+				t.Fatalf("TAPROUTER_CONTAINERD=%s has no %s: %v", d, f, err)
+			}
+			t.Skipf("no %s (make k8s-tools, or set TAPROUTER_CONTAINERD): %v", f, err)
 		}
 	}
 	return d
