@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/taprouter/taprouter/internal/k8stest"
+	"github.com/taprouter/taprouter/internal/kubecluster"
 	"github.com/taprouter/taprouter/internal/testbed"
 )
 
@@ -84,20 +85,7 @@ func (kc *kubeCluster) startKubeProxy(t *testing.T, n *testbed.ClusterNode) *tes
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// conntrack maxPerCore 0: leave nf_conntrack_max alone, a knob of the
-	// whole machine that a namespace cannot set.
-	config := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: %s
-hostnameOverride: %s
-mode: iptables
-clusterCIDR: %s
-conntrack:
-  maxPerCore: 0
-metricsBindAddress: 127.0.0.1:10249
-healthzBindAddress: 127.0.0.1:10256
-`, kc.API.Kubeconfig, n.Name, clusterCIDR)
+	config := kubecluster.KubeProxyConfig(kc.API.Kubeconfig, n.Name, clusterCIDR)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)

@@ -329,9 +329,22 @@ func (c *Cluster) startKubeProxy(n *Node) error {
 	if err != nil {
 		return err
 	}
-	// conntrack maxPerCore 0: leave nf_conntrack_max alone, a knob of the
-	// whole machine that a namespace cannot set.
-	cfg := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+	cfg := KubeProxyConfig(kubeconfig, n.Name, ClusterCIDR.String())
+	path := filepath.Join(n.dir, "kube-proxy.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	_, err = c.start("kube-proxy-"+n.Name, n.w, nil, filepath.Join(c.BinDir, "kube-proxy"), "--config", path, "-v", "2")
+	return err
+}
+
+// KubeProxyConfig is kube-proxy's configuration file for node (iptables
+// mode) with the kubeconfig at path and the cluster's pod range; the e2e
+// tests' kube-proxies use it too. conntrack maxPerCore 0: leave
+// nf_conntrack_max alone, a knob of the whole machine that a namespace
+// cannot set.
+func KubeProxyConfig(kubeconfig, node, clusterCIDR string) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
   kubeconfig: %s
@@ -342,13 +355,7 @@ conntrack:
   maxPerCore: 0
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
-`, kubeconfig, n.Name, ClusterCIDR)
-	path := filepath.Join(n.dir, "kube-proxy.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	_, err = c.start("kube-proxy-"+n.Name, n.w, nil, filepath.Join(c.BinDir, "kube-proxy"), "--config", path, "-v", "2")
-	return err
+`, kubeconfig, node, clusterCIDR)
 }
 
 // startKubelet starts n's kubelet.
