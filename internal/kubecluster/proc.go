@@ -83,7 +83,7 @@ func (c *Cluster) start(name string, w where, env []string, argv ...string) (*pr
 	a := w.nsenter(argv...)
 	cmd := exec.Command(a[0], a[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(daemonEnv(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -196,4 +196,20 @@ func killAll(nsInodes map[uint64]bool, cgroups []string, grace time.Duration) er
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// daemonEnv is this process's environment without what would point the
+// cluster's daemons elsewhere: proxies (nothing may leave the cluster's
+// namespaces) and a KUBECONFIG of the caller's.
+func daemonEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "KUBECONFIG":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
