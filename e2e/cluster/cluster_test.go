@@ -302,6 +302,7 @@ const (
 // TestClusterVXLAN runs the cluster with the vxlan backend.
 func TestClusterVXLAN(t *testing.T) {
 	c := upCluster(t, "vxlan")
+	t.Run("ReadyAfterCNI", c.testReadyAfterCNI)
 	t.Run("GranularChecksPods", func(t *testing.T) { c.runE2E(t, granularFocus, "", granularSpecs) })
 	t.Run("SigNetworkConformance", func(t *testing.T) { c.runE2E(t, conformanceFocus, conformanceSkip, conformanceSpecs) })
 	t.Run("Deployment20", c.testDeployment20)
@@ -313,6 +314,7 @@ func TestClusterVXLAN(t *testing.T) {
 // the underlay, no encapsulation).
 func TestClusterDirect(t *testing.T) {
 	c := upCluster(t, "direct")
+	t.Run("ReadyAfterCNI", c.testReadyAfterCNI)
 	t.Run("GranularChecksPods", func(t *testing.T) { c.runE2E(t, granularFocus, "", granularSpecs) })
 	t.Run("SigNetworkConformance", func(t *testing.T) { c.runE2E(t, conformanceFocus, conformanceSkip, conformanceSpecs) })
 	t.Run("Deployment20", c.testDeployment20)
