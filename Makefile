@@ -304,7 +304,9 @@ install-cni: cni-tools
 # with a warm cache (outside the tree, TAPROUTER_CACHE), about 12 minutes
 # more with a cold one (kube-apiserver alone 730 s on this machine). It
 # builds the images too and runs tools/image's tests on them (make images
-# 23 s from an empty bin/images with warm caches, the tests 23 s as root).
+# 23 s from an empty bin/images with warm caches, the tests 23 s as root),
+# and last the cluster tests (test-cluster, about 8-10 minutes). In all, a
+# fresh clone with warm caches took 17 min 11 s (849 test runs passed).
 test: deps cni-tools k8s-tools images
 	$(GO) vet ./...
 	$(GO) vet -C tools/image ./...
