@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 )
@@ -167,6 +168,14 @@ func NewHandler(b Backend) http.Handler {
 		res.Removed = nonNil(res.Removed)
 		writeJSON(w, http.StatusOK, res)
 	})
+	// The Go runtime's profiles (net/http/pprof), for `go tool pprof` over
+	// the socket: only root reaches it (the socket is 0600), and a
+	// profile costs nothing until asked for.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, NotFound("no such endpoint: "+r.Method+" "+r.URL.Path))
 	})

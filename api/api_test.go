@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -224,5 +226,27 @@ func TestUnknownEndpoint(t *testing.T) {
 	err := c.do(context.Background(), http.MethodGet, "/v2/nothing", nil, nil)
 	if ErrorCode(err) != CodeNotFound {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPprof: the runtime's profiles are served: a CPU profile (gzipped
+// protobuf), the heap profile, and the index listing them.
+func TestPprof(t *testing.T) {
+	h := NewHandler(&fakeBackend{ports: map[Attachment]Port{}})
+	for _, tc := range []struct{ path, want string }{
+		{"/debug/pprof/profile?seconds=1", "\x1f\x8b"},
+		{"/debug/pprof/heap", "\x1f\x8b"},
+		{"/debug/pprof/", "goroutine"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String()[:min(rec.Body.Len(), 4096)], tc.want) {
+			t.Errorf("GET %s: %d, body starts %.40q; want 200 with %q", tc.path, rec.Code, rec.Body.String(), tc.want)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/debug/pprof/heap", nil))
+	if rec.Code == http.StatusOK {
+		t.Errorf("POST /debug/pprof/heap: 200, want refused")
 	}
 }
