@@ -9,7 +9,11 @@
 //
 // Usage (as root; "make bench" runs it after the Go benchmarks):
 //
-//	compare [--taprouterd PATH] [--duration 5s] [--reps 3] [--pings 50]
+//	compare [--taprouterd PATH] [--duration 5s] [--reps 3] [--pings 50] [--profiles DIR]
+//
+// With --profiles, each taprouterd's CPU profile (GET /debug/pprof/profile
+// on its socket) during the first cross-node iperf3 run of each backend
+// lands in DIR: go tool pprof bin/taprouterd DIR/vxlan-node1.pprof.
 package main
 
 import (
@@ -31,6 +35,7 @@ type settings struct {
 	duration time.Duration // per iperf3 run
 	reps     int           // iperf3 runs per path; the median counts
 	pings    int           // pings per path
+	profiles string        // where to write the daemons' CPU profiles ("": none)
 }
 
 func main() {
@@ -39,6 +44,7 @@ func main() {
 	flag.DurationVar(&s.duration, "duration", 5*time.Second, "length of each iperf3 run")
 	flag.IntVar(&s.reps, "reps", 3, "iperf3 runs per path (the median is reported)")
 	flag.IntVar(&s.pings, "pings", 50, "pings per path (the average RTT is reported)")
+	flag.StringVar(&s.profiles, "profiles", "", "write each taprouterd's CPU profile during the first cross-node run to DIR/<backend>-<node>.pprof")
 	flag.Parse()
 	if err := preflight(*taprouterd); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
@@ -74,14 +80,25 @@ func compare(taprouterd string, s settings) int {
 	fmt.Printf("taprouter vs kernel on the demo topology: %d CPUs, iperf3 %d × %v (median), %d pings\n\n",
 		runtime.NumCPU(), s.reps, s.duration, s.pings)
 
-	kernelPTP := measureSetup("kernel ptp routes (kindnet)", s, func(c *testbed.Cluster) error { return c.WireKernelPTP() }, "", "")
-	kernelFlannel := measureSetup("kernel vxlan (flannel)", s, func(c *testbed.Cluster) error { return c.WireKernelFlannel() }, "", "")
+	kernelPTP := measureSetup("kernel ptp routes (kindnet)", s, func(c *testbed.Cluster) error { return c.WireKernelPTP() }, "", "", nil)
+	kernelFlannel := measureSetup("kernel vxlan (flannel)", s, func(c *testbed.Cluster) error { return c.WireKernelFlannel() }, "", "", nil)
 	var lines []line
 	for _, backend := range testbed.Backends {
+		var daemons map[string]*testbed.Daemon
+		var profile func() func()
+		if s.profiles != "" {
+			if err := os.MkdirAll(s.profiles, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "compare:", err)
+				return 2
+			}
+			seconds := max(1, int(s.duration.Seconds())-1)
+			profile = func() func() { return cpuProfiles(daemons, seconds, s.profiles, backend) }
+		}
 		tr := measureSetup("taprouter "+backend, s, func(c *testbed.Cluster) error {
-			_, err := c.StartTaprouter(backend)
+			var err error
+			daemons, err = c.StartTaprouter(backend)
 			return err
-		}, taprouterd, backend)
+		}, taprouterd, backend, profile)
 		cross := line{path: "cross-node", backend: backend, taprouter: tr["cross-node"]}
 		switch backend {
 		case "vxlan":

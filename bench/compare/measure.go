@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/taprouter/taprouter/internal/testbed"
@@ -38,7 +45,10 @@ func (m measurement) latency() string {
 
 // measureSetup builds the demo topology on a fresh bed, wires it with wire,
 // and measures pa → pb (same-node) and pa → pc (cross-node).
-func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, taprouterd, backend string) map[string]measurement {
+// profile, if set, is called when the first cross-node iperf3 run starts
+// and returns a function to wait for what it started (the daemons' CPU
+// profiles).
+func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, taprouterd, backend string, profile func() (wait func())) map[string]measurement {
 	fmt.Printf("measuring %s ...\n", name)
 	results := map[string]measurement{}
 	fail := func(err error) map[string]measurement {
@@ -62,7 +72,11 @@ func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, ta
 	}
 	pa := c.Pod("pa")
 	for path, to := range map[string]*testbed.Pod{"same-node": c.Pod("pb"), "cross-node": c.Pod("pc")} {
-		m := measurePath(bed, pa, to, s)
+		var hook func() func()
+		if path == "cross-node" {
+			hook = profile
+		}
+		m := measurePath(bed, pa, to, s, hook)
 		if m.err != nil {
 			m.err = fmt.Errorf("%s %s: %w", name, path, m.err)
 			fmt.Println(indent(bed.Logs()))
@@ -72,7 +86,7 @@ func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, ta
 	return results
 }
 
-func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings) measurement {
+func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings, profile func() func()) measurement {
 	pr, err := from.Ping(to.Addr(), testbed.PingOptions{Count: s.pings, Interval: 20 * time.Millisecond})
 	if err != nil {
 		return measurement{err: err}
@@ -81,8 +95,13 @@ func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings) measuremen
 		return measurement{err: fmt.Errorf("ping lost %d of %d", pr.Transmitted-pr.Received, pr.Transmitted)}
 	}
 	var rates []float64
-	for range s.reps {
+	for i := range s.reps {
+		wait := func() {}
+		if i == 0 && profile != nil {
+			wait = profile()
+		}
 		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{Duration: s.duration})
+		wait()
 		if err != nil {
 			return measurement{err: err}
 		}
@@ -90,4 +109,38 @@ func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings) measuremen
 	}
 	slices.Sort(rates)
 	return measurement{bitsPerSecond: rates[len(rates)/2], rtt: pr.RTTAvg, measured: true}
+}
+
+// cpuProfiles starts a CPU profile of seconds on every daemon (GET
+// /debug/pprof/profile on its socket) and returns a function that waits
+// for them and writes each to dir/<name>-<node>.pprof.
+func cpuProfiles(daemons map[string]*testbed.Daemon, seconds int, dir, name string) func() {
+	var wg sync.WaitGroup
+	for node, d := range daemons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
+			}}}
+			resp, err := client.Get(fmt.Sprintf("http://taprouterd/debug/pprof/profile?seconds=%d", seconds))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "profile %s %s: %v\n", name, node, err)
+				return
+			}
+			defer resp.Body.Close()
+			path := filepath.Join(dir, name+"-"+node+".pprof")
+			f, err := os.Create(path)
+			if err == nil {
+				_, err = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			if err != nil || resp.StatusCode != http.StatusOK {
+				fmt.Fprintf(os.Stderr, "profile %s %s: %v %s\n", name, node, err, resp.Status)
+				return
+			}
+			fmt.Printf("  CPU profile of %s on %s during the cross-node run: %s\n", name, node, path)
+		}()
+	}
+	return wg.Wait
 }
