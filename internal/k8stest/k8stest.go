@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/taprouter/taprouter/internal/inns"
+	"github.com/taprouter/taprouter/internal/kubecluster"
 	"github.com/taprouter/taprouter/internal/kubepki"
 	"github.com/taprouter/taprouter/podnet/netnstest"
 )
@@ -169,16 +170,7 @@ func start(t testing.TB, bin, nsName string, addr netip.Addr) *Cluster {
 
 	// etcd only on the namespace's loopback, without TLS: only the API
 	// server, in the same namespace, can reach it.
-	etcd := c.start(t, "etcd",
-		"--name", "default",
-		"--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", "http://127.0.0.1:2379",
-		"--advertise-client-urls", "http://127.0.0.1:2379",
-		"--listen-peer-urls", "http://127.0.0.1:2380",
-		"--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-		"--initial-cluster", "default=http://127.0.0.1:2380",
-		"--unsafe-no-fsync", // a throwaway store: durability only costs time
-	)
+	etcd := c.start(t, "etcd", kubecluster.EtcdArgs(filepath.Join(dir, "etcd"))...)
 	c.waitReady(t, etcd, "http://127.0.0.1:2379/readyz")
 	c.apiArgs = []string{
 		"--etcd-servers", "http://127.0.0.1:2379",

@@ -71,16 +71,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 
 	// etcd only on the namespace's loopback, without TLS: only the API
 	// server, in the same namespace, reaches it.
-	etcd, err := c.start("etcd", w, nil, bin("etcd"),
-		"--name", "default",
-		"--data-dir", filepath.Join(c.Dir, "etcd"),
-		"--listen-client-urls", "http://127.0.0.1:2379",
-		"--advertise-client-urls", "http://127.0.0.1:2379",
-		"--listen-peer-urls", "http://127.0.0.1:2380",
-		"--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-		"--initial-cluster", "default=http://127.0.0.1:2380",
-		"--unsafe-no-fsync", // a throwaway store: durability only costs time
-	)
+	etcd, err := c.start("etcd", w, nil, append([]string{bin("etcd")}, EtcdArgs(filepath.Join(c.Dir, "etcd"))...)...)
 	if err != nil {
 		return err
 	}
@@ -211,5 +202,23 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, f func() (
 			return fmt.Errorf("%s: not after %v: %s", what, timeout, strings.TrimSpace(last))
 		case <-time.After(500 * time.Millisecond):
 		}
+	}
+}
+
+// EtcdArgs are the flags of a test etcd with its data in dataDir: one
+// member, on its namespace's loopback only (127.0.0.1:2379), without TLS
+// (only the API server, in the same namespace, reaches it) and without
+// fsync (a throwaway store: durability only costs time). internal/k8stest
+// runs etcd with them too.
+func EtcdArgs(dataDir string) []string {
+	return []string{
+		"--name", "default",
+		"--data-dir", dataDir,
+		"--listen-client-urls", "http://127.0.0.1:2379",
+		"--advertise-client-urls", "http://127.0.0.1:2379",
+		"--listen-peer-urls", "http://127.0.0.1:2380",
+		"--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "default=http://127.0.0.1:2380",
+		"--unsafe-no-fsync",
 	}
 }

@@ -121,15 +121,11 @@ func stopPid(pid int, grace time.Duration) {
 // are another cluster's (or someone's), and Down would remove them.
 func nameFree(name string) error {
 	found, _ := filepath.Glob("/run/netns/" + name + "-*")
-	mounts, err := cgroupMounts("cgroup")
+	mounts, err := allCgroupMounts()
 	if err != nil {
 		return err
 	}
-	v2, err := cgroupMounts("cgroup2")
-	if err != nil {
-		return err
-	}
-	for _, m := range append(mounts, v2...) {
+	for _, m := range mounts {
 		cgs, _ := filepath.Glob(filepath.Join(m, name+"-node*"))
 		found = append(found, cgs...)
 	}

@@ -152,6 +152,17 @@ func (c *Cluster) makeNSDir(ctx context.Context, nsDir string) error {
 	return err
 }
 
+// allCgroupMounts returns the mount points of every cgroup hierarchy, v1
+// and v2.
+func allCgroupMounts() ([]string, error) {
+	v1, err := cgroupMounts("cgroup")
+	if err != nil {
+		return nil, err
+	}
+	v2, err := cgroupMounts("cgroup2")
+	return append(v1, v2...), err
+}
+
 // cgroupMounts returns the mount points of the cgroup hierarchies of
 // fstype: cgroup (v1) or cgroup2.
 func cgroupMounts(fstype string) ([]string, error) {

@@ -142,17 +142,13 @@ func (s *state) validate(dir string) error {
 			return fmt.Errorf("namespace file %q is not in %s", f, nsDir)
 		}
 	}
-	mounts, err := cgroupMounts("cgroup")
-	if err != nil {
-		return err
-	}
-	v2, err := cgroupMounts("cgroup2")
+	mounts, err := allCgroupMounts()
 	if err != nil {
 		return err
 	}
 	for _, cg := range s.Cgroups {
 		rest, ok := strings.CutPrefix(filepath.Base(cg), s.Name+"-")
-		if !ok || !cgroupRE.MatchString(rest) || !slices.Contains(append(mounts, v2...), filepath.Dir(cg)) {
+		if !ok || !cgroupRE.MatchString(rest) || !slices.Contains(mounts, filepath.Dir(cg)) {
 			return fmt.Errorf("cgroup %q is not one of cluster %s's", cg, s.Name)
 		}
 	}
