@@ -28,6 +28,13 @@ CNI_BIN_DIR         ?= /opt/cni/bin
 FUZZTIME    ?= 60s
 CI_FUZZTIME ?= 3s
 
+# The Go benchmarks (make bench), none of which needs root: the
+# micro-benchmarks beside their code and bench's in-process routers, the
+# netstack pods' TCP among them. make test (CI) runs each for
+# CI_BENCHTIME, so that they run (not skip) and keep compiling.
+BENCH_PKGS   := ./fib/ ./router/ ./tunnel/ ./bench/...
+CI_BENCHTIME ?= 100x
+
 # The packages with allocation tests (Test...Alloc...): they skip under the
 # race detector, so `make test` runs them a second time without it.
 ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*Alloc' . | grep -v '^./bin/')))
@@ -313,6 +320,7 @@ test: deps cni-tools k8s-tools images
 	TAPROUTER_CONTAINERD=$(CONTAINERD_CACHE) $(GO) test -C tools/image $(TEST_EXEC) -count=1 -v ./...
 	$(GO) test $(TEST_EXEC) -race -v -count=1 -timeout 25m ./...
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime $(CI_BENCHTIME) -benchmem $(BENCH_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)
 	$(MAKE) test-cluster
 
@@ -356,7 +364,7 @@ demo: deps build cni-tools
 	$(SUDO) $(BIN)/taprouter-demo
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./fib/ ./router/ ./tunnel/ ./bench/...
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
 	$(GO) build -o $(BIN)/compare ./bench/compare
 	$(SUDO) $(BIN)/compare --taprouterd $(BIN)/taprouterd
 
