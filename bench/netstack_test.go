@@ -83,10 +83,18 @@ func (d *eth0) take(bufs [][]byte, sizes []int, offset, n int, pkt *stack.Packet
 		d.oversize.Add(1)
 		return n
 	}
-	sizes[n] = 0
-	for _, s := range pkt.AsSlices() {
-		sizes[n] += copy(b[sizes[n]:], s)
+	vl, skip := pkt.AsViewList() // AsSlices would allocate
+	size := 0
+	for v := vl.Front(); v != nil; v = v.Next() {
+		s := v.AsSlice()
+		if skip >= len(s) {
+			skip -= len(s)
+			continue
+		}
+		size += copy(b[size:], s[skip:])
+		skip = 0
 	}
+	sizes[n] = size
 	return n + 1
 }
 
