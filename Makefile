@@ -33,7 +33,7 @@ CI_FUZZTIME ?= 3s
 # netstack pods' TCP among them. make test (CI) runs each for
 # CI_BENCHTIME, so that they run (not skip) and keep compiling.
 BENCH_PKGS   := ./fib/ ./router/ ./tunnel/ ./bench/...
-CI_BENCHTIME ?= 100x
+CI_BENCHTIME ?= 10x
 
 # The packages with allocation tests (Test...Alloc...): they skip under the
 # race detector, so `make test` runs them a second time without it.
@@ -302,7 +302,8 @@ install-cni: cni-tools
 # taprouterd under test, which TestMain builds without it; measured on a
 # shared 2-core machine, e2e took 210-295 s with -race and 282 s without
 # (the daemon and the kernel do the work), so it costs nothing worth saving.
-# The allocation tests skip under -race and run again without it; then every
+# The allocation tests skip under -race and run again without it; then the
+# Go benchmarks run for CI_BENCHTIME each (about 15 s, no root); then every
 # fuzz target runs for CI_FUZZTIME (about CI_FUZZTIME + 2 s each with a warm
 # cache). The whole target took 514 s with warm Go and k8s-tools caches; a cold Go cache adds
 # about 8 minutes of building (vet 220 s, race test binaries 150 s, fuzz
