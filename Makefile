@@ -303,7 +303,7 @@ install-cni: cni-tools
 # shared 2-core machine, e2e took 210-295 s with -race and 282 s without
 # (the daemon and the kernel do the work), so it costs nothing worth saving.
 # The allocation tests skip under -race and run again without it; then the
-# Go benchmarks run for CI_BENCHTIME each (about 15 s, no root); then every
+# Go benchmarks run for CI_BENCHTIME each (18 s, no root); then every
 # fuzz target runs for CI_FUZZTIME (about CI_FUZZTIME + 2 s each with a warm
 # cache). The whole target took 514 s with warm Go and k8s-tools caches; a cold Go cache adds
 # about 8 minutes of building (vet 220 s, race test binaries 150 s, fuzz
