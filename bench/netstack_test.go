@@ -213,11 +213,11 @@ func newPodPair(tb testing.TB, crossNode bool) *podPair {
 	return p
 }
 
-// stream sends total bytes from the client to the server, in writes of
-// 64 KiB that fill (if not nil) fills, and reads them on the server,
-// handing each read to got (if not nil); it returns once the server has
-// read them all. It fails rather than hang if the pods move less than
-// 1 MiB/s.
+// stream sends total bytes from the client to the server in writes of
+// 64 KiB, each filled by fill first (if not nil), and reads them on the
+// server, handing each read to got (if not nil); it returns once the
+// server has read them all. It fails rather than hang if the pods move
+// less than 1 MiB/s (after a minute's grace).
 func (p *podPair) stream(total int64, fill, got func([]byte)) error {
 	p.peer.SetReadDeadline(time.Now().Add(time.Minute + time.Duration(total>>20)*time.Second))
 	sent := make(chan error, 1)
