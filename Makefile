@@ -28,6 +28,13 @@ CNI_BIN_DIR         ?= /opt/cni/bin
 FUZZTIME    ?= 60s
 CI_FUZZTIME ?= 3s
 
+# The Go benchmarks (make bench), none of which needs root: the
+# micro-benchmarks beside their code and bench's in-process routers, the
+# netstack pods' TCP among them. make test (CI) runs each for
+# CI_BENCHTIME, so that they run (not skip) and keep compiling.
+BENCH_PKGS   := ./fib/ ./router/ ./tunnel/ ./bench/...
+CI_BENCHTIME ?= 10x
+
 # The packages with allocation tests (Test...Alloc...): they skip under the
 # race detector, so `make test` runs them a second time without it.
 ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' -E '^func Test[A-Za-z0-9_]*Alloc' . | grep -v '^./bin/')))
@@ -295,7 +302,8 @@ install-cni: cni-tools
 # taprouterd under test, which TestMain builds without it; measured on a
 # shared 2-core machine, e2e took 210-295 s with -race and 282 s without
 # (the daemon and the kernel do the work), so it costs nothing worth saving.
-# The allocation tests skip under -race and run again without it; then every
+# The allocation tests skip under -race and run again without it; then the
+# Go benchmarks run for CI_BENCHTIME each (18 s, no root); then every
 # fuzz target runs for CI_FUZZTIME (about CI_FUZZTIME + 2 s each with a warm
 # cache). The whole target took 514 s with warm Go and k8s-tools caches; a cold Go cache adds
 # about 8 minutes of building (vet 220 s, race test binaries 150 s, fuzz
@@ -313,6 +321,7 @@ test: deps cni-tools k8s-tools images
 	TAPROUTER_CONTAINERD=$(CONTAINERD_CACHE) $(GO) test -C tools/image $(TEST_EXEC) -count=1 -v ./...
 	$(GO) test $(TEST_EXEC) -race -v -count=1 -timeout 25m ./...
 	$(GO) test $(TEST_EXEC) -v -count=1 -run Alloc $(ALLOC_PKGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime $(CI_BENCHTIME) -benchmem $(BENCH_PKGS)
 	GO=$(GO) bash .ci/fuzz $(CI_FUZZTIME)
 	$(MAKE) test-cluster
 
@@ -356,7 +365,7 @@ demo: deps build cni-tools
 	$(SUDO) $(BIN)/taprouter-demo
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./fib/ ./router/ ./tunnel/ ./bench/...
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
 	$(GO) build -o $(BIN)/compare ./bench/compare
 	$(SUDO) $(BIN)/compare --taprouterd $(BIN)/taprouterd
 

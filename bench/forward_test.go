@@ -22,6 +22,7 @@ var (
 	macA, macC         = link.HardwareAddr{2, 0, 0, 0, 0, 4}, link.HardwareAddr{2, 0, 0, 0, 1, 5}
 	gw1MAC, gw2MAC     = link.DerivedMAC(0x0e, 0x58, node1), link.DerivedMAC(0x0e, 0x58, node2)
 	podCIDR1, podCIDR2 = netip.MustParsePrefix("10.244.0.0/24"), netip.MustParsePrefix("10.244.1.0/24")
+	gw1, gw2           = netip.MustParseAddr("10.244.0.1"), netip.MustParseAddr("10.244.1.1")
 )
 
 // source is a pod's TAP that sends a template frame as fast as the router
@@ -223,14 +224,11 @@ func udp(c link.DatagramConn, _ netip.Addr) (tunnel.Tunnel, error) {
 	return tunnel.NewUDP(c, tunnel.UDPConfig{})
 }
 
-// crossNode is pod A on node1 and pod C on node2, two running routers and
-// the in-memory underlay between them.
-type crossNode struct {
-	src *source
-	dst *sink
-}
-
-func newCrossNode(tb testing.TB, newTunnel backend) *crossNode {
+// newNodes returns node1's and node2's routers, each with its pod range
+// and the other as its peer, joined by the in-memory underlay through the
+// given backend. They have no pod port and are not started; the test's
+// cleanup closes them.
+func newNodes(tb testing.TB, newTunnel backend) (r1, r2 *router.Router) {
 	w12 := newWire(netip.AddrPortFrom(node1, 8472))
 	w21 := newWire(netip.AddrPortFrom(node2, 8472))
 	t1, err := newTunnel(&conn{in: w21, out: w12}, node1)
@@ -241,16 +239,29 @@ func newCrossNode(tb testing.TB, newTunnel backend) *crossNode {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r1, err := router.New(router.Config{PodCIDR: podCIDR1, Gateway: netip.MustParseAddr("10.244.0.1"), GatewayMAC: gw1MAC, NodeAddr: node1, Tunnel: t1, TunnelMTU: 1450})
+	r1, err = router.New(router.Config{PodCIDR: podCIDR1, Gateway: gw1, GatewayMAC: gw1MAC, NodeAddr: node1, Tunnel: t1, TunnelMTU: 1450})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r2, err := router.New(router.Config{PodCIDR: podCIDR2, Gateway: netip.MustParseAddr("10.244.1.1"), GatewayMAC: gw2MAC, NodeAddr: node2, Tunnel: t2, TunnelMTU: 1450})
+	r2, err = router.New(router.Config{PodCIDR: podCIDR2, Gateway: gw2, GatewayMAC: gw2MAC, NodeAddr: node2, Tunnel: t2, TunnelMTU: 1450})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	r1.SetPeers([]tunnel.Peer{{Node: "node2", Addr: node2, PodCIDRs: []netip.Prefix{podCIDR2}}})
 	r2.SetPeers([]tunnel.Peer{{Node: "node1", Addr: node1, PodCIDRs: []netip.Prefix{podCIDR1}}})
+	tb.Cleanup(func() { r1.Close(); r2.Close() })
+	return r1, r2
+}
+
+// crossNode is pod A on node1 and pod C on node2, two running routers and
+// the in-memory underlay between them.
+type crossNode struct {
+	src *source
+	dst *sink
+}
+
+func newCrossNode(tb testing.TB, newTunnel backend) *crossNode {
+	r1, r2 := newNodes(tb, newTunnel)
 	c := &crossNode{src: newSource(frame(1450)), dst: newSink()}
 	if _, err := r1.AddPodPort("pa", c.src, podA, macA, 1450); err != nil {
 		tb.Fatal(err)
@@ -263,7 +274,6 @@ func newCrossNode(tb testing.TB, newTunnel backend) *crossNode {
 	}
 	r1.Start()
 	r2.Start()
-	tb.Cleanup(func() { r1.Close(); r2.Close() })
 	// What the first frames set up (goroutines reaching their loops, the
 	// runtime's caches) is not what the benchmark measures.
 	c.send(100000)
