@@ -143,10 +143,17 @@ func (f *fakeAPI) listCount() int {
 // replay.
 func (f *fakeAPI) waitWatch(t *testing.T) {
 	t.Helper()
+	f.waitWatchWithin(t, 10*time.Second)
+}
+
+// waitWatchWithin is waitWatch with a timeout: after failed watches
+// client-go's reflector backs off (up to 30 s with as much jitter again).
+func (f *fakeAPI) waitWatchWithin(t *testing.T, timeout time.Duration) {
+	t.Helper()
 	select {
 	case <-f.watches:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the informer opened no watch")
+	case <-time.After(timeout):
+		t.Fatalf("the informer opened no watch in %v", timeout)
 	}
 }
 

@@ -220,7 +220,9 @@ func TestRelistAndOutageHandOutNothing(t *testing.T) {
 	time.Sleep(2 * time.Second) // let the informer fail a few more times
 	r.none(t, 0)
 	api.setDown(false)
-	api.waitWatch(t)
+	// The reflector retries with backoff (seen: over 10 s on a loaded
+	// machine); the same bound as e2e's TestKubeAPIOutage.
+	api.waitWatchWithin(t, 65*time.Second)
 	r.none(t, 300*time.Millisecond)
 	if n := r.count("API server unreachable, forwarding on last known state"); n != 1 {
 		t.Errorf("logged the outage %d times, want 1:\n%s", n, r.dump())
