@@ -253,7 +253,7 @@ func (c *Cluster) start(t testing.TB, name string, args ...string) *process {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("%s log (tail):\n%s", name, tail(p.log, 40))
+			t.Logf("%s log (tail):\n%s", name, kubecluster.TailFile(p.log, 40))
 		}
 	})
 	return p
@@ -281,7 +281,7 @@ func (c *Cluster) waitReady(t testing.TB, p *process, url string) {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited before %s was ready: %v\n%s", p.name, url, p.err, tail(p.log, 40))
+			t.Fatalf("%s exited before %s was ready: %v\n%s", p.name, url, p.err, kubecluster.TailFile(p.log, 40))
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -351,19 +351,6 @@ func (c *Cluster) Command(name string, args ...string) *exec.Cmd {
 // kubeconfig is the admin's kubeconfig with the certificates embedded.
 func kubeconfig(server string, p *pki) []byte {
 	return kubepki.CertKubeconfig(server, p.ca.CertPEM, "admin", p.admin)
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ServiceAccountKubeconfig writes a kubeconfig that authenticates as the

@@ -181,7 +181,7 @@ func (c *Cluster) checkProcs() error {
 	defer c.procsMu.Unlock()
 	for _, p := range c.procs {
 		if exited, err := p.exited(); exited {
-			return fmt.Errorf("%s exited: %v\n%s", p.name, err, tail(p.log, 30))
+			return fmt.Errorf("%s exited: %v\n%s", p.name, err, TailFile(p.log, 30))
 		}
 	}
 	return nil

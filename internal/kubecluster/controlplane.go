@@ -158,11 +158,11 @@ func (c *Cluster) waitHTTP(ctx context.Context, w where, p *proc, url string, au
 			last = err
 		}
 		if exited, err := p.exited(); exited {
-			return fmt.Errorf("%s exited before %s answered: %v\n%s", p.name, url, err, tail(p.log, 30))
+			return fmt.Errorf("%s exited before %s answered: %v\n%s", p.name, url, err, TailFile(p.log, 30))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %s did not answer: %v\n%s", p.name, url, last, tail(p.log, 30))
+			return fmt.Errorf("%s: %s did not answer: %v\n%s", p.name, url, last, TailFile(p.log, 30))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

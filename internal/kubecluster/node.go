@@ -319,7 +319,7 @@ func (c *Cluster) startContainerd(ctx context.Context, n *Node) error {
 	ctr := []string{filepath.Join(c.BinDir, "ctr"), "--address", containerdSock, "-n", "k8s.io"}
 	if err := waitFor(ctx, time.Minute, n.Name+": containerd", func() (bool, string, error) {
 		if exited, err := p.exited(); exited {
-			return false, "", fmt.Errorf("%s: containerd exited: %v\n%s", n.Name, err, tail(p.log, 30))
+			return false, "", fmt.Errorf("%s: containerd exited: %v\n%s", n.Name, err, TailFile(p.log, 30))
 		}
 		_, err := n.w.run(ctx, nil, append(ctr, "version")...)
 		return err == nil, fmt.Sprint(err), nil

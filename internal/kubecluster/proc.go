@@ -102,8 +102,9 @@ func (c *Cluster) start(name string, w where, env []string, argv ...string) (*pr
 	return p, nil
 }
 
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
+// TailFile returns the last n lines of the file at path (internal/k8stest
+// uses it for its logs too).
+func TailFile(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
