@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -182,7 +183,11 @@ func flowOfReply(h []byte) (flowKey, bool) {
 }
 
 // flowSlot is one remembered flow. seq is odd while a writer changes the
-// slot; readers retry or miss then.
+// slot's key (inserts, evicts or expires a flow); readers wait for it to be
+// even again. Refreshing a flow (seen, closing) does not change the key and
+// takes no lock: a reader must never miss a live flow because its client
+// sent a packet at the same moment (the reply would reach the pod from the
+// backend's address, and the pod would reset the connection).
 type flowSlot struct {
 	seq     atomic.Uint64
 	a, b    atomic.Uint64 // the key; b == 0: empty
@@ -191,29 +196,54 @@ type flowSlot struct {
 }
 
 func (s *flowSlot) lock() uint64 {
-	for {
+	for i := 0; ; i++ {
 		q := s.seq.Load()
 		if q&1 == 0 && s.seq.CompareAndSwap(q, q+1) {
 			return q + 1
 		}
+		backoff(i)
+	}
+}
+
+// backoff yields the processor after a few spins: the writer being waited
+// for may have been preempted inside its few instructions.
+func backoff(spins int) {
+	if spins >= 16 {
+		runtime.Gosched()
 	}
 }
 
 func (s *flowSlot) unlock(q uint64) { s.seq.Store(q + 1) }
 
-// holds reports whether the slot holds k, without a lock.
+// holds reports whether the slot holds k, without a lock. While a writer
+// changes the slot's key it waits: a miss is never a guess.
 func (s *flowSlot) holds(k flowKey) bool {
-	for range 16 {
+	for i := 0; ; i++ {
 		q := s.seq.Load()
-		if q&1 != 0 {
-			continue
+		if q&1 == 0 {
+			hit := s.b.Load() == k.b && s.a.Load() == k.a
+			if s.seq.Load() == q {
+				return hit
+			}
 		}
-		hit := s.b.Load() == k.b && s.a.Load() == k.a
-		if s.seq.Load() == q {
-			return hit
-		}
+		backoff(i)
 	}
-	return false // a writer is busy on this very slot: a miss
+}
+
+// refresh marks the slot's flow, k, as seen now, if the slot still holds k
+// and no writer changed it meanwhile: seen is stored between two reads of
+// an even, unchanged seq, so an expiry (which rereads seen under the lock)
+// either sees it or has started before and is caught by the second read.
+func (s *flowSlot) refresh(k flowKey, now int64, closing bool) bool {
+	q := s.seq.Load()
+	if q&1 != 0 || s.b.Load() != k.b || s.a.Load() != k.a {
+		return false
+	}
+	s.seen.Store(now)
+	if closing {
+		s.closing.Store(true)
+	}
+	return s.seq.Load() == q
 }
 
 type flowBucket struct{ slots [flowWays]flowSlot }
@@ -272,8 +302,13 @@ func (t *flowTable) record(k flowKey, closing bool) {
 				free = s
 			}
 		case b == k.b && s.a.Load() == k.a:
+			if s.refresh(k, now, closing) {
+				return
+			}
+			// Expired (or being expired) meanwhile: under the lock, refresh
+			// it if it is still there, or take the slot if it is free.
 			q := s.lock()
-			if s.b.Load() == k.b && s.a.Load() == k.a { // not expired meanwhile
+			if s.b.Load() == k.b && s.a.Load() == k.a {
 				s.seen.Store(now)
 				if closing {
 					s.closing.Store(true)
@@ -282,7 +317,7 @@ func (t *flowTable) record(k flowKey, closing bool) {
 				return
 			}
 			s.unlock(q)
-			if free == nil {
+			if free == nil && s.b.Load() == 0 {
 				free = s
 			}
 		default:

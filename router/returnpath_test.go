@@ -377,3 +377,80 @@ func BenchmarkHostToPodRecorded(b *testing.B) {
 		b.Fatalf("return_path_flows %d, want 1", got)
 	}
 }
+
+// TestFlowTableReaderWaitsForWriter: a reader that finds a writer inside a
+// slot waits for it instead of calling the flow missing. (Before, it gave
+// up after 16 spins and missed: with the host port's goroutine preempted
+// inside a refresh, a Service's reply went to the pod from the backend's
+// address, and the pod reset the connection: TestServiceReturnPath in CI.)
+func TestFlowTableReaderWaitsForWriter(t *testing.T) {
+	tab := newFlowTable(flowWays, time.Unix(1e9, 0))
+	k := makeFlowKey(6, []byte{10, 244, 1, 5}, []byte{10, 244, 0, 4}, 8080, 40000)
+	tab.record(k, false)
+	var slot *flowSlot
+	for i := range tab.buckets[0].slots {
+		if tab.buckets[0].slots[i].b.Load() == k.b {
+			slot = &tab.buckets[0].slots[i]
+		}
+	}
+	q := slot.lock() // a writer, preempted inside the slot
+	got := make(chan bool, 1)
+	go func() { got <- tab.contains(k) }()
+	select {
+	case hit := <-got:
+		t.Fatalf("contains returned %v while a writer held the slot, want it to wait", hit)
+	case <-time.After(50 * time.Millisecond):
+	}
+	slot.unlock(q)
+	if !<-got {
+		t.Fatal("contains missed the flow after the writer left")
+	}
+}
+
+// TestFlowTableRefreshNeverHidesAFlow: while one goroutine refreshes a flow
+// as fast as it can (the host port forwarding a client's packets), readers
+// (the pod ports and the tunnel, with the backend's replies) find it every
+// time: exactly 0 misses.
+func TestFlowTableRefreshNeverHidesAFlow(t *testing.T) {
+	tab := newFlowTable(DefaultReturnPathFlows, time.Unix(1e9, 0))
+	k := makeFlowKey(6, []byte{10, 244, 1, 5}, []byte{10, 244, 0, 4}, 8080, 40000)
+	tab.record(k, false)
+	const lookups = 200000
+	stop := make(chan struct{})
+	writerDone := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				writerDone <- n
+				return
+			default:
+			}
+			for range 64 {
+				tab.record(k, false)
+				tab.now.Add(1)
+			}
+			n += 64
+		}
+	}()
+	misses := make(chan int, 2)
+	for range 2 {
+		go func() {
+			m := 0
+			for range lookups {
+				if !tab.contains(k) {
+					m++
+				}
+			}
+			misses <- m
+		}()
+	}
+	m := <-misses + <-misses
+	close(stop)
+	refreshes := <-writerDone
+	if m != 0 {
+		t.Fatalf("%d of %d lookups missed the flow during %d refreshes, want 0", m, 2*lookups, refreshes)
+	}
+	t.Logf("%d lookups, %d refreshes, 0 misses", 2*lookups, refreshes)
+}
