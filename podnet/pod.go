@@ -213,7 +213,7 @@ func DetachPod(p Pod, own Iface) error {
 		// queue, and TUNSETIFF on one that is open elsewhere is EBUSY.
 		var dev *tap.Device
 		if err := inns.Do(ns, func() (err error) {
-			dev, err = tap.Attach(name, tap.TAP)
+			dev, err = tap.Attach(name, tap.TAP, false)
 			return err
 		}); err != nil {
 			return fmt.Errorf("detach pod %v: %s: %v: %w", p, name, err, ErrNotOwned)

@@ -18,6 +18,20 @@
 // is the ring between the kernel and Read, and the driver drops what
 // overflows it rather than pushing back on the sender.
 //
+// With Options.Offload a TAP is opened with IFF_VNET_HDR and offers its
+// kernel checksum offload and TSO over IPv4 (TUNSETOFFLOAD, probed: what
+// the kernel refuses is left out, and Offloads says what it took). The
+// pod's kernel then hands taprouter TCP super-frames of up to 64 KB with
+// partial checksums, one read(2) each instead of one per segment. Read
+// hides that from its caller: it completes partial checksums (from the
+// IPv4 and TCP/UDP headers, not from the sender's csum_start/hdr_len), and
+// cuts a super-frame into segments of the sender's segment size (at most
+// the MTU, so a TCP that lowered its MSS after a frag-needed keeps to it),
+// one per buffer of the batch, the rest handed out by the next Read. Write
+// puts an empty virtio_net_hdr in front of each frame (no offload asked
+// of the kernel). Attach sets the offloads the adopting process asks for,
+// and clears a previous owner's: they belong to the device, not the fd.
+//
 // The ioctls go through golang.org/x/sys/unix directly. Wrappers such as
 // songgao/water cannot set IFF_VNET_HDR, cannot combine persist and
 // multiqueue, hide the fd behind a blocking io.ReadWriter and read one frame

@@ -32,9 +32,8 @@ func (m Mode) String() string {
 // returns exactly one frame or packet.
 //
 // IFF_VNET_HDR (a virtio_net_hdr in front of every packet, which enables TSO
-// and checksum offload) and IFF_MULTI_QUEUE (one fd per queue) belong here
-// when taprouter wants them. Both change what Read and Write see and how a
-// device is re-attached, so neither is set yet.
+// and checksum offload) is added by Create and Attach for Options.Offload
+// (see vnet.go). IFF_MULTI_QUEUE (one fd per queue) is not used yet.
 func (m Mode) flags() (uint16, error) {
 	switch m {
 	case TAP:

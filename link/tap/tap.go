@@ -43,6 +43,13 @@ type Options struct {
 	// frames the kernel queues for Read before it drops. Zero means
 	// DefaultTxQueueLen.
 	TxQueueLen int
+	// Offload opens a TAP with IFF_VNET_HDR and asks for checksum offload
+	// and TSO over IPv4 (TUNSETOFFLOAD), taking what the kernel accepts
+	// (Offloads says what). The kernel then hands Read 64 KB TCP
+	// super-frames with partial checksums, one read(2) each instead of one
+	// per segment; Read completes the checksums and cuts super-frames into
+	// segments, so callers see what they would see without it. Not for TUN.
+	Offload bool
 }
 
 // Device is an open TUN or TAP device. It implements link.Device.
@@ -62,8 +69,14 @@ type Device struct {
 	// unexported "use of closed file" error).
 	closed atomic.Bool
 
-	reader *fdio.Reader
-	writer *fdio.Writer
+	reader   frameReader
+	writer   *fdio.Writer
+	vnet     *vnetReader // with Options.Offload: reader
+	offloads Offloads
+}
+
+type frameReader interface {
+	Read(bufs [][]byte, sizes []int, offset int) (int, error)
 }
 
 var _ link.Device = (*Device)(nil)
@@ -83,6 +96,12 @@ func Create(name string, mode Mode, opts Options) (*Device, error) {
 		txQueueLen = DefaultTxQueueLen
 	case txQueueLen < 0:
 		return nil, fmt.Errorf("create %s %s: invalid TxQueueLen %d: want 0 (the default) or more", mode, name, txQueueLen)
+	}
+	if opts.Offload {
+		if mode != TAP {
+			return nil, fmt.Errorf("create %s %s: Offload is for TAP devices", mode, name)
+		}
+		flags |= unix.IFF_VNET_HDR
 	}
 	// IFF_TUN_EXCL makes TUNSETIFF fail with EBUSY instead of silently
 	// attaching to an existing device.
@@ -105,6 +124,13 @@ func Create(name string, mode Mode, opts Options) (*Device, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("create %s %s: read MTU: %w", mode, name, err)
 	}
+	var offloads Offloads
+	if opts.Offload {
+		if offloads, err = offloadsFor(fd, true); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("create %s %s: %w", mode, name, err)
+		}
+	}
 	// Persist last: until here, closing fd deletes the device again.
 	if opts.Persist {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
@@ -112,17 +138,44 @@ func Create(name string, mode Mode, opts Options) (*Device, error) {
 			return nil, fmt.Errorf("create %s %s: set persist: %w", mode, name, err)
 		}
 	}
-	return newDevice(fd, name, mode, mtu)
+	return newDevice(fd, name, mode, mtu, opts.Offload, offloads)
+}
+
+// offloadsFor sets the offloads of a device opened with IFF_VNET_HDR if
+// vnet, and says which the kernel took. A device opened without it gets
+// none: TUNSETOFFLOAD's flags belong to the device, not to the fd, and a
+// persistent TAP adopted without offloads must not keep a previous
+// owner's (the kernel would hand super-frames to a reader that cannot
+// tell them apart).
+func offloadsFor(fd int, vnet bool) (Offloads, error) {
+	if !vnet {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
+			return 0, fmt.Errorf("clear offloads: %w", err)
+		}
+		return 0, nil
+	}
+	o, err := setOffloads(fd, OffloadChecksum|OffloadTSO4)
+	if err != nil {
+		return 0, fmt.Errorf("set offloads: %w", err)
+	}
+	return o, nil
 }
 
 // Attach opens the existing persistent device name in the calling thread's
 // network namespace, for example after a restart of the process that created
 // it. The device must have been created with the same mode and must not be
-// open elsewhere.
-func Attach(name string, mode Mode) (*Device, error) {
+// open elsewhere. offload is Options.Offload: the device gets the flags and
+// offloads this process asks for, whatever its creator set.
+func Attach(name string, mode Mode, offload bool) (*Device, error) {
 	flags, err := mode.flags()
 	if err != nil {
 		return nil, err
+	}
+	if offload {
+		if mode != TAP {
+			return nil, fmt.Errorf("attach %s %s: Offload is for TAP devices", mode, name)
+		}
+		flags |= unix.IFF_VNET_HDR
 	}
 	if err := checkExists(name); err != nil {
 		return nil, fmt.Errorf("attach %s %s: %w", mode, name, err)
@@ -144,11 +197,15 @@ func Attach(name string, mode Mode) (*Device, error) {
 	if err == nil {
 		mtu, err = getMTU(name)
 	}
+	var offloads Offloads
+	if err == nil && mode == TAP {
+		offloads, err = offloadsFor(fd, offload)
+	}
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("attach %s %s: %w", mode, name, err)
 	}
-	return newDevice(fd, name, mode, mtu)
+	return newDevice(fd, name, mode, mtu, offload, offloads)
 }
 
 // open opens /dev/net/tun non-blocking and binds it to the device name with
@@ -173,18 +230,36 @@ func open(name string, flags uint16) (int, string, error) {
 	return fd, ifr.Name(), nil
 }
 
-func newDevice(fd int, name string, mode Mode, mtu int) (*Device, error) {
+func newDevice(fd int, name string, mode Mode, mtu int, vnet bool, offloads Offloads) (*Device, error) {
 	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
 	conn, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
 		return nil, fmt.Errorf("%s %s: %w", mode, name, err)
 	}
-	return &Device{
-		file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu,
-		reader: fdio.NewReader(conn, readFrame),
-		writer: fdio.NewWriter(conn, fdio.StopAtReject),
-	}, nil
+	d := &Device{file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu, offloads: offloads}
+	if vnet {
+		d.vnet = newVnetReader(conn, mtu)
+		d.reader = d.vnet
+		d.writer = fdio.NewSendWriter(conn, fdio.StopAtReject, newVnetWriter().send)
+	} else {
+		d.reader = fdio.NewReader(conn, readFrame)
+		d.writer = fdio.NewWriter(conn, fdio.StopAtReject)
+	}
+	return d, nil
+}
+
+// Offloads returns the offloads the kernel accepted for d: none without
+// Options.Offload.
+func (d *Device) Offloads() Offloads { return d.offloads }
+
+// VnetStats returns what Read did with offloaded frames; zero without
+// Options.Offload.
+func (d *Device) VnetStats() VnetStats {
+	if d.vnet == nil {
+		return VnetStats{}
+	}
+	return d.vnet.stats()
 }
 
 // SetPersist sets or clears the device's persist flag (TUNSETPERSIST). A

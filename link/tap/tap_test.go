@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -33,12 +34,14 @@ type tapNet struct {
 // newTAPNet creates tap0 inside a new namespace, addresses it and adds the
 // Go side as a permanent neighbour. A watchdog closes the device after 20s
 // so that a missing frame fails the test instead of hanging it.
-func newTAPNet(t testing.TB) *tapNet {
+func newTAPNet(t testing.TB) *tapNet { return newTAPNetOpts(t, tap.Options{MTU: 1400}) }
+
+func newTAPNetOpts(t testing.TB, opts tap.Options) *tapNet {
 	ns := netnstest.New(t, "tap")
 	tn := &tapNet{ns: ns}
 	var err error
 	ns.Do(func() {
-		tn.dev, err = tap.Create("tap0", tap.TAP, tap.Options{MTU: 1400})
+		tn.dev, err = tap.Create("tap0", tap.TAP, opts)
 		if err != nil {
 			return
 		}
@@ -243,9 +246,17 @@ func echoRequests(tn *tapNet, n, size int) [][]byte {
 }
 
 // TestKernelEchoNoAllocs has the kernel answer batches of echo requests
-// written to the TAP; a steady-state Write+Read round does not allocate.
+// written to the TAP; a steady-state Write+Read round does not allocate,
+// with offloads (virtio headers both ways) or without.
 func TestKernelEchoNoAllocs(t *testing.T) {
-	tn := newTAPNet(t)
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			kernelEchoNoAllocs(t, newTAPNetOpts(t, tap.Options{MTU: 1400, Offload: offload}))
+		})
+	}
+}
+
+func kernelEchoNoAllocs(t *testing.T, tn *tapNet) {
 	reqs := echoRequests(tn, 8, 56)
 	bufs, sizes := devtest.MakeBatch(8, 2048)
 	devtest.Exchange(t, tn.dev, tn.dev, reqs, bufs, sizes, 0) // warm up
@@ -305,11 +316,11 @@ func TestPersistAndAttach(t *testing.T) {
 		t.Fatalf("persistent device gone after Close: %s", out)
 	}
 
-	ns.Do(func() { _, err = tap.Attach("ptap0", tap.TUN) })
+	ns.Do(func() { _, err = tap.Attach("ptap0", tap.TUN, false) })
 	if err == nil {
 		t.Errorf("Attach of a TAP as TUN succeeded, want an error")
 	}
-	ns.Do(func() { _, err = tap.Attach("nope0", tap.TAP) })
+	ns.Do(func() { _, err = tap.Attach("nope0", tap.TAP, false) })
 	if err == nil || !strings.Contains(err.Error(), "no such device") {
 		t.Errorf("Attach of a missing device = %v, want a no-such-device error", err)
 	}
@@ -318,14 +329,14 @@ func TestPersistAndAttach(t *testing.T) {
 	}
 
 	var attached *tap.Device
-	ns.Do(func() { attached, err = tap.Attach("ptap0", tap.TAP) })
+	ns.Do(func() { attached, err = tap.Attach("ptap0", tap.TAP, false) })
 	if err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	if attached.Name() != "ptap0" || attached.MTU() != 1500 || attached.Mode() != tap.TAP {
 		t.Errorf("attached device: name %q MTU %d mode %v, want ptap0 1500 tap", attached.Name(), attached.MTU(), attached.Mode())
 	}
-	ns.Do(func() { _, err = tap.Attach("ptap0", tap.TAP) })
+	ns.Do(func() { _, err = tap.Attach("ptap0", tap.TAP, false) })
 	if err == nil {
 		t.Errorf("second Attach of an open device succeeded, want an error")
 	}

@@ -27,6 +27,7 @@ type Writer struct {
 	conn     syscall.RawConn
 	onReject OnReject
 	fn       func(fd uintptr) bool // w.do, built once so that Write does not allocate
+	send     SendFunc
 
 	// The current Write's arguments and results.
 	bufs   [][]byte
@@ -39,7 +40,22 @@ type Writer struct {
 // NewWriter returns a Writer to conn that treats rejected frames as onReject
 // says.
 func NewWriter(conn syscall.RawConn, onReject OnReject) *Writer {
-	w := &Writer{conn: conn, onReject: onReject}
+	return NewSendWriter(conn, onReject, writeFrame)
+}
+
+// SendFunc sends one frame on fd. It must not block: the fd is
+// non-blocking, and EAGAIN makes Writer wait for writability.
+type SendFunc func(fd uintptr, p []byte) error
+
+// writeFrame is write(2).
+func writeFrame(fd uintptr, p []byte) error {
+	_, err := unix.Write(int(fd), p)
+	return err
+}
+
+// NewSendWriter returns a Writer that sends each frame with send.
+func NewSendWriter(conn syscall.RawConn, onReject OnReject, send SendFunc) *Writer {
+	w := &Writer{conn: conn, onReject: onReject, send: send}
 	w.fn = w.do
 	return w
 }
@@ -64,7 +80,7 @@ func (w *Writer) Write(bufs [][]byte, offset int) (sent int, err error) {
 // returns false (wait for writability) on EAGAIN.
 func (w *Writer) do(fd uintptr) bool {
 	for w.next < len(w.bufs) {
-		_, err := unix.Write(int(fd), w.bufs[w.next][w.offset:])
+		err := w.send(fd, w.bufs[w.next][w.offset:])
 		switch err {
 		case nil:
 			w.sent++

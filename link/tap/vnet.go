@@ -1,0 +1,324 @@
+package tap
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/gso"
+)
+
+// Offloads are the TUNSETOFFLOAD flags a device accepted: what the kernel
+// on the other side of the TAP may hand it.
+type Offloads uint32
+
+const (
+	// OffloadChecksum (TUN_F_CSUM): frames may carry a partial TCP or UDP
+	// checksum, completed by Read.
+	OffloadChecksum Offloads = unix.TUN_F_CSUM
+	// OffloadTSO4 (TUN_F_TSO4): TCP over IPv4 may arrive as super-frames
+	// of up to 64 KB, cut by Read into segments.
+	OffloadTSO4 Offloads = unix.TUN_F_TSO4
+)
+
+func (o Offloads) String() string {
+	switch o {
+	case 0:
+		return "none"
+	case OffloadChecksum:
+		return "csum"
+	case OffloadChecksum | OffloadTSO4:
+		return "csum,tso4"
+	}
+	return "unknown"
+}
+
+// vnetHdrLen is the size of struct virtio_net_hdr, which IFF_VNET_HDR puts in
+// front of every frame, both ways (TUNSETVNETHDRSZ's default).
+const vnetHdrLen = 10
+
+// vnetHdr is a decoded virtio_net_hdr. A TAP's header is in the host's byte
+// order (legacy virtio; TUNSETVNETLE/BE are not used).
+type vnetHdr struct {
+	flags, gsoType uint8
+	hdrLen         uint16 // not used: the headers' length is read from them
+	gsoSize        uint16
+	csumStart      uint16 // not used: IPv4 says where the segment starts
+	csumOffset     uint16 // not used: the protocol says where its checksum is
+}
+
+func decodeVnetHdr(b []byte) vnetHdr {
+	return vnetHdr{
+		flags: b[0], gsoType: b[1],
+		hdrLen:     binary.NativeEndian.Uint16(b[2:]),
+		gsoSize:    binary.NativeEndian.Uint16(b[4:]),
+		csumStart:  binary.NativeEndian.Uint16(b[6:]),
+		csumOffset: binary.NativeEndian.Uint16(b[8:]),
+	}
+}
+
+// setOffloads asks the kernel for the offloads in want, dropping TSO and
+// then checksum offload when it refuses (EINVAL on a kernel or device that
+// lacks them), and returns what it accepted.
+func setOffloads(fd int, want Offloads) (Offloads, error) {
+	var err error
+	for _, o := range []Offloads{want, want &^ OffloadTSO4, 0} {
+		if o&^want != 0 {
+			continue
+		}
+		if err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, int(o)); err == nil {
+			return o, nil
+		}
+	}
+	return 0, err
+}
+
+// VnetStats counts what Read did with frames that carried offloads.
+type VnetStats struct {
+	// Checksums completed (NEEDS_CSUM frames, and every segment of a
+	// super-frame).
+	Checksums uint64
+	// SuperFrames cut into Segments.
+	SuperFrames, Segments uint64
+	// Dropped: frames whose offload request could not be honoured (a GSO
+	// type not offered, not IPv4 TCP, a segment size of 0, a malformed
+	// packet, a caller buffer too small for a segment).
+	Dropped uint64
+}
+
+// vnetReader reads frames behind a virtio_net_hdr and hands the caller what
+// a device without offloads would have: whole frames of at most the MTU with
+// complete checksums. A super-frame (GSO_TCPV4) is read whole into the
+// reader's own 64 KB buffer and cut into segments of the sender's segment
+// size (gso_size, at most the MTU), one per caller buffer; segments that do
+// not fit this Read's batch are handed out by the next one, before anything
+// new is read.
+type vnetReader struct {
+	mu   sync.Mutex
+	conn syscall.RawConn
+	mtu  int
+	fn   func(fd uintptr) bool
+
+	hdr   [vnetHdrLen]byte
+	iov   [3]unix.Iovec
+	large []byte // link.MaxLarge bytes
+
+	// A super-frame being cut: its Ethernet header and the segmenter over
+	// its IPv4 packet (in large).
+	seg gso.Segmenter
+	eth [14]byte
+
+	// The current Read's arguments and results.
+	bufs   [][]byte
+	sizes  []int
+	offset int
+	n      int
+	err    error
+
+	checksums, superFrames, segments, dropped atomic.Uint64
+}
+
+func newVnetReader(conn syscall.RawConn, mtu int) *vnetReader {
+	r := &vnetReader{conn: conn, mtu: mtu, large: make([]byte, link.MaxLarge)}
+	r.fn = r.do
+	r.iov[0].Base = &r.hdr[0]
+	r.iov[0].SetLen(vnetHdrLen)
+	return r
+}
+
+func (r *vnetReader) stats() VnetStats {
+	return VnetStats{
+		Checksums: r.checksums.Load(), SuperFrames: r.superFrames.Load(),
+		Segments: r.segments.Load(), Dropped: r.dropped.Load(),
+	}
+}
+
+// Read is link.Device's Read.
+func (r *vnetReader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bufs, r.sizes, r.offset, r.n, r.err = bufs, sizes, offset, 0, nil
+	var err error
+	if r.cut(); r.n == 0 {
+		err = r.conn.Read(r.fn)
+	}
+	n := r.n
+	if err == nil {
+		err = r.err
+	}
+	r.bufs, r.sizes, r.err = nil, nil, nil
+	return n, err
+}
+
+// cut hands out segments of the super-frame being cut, one per free buffer.
+func (r *vnetReader) cut() {
+	for !r.seg.Done() && r.n < len(r.bufs) {
+		dst := r.bufs[r.n][r.offset:]
+		if len(dst) < len(r.eth) {
+			r.abandon()
+			return
+		}
+		k := r.seg.Next(dst[len(r.eth):])
+		if k == 0 {
+			r.abandon() // a buffer too small for a segment
+			return
+		}
+		copy(dst, r.eth[:])
+		r.sizes[r.n] = len(r.eth) + k
+		r.n++
+		r.segments.Add(1)
+		r.checksums.Add(1)
+	}
+}
+
+// abandon drops what is left of the super-frame.
+func (r *vnetReader) abandon() {
+	r.seg = gso.Segmenter{}
+	r.dropped.Add(1)
+}
+
+// do reads frames until the batch is full or none is ready. It returns
+// false (wait for readability) only while it has read nothing.
+func (r *vnetReader) do(fd uintptr) bool {
+	for r.n < len(r.bufs) {
+		if !r.seg.Done() {
+			r.cut()
+			continue
+		}
+		p := r.bufs[r.n][r.offset:]
+		// A frame longer than p continues in large, where it is made
+		// whole: large[len(p):] is the third iovec.
+		r.iov[1].Base = unsafe.SliceData(p)
+		r.iov[1].SetLen(len(p))
+		rest := r.large[min(len(p), len(r.large)):]
+		r.iov[2].Base = unsafe.SliceData(rest)
+		r.iov[2].SetLen(len(rest))
+		iovcnt := 3
+		if len(rest) == 0 {
+			iovcnt = 2
+		}
+		got, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), uintptr(iovcnt))
+		switch errno {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return r.n > 0
+		default:
+			if r.n == 0 {
+				r.err = errno
+			}
+			return true
+		}
+		r.accept(int(got)-vnetHdrLen, p)
+	}
+	return true
+}
+
+// accept takes the frame just read: size bytes behind the header in r.hdr,
+// in p and continued in r.large. It hands out the frame, or the first
+// segments of a super-frame, or drops it.
+func (r *vnetReader) accept(size int, p []byte) {
+	if size < 0 {
+		r.dropped.Add(1)
+		return
+	}
+	h := decodeVnetHdr(r.hdr[:])
+	if h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
+		// A frame longer than p is handed on truncated, as read(2)
+		// truncates it on a device without offloads: the router answers
+		// it as too big for its buffer.
+		size = min(size, len(p))
+		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && completeFrameChecksum(p[:size]) {
+			r.checksums.Add(1)
+		}
+		r.sizes[r.n] = size
+		r.n++
+		return
+	}
+	// A super-frame: whole in large, then cut.
+	size = min(size, len(r.large))
+	if size <= len(p) {
+		copy(r.large, p[:size])
+	} else {
+		copy(r.large, p)
+	}
+	if !r.startCut(h, r.large[:size]) {
+		r.dropped.Add(1)
+		return
+	}
+	r.superFrames.Add(1)
+	r.cut()
+}
+
+// startCut starts the segmenter on the super-frame f (Ethernet header and
+// an IPv4 TCP packet) with h's segment size, capped at the MTU. The cut
+// follows the sender's segment size, not the MTU alone: after a frag-needed
+// the sender's TCP lowers its MSS, and segments cut to the MTU would exceed
+// the path MTU it learnt.
+func (r *vnetReader) startCut(h vnetHdr, f []byte) bool {
+	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.gsoSize == 0 {
+		return false
+	}
+	if len(f) < len(r.eth)+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+		return false
+	}
+	pkt := f[len(r.eth):]
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < 20 || len(pkt) < ihl+20 {
+		return false
+	}
+	thl := int(pkt[ihl+12]>>4) * 4
+	// The IPv4 total length of a super-frame is its length (at most 64 KB
+	// by construction; the kernel sets it). Reset checks it.
+	if err := r.seg.Reset(pkt, min(r.mtu, ihl+thl+int(h.gsoSize))); err != nil {
+		r.seg = gso.Segmenter{}
+		return false
+	}
+	copy(r.eth[:], f[:len(r.eth)])
+	return true
+}
+
+// completeFrameChecksum completes the transport checksum of the IPv4 packet
+// in the Ethernet frame f, if it is one of exactly its total length.
+func completeFrameChecksum(f []byte) bool {
+	if len(f) < 14+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+		return false
+	}
+	pkt := f[14:]
+	ihl := int(pkt[0]&0x0f) * 4
+	if pkt[0]>>4 != 4 || ihl < 20 || int(binary.BigEndian.Uint16(pkt[2:4])) != len(pkt) || ihl > len(pkt) {
+		return false
+	}
+	return gso.CompleteChecksum(pkt)
+}
+
+// vnetWriter sends each frame behind an all-zero virtio_net_hdr: no offload
+// asked of the kernel, the checksums are complete (or left to the receiving
+// stack to verify, as without IFF_VNET_HDR).
+type vnetWriter struct {
+	hdr [vnetHdrLen]byte
+	iov [2]unix.Iovec // used under fdio.Writer's lock
+}
+
+func newVnetWriter() *vnetWriter {
+	w := &vnetWriter{}
+	w.iov[0].Base = &w.hdr[0]
+	w.iov[0].SetLen(vnetHdrLen)
+	return w
+}
+
+func (w *vnetWriter) send(fd uintptr, p []byte) error {
+	w.iov[1].Base = unsafe.SliceData(p)
+	w.iov[1].SetLen(len(p))
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), 2)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
