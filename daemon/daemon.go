@@ -74,6 +74,9 @@ type Options struct {
 	// MasqueradeInterval is how often the masquerade rules are checked
 	// and repaired; masq.DefaultInterval if zero.
 	MasqueradeInterval time.Duration
+	// NoTAPOffload gives pods plain TAPs: without IFF_VNET_HDR, checksum
+	// offload and TSO (tap.Options.Offload).
+	NoTAPOffload bool
 }
 
 // DefaultStateDir is where taprouterd keeps its state unless told otherwise.

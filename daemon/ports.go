@@ -15,6 +15,7 @@ import (
 	"github.com/taprouter/taprouter/config"
 	"github.com/taprouter/taprouter/fib"
 	"github.com/taprouter/taprouter/link/ifname"
+	"github.com/taprouter/taprouter/link/tap"
 	"github.com/taprouter/taprouter/podnet"
 	"github.com/taprouter/taprouter/router"
 )
@@ -71,7 +72,7 @@ func (d *Daemon) pod(p *port) podnet.Pod {
 	if p.MTU != 0 {
 		mtu = p.MTU
 	}
-	return podnet.Pod{NetNS: p.NetNS, IfName: p.IfName, IP: p.IP, Gateway: d.cfg.Gateway, MTU: mtu}
+	return podnet.Pod{NetNS: p.NetNS, IfName: p.IfName, IP: p.IP, Gateway: d.cfg.Gateway, MTU: mtu, Offload: !d.opts.NoTAPOffload}
 }
 
 // attach gives the pod its eth0 — the persistent TAP an earlier run left,
@@ -109,6 +110,9 @@ func (d *Daemon) attach(p *port, ns *os.File) error {
 	}
 	p.iface, p.attached = iface, true
 	d.ports[p.Name] = p
+	if pod.Offload && dev.Offloads() != tap.OffloadChecksum|tap.OffloadTSO4 {
+		d.log.Warn("the kernel refused some TAP offloads; the pod sends smaller frames", zap.String("port", p.Name), zap.Stringer("offloads", dev.Offloads()))
+	}
 	if adopted {
 		d.log.Info("adopted the pod's existing interface", zap.String("port", p.Name), zap.String("netns", p.NetNS), zap.Stringer("mac", iface.MAC))
 	}

@@ -151,7 +151,11 @@ func testBackend(t *testing.T, backend string) {
 	}
 
 	t.Run("iperf3/same-node", func(t *testing.T) { testTransfer(t, c.Bed, pa, pb) })
-	t.Run("iperf3/cross-node", func(t *testing.T) { testTransfer(t, c.Bed, pa, pc) })
+	t.Run("iperf3/cross-node", func(t *testing.T) {
+		before := stats(t, d1)
+		testTransfer(t, c.Bed, pa, pc)
+		testOffloadsUsed(t, d1, before, pa)
+	})
 
 	t.Run("spoofed-source", func(t *testing.T) { testSpoofed(t, d1, pb, pc) })
 	t.Run("unreachable", func(t *testing.T) {
@@ -361,4 +365,30 @@ func testSpoofed(t *testing.T, d *testbed.Daemon, pod, to *testbed.Pod) {
 		t.Fatal(err)
 	}
 	mustPing(t, pod.Netns, to.Addr(), 62)
+}
+
+// testOffloadsUsed checks that pod's eth0 offers TSO and checksum offload
+// (taprouterd's default --tap-offload) and that the transfer just made
+// from pod reached d's router as TCP super-frames, cut into segments, none
+// dropped.
+func testOffloadsUsed(t *testing.T, d *testbed.Daemon, before map[string]uint64, pod *testbed.Pod) {
+	t.Helper()
+	out, err := pod.Run("ethtool", "-k", "eth0")
+	if err != nil {
+		t.Fatalf("ethtool -k eth0 in %s: %v\n%s", pod.Spec.Name, err, out)
+	}
+	for _, f := range []string{"tx-checksumming: on", "tcp-segmentation-offload: on"} {
+		if !strings.Contains(out, f) {
+			t.Errorf("%s eth0: ethtool -k has no %q:\n%s", pod.Spec.Name, f, out)
+		}
+	}
+	after := stats(t, d)
+	frames, segs := after["tap_superframes"]-before["tap_superframes"], after["tap_segments"]-before["tap_segments"]
+	if frames == 0 || segs <= frames {
+		t.Errorf("taprouterd on %s: %d super-frames cut into %d segments during the transfer, want some, each into several", d.Node.Name, frames, segs)
+	}
+	if got := after["drop_tap_offload"] - before["drop_tap_offload"]; got != 0 {
+		t.Errorf("taprouterd on %s: drop_tap_offload grew by %d, want 0", d.Node.Name, got)
+	}
+	t.Logf("%s → router: %d super-frames cut into %d segments (%.1f per super-frame)", pod.Spec.Name, frames, segs, float64(segs)/float64(max(frames, 1)))
 }

@@ -50,6 +50,25 @@ type MetaReader interface {
 	ReadMeta(bufs [][]byte, sizes []int, meta []RxMeta, offset int) (int, error)
 }
 
+// OffloadStats counts what a device that takes offloaded frames from its
+// kernel (a TAP with tap.Options.Offload) did with them.
+type OffloadStats struct {
+	// Checksums completed (partial-checksum frames, and every segment
+	// cut from a super-frame).
+	Checksums uint64
+	// SuperFrames cut into Segments.
+	SuperFrames, Segments uint64
+	// Dropped: frames whose offload request could not be honoured (a GSO
+	// type not offered, not IPv4 TCP, a segment size of 0, a malformed
+	// packet, a caller buffer too small for a segment).
+	Dropped uint64
+}
+
+// OffloadCounter is a Device that reports OffloadStats.
+type OffloadCounter interface {
+	OffloadStats() OffloadStats
+}
+
 // MaxLarge is the longest datagram or frame a LargeReader keeps: a 64 KB
 // IPv4 packet with its link-layer header.
 const MaxLarge = 65536 + 64

@@ -56,7 +56,7 @@ func AdoptPod(p Pod) (*tap.Device, Iface, error) {
 	}
 	var dev *tap.Device
 	err = inns.Do(ns, func() (err error) {
-		dev, err = tap.Attach(p.IfName, tap.TAP, false)
+		dev, err = tap.Attach(p.IfName, tap.TAP, p.Offload)
 		return err
 	})
 	if err != nil {

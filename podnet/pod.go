@@ -25,6 +25,7 @@ type Pod struct {
 	IP      netip.Addr // the pod's IPv4 address, configured as a /32
 	Gateway netip.Addr // the pod's default gateway, which taprouter answers ARP for
 	MTU     int        // the port's MTU: the underlay MTU minus the encapsulation overhead
+	Offload bool       // offer the pod checksum offload and TSO (tap.Options.Offload)
 	// NS, if set, is the pod's namespace, opened by the caller with
 	// OpenNetNS (the daemon opens it before it takes its lock, with a
 	// timeout); it stays the caller's to close, and NetNS only names it.
@@ -86,7 +87,7 @@ func AttachPod(p Pod) (*tap.Device, Iface, error) {
 
 	// The device is not persistent until it is fully configured: until
 	// then, closing it deletes it in whichever namespace it is.
-	dev, err := tap.Create(tempName(), tap.TAP, tap.Options{MTU: p.MTU})
+	dev, err := tap.Create(tempName(), tap.TAP, tap.Options{MTU: p.MTU, Offload: p.Offload})
 	if err != nil {
 		return nil, Iface{}, fmt.Errorf("attach pod %v: %w", p, err)
 	}

@@ -88,3 +88,16 @@ func (p *Port) info() PortInfo {
 	}
 	return pi
 }
+
+// deviceOffloads is what p's device did with offloaded frames, if it takes
+// any.
+func (p *Port) deviceOffloads() (link.OffloadStats, bool) {
+	if p == nil {
+		return link.OffloadStats{}, false
+	}
+	c, ok := p.dev.(link.OffloadCounter)
+	if !ok {
+		return link.OffloadStats{}, false
+	}
+	return c.OffloadStats(), true
+}

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/taprouter/taprouter/link"
 	"strings"
 	"sync/atomic"
 )
@@ -155,6 +156,11 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // underlay refuses moves drop_tx_error only, one whose port went away
 // drop_no_route only.
 //
+// TAP offloads (tap.Options.Offload), summed over the current pod ports:
+// tap_checksums_completed, tap_superframes (TCP super-frames from pods) cut
+// into tap_segments, drop_tap_offload (offloaded frames that could not be
+// honoured). A port's counts leave the sums with it.
+//
 // The return path of NATed flows (returnpath.go): return_path_flows is the
 // number of flows remembered now (a gauge), of return_path_capacity;
 // return_path_recorded counts the flows added, return_path_evicted those
@@ -174,6 +180,19 @@ func (r *Router) Stats() map[string]uint64 {
 	m["return_path_recorded"] = r.ret.recorded.Load()
 	m["return_path_evicted"] = r.ret.evicted.Load()
 	m["return_path_expired"] = r.ret.expired.Load()
+	var off link.OffloadStats
+	for _, p := range *r.ports.Load() {
+		if c, ok := p.deviceOffloads(); ok {
+			off.Checksums += c.Checksums
+			off.SuperFrames += c.SuperFrames
+			off.Segments += c.Segments
+			off.Dropped += c.Dropped
+		}
+	}
+	m["tap_checksums_completed"] = off.Checksums
+	m["tap_superframes"] = off.SuperFrames
+	m["tap_segments"] = off.Segments
+	m["drop_tap_offload"] = off.Dropped
 	ns := r.neigh.Stats()
 	ns.Each(func(name string, v uint64) { m["neigh_"+name] = v })
 	m["drop_neighbour_queue"] = ns.QueueDrops

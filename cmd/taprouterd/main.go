@@ -27,7 +27,7 @@ const usage = `NAME
 SYNOPSIS
     taprouterd --config FILE [--socket PATH] [--state-dir DIR]
                [--masquerade --cluster-cidr CIDR[,CIDR...]]
-               [--masquerade-remove-on-exit]
+               [--masquerade-remove-on-exit] [--tap-offload=false]
                [--log-format console|json] [--log-level LEVEL] [--check]
     taprouterd --kubeconfig PATH|--in-cluster [--node-name NAME]
                [--config FILE] [other options as above]
@@ -108,6 +108,14 @@ OPTIONS
                         delete the masquerade rules on exit. By default they
                         stay, as kindnet's do: a restart does not cut the
                         pods' egress. Overrides masquerade.removeOnExit.
+    --tap-offload       offer each pod's kernel checksum offload and TSO on
+                        its eth0 (IFF_VNET_HDR, TUNSETOFFLOAD; on by default,
+                        probed: what the kernel refuses is left out). The pod
+                        then hands taprouterd 64 KB TCP super-frames, one
+                        read each, which taprouterd cuts into segments of the
+                        pod's MSS. --tap-offload=false: plain TAPs, one read
+                        per packet. Applies to adopted TAPs too (the pod sees
+                        its eth0's offloads change across the restart).
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
     --check             validate the config file, print a one-line summary, and
@@ -152,6 +160,7 @@ func run() int {
 	masquerade := fs.Bool("masquerade", false, "")
 	clusterCIDR := fs.String("cluster-cidr", "", "")
 	masqRemove := fs.Bool("masquerade-remove-on-exit", false, "")
+	tapOffload := fs.Bool("tap-offload", true, "")
 	kubeconfig := fs.String("kubeconfig", "", "")
 	inCluster := fs.Bool("in-cluster", false, "")
 	nodeName := fs.String("node-name", "", "")
@@ -216,7 +225,7 @@ func run() int {
 	var d *daemon.Daemon
 	return runNode(log, *socket, func(<-chan struct{}) (node, error) {
 		var err error
-		d, err = daemon.New(cfg, daemon.Options{StateDir: *stateDir}, log)
+		d, err = daemon.New(cfg, daemon.Options{StateDir: *stateDir, NoTAPOffload: !*tapOffload}, log)
 		return d, err
 	}, func() error { return d.ReloadPeers(*cfgPath) })
 }

@@ -79,7 +79,10 @@ type frameReader interface {
 	Read(bufs [][]byte, sizes []int, offset int) (int, error)
 }
 
-var _ link.Device = (*Device)(nil)
+var (
+	_ link.Device         = (*Device)(nil)
+	_ link.OffloadCounter = (*Device)(nil)
+)
 
 // Create creates the device name in the calling thread's network namespace
 // and opens it. It fails if a device of that name already exists; use Attach
@@ -253,11 +256,11 @@ func newDevice(fd int, name string, mode Mode, mtu int, vnet bool, offloads Offl
 // Options.Offload.
 func (d *Device) Offloads() Offloads { return d.offloads }
 
-// VnetStats returns what Read did with offloaded frames; zero without
+// OffloadStats returns what Read did with offloaded frames; zero without
 // Options.Offload.
-func (d *Device) VnetStats() VnetStats {
+func (d *Device) OffloadStats() link.OffloadStats {
 	if d.vnet == nil {
-		return VnetStats{}
+		return link.OffloadStats{}
 	}
 	return d.vnet.stats()
 }

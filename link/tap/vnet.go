@@ -78,18 +78,6 @@ func setOffloads(fd int, want Offloads) (Offloads, error) {
 	return 0, err
 }
 
-// VnetStats counts what Read did with frames that carried offloads.
-type VnetStats struct {
-	// Checksums completed (NEEDS_CSUM frames, and every segment of a
-	// super-frame).
-	Checksums uint64
-	// SuperFrames cut into Segments.
-	SuperFrames, Segments uint64
-	// Dropped: frames whose offload request could not be honoured (a GSO
-	// type not offered, not IPv4 TCP, a segment size of 0, a malformed
-	// packet, a caller buffer too small for a segment).
-	Dropped uint64
-}
 
 // vnetReader reads frames behind a virtio_net_hdr and hands the caller what
 // a device without offloads would have: whole frames of at most the MTU with
@@ -131,8 +119,8 @@ func newVnetReader(conn syscall.RawConn, mtu int) *vnetReader {
 	return r
 }
 
-func (r *vnetReader) stats() VnetStats {
-	return VnetStats{
+func (r *vnetReader) stats() link.OffloadStats {
+	return link.OffloadStats{
 		Checksums: r.checksums.Load(), SuperFrames: r.superFrames.Load(),
 		Segments: r.segments.Load(), Dropped: r.dropped.Load(),
 	}

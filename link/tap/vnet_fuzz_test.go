@@ -7,6 +7,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/taprouter/taprouter/link"
 )
 
 // superFrame is an Ethernet frame holding an IPv4 TCP packet with n payload
@@ -187,7 +189,7 @@ func TestVnetCutsSuperFrameForTunnel(t *testing.T) {
 			t.Errorf("segment %d: flags %v", i, f)
 		}
 	}
-	if st := r.stats(); st != (VnetStats{Checksums: want, SuperFrames: 1, Segments: want}) {
+	if st := r.stats(); st != (link.OffloadStats{Checksums: want, SuperFrames: 1, Segments: want}) {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
+	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/link/tap"
 	"github.com/taprouter/taprouter/podnet/netnstest"
@@ -167,13 +168,13 @@ func TestOffloadTCPThroughTAPs(t *testing.T) {
 			if p.badSums != 0 {
 				t.Errorf("%d of %d frames read had a TCP checksum that does not verify, want 0", p.badSums, p.frames)
 			}
-			sa := p.a.VnetStats()
+			sa := p.a.OffloadStats()
 			t.Logf("%d frames bridged; nsA's TAP: %+v", p.frames, sa)
 			if offload {
 				if sa.SuperFrames == 0 || sa.Segments <= sa.SuperFrames || sa.Dropped != 0 {
 					t.Errorf("nsA's TAP: %+v, want super-frames cut into more segments, none dropped", sa)
 				}
-			} else if sa != (tap.VnetStats{}) {
+			} else if sa != (link.OffloadStats{}) {
 				t.Errorf("VnetStats without offloads: %+v, want zero", sa)
 			}
 		})
