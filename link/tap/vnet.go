@@ -78,7 +78,6 @@ func setOffloads(fd int, want Offloads) (Offloads, error) {
 	return 0, err
 }
 
-
 // vnetReader reads frames behind a virtio_net_hdr and hands the caller what
 // a device without offloads would have: whole frames of at most the MTU with
 // complete checksums. A super-frame (GSO_TCPV4) is read whole into the
