@@ -62,6 +62,9 @@ type OffloadStats struct {
 	// type not offered, not IPv4 TCP, a segment size of 0, a malformed
 	// packet, a caller buffer too small for a segment).
 	Dropped uint64
+	// Coalesced super-frames written, made of CoalescedFrames frames
+	// (the write side's GRO).
+	Coalesced, CoalescedFrames uint64
 }
 
 // OffloadCounter is a Device that reports OffloadStats.

@@ -159,7 +159,8 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // TAP offloads (tap.Options.Offload), summed over the current pod ports:
 // tap_checksums_completed, tap_superframes (TCP super-frames from pods) cut
 // into tap_segments, drop_tap_offload (offloaded frames that could not be
-// honoured). A port's counts leave the sums with it.
+// honoured), tap_coalesced (super-frames written to pods, merged from
+// tap_coalesced_frames frames). A port's counts leave the sums with it.
 //
 // The return path of NATed flows (returnpath.go): return_path_flows is the
 // number of flows remembered now (a gauge), of return_path_capacity;
@@ -187,12 +188,16 @@ func (r *Router) Stats() map[string]uint64 {
 			off.SuperFrames += c.SuperFrames
 			off.Segments += c.Segments
 			off.Dropped += c.Dropped
+			off.Coalesced += c.Coalesced
+			off.CoalescedFrames += c.CoalescedFrames
 		}
 	}
 	m["tap_checksums_completed"] = off.Checksums
 	m["tap_superframes"] = off.SuperFrames
 	m["tap_segments"] = off.Segments
 	m["drop_tap_offload"] = off.Dropped
+	m["tap_coalesced"] = off.Coalesced
+	m["tap_coalesced_frames"] = off.CoalescedFrames
 	ns := r.neigh.Stats()
 	ns.Each(func(name string, v uint64) { m["neigh_"+name] = v })
 	m["drop_neighbour_queue"] = ns.QueueDrops

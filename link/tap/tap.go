@@ -70,13 +70,18 @@ type Device struct {
 	closed atomic.Bool
 
 	reader   frameReader
-	writer   *fdio.Writer
+	writer   frameWriter
 	vnet     *vnetReader // with Options.Offload: reader
+	gro      *coalescer  // with Options.Offload: writer
 	offloads Offloads
 }
 
 type frameReader interface {
 	Read(bufs [][]byte, sizes []int, offset int) (int, error)
+}
+
+type frameWriter interface {
+	Write(bufs [][]byte, offset int) (int, error)
 }
 
 var (
@@ -244,7 +249,8 @@ func newDevice(fd int, name string, mode Mode, mtu int, vnet bool, offloads Offl
 	if vnet {
 		d.vnet = newVnetReader(conn, mtu)
 		d.reader = d.vnet
-		d.writer = fdio.NewSendWriter(conn, fdio.StopAtReject, newVnetWriter().send)
+		d.gro = newCoalescer(conn)
+		d.writer = d.gro
 	} else {
 		d.reader = fdio.NewReader(conn, readFrame)
 		d.writer = fdio.NewWriter(conn, fdio.StopAtReject)
@@ -262,7 +268,9 @@ func (d *Device) OffloadStats() link.OffloadStats {
 	if d.vnet == nil {
 		return link.OffloadStats{}
 	}
-	return d.vnet.stats()
+	s := d.vnet.stats()
+	s.Coalesced, s.CoalescedFrames = d.gro.coalesced()
+	return s
 }
 
 // SetPersist sets or clears the device's persist flag (TUNSETPERSIST). A

@@ -284,28 +284,3 @@ func completeFrameChecksum(f []byte) bool {
 	}
 	return gso.CompleteChecksum(pkt)
 }
-
-// vnetWriter sends each frame behind an all-zero virtio_net_hdr: no offload
-// asked of the kernel, the checksums are complete (or left to the receiving
-// stack to verify, as without IFF_VNET_HDR).
-type vnetWriter struct {
-	hdr [vnetHdrLen]byte
-	iov [2]unix.Iovec // used under fdio.Writer's lock
-}
-
-func newVnetWriter() *vnetWriter {
-	w := &vnetWriter{}
-	w.iov[0].Base = &w.hdr[0]
-	w.iov[0].SetLen(vnetHdrLen)
-	return w
-}
-
-func (w *vnetWriter) send(fd uintptr, p []byte) error {
-	w.iov[1].Base = unsafe.SliceData(p)
-	w.iov[1].SetLen(len(p))
-	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), 2)
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}

@@ -168,14 +168,19 @@ func TestOffloadTCPThroughTAPs(t *testing.T) {
 			if p.badSums != 0 {
 				t.Errorf("%d of %d frames read had a TCP checksum that does not verify, want 0", p.badSums, p.frames)
 			}
-			sa := p.a.OffloadStats()
-			t.Logf("%d frames bridged; nsA's TAP: %+v", p.frames, sa)
+			sa, sb := p.a.OffloadStats(), p.b.OffloadStats()
+			t.Logf("%d frames bridged; nsA's TAP: %+v; nsB's: %+v", p.frames, sa, sb)
 			if offload {
 				if sa.SuperFrames == 0 || sa.Segments <= sa.SuperFrames || sa.Dropped != 0 {
 					t.Errorf("nsA's TAP: %+v, want super-frames cut into more segments, none dropped", sa)
 				}
-			} else if sa != (link.OffloadStats{}) {
-				t.Errorf("VnetStats without offloads: %+v, want zero", sa)
+				// The data segments written to nsB go as super-frames
+				// again; nsB's ACKs to nsA have no payload and go alone.
+				if sb.Coalesced == 0 || sb.CoalescedFrames <= sb.Coalesced || sa.Coalesced != 0 {
+					t.Errorf("coalesced: nsB's TAP %+v, nsA's %+v; want data frames merged toward nsB, none toward nsA", sb, sa)
+				}
+			} else if sa != (link.OffloadStats{}) || sb != (link.OffloadStats{}) {
+				t.Errorf("OffloadStats without offloads: %+v and %+v, want zero", sa, sb)
 			}
 		})
 	}

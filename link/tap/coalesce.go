@@ -1,0 +1,271 @@
+package tap
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+
+	"github.com/taprouter/taprouter/link/gso"
+)
+
+// Coalescing: the receive offload (GRO) of a TAP with Options.Offload.
+//
+// Write merges runs of adjacent frames of one TCP flow into one super-frame
+// and writes it with one writev: a virtio_net_hdr asking for GSO_TCPV4, the
+// first frame's headers rewritten for the whole, and every frame's payload
+// where it lies (no copy). The pod's kernel takes it as a NIC's LRO/GRO
+// frame. A frame joins the run before it only if it is what the kernel's
+// GRO would merge and nothing is lost by merging:
+//
+//   - the same Ethernet header, and IPv4 with no options, not a fragment,
+//     with the same TOS, flags, TTL and addresses as the first;
+//   - TCP with the same ports, acknowledgement number, window and option
+//     bytes (timestamps included), flags exactly ACK, or ACK|PSH on the last
+//     frame of a run (no SYN, FIN, RST, URG, ECE, CWR: those travel alone);
+//   - its sequence number right after the previous frame's payload, a
+//     payload no longer than the first's (a shorter one ends the run), and
+//     every frame before it as long as the first;
+//   - valid IPv4 and TCP checksums, checked before merging: the merged frame
+//     asks the kernel to trust its checksum, so a corrupt segment must not
+//     hide in it.
+//
+// A run is at most maxCoalesce frames and 65535 bytes of IPv4. If the
+// kernel refuses a GSO write (EINVAL on kernels with broken virtio GSO
+// handling), GSO writes stop for the device and every frame goes alone.
+
+// maxCoalesce is the most frames merged into one super-frame.
+const maxCoalesce = 64
+
+// maxHeaders is the longest header block: Ethernet, IPv4 without options
+// and TCP with the most options.
+const maxHeaders = 14 + 20 + 60
+
+type coalescer struct {
+	mu    sync.Mutex
+	conn  syscall.RawConn
+	fn    func(fd uintptr) bool
+	gsoOK atomic.Bool
+
+	plain [vnetHdrLen]byte // all zero: no offload
+	vhdr  [vnetHdrLen]byte // the super-frame's
+	head  [maxHeaders]byte // the super-frame's headers
+	iov   [maxCoalesce + 2]unix.Iovec
+
+	// The current Write's arguments and results.
+	bufs   [][]byte
+	offset int
+	next   int
+	sent   int
+	err    error
+
+	superFrames, merged atomic.Uint64
+}
+
+func newCoalescer(conn syscall.RawConn) *coalescer {
+	c := &coalescer{conn: conn}
+	c.fn = c.do
+	c.gsoOK.Store(true)
+	return c
+}
+
+// Write is link.Device's Write: bufs[i][offset:] in order, stopping at the
+// first frame the kernel rejects; merged frames count one each.
+func (c *coalescer) Write(bufs [][]byte, offset int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bufs, c.offset, c.next, c.sent, c.err = bufs, offset, 0, 0, nil
+	err := c.conn.Write(c.fn)
+	sent := c.sent
+	if err == nil {
+		err = c.err
+	}
+	c.bufs, c.err = nil, nil
+	return sent, err
+}
+
+func (c *coalescer) do(fd uintptr) bool {
+	for c.next < len(c.bufs) {
+		k := 1
+		if c.gsoOK.Load() {
+			k = coalesceRun(c.bufs[c.next:], c.offset)
+		}
+		var errno syscall.Errno
+		if k == 1 {
+			f := c.bufs[c.next][c.offset:]
+			c.iov[0].Base, c.iov[1].Base = &c.plain[0], unsafe.SliceData(f)
+			c.iov[0].SetLen(vnetHdrLen)
+			c.iov[1].SetLen(len(f))
+			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		} else {
+			n := c.prepare(c.bufs[c.next:c.next+k], c.offset)
+			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+			if errno == unix.EINVAL {
+				c.gsoOK.Store(false) // the kernel refuses GSO writes: frames alone from now on
+				continue
+			}
+		}
+		switch errno {
+		case 0:
+			c.sent += k
+			if k > 1 {
+				c.superFrames.Add(1)
+				c.merged.Add(uint64(k))
+			}
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			if c.err == nil {
+				c.err = errno
+			}
+			return true // StopAtReject
+		}
+		c.next += k
+	}
+	return true
+}
+
+// prepare builds the iovecs of the super-frame of run (at least two frames
+// that coalesceRun accepted) and returns how many there are.
+func (c *coalescer) prepare(run [][]byte, offset int) int {
+	first := run[0][offset:]
+	hl := headersLen(first)
+	payload := 0
+	for _, b := range run {
+		payload += len(b) - offset - hl
+	}
+	h := c.head[:hl]
+	copy(h, first[:hl])
+	ip := h[14:]
+	binary.BigEndian.PutUint16(ip[2:4], uint16(hl-14+payload))
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:12], ^checksum.Checksum(ip[:20], 0))
+	tcp := ip[20:]
+	tcp[13] |= run[len(run)-1][offset+14+20+13] & tcpPSH // the last frame's PSH
+	tcpLen := hl - 14 - 20 + payload
+	binary.BigEndian.PutUint16(tcp[16:18], gso.PseudoHeaderSum(ip, tcpLen))
+
+	c.vhdr = [vnetHdrLen]byte{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4}
+	binary.NativeEndian.PutUint16(c.vhdr[2:], uint16(hl))
+	binary.NativeEndian.PutUint16(c.vhdr[4:], uint16(len(first)-hl))
+	binary.NativeEndian.PutUint16(c.vhdr[6:], 14+20)
+	binary.NativeEndian.PutUint16(c.vhdr[8:], 16)
+
+	c.iov[0].Base = &c.vhdr[0]
+	c.iov[0].SetLen(vnetHdrLen)
+	c.iov[1].Base = &h[0]
+	c.iov[1].SetLen(hl)
+	for i, b := range run {
+		p := b[offset+hl:]
+		c.iov[2+i].Base = unsafe.SliceData(p)
+		c.iov[2+i].SetLen(len(p))
+	}
+	return 2 + len(run)
+}
+
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpPSH = 0x08
+	tcpACK = 0x10
+)
+
+// headersLen is the length of the Ethernet, IPv4 and TCP headers of a frame
+// that mergeable accepted.
+func headersLen(f []byte) int { return 14 + 20 + int(f[14+20+12]>>4)*4 }
+
+// mergeable reports whether the frame f may be part of a run, as its first
+// frame or a later one: Ethernet, IPv4 without options, not a fragment, of
+// exactly its total length, TCP with a payload, flags ACK or ACK|PSH, valid
+// checksums.
+func mergeable(f []byte) bool {
+	if len(f) < 14+20+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+		return false
+	}
+	ip := f[14:]
+	if ip[0] != 0x45 || ip[9] != 6 || int(binary.BigEndian.Uint16(ip[2:4])) != len(ip) {
+		return false
+	}
+	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+		return false // MF or a fragment offset
+	}
+	thl := int(ip[20+12]>>4) * 4
+	if thl < 20 || 20+thl >= len(ip) {
+		return false // a bad header length, or no payload
+	}
+	if flags := ip[20+13]; flags&^tcpPSH != tcpACK || ip[20+12]&0x0f != 0 {
+		return false // SYN, FIN, RST, URG, ECE, CWR, or the reserved/AE bits
+	}
+	if checksum.Checksum(ip[:20], 0) != 0xffff {
+		return false
+	}
+	tcpLen := len(ip) - 20
+	return checksum.Checksum(ip[20:], gso.PseudoHeaderSum(ip, tcpLen)) == 0xffff
+}
+
+// follows reports whether frame b may follow frame a (the run's previous
+// frame) in a run that started with first: same flow and headers, the next
+// sequence number, a payload no longer than the first's.
+func follows(first, a, b []byte) bool {
+	hl := headersLen(first)
+	if headersLen(b) != hl || len(b) > len(first) {
+		return false
+	}
+	// Ethernet header, and IPv4 TOS; flags and TTL, protocol; addresses.
+	if string(first[:14]) != string(b[:14]) || first[14+1] != b[14+1] ||
+		string(first[14+6:14+10]) != string(b[14+6:14+10]) || string(first[14+12:14+20]) != string(b[14+12:14+20]) {
+		return false
+	}
+	ft, at, bt := first[34:hl], a[34:], b[34:hl]
+	// Ports; acknowledgement number, data offset, window; options.
+	if string(ft[0:4]) != string(bt[0:4]) || string(ft[8:13]) != string(bt[8:13]) ||
+		string(ft[14:16]) != string(bt[14:16]) || string(ft[20:]) != string(bt[20:]) {
+		return false
+	}
+	aPayload := len(a) - hl
+	return binary.BigEndian.Uint32(bt[4:8]) == binary.BigEndian.Uint32(at[4:8])+uint32(aPayload)
+}
+
+// coalesceRun returns how many frames from bufs[0] form one super-frame:
+// 1 if bufs[0] goes alone.
+func coalesceRun(bufs [][]byte, offset int) int {
+	if len(bufs) < 2 {
+		return 1
+	}
+	first := bufs[0][offset:]
+	if !mergeable(first) || first[14+20+13]&tcpPSH != 0 {
+		return 1 // a PSH ends a run, so it cannot start one
+	}
+	size := len(first)
+	total := len(first) - 14
+	hl := headersLen(first)
+	k := 1
+	for k < len(bufs) && k < maxCoalesce {
+		prev, b := bufs[k-1][offset:], bufs[k][offset:]
+		if len(prev) != size || !mergeable(b) || !follows(first, prev, b) {
+			break // only a full-sized frame may have one after it
+		}
+		if total+len(b)-hl > 0xffff {
+			break
+		}
+		total += len(b) - hl
+		k++
+		if b[14+20+13]&tcpPSH != 0 {
+			break // PSH: the run ends here
+		}
+	}
+	return k
+}
+
+// coalesced is what Write merged: super-frames written and the frames in
+// them.
+func (c *coalescer) coalesced() (superFrames, frames uint64) {
+	return c.superFrames.Load(), c.merged.Load()
+}
