@@ -41,10 +41,10 @@
 // Listen turns GSO on only if getsockopt(UDP_SEGMENT) works: a kernel
 // without it would ignore the cmsg and send each run as one long datagram.
 // If the kernel refuses a GSO message (EIO: the route's device cannot
-// offload the checksum, on kernels before 6.11; EINVAL: a segment size or
-// count it does not take, a socket without UDP checksums, and before 6.11
-// also a segment too long for the MTU; ENOPROTOOPT or EOPNOTSUPP), WriteTo
-// turns GSO off for the Conn for good (GSO reports it, WriteStats counts
+// offload the checksum, on older kernels, where recent ones such as 6.18
+// checksum in software; EINVAL: a segment size or count it does not take,
+// a socket without UDP checksums, and on older kernels also a segment too
+// long for the MTU; ENOPROTOOPT or EOPNOTSUPP), WriteTo turns GSO off for the Conn for good (GSO reports it, WriteStats counts
 // the refusal) and sends that run and the later runs of the batch datagram
 // by datagram, so that nothing is lost. The kernel does not segment into
 // IP fragments: a run of datagrams too long for the route's MTU, which it

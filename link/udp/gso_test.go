@@ -332,9 +332,9 @@ func TestGSOOtherErrorSkipsMessage(t *testing.T) {
 }
 
 // TestGSODeviceWithoutChecksumOffload: through a veth with tx checksumming
-// off, between two namespaces, every datagram arrives once. Kernels before
-// 6.11 refuse GSO there with EIO (and WriteTo falls back); later ones
-// checksum in software and take it.
+// off, between two namespaces, every datagram arrives once. Older kernels
+// refuse GSO there with EIO (and WriteTo falls back); recent ones (6.18
+// here) checksum in software and take it.
 func TestGSODeviceWithoutChecksumOffload(t *testing.T) {
 	if _, err := exec.LookPath("ethtool"); err != nil {
 		t.Skip("needs ethtool to turn off a veth's tx checksum offload")
@@ -443,7 +443,7 @@ func BenchmarkWriteToGSO(b *testing.B) {
 
 // TestGSORunOverMTU: the kernel does not segment into fragments, so a run
 // of datagrams longer than the route's MTU fails as a GSO message
-// (EMSGSIZE; EINVAL before Linux 6.11, which turns GSO off), where it
+// (EMSGSIZE; EINVAL on older kernels, which turns GSO off), where it
 // would fragment them one by one. WriteTo sends them one by one and builds
 // no such runs again, while runs of datagrams that fit the MTU still go
 // with GSO; every datagram arrives, fragmented and reassembled or whole.
