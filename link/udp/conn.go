@@ -36,6 +36,37 @@ type Conn struct {
 	dropped atomic.Uint64
 
 	writers sync.Pool // of *batch, one per concurrent WriteTo
+
+	gso    atomic.Bool   // WriteTo builds GSO messages
+	gsoMax atomic.Uint32 // of segments up to this size
+	stats  struct {
+		messages, gsoMessages, gsoDatagrams, gsoRefused, gsoOversize atomic.Uint64
+	}
+}
+
+// Option configures a Conn at Listen.
+type Option func(*options)
+
+type options struct {
+	gso bool
+}
+
+// WithGSO turns UDP generic segmentation offload on send on or off. It is
+// on by default where the kernel has it (UDP_SEGMENT, Linux 4.18): WriteTo
+// then hands a run of datagrams to one peer to the kernel as one message,
+// which the kernel segments (see the package doc). Off, every datagram is
+// a message of its own.
+func WithGSO(on bool) Option {
+	return func(o *options) { o.gso = on }
+}
+
+// WriteStats counts what WriteTo handed the kernel since Listen.
+type WriteStats struct {
+	Messages     uint64 // messages the kernel took: one per datagram sent alone, one per GSO message
+	GSOMessages  uint64 // of those, GSO messages (two datagrams or more, a UDP_SEGMENT cmsg)
+	GSODatagrams uint64 // datagrams in the GSO messages
+	GSORefused   uint64 // GSO messages the kernel refused, turning GSO off; their datagrams were sent one by one
+	GSOOversize  uint64 // GSO messages too long for the route's MTU (EMSGSIZE); sent one by one, no GSO for that segment size and longer since
 }
 
 var (
@@ -45,8 +76,13 @@ var (
 
 // Listen opens a UDP socket bound to addr in the calling thread's network
 // namespace. Port 0 picks a free port; LocalAddr reports it. An IPv4 address
-// gives an IPv4 socket, anything else an IPv6 one.
-func Listen(addr netip.AddrPort) (*Conn, error) {
+// gives an IPv4 socket, anything else an IPv6 one. By default it sends with
+// UDP GSO if the kernel has it (WithGSO).
+func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
+	o := options{gso: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if !addr.IsValid() {
 		return nil, fmt.Errorf("udp listen: invalid address %v", addr)
 	}
@@ -71,7 +107,17 @@ func Listen(addr netip.AddrPort) (*Conn, error) {
 	}
 	c := &Conn{file: file, conn: conn, family: family, local: local, read: newRecvBatch()}
 	c.writers.New = func() any { return newSendBatch() }
+	c.gso.Store(o.gso && hasGSO(fd))
+	c.gsoMax.Store(maxGSOPayload)
 	return c, nil
+}
+
+// hasGSO reports whether the kernel knows UDP_SEGMENT on fd. A kernel
+// without it (before 4.18) would not refuse the cmsg but ignore it and send
+// a run as one long datagram, so GSO must not be tried there.
+func hasGSO(fd int) bool {
+	_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+	return err == nil
 }
 
 // bind sizes the socket buffers, binds fd to addr and returns the bound
@@ -167,7 +213,16 @@ func (c *Conn) collect(b *batch, bufs [][]byte, sizes []int, from []netip.AddrPo
 
 // WriteTo sends bufs[i][offset:] to to[i] for every i. It tries every
 // datagram even when some fail (an unreachable peer must not hold up the
-// others) and returns how many were sent and the first error.
+// others) and returns how many datagrams were sent and the first error.
+//
+// With GSO on, a run of consecutive datagrams to one address of one length
+// (the last may be shorter) goes to the kernel as one message, which fails
+// or succeeds as a whole. If the kernel refuses GSO for it, WriteTo turns
+// GSO off for the Conn (GSO reports false from then on) and sends the
+// run's datagrams one by one, so none is lost. If the run's datagrams are
+// too long for the route's MTU (EMSGSIZE, where the kernel would fragment
+// them), WriteTo sends them one by one and builds no runs of that length
+// or longer again.
 func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, error) {
 	b := c.writers.Get().(*batch)
 	defer c.writers.Put(b)
@@ -175,10 +230,15 @@ func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, err
 	var firstErr error
 	for start := 0; start < len(bufs); start += BatchSize {
 		end := min(start+BatchSize, len(bufs))
-		b.prepareSend(bufs[start:end], to[start:end], offset, c.family)
+		maxSeg := 0
+		if c.gso.Load() {
+			maxSeg = int(c.gsoMax.Load())
+		}
+		b.prepareSend(bufs[start:end], to[start:end], offset, c.family, maxSeg)
 		err := c.conn.Write(b.fn)
 		b.release()
 		sent += b.sent
+		c.count(b)
 		if err != nil {
 			return sent, c.ioError("write", err)
 		}
@@ -187,6 +247,46 @@ func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, err
 		}
 	}
 	return sent, firstErr
+}
+
+// count adds what the kernel took of b to the Conn's WriteStats, turns GSO
+// off if the kernel refused it and lowers the longest segment size if the
+// kernel found one too long.
+func (c *Conn) count(b *batch) {
+	c.stats.messages.Add(uint64(b.msgsSent))
+	if b.gsoSent > 0 {
+		c.stats.gsoMessages.Add(uint64(b.gsoSent))
+		c.stats.gsoDatagrams.Add(uint64(b.gsoDgrams))
+	}
+	if b.refused > 0 {
+		c.gso.Store(false)
+		c.stats.gsoRefused.Add(uint64(b.refused))
+	}
+	if b.oversize > 0 {
+		c.stats.gsoOversize.Add(uint64(b.oversize))
+		for {
+			old := c.gsoMax.Load()
+			if uint32(b.ceiling) >= old || c.gsoMax.CompareAndSwap(old, uint32(b.ceiling)) {
+				break
+			}
+		}
+	}
+}
+
+// GSO reports whether WriteTo sends with UDP GSO: asked for (WithGSO), the
+// kernel has UDP_SEGMENT, and it has not refused a GSO message on this
+// Conn.
+func (c *Conn) GSO() bool { return c.gso.Load() }
+
+// WriteStats returns what WriteTo handed the kernel since Listen.
+func (c *Conn) WriteStats() WriteStats {
+	return WriteStats{
+		Messages:     c.stats.messages.Load(),
+		GSOMessages:  c.stats.gsoMessages.Load(),
+		GSODatagrams: c.stats.gsoDatagrams.Load(),
+		GSORefused:   c.stats.gsoRefused.Load(),
+		GSOOversize:  c.stats.gsoOversize.Load(),
+	}
 }
 
 // Large implements link.LargeReader: datagram i of the last ReadFrom whole,

@@ -25,6 +25,34 @@
 // caller's buffer as before. No UDP datagram (jumbograms aside) exceeds a
 // slot, so Dropped now stays 0 in practice.
 //
-// UDP GSO and GRO are not used yet; batch is where they would go (see its
+// WriteTo sends with UDP GSO (generic segmentation offload, the
+// UDP_SEGMENT cmsg, Linux 4.18) unless Listen was given WithGSO(false): a
+// run of consecutive datagrams of one WriteTo to the same address, all of
+// the first one's length but the last, which may be shorter, goes to the
+// kernel as one sendmmsg message with one iovec per datagram (pointing at
+// the caller's buffer, nothing is copied) and a UDP_SEGMENT cmsg with that
+// length, and the kernel cuts it into the datagrams again, on the wire or,
+// on loopback and a veth, at the receiving socket. A run holds at most 64
+// datagrams (UDP_MAX_SEGMENTS of older kernels) and 65507 bytes (one IPv4
+// packet); a datagram that starts no run, or an empty one, is a message of
+// its own as without GSO. WriteTo still counts datagrams, not messages;
+// WriteStats counts the messages.
+//
+// Listen turns GSO on only if getsockopt(UDP_SEGMENT) works: a kernel
+// without it would ignore the cmsg and send each run as one long datagram.
+// If the kernel refuses a GSO message (EIO: the route's device cannot
+// offload the checksum, on older kernels, where recent ones such as 6.18
+// checksum in software; EINVAL: a segment size or count it does not take,
+// a socket without UDP checksums, and on older kernels also a segment too
+// long for the MTU; ENOPROTOOPT or EOPNOTSUPP), WriteTo turns GSO off for the Conn for good (GSO reports it, WriteStats counts
+// the refusal) and sends that run and the later runs of the batch datagram
+// by datagram, so that nothing is lost. The kernel does not segment into
+// IP fragments: a run of datagrams too long for the route's MTU, which it
+// would fragment one by one, fails with EMSGSIZE; WriteTo sends those
+// datagrams one by one and builds no runs of that length or longer again,
+// keeping GSO for shorter ones. Any other error fails the message, all of
+// its datagrams, and the batch goes on, as for a single datagram.
+//
+// UDP GRO on receive is not used yet; batch is where it would go (see its
 // comment).
 package udp

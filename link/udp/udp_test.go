@@ -248,23 +248,45 @@ func TestConcurrentWriters(t *testing.T) {
 }
 
 // TestNoAllocs checks that a steady-state WriteTo and ReadFrom of a full
-// batch do not allocate.
+// batch do not allocate, with GSO and without.
 func TestNoAllocs(t *testing.T) {
-	ns := netnstest.New(t, "udp")
-	a, b := listen(t, ns, "127.0.0.1:0"), listen(t, ns, "127.0.0.1:0")
-	out, _, to := makeBatch(udp.BatchSize, 1400)
-	for i := range to {
-		to[i] = b.LocalAddr()
-	}
-	bufs, sizes, from := makeBatch(udp.BatchSize, 2048)
-	round := func() {
-		if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
-			t.Fatalf("WriteTo = %d, %v", n, err)
-		}
-		readAll(t, b, bufs, sizes, from, len(out))
-	}
-	if allocs := devtest.AllocsPerPacket(t, 100, len(out), round); allocs != 0 {
-		t.Errorf("WriteTo+ReadFrom of batches of %d datagrams: %g allocations per datagram, want 0", len(out), allocs)
+	for _, gso := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gso=%v", gso), func(t *testing.T) {
+			ns := netnstest.New(t, "udp")
+			var a *udp.Conn
+			var err error
+			ns.Do(func() { a, err = udp.Listen(netip.MustParseAddrPort("127.0.0.1:0"), udp.WithGSO(gso)) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			devtest.CloseAtCleanup(t, a)
+			b := listen(t, ns, "127.0.0.1:0")
+			out, _, to := makeBatch(udp.BatchSize, 1400)
+			for i := range to {
+				to[i] = b.LocalAddr()
+			}
+			bufs, sizes, from := makeBatch(udp.BatchSize, 2048)
+			rounds := 0
+			round := func() {
+				if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
+					t.Fatalf("WriteTo = %d, %v", n, err)
+				}
+				readAll(t, b, bufs, sizes, from, len(out))
+				rounds++
+			}
+			if allocs := devtest.AllocsPerPacket(t, 100, len(out), round); allocs != 0 {
+				t.Errorf("WriteTo+ReadFrom of batches of %d datagrams: %g allocations per datagram, want 0", len(out), allocs)
+			}
+			// 64 datagrams of 1400 bytes: 46 fit one GSO message (64400
+			// bytes), the other 18 a second one.
+			want := udp.WriteStats{Messages: uint64(rounds * len(out))}
+			if gso {
+				want = udp.WriteStats{Messages: uint64(rounds * 2), GSOMessages: uint64(rounds * 2), GSODatagrams: uint64(rounds * len(out))}
+			}
+			if got := a.WriteStats(); got != want {
+				t.Errorf("after %d rounds: WriteStats() = %+v, want %+v", rounds, got, want)
+			}
+		})
 	}
 }
 
