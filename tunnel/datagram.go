@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/udp"
 )
 
 // encapsulation is what a backend over UDP puts around an inner packet: a
@@ -64,6 +65,10 @@ func (b *datagramBackend) Close() error { return b.conn.Close() }
 func (b *datagramBackend) Stats() Stats {
 	s := b.stats.snapshot()
 	s.DropOversize += transportDrops(b.conn)
+	if c, ok := b.conn.(interface{ WriteStats() udp.WriteStats }); ok {
+		w := c.WriteStats()
+		s.TxMessages, s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused, s.TxGSOOversize = w.Messages, w.GSOMessages, w.GSODatagrams, w.GSORefused, w.GSOOversize
+	}
 	return s
 }
 

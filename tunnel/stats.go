@@ -43,6 +43,13 @@ type Stats struct {
 	GSOSplit    uint64
 	GSOSegments uint64
 
+	// vxlan/udp: the socket's UDP GSO (link/udp.WriteStats): sendmmsg
+	// messages, of them GSO messages (several datagrams, one UDP_SEGMENT
+	// cmsg) carrying TxGSODatagrams, and GSO messages the kernel refused
+	// (GSO off since) or found too long for the route's MTU (sent one by
+	// one).
+	TxMessages, TxGSOMessages, TxGSODatagrams, TxGSORefused, TxGSOOversize uint64
+
 	// The direct backend's underlay ARP table (arp.Stats).
 	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
 	ARPFailures   uint64 // peers that stopped answering ARP (arp.Stats.Failures)
@@ -81,6 +88,11 @@ func (s Stats) Map() map[string]uint64 {
 		"arp_failures":      s.ARPFailures,
 		"arp_table_full":    s.ARPTableFull,
 		"arp_mac_changes":   s.ARPMACChanges,
+		"tx_messages":       s.TxMessages,
+		"tx_gso_messages":   s.TxGSOMessages,
+		"tx_gso_datagrams":  s.TxGSODatagrams,
+		"tx_gso_refused":    s.TxGSORefused,
+		"tx_gso_oversize":   s.TxGSOOversize,
 	}
 }
 
