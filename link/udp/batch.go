@@ -58,7 +58,7 @@ type gsoCmsg struct {
 // With UDP GRO (a receive batch made with gro), each receive message also
 // has a control buffer, and a message the kernel coalesced from several
 // datagrams of one sender carries a UDP_GRO cmsg with their length (the
-// segment size; the last may be shorter). split cuts such a GRO train into
+// segment size; the last may be shorter). splitRecv cuts such a GRO train into
 // its datagrams, in order, into the caller's buffers, and keeps what does
 // not fit them pending for the next ReadFrom (see splitRecv).
 type batch struct {
@@ -78,7 +78,7 @@ type batch struct {
 	// messages up to end. next < end: datagrams are pending.
 	next, at, end int
 	fresh         bool // no split since parse: message i still starts in the caller's buffer i
-	// Of the last recvmmsg or split: messages received, of those GRO
+	// Since the last countRead: messages received, of those GRO
 	// trains and their datagrams, messages dropped for MSG_TRUNC and for
 	// MSG_CTRUNC.
 	rMsgs, groMsgs, groDgrams, truncated, ctruncated int
