@@ -58,9 +58,9 @@ type gsoCmsg struct {
 // With UDP GRO (a receive batch made with gro), each receive message also
 // has a control buffer, and a message the kernel coalesced from several
 // datagrams of one sender carries a UDP_GRO cmsg with their length (the
-// segment size; the last may be shorter). splitRecv cuts such a GRO train into
-// its datagrams, in order, into the caller's buffers, and keeps what does
-// not fit them pending for the next ReadFrom (see splitRecv).
+// segment size; the last may be shorter). splitRecv cuts such a GRO train
+// into its datagrams, in order, into the caller's buffers, and keeps what
+// does not fit them pending for the next ReadFrom.
 type batch struct {
 	msgs  [BatchSize]unix.Mmsghdr
 	iovs  [BatchSize][2]unix.Iovec // receive: the caller's buffer, then the overflow slot

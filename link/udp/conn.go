@@ -192,7 +192,8 @@ func bind(fd, family int, addr netip.AddrPort) (netip.AddrPort, error) {
 // With GRO, a message of several datagrams is cut into them; those that
 // do not fit this call's buffers are pending, kept in the Conn, and the
 // next ReadFrom returns them (and only them, up to its buffers) without
-// reading the socket. An empty bufs returns 0 at once.
+// reading the socket (after Close, they are dropped: ReadFrom returns
+// link.ErrClosed). An empty bufs returns 0 at once.
 func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) (int, error) {
 	if len(bufs) > BatchSize {
 		bufs = bufs[:BatchSize]
@@ -204,6 +205,9 @@ func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offse
 	defer c.readMu.Unlock()
 	b := c.read
 	if b.pending() {
+		if c.closed.Load() {
+			return 0, link.ErrClosed
+		}
 		return b.splitRecv(bufs, sizes, from, offset), nil
 	}
 	defer b.release()

@@ -17,8 +17,8 @@
 // A datagram longer than the caller's buffer is not dropped: each message
 // of the receive batch has a second iovec into an overflow slot of its own
 // (link.MaxLarge bytes, BatchSize slots, 4 MB allocated once per socket,
-// touched only by such datagrams), and ReadFrom returns the datagram whole
-// through Large (link.LargeReader). A kernel vxlan device over a veth sends
+// touched only by such datagrams and by GRO messages, see below), and
+// ReadFrom returns the datagram whole through Large (link.LargeReader). A kernel vxlan device over a veth sends
 // these: its TCP segmentation offload (tx-udp_tnl-segmentation) reaches the
 // socket as one 64 KB datagram, which the kernel does not segment for a
 // socket without an encapsulation handler. Normal datagrams land in the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/link/udp"
 	"github.com/taprouter/taprouter/podnet/netnstest"
@@ -160,6 +161,21 @@ func TestGROPending(t *testing.T) {
 			}
 			checkReadStats(t, b, udp.ReadStats{Messages: 2, GROMessages: 1, GRODatagrams: 40})
 		})
+	}
+}
+
+// TestGROPendingAfterClose: datagrams still pending at Close are not
+// handed out; ReadFrom says link.ErrClosed.
+func TestGROPendingAfterClose(t *testing.T) {
+	a, b := groPair(t, true)
+	send(t, a, b.LocalAddr(), 0, 40, 1400)
+	bufs, sizes, from := makeBatch(8, 1500)
+	if n, err := b.ReadFrom(bufs, sizes, from, 0); n != 8 || err != nil {
+		t.Fatalf("ReadFrom = %d, %v; want 8, nil", n, err)
+	}
+	b.Close()
+	if n, err := b.ReadFrom(bufs, sizes, from, 0); n != 0 || err != link.ErrClosed {
+		t.Errorf("ReadFrom after Close = %d, %v; want 0, link.ErrClosed", n, err)
 	}
 }
 
