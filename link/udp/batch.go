@@ -55,9 +55,12 @@ type gsoCmsg struct {
 // again. A GSO message the kernel refuses is sent again datagram by
 // datagram through split.
 //
-// UDP GRO on receive (setsockopt UDP_GRO, then a UDP_GRO cmsg with the
-// segment size to split by) is not used; it would add a control buffer per
-// receive message and a split step in collect.
+// With UDP GRO (a receive batch made with gro), each receive message also
+// has a control buffer, and a message the kernel coalesced from several
+// datagrams of one sender carries a UDP_GRO cmsg with their length (the
+// segment size; the last may be shorter). splitRecv cuts such a GRO train
+// into its datagrams, in order, into the caller's buffers, and keeps what
+// does not fit them pending for the next ReadFrom.
 type batch struct {
 	msgs  [BatchSize]unix.Mmsghdr
 	iovs  [BatchSize][2]unix.Iovec // receive: the caller's buffer, then the overflow slot
@@ -65,6 +68,20 @@ type batch struct {
 
 	overflow []byte            // receive only: BatchSize slots of link.MaxLarge bytes
 	large    [BatchSize][]byte // receive only: datagram i of the last read whole, if it overflowed
+
+	// Receive only.
+	gro   bool                            // messages have a control buffer for the UDP_GRO cmsg
+	rctrl [BatchSize][groCtrlWords]uint64 // control buffer of message i
+	rmsgs [BatchSize]rmsg                 // what recvmmsg returned in message i
+	heads [BatchSize][]byte               // during the first split of a read: message i's start, in the caller's buffer i
+	// The split's position: next datagram at byte at of message next;
+	// messages up to end. next < end: datagrams are pending.
+	next, at, end int
+	fresh         bool // no split since parse: message i still starts in the caller's buffer i
+	// Since the last countRead: messages received, of those GRO
+	// trains and their datagrams, messages dropped for MSG_TRUNC and for
+	// MSG_CTRUNC.
+	rMsgs, groMsgs, groDgrams, truncated, ctruncated int
 
 	// Send only.
 	sendIovs [BatchSize]unix.Iovec   // datagram j of the batch
@@ -91,8 +108,10 @@ type batch struct {
 	err  error // first error
 }
 
-func newRecvBatch() *batch {
-	b := &batch{overflow: make([]byte, BatchSize*link.MaxLarge)}
+// newRecvBatch returns a receive batch; gro gives each message a control
+// buffer for the UDP_GRO cmsg.
+func newRecvBatch(gro bool) *batch {
+	b := &batch{overflow: make([]byte, BatchSize*link.MaxLarge), gro: gro}
 	b.fn = b.recv
 	for i := range b.msgs {
 		b.msgs[i].Hdr.Iov = &b.iovs[i][0]
@@ -141,6 +160,14 @@ func (b *batch) prepareRecv(bufs [][]byte, offset int) {
 		}
 		m.Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
 		m.Hdr.Namelen = sizeofSockaddrInet6
+		if b.gro {
+			// The kernel sets Controllen to what it wrote: reset it.
+			m.Hdr.Control = (*byte)(unsafe.Pointer(&b.rctrl[i]))
+			m.Hdr.SetControllen(groCtrlWords * 8)
+		} else {
+			m.Hdr.Control = nil
+			m.Hdr.Controllen = 0
+		}
 		m.Hdr.Flags = 0
 		m.Len = 0
 	}

@@ -34,6 +34,9 @@ type Conn struct {
 	readMu  sync.Mutex
 	read    *batch
 	dropped atomic.Uint64
+	rstats  struct {
+		messages, groMessages, groDatagrams, ctruncated atomic.Uint64
+	}
 
 	writers sync.Pool // of *batch, one per concurrent WriteTo
 
@@ -48,7 +51,7 @@ type Conn struct {
 type Option func(*options)
 
 type options struct {
-	gso bool
+	gso, gro bool
 }
 
 // WithGSO turns UDP generic segmentation offload on send on or off. It is
@@ -58,6 +61,29 @@ type options struct {
 // a message of its own.
 func WithGSO(on bool) Option {
 	return func(o *options) { o.gso = on }
+}
+
+// WithGRO turns UDP generic receive offload on or off. It is on by default
+// where the kernel has it (setsockopt UDP_GRO works, Linux 5.0): the kernel
+// may then hand several datagrams of one sender, of one length but the
+// last, as one message (from a sender's UDP GSO on loopback or a veth, or
+// coalesced by a device's GRO), which ReadFrom cuts into the datagrams
+// again (see the package doc). Off, every datagram is a message of its
+// own.
+func WithGRO(on bool) Option {
+	return func(o *options) { o.gro = on }
+}
+
+// ReadStats counts what ReadFrom received from the kernel since Listen.
+type ReadStats struct {
+	Messages     uint64 // messages recvmmsg returned: one per datagram received alone, one per GRO message
+	GROMessages  uint64 // of those, GRO messages (two datagrams or more, a UDP_GRO cmsg)
+	GRODatagrams uint64 // datagrams in the GRO messages
+	// CtrlTruncated: messages dropped because their control data was cut
+	// (MSG_CTRUNC) and held no UDP_GRO cmsg, so that they could be GRO
+	// messages, which must not pass as one datagram. The control buffer
+	// has room for more than this package asks for, so it stays 0.
+	CtrlTruncated uint64
 }
 
 // WriteStats counts what WriteTo handed the kernel since Listen.
@@ -77,9 +103,10 @@ var (
 // Listen opens a UDP socket bound to addr in the calling thread's network
 // namespace. Port 0 picks a free port; LocalAddr reports it. An IPv4 address
 // gives an IPv4 socket, anything else an IPv6 one. By default it sends with
-// UDP GSO if the kernel has it (WithGSO).
+// UDP GSO (WithGSO) and receives with UDP GRO (WithGRO) if the kernel has
+// them.
 func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
-	o := options{gso: true}
+	o := options{gso: true, gro: true}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -105,7 +132,8 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 		file.Close()
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
 	}
-	c := &Conn{file: file, conn: conn, family: family, local: local, read: newRecvBatch()}
+	gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	c := &Conn{file: file, conn: conn, family: family, local: local, read: newRecvBatch(gro)}
 	c.writers.New = func() any { return newSendBatch() }
 	c.gso.Store(o.gso && hasGSO(fd))
 	c.gsoMax.Store(maxGSOPayload)
@@ -155,18 +183,33 @@ func bind(fd, family int, addr netip.AddrPort) (netip.AddrPort, error) {
 }
 
 // ReadFrom reads up to min(len(bufs), BatchSize) datagrams: datagram i into
-// bufs[i][offset:], its length into sizes[i] and its source into from[i]. It
-// blocks until at least one datagram has arrived. A datagram longer than its
-// buffer but at most link.MaxLarge bytes is kept whole: sizes[i] exceeds
-// the buffer and Large(i) holds it (link.LargeReader). A longer one is
-// dropped and counted in Dropped.
+// bufs[i][offset:], its length into sizes[i] and its source into from[i],
+// in the order they arrived. It blocks until at least one datagram has
+// arrived. A datagram longer than its buffer but at most link.MaxLarge
+// bytes is kept whole: sizes[i] exceeds the buffer and Large(i) holds it
+// (link.LargeReader). A longer one is dropped and counted in Dropped.
+//
+// With GRO, a message of several datagrams is cut into them; those that
+// do not fit this call's buffers are pending, kept in the Conn, and the
+// next ReadFrom returns them (and only them, up to its buffers) without
+// reading the socket (after Close, they are dropped: ReadFrom returns
+// link.ErrClosed). An empty bufs returns 0 at once.
 func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) (int, error) {
 	if len(bufs) > BatchSize {
 		bufs = bufs[:BatchSize]
 	}
+	if len(bufs) == 0 {
+		return 0, nil
+	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	b := c.read
+	if b.pending() {
+		if c.closed.Load() {
+			return 0, link.ErrClosed
+		}
+		return b.splitRecv(bufs, sizes, from, offset), nil
+	}
 	defer b.release()
 	for {
 		b.prepareRecv(bufs, offset)
@@ -176,39 +219,29 @@ func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offse
 		if b.err != nil {
 			return 0, c.ioError("read", b.err)
 		}
-		if n := c.collect(b, bufs, sizes, from, offset); n > 0 {
+		b.parse(bufs, offset)
+		n := b.splitRecv(bufs, sizes, from, offset)
+		c.countRead(b)
+		if n > 0 {
 			return n, nil
 		}
 	}
 }
 
-// collect copies the results of a recvmmsg into sizes and from, dropping
-// truncated datagrams by moving later ones down, and makes each datagram
-// that overflowed its buffer whole in its overflow slot.
-func (c *Conn) collect(b *batch, bufs [][]byte, sizes []int, from []netip.AddrPort, offset int) int {
-	n := 0
-	for i := range b.done {
-		m := &b.msgs[i]
-		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
-			c.dropped.Add(1)
-			continue
-		}
-		size := int(m.Len)
-		head := min(size, len(bufs[i])-offset)
-		b.large[n] = nil
-		if size > head {
-			whole := b.slot(i)[:size]
-			copy(whole, bufs[i][offset:offset+head])
-			b.large[n] = whole
-		}
-		if n != i {
-			copy(bufs[n][offset:], bufs[i][offset:offset+head])
-		}
-		sizes[n] = size
-		from[n] = decode(&b.names[i])
-		n++
+// countRead adds what parse counted in b to the Conn's counters.
+func (c *Conn) countRead(b *batch) {
+	c.rstats.messages.Add(uint64(b.rMsgs))
+	if b.groMsgs > 0 {
+		c.rstats.groMessages.Add(uint64(b.groMsgs))
+		c.rstats.groDatagrams.Add(uint64(b.groDgrams))
 	}
-	return n
+	if b.truncated > 0 {
+		c.dropped.Add(uint64(b.truncated))
+	}
+	if b.ctruncated > 0 {
+		c.rstats.ctruncated.Add(uint64(b.ctruncated))
+	}
+	b.rMsgs, b.groMsgs, b.groDgrams, b.truncated, b.ctruncated = 0, 0, 0, 0, 0
 }
 
 // WriteTo sends bufs[i][offset:] to to[i] for every i. It tries every
@@ -277,6 +310,20 @@ func (c *Conn) count(b *batch) {
 // kernel has UDP_SEGMENT, and it has not refused a GSO message on this
 // Conn.
 func (c *Conn) GSO() bool { return c.gso.Load() }
+
+// GRO reports whether ReadFrom receives with UDP GRO: asked for (WithGRO)
+// and the kernel took setsockopt UDP_GRO.
+func (c *Conn) GRO() bool { return c.read.gro }
+
+// ReadStats returns what ReadFrom received since Listen.
+func (c *Conn) ReadStats() ReadStats {
+	return ReadStats{
+		Messages:      c.rstats.messages.Load(),
+		GROMessages:   c.rstats.groMessages.Load(),
+		GRODatagrams:  c.rstats.groDatagrams.Load(),
+		CtrlTruncated: c.rstats.ctruncated.Load(),
+	}
+}
 
 // WriteStats returns what WriteTo handed the kernel since Listen.
 func (c *Conn) WriteStats() WriteStats {

@@ -17,8 +17,8 @@
 // A datagram longer than the caller's buffer is not dropped: each message
 // of the receive batch has a second iovec into an overflow slot of its own
 // (link.MaxLarge bytes, BatchSize slots, 4 MB allocated once per socket,
-// touched only by such datagrams), and ReadFrom returns the datagram whole
-// through Large (link.LargeReader). A kernel vxlan device over a veth sends
+// touched only by such datagrams and by GRO messages, see below), and
+// ReadFrom returns the datagram whole through Large (link.LargeReader). A kernel vxlan device over a veth sends
 // these: its TCP segmentation offload (tx-udp_tnl-segmentation) reaches the
 // socket as one 64 KB datagram, which the kernel does not segment for a
 // socket without an encapsulation handler. Normal datagrams land in the
@@ -53,6 +53,31 @@
 // keeping GSO for shorter ones. Any other error fails the message, all of
 // its datagrams, and the batch goes on, as for a single datagram.
 //
-// UDP GRO on receive is not used yet; batch is where it would go (see its
-// comment).
+// ReadFrom receives with UDP GRO (generic receive offload, setsockopt
+// UDP_GRO, Linux 5.0) unless Listen was given WithGRO(false) or the kernel
+// refuses the option (then it reads as before). The kernel may then hand
+// several datagrams of one sender, all of one length but the last, which
+// may be shorter, as one message with a UDP_GRO cmsg giving that length
+// (the segment size): a GSO message of a local sender over loopback or a
+// veth reaches the socket unsegmented, and a device's GRO may coalesce
+// datagrams from the wire. Each receive message has a control buffer of
+// its own for the cmsg (the kernel's Controllen is reset before every
+// recvmmsg). ReadFrom keeps its contract: it cuts a GRO message at the
+// segment size and returns the datagrams one per buffer, in order, each
+// with the message's source. A message lands as without GRO, in the
+// caller's buffer and then its overflow slot; the first datagram stays
+// where it landed, the others are copied into the following buffers, and
+// a later message of the same recvmmsg whose buffer is written over is
+// first moved into its own overflow slot. Datagrams that do not fit the
+// caller's buffers stay pending in the overflow slots, and the next
+// ReadFrom hands out those (only those, as many as its buffers take)
+// before it reads the socket again. A message longer than the caller's
+// buffer without the cmsg is a datagram, kept whole through Large as
+// before; so is a datagram of a GRO message longer than its buffer. A
+// message whose control data the kernel cut (MSG_CTRUNC) without the cmsg
+// is dropped, since it could be a GRO message, and counted
+// (ReadStats.CtrlTruncated; the buffer has room for more than the one
+// cmsg, so it does not happen). ReadStats counts the messages, the GRO
+// ones and their datagrams. Kernel vxlan super-packets (SKB_GSO_UDP_TUNNEL)
+// carry no UDP_GRO cmsg and still come through Large.
 package udp
