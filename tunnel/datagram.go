@@ -69,6 +69,10 @@ func (b *datagramBackend) Stats() Stats {
 		w := c.WriteStats()
 		s.TxMessages, s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused, s.TxGSOOversize = w.Messages, w.GSOMessages, w.GSODatagrams, w.GSORefused, w.GSOOversize
 	}
+	if c, ok := b.conn.(interface{ ReadStats() udp.ReadStats }); ok {
+		r := c.ReadStats()
+		s.RxMessages, s.RxGROMessages, s.RxGRODatagrams = r.Messages, r.GROMessages, r.GRODatagrams
+	}
 	return s
 }
 

@@ -49,6 +49,10 @@ type Stats struct {
 	// (GSO off since) or found too long for the route's MTU (sent one by
 	// one).
 	TxMessages, TxGSOMessages, TxGSODatagrams, TxGSORefused, TxGSOOversize uint64
+	// vxlan/udp: the socket's UDP GRO (link/udp.ReadStats): recvmmsg
+	// messages, of them GRO trains (several datagrams of one sender the
+	// kernel coalesced) carrying RxGRODatagrams.
+	RxMessages, RxGROMessages, RxGRODatagrams uint64
 
 	// The direct backend's underlay ARP table (arp.Stats).
 	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
@@ -93,6 +97,9 @@ func (s Stats) Map() map[string]uint64 {
 		"tx_gso_datagrams":  s.TxGSODatagrams,
 		"tx_gso_refused":    s.TxGSORefused,
 		"tx_gso_oversize":   s.TxGSOOversize,
+		"rx_messages":       s.RxMessages,
+		"rx_gro_messages":   s.RxGROMessages,
+		"rx_gro_datagrams":  s.RxGRODatagrams,
 	}
 }
 
