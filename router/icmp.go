@@ -2,7 +2,7 @@ package router
 
 import (
 	"net/netip"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -315,29 +315,34 @@ func (w *worker) unreachableAll(queued [][]byte) {
 // to burst, and a packet passes if it can take its cost. The router uses one
 // per second of ICMP errors (cost 1, as Linux's icmp_msgs_per_sec and
 // icmp_msgs_burst) and one per direction of a rate-limited pod (cost in
-// bytes). It is safe for concurrent use.
+// bytes). It is safe for concurrent use and takes no lock: it is kept as
+// the generic cell rate algorithm (GCRA), which is the same bucket seen
+// from the other side. tat, the theoretical arrival time, is when the
+// bucket will be full again: a packet of cost c at now passes if the debt
+// it leaves, max(tat, now) + c/rate - now, is at most burst/rate, which is
+// "the bucket holds at least c tokens"; passing moves tat by c/rate, one
+// compare-and-swap. The bucket starts full (tat 0).
 type tokenBucket struct {
-	mu     sync.Mutex
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
+	nsPerToken float64
+	burstNs    int64
+	tat        atomic.Int64 // UnixNano
 }
 
 func newTokenBucket(rate, burst float64) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
+	return &tokenBucket{nsPerToken: 1e9 / rate, burstNs: int64(burst * 1e9 / rate)}
 }
 
 func (b *tokenBucket) allow(now time.Time, cost float64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	t := now.UnixNano()
+	c := int64(cost*b.nsPerToken + 0.5)
+	for {
+		tat := b.tat.Load()
+		next := max(tat, t) + c
+		if next-t > b.burstNs {
+			return false
+		}
+		if b.tat.CompareAndSwap(tat, next) {
+			return true
+		}
 	}
-	b.last = now
-	if b.tokens < cost {
-		return false
-	}
-	b.tokens -= cost
-	return true
 }

@@ -3,6 +3,8 @@ package router
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,4 +134,49 @@ func TestDestLimiterAllocatesNothing(t *testing.T) {
 	}); got != 0 {
 		t.Fatalf("allow: %g allocations per call, want 0", got)
 	}
+}
+
+// TestTokenBucketConcurrentExact: 8 goroutines draw from one bucket (1000
+// tokens, no refill at a frozen clock) 1000 times each: exactly 1000 pass.
+// Then 1 s later exactly rate (500) more.
+func TestTokenBucketConcurrentExact(t *testing.T) {
+	b := newTokenBucket(500, 1000)
+	now := time.Unix(1e9, 0)
+	count := func() int64 {
+		var passed atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 1000 {
+					if b.allow(now, 1) {
+						passed.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return passed.Load()
+	}
+	if got := count(); got != 1000 {
+		t.Errorf("%d passed from a full bucket of 1000, want exactly 1000", got)
+	}
+	now = now.Add(time.Second)
+	if got := count(); got != 500 {
+		t.Errorf("%d passed after 1 s at 500/s, want exactly 500", got)
+	}
+}
+
+// BenchmarkTokenBucketParallel: the policer of a rate-limited pod, shared by
+// every goroutine (one CAS per packet, no lock).
+func BenchmarkTokenBucketParallel(b *testing.B) {
+	tb := newTokenBucket(1e12, 1e12)
+	now := time.Unix(1e9, 0)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tb.allow(now, 1500)
+		}
+	})
 }
