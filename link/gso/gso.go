@@ -1,10 +1,22 @@
 package gso
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// The header fields it touches, by offset: the package parses IPv4 and TCP
+// itself so that it (and link/tap, which uses it) depends only on gVisor's
+// checksum package, not on its header views and their buffer and logging
+// packages.
+const (
+	ipv4MinSize = 20
+	tcpMinSize  = 20
+	tcpFlagFIN  = 0x01
+	tcpFlagPSH  = 0x08
+	tcpFlagCWR  = 0x80
 )
 
 // Reasons Reset refuses a packet.
@@ -32,25 +44,24 @@ type Segmenter struct {
 // and the TCP header's length.
 func (s *Segmenter) Reset(pkt []byte, mtu int) error {
 	*s = Segmenter{}
-	if len(pkt) < header.IPv4MinimumSize || pkt[0]>>4 != 4 {
+	if len(pkt) < ipv4MinSize || pkt[0]>>4 != 4 {
 		return ErrMalformed
 	}
-	ip := header.IPv4(pkt)
-	ihl := int(ip.HeaderLength())
-	if ihl < header.IPv4MinimumSize || int(ip.TotalLength()) != len(pkt) || ihl > len(pkt) || !ip.IsChecksumValid() {
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < ipv4MinSize || int(binary.BigEndian.Uint16(pkt[2:4])) != len(pkt) || ihl > len(pkt) || checksum.Checksum(pkt[:ihl], 0) != 0xffff {
 		return ErrMalformed
 	}
-	if ip.More() || ip.FragmentOffset() != 0 {
-		return ErrFragment
+	if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {
+		return ErrFragment // MF, or a fragment offset
 	}
-	if ip.Protocol() != uint8(header.TCPProtocolNumber) {
+	if pkt[9] != protoTCP {
 		return ErrNotTCP
 	}
-	if len(pkt) < ihl+header.TCPMinimumSize {
+	if len(pkt) < ihl+tcpMinSize {
 		return ErrMalformed
 	}
-	thl := int(header.TCP(pkt[ihl:]).DataOffset())
-	if thl < header.TCPMinimumSize || ihl+thl > len(pkt) {
+	thl := int(pkt[ihl+12]>>4) * 4
+	if thl < tcpMinSize || ihl+thl > len(pkt) {
 		return ErrMalformed
 	}
 	if mtu <= ihl+thl {
@@ -92,25 +103,21 @@ func (s *Segmenter) Next(dst []byte) int {
 	copy(seg, s.pkt[:s.hdr])
 	copy(seg[s.hdr:], s.pkt[s.hdr+s.off:][:n])
 
-	ip := header.IPv4(seg)
-	ip.SetTotalLength(uint16(len(seg)))
-	ip.SetID(header.IPv4(s.pkt).ID() + uint16(s.segs))
-	ip.SetChecksum(0)
-	ip.SetChecksum(^ip.CalculateChecksum())
+	binary.BigEndian.PutUint16(seg[2:4], uint16(len(seg)))
+	binary.BigEndian.PutUint16(seg[4:6], binary.BigEndian.Uint16(s.pkt[4:6])+uint16(s.segs))
+	seg[10], seg[11] = 0, 0
+	binary.BigEndian.PutUint16(seg[10:12], ^checksum.Checksum(seg[:s.ihl], 0))
 
-	tcp := header.TCP(seg[s.ihl:])
-	tcp.SetSequenceNumber(header.TCP(s.pkt[s.ihl:]).SequenceNumber() + uint32(s.off))
-	flags := tcp.Flags()
+	tcp := seg[s.ihl:]
+	binary.BigEndian.PutUint32(tcp[4:8], binary.BigEndian.Uint32(s.pkt[s.ihl+4:])+uint32(s.off))
 	if !last {
-		flags &^= header.TCPFlagFin | header.TCPFlagPsh
+		tcp[13] &^= tcpFlagFIN | tcpFlagPSH
 	}
 	if s.segs > 0 {
-		flags &^= header.TCPFlagCwr
+		tcp[13] &^= tcpFlagCWR
 	}
-	tcp.SetFlags(uint8(flags))
-	tcp.SetChecksum(0)
-	pseudo := header.PseudoHeaderChecksum(header.TCPProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(), uint16(len(tcp)))
-	tcp.SetChecksum(^checksum.Checksum(tcp, pseudo))
+	tcp[16], tcp[17] = 0, 0
+	binary.BigEndian.PutUint16(tcp[16:18], ^checksum.Checksum(tcp, PseudoHeaderSum(seg, len(tcp))))
 
 	s.off += n
 	s.segs++
