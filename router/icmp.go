@@ -321,20 +321,30 @@ func (w *worker) unreachableAll(queued [][]byte) {
 // bucket will be full again: a packet of cost c at now passes if the debt
 // it leaves, max(tat, now) + c/rate - now, is at most burst/rate, which is
 // "the bucket holds at least c tokens"; passing moves tat by c/rate, one
-// compare-and-swap. The bucket starts full (tat 0).
+// compare-and-swap. The bucket starts full.
 type tokenBucket struct {
 	nsPerToken float64
 	burstNs    int64
-	tat        atomic.Int64 // UnixNano
+	// epoch is when the bucket was made: times are taken as durations
+	// since it, through the monotonic clock (a wall-clock step back must
+	// not stop the traffic for as long), and fake clocks work as well.
+	epoch time.Time
+	tat   atomic.Int64 // ns since epoch
 }
 
+// maxBucketNs bounds the bucket's durations so that sums of them cannot
+// overflow (a burst of 2^64 bits at 1 bit/s is 584 years: no limit).
+const maxBucketNs = 1 << 61
+
 func newTokenBucket(rate, burst float64) *tokenBucket {
-	return &tokenBucket{nsPerToken: 1e9 / rate, burstNs: int64(burst * 1e9 / rate)}
+	b := &tokenBucket{nsPerToken: 1e9 / rate, burstNs: int64(min(burst*1e9/rate, maxBucketNs)), epoch: time.Now()}
+	b.tat.Store(-maxBucketNs) // full: long ago
+	return b
 }
 
 func (b *tokenBucket) allow(now time.Time, cost float64) bool {
-	t := now.UnixNano()
-	c := int64(cost*b.nsPerToken + 0.5)
+	t := int64(now.Sub(b.epoch))
+	c := int64(min(cost*b.nsPerToken+0.5, maxBucketNs))
 	for {
 		tat := b.tat.Load()
 		next := max(tat, t) + c

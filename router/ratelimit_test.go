@@ -180,3 +180,15 @@ func BenchmarkTokenBucketParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestTokenBucketHugeBurst: a burst of 2^64 bits (what a CNI runtime may
+// pass for "no burst limit") admits, and does not overflow into refusing.
+func TestTokenBucketHugeBurst(t *testing.T) {
+	b := policer(1, ^uint64(0))
+	now := time.Unix(1e9, 0)
+	for i := range 100 {
+		if !b.allow(now, 1500) {
+			t.Fatalf("packet %d refused by a bucket of 2^64 bits", i)
+		}
+	}
+}

@@ -234,15 +234,19 @@ func (s *flowSlot) holds(k flowKey) bool {
 // and no writer changed it meanwhile: seen is stored between two reads of
 // an even, unchanged seq, so an expiry (which rereads seen under the lock)
 // either sees it or has started before and is caught by the second read.
+//
+// A closing flow (FIN or RST seen) takes the locked path: closing stored
+// here on a slot evicted meanwhile would give the new flow the short
+// timeout (found in review).
 func (s *flowSlot) refresh(k flowKey, now int64, closing bool) bool {
+	if closing {
+		return false
+	}
 	q := s.seq.Load()
 	if q&1 != 0 || s.b.Load() != k.b || s.a.Load() != k.a {
 		return false
 	}
 	s.seen.Store(now)
-	if closing {
-		s.closing.Store(true)
-	}
 	return s.seq.Load() == q
 }
 

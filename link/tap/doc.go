@@ -23,8 +23,9 @@
 // the kernel refuses is left out, and Offloads says what it took). The
 // pod's kernel then hands taprouter TCP super-frames of up to 64 KB with
 // partial checksums, one read(2) each instead of one per segment. Read
-// hides that from its caller: it completes partial checksums (from the
-// IPv4 and TCP/UDP headers, not from the sender's csum_start/hdr_len), and
+// hides that from its caller: it completes partial checksums where the
+// virtio header's csum_start and csum_offset say (held to the frame's
+// bounds; hdr_len is never used), and
 // cuts a super-frame into segments of the sender's segment size (at most
 // the MTU, so a TCP that lowered its MSS after a frag-needed keeps to it),
 // one per buffer of the batch, the rest handed out by the next Read. Write

@@ -18,6 +18,9 @@ func readFrame(fd uintptr, p []byte) (int, error) { return unix.Read(int(fd), p)
 // length into sizes[i]. It blocks until at least one frame is ready, then
 // returns every ready frame that fits in the batch.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if d.closed.Load() {
+		return 0, link.ErrClosed // also with segments of a super-frame pending
+	}
 	n, err := d.reader.Read(bufs, sizes, offset)
 	if err != nil {
 		return n, d.ioError("read", err)

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/gso"
 )
@@ -48,8 +50,8 @@ type vnetHdr struct {
 	flags, gsoType uint8
 	hdrLen         uint16 // not used: the headers' length is read from them
 	gsoSize        uint16
-	csumStart      uint16 // not used: IPv4 says where the segment starts
-	csumOffset     uint16 // not used: the protocol says where its checksum is
+	csumStart      uint16 // where the partial checksum's sum starts (bounds-checked)
+	csumOffset     uint16 // where its field is, from csumStart
 }
 
 func decodeVnetHdr(b []byte) vnetHdr {
@@ -221,7 +223,7 @@ func (r *vnetReader) accept(size int, p []byte) {
 		// truncates it on a device without offloads: the router answers
 		// it as too big for its buffer.
 		size = min(size, len(p))
-		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && completeFrameChecksum(p[:size]) {
+		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && completeFrameChecksum(p[:size], h) {
 			r.checksums.Add(1)
 		}
 		r.sizes[r.n] = size
@@ -243,13 +245,18 @@ func (r *vnetReader) accept(size int, p []byte) {
 	r.cut()
 }
 
+// minGSOSize is the smallest segment size taken: Linux's tcp_min_snd_mss.
+// A kernel's TCP never sends smaller segments; a pod writing its own virtio
+// header could ask for 1-byte ones, 65,000 segments from one write.
+const minGSOSize = 48
+
 // startCut starts the segmenter on the super-frame f (Ethernet header and
 // an IPv4 TCP packet) with h's segment size, capped at the MTU. The cut
 // follows the sender's segment size, not the MTU alone: after a frag-needed
 // the sender's TCP lowers its MSS, and segments cut to the MTU would exceed
 // the path MTU it learnt.
 func (r *vnetReader) startCut(h vnetHdr, f []byte) bool {
-	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.gsoSize == 0 {
+	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.gsoSize < minGSOSize {
 		return false
 	}
 	if len(f) < len(r.eth)+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
@@ -271,16 +278,23 @@ func (r *vnetReader) startCut(h vnetHdr, f []byte) bool {
 	return true
 }
 
-// completeFrameChecksum completes the transport checksum of the IPv4 packet
-// in the Ethernet frame f, if it is one of exactly its total length.
-func completeFrameChecksum(f []byte) bool {
-	if len(f) < 14+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+// completeFrameChecksum completes the checksum that h says is partial in
+// the frame f, as the kernel's skb_checksum_help does: the ones' complement
+// sum from csum_start to the end (the field holds the pseudo-header sum)
+// stored at csum_start + csum_offset. The sender chose where, so it is
+// held to f's bounds, behind the Ethernet header; everything written is in
+// f, bytes the pod could have sent as they are. (Where the checksum is need
+// not be the outer packet's: a pod that encapsulates itself, in VXLAN or
+// IPIP, leaves its inner TCP checksum partial.)
+func completeFrameChecksum(f []byte, h vnetHdr) bool {
+	start, field := int(h.csumStart), int(h.csumStart)+int(h.csumOffset)
+	if start < 14 || field+2 > len(f) {
 		return false
 	}
-	pkt := f[14:]
-	ihl := int(pkt[0]&0x0f) * 4
-	if pkt[0]>>4 != 4 || ihl < 20 || int(binary.BigEndian.Uint16(pkt[2:4])) != len(pkt) || ihl > len(pkt) {
-		return false
+	c := ^checksum.Checksum(f[start:], 0)
+	if c == 0 {
+		c = 0xffff // as the kernel stores a computed 0 (CSUM_MANGLED_0)
 	}
-	return gso.CompleteChecksum(pkt)
+	binary.BigEndian.PutUint16(f[field:], c)
+	return true
 }

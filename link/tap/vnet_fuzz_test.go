@@ -193,3 +193,67 @@ func TestVnetCutsSuperFrameForTunnel(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestVnetCompletesPartialChecksum: a NEEDS_CSUM frame gets its checksum
+// where csum_start and csum_offset say, as the kernel's skb_checksum_help
+// computes it; offsets outside the frame change nothing.
+func TestVnetCompletesPartialChecksum(t *testing.T) {
+	full := superFrame(300, header.TCPFlagAck|header.TCPFlagPsh)
+	tcp := header.TCP(full[34:])
+	want := append([]byte(nil), full...)
+	sum := checksum.Checksum(want[14+12:14+20], 0)
+	sum = checksum.Combine(checksum.Combine(sum, 6), uint16(len(tcp)))
+	binary.BigEndian.PutUint16(want[34+16:], ^checksum.Checksum(header.TCP(want[34:]).Payload(), checksum.Checksum(want[34:34+16], sum)))
+	partial := append([]byte(nil), full...)
+	binary.BigEndian.PutUint16(partial[34+16:], sum) // what a CHECKSUM_PARTIAL sender leaves
+	for _, tc := range []struct {
+		name          string
+		start, offset uint16
+		want          []byte
+	}{
+		{"TCP", 34, 16, want},
+		{"start in the Ethernet header", 10, 16, partial},
+		{"field past the end", 34, uint16(len(partial)), partial},
+	} {
+		r := &vnetReader{mtu: 1500, large: make([]byte, 65536+64)}
+		h := vnetHeader(1, 0, 0)
+		binary.NativeEndian.PutUint16(h[6:], tc.start)
+		binary.NativeEndian.PutUint16(h[8:], tc.offset)
+		copy(r.hdr[:], h)
+		bufs := [][]byte{make([]byte, 2048)}
+		r.bufs, r.sizes = bufs, make([]int, 1)
+		copy(bufs[0], partial)
+		r.accept(len(partial), bufs[0])
+		if got := bufs[0][:r.sizes[0]]; string(got) != string(tc.want) {
+			t.Errorf("%s: checksum field % x, want % x", tc.name, got[50:52], tc.want[50:52])
+		}
+	}
+	if !header.IPv4(want[14:]).IsChecksumValid() {
+		t.Fatal("test frame broken")
+	}
+}
+
+// TestVnetRefusesTinySegments: a super-frame asking for segments under
+// Linux's minimum MSS (48) is dropped, not cut into thousands.
+func TestVnetRefusesTinySegments(t *testing.T) {
+	frame := superFrame(60000, header.TCPFlagAck)
+	for _, tc := range []struct {
+		gso  uint16
+		want int // segments handed out by the first Read of 64
+	}{{1, 0}, {47, 0}, {48, 64}} {
+		r := &vnetReader{mtu: 1500, large: make([]byte, 65536+64)}
+		copy(r.hdr[:], vnetHeader(1, 1, tc.gso))
+		bufs := make([][]byte, 64)
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		r.bufs, r.sizes = bufs, make([]int, 64)
+		p := bufs[0]
+		k := copy(p, frame)
+		copy(r.large[len(p):], frame[k:])
+		r.accept(len(frame), p)
+		if r.n != tc.want {
+			t.Errorf("gso_size %d: %d segments, want %d (stats %+v)", tc.gso, r.n, tc.want, r.stats())
+		}
+	}
+}
