@@ -65,6 +65,9 @@ type OffloadStats struct {
 	// Coalesced super-frames written, made of CoalescedFrames frames
 	// (the write side's GRO).
 	Coalesced, CoalescedFrames uint64
+	// CoalesceRefused: the kernel refused a super-frame write (EINVAL),
+	// and the device writes every frame alone since (1 at most).
+	CoalesceRefused uint64
 }
 
 // OffloadCounter is a Device that reports OffloadStats.

@@ -160,7 +160,9 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // tap_checksums_completed, tap_superframes (TCP super-frames from pods) cut
 // into tap_segments, drop_tap_offload (offloaded frames that could not be
 // honoured), tap_coalesced (super-frames written to pods, merged from
-// tap_coalesced_frames frames). A port's counts leave the sums with it.
+// tap_coalesced_frames frames), tap_coalesce_refused (ports whose kernel
+// refused a super-frame write: they write frames alone since). A port's
+// counts leave the sums with it.
 //
 // The return path of NATed flows (returnpath.go): return_path_flows is the
 // number of flows remembered now (a gauge), of return_path_capacity;
@@ -190,6 +192,7 @@ func (r *Router) Stats() map[string]uint64 {
 			off.Dropped += c.Dropped
 			off.Coalesced += c.Coalesced
 			off.CoalescedFrames += c.CoalescedFrames
+			off.CoalesceRefused += c.CoalesceRefused
 		}
 	}
 	m["tap_checksums_completed"] = off.Checksums
@@ -198,6 +201,7 @@ func (r *Router) Stats() map[string]uint64 {
 	m["drop_tap_offload"] = off.Dropped
 	m["tap_coalesced"] = off.Coalesced
 	m["tap_coalesced_frames"] = off.CoalescedFrames
+	m["tap_coalesce_refused"] = off.CoalesceRefused
 	ns := r.neigh.Stats()
 	ns.Each(func(name string, v uint64) { m["neigh_"+name] = v })
 	m["drop_neighbour_queue"] = ns.QueueDrops

@@ -63,7 +63,7 @@ type coalescer struct {
 	sent   int
 	err    error
 
-	superFrames, merged atomic.Uint64
+	superFrames, merged, refused atomic.Uint64
 }
 
 func newCoalescer(conn syscall.RawConn) *coalescer {
@@ -106,6 +106,7 @@ func (c *coalescer) do(fd uintptr) bool {
 			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
 			if errno == unix.EINVAL {
 				c.gsoOK.Store(false) // the kernel refuses GSO writes: frames alone from now on
+				c.refused.Add(1)
 				continue
 			}
 		}
@@ -265,7 +266,7 @@ func coalesceRun(bufs [][]byte, offset int) int {
 }
 
 // coalesced is what Write merged: super-frames written and the frames in
-// them.
-func (c *coalescer) coalesced() (superFrames, frames uint64) {
-	return c.superFrames.Load(), c.merged.Load()
+// them, and whether the kernel refused a GSO write (1: coalescing is off).
+func (c *coalescer) coalesced() (superFrames, frames, refused uint64) {
+	return c.superFrames.Load(), c.merged.Load(), c.refused.Load()
 }

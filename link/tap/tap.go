@@ -269,7 +269,7 @@ func (d *Device) OffloadStats() link.OffloadStats {
 		return link.OffloadStats{}
 	}
 	s := d.vnet.stats()
-	s.Coalesced, s.CoalescedFrames = d.gro.coalesced()
+	s.Coalesced, s.CoalescedFrames, s.CoalesceRefused = d.gro.coalesced()
 	return s
 }
 

@@ -208,7 +208,11 @@ func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offse
 		if c.closed.Load() {
 			return 0, link.ErrClosed
 		}
-		return b.splitRecv(bufs, sizes, from, offset), nil
+		if n := b.splitRecv(bufs, sizes, from, offset); n > 0 {
+			return n, nil
+		}
+		// Only dropped messages (truncated) were left: read the socket,
+		// as ReadFrom blocks until it has a datagram (found in review).
 	}
 	defer b.release()
 	for {
