@@ -29,7 +29,8 @@ import (
 //     frame of a run (no SYN, FIN, RST, URG, ECE, CWR: those travel alone);
 //   - its sequence number right after the previous frame's payload, a
 //     payload no longer than the first's (a shorter one ends the run), and
-//     every frame before it as long as the first;
+//     every frame before it as long as the first, whose payload is at
+//     least minGSOSize (48) bytes;
 //   - valid IPv4 and TCP checksums, checked before merging: the merged frame
 //     asks the kernel to trust its checksum, so a corrupt segment must not
 //     hide in it.
@@ -243,6 +244,9 @@ func coalesceRun(bufs [][]byte, offset int) int {
 	first := bufs[0][offset:]
 	if !mergeable(first) || first[14+20+13]&tcpPSH != 0 {
 		return 1 // a PSH ends a run, so it cannot start one
+	}
+	if len(first)-headersLen(first) < minGSOSize {
+		return 1 // segments a kernel's TCP would not send (see minGSOSize)
 	}
 	size := len(first)
 	total := len(first) - 14
