@@ -27,7 +27,6 @@ type Writer struct {
 	conn     syscall.RawConn
 	onReject OnReject
 	fn       func(fd uintptr) bool // w.do, built once so that Write does not allocate
-	send     SendFunc
 
 	// The current Write's arguments and results.
 	bufs   [][]byte
@@ -40,22 +39,7 @@ type Writer struct {
 // NewWriter returns a Writer to conn that treats rejected frames as onReject
 // says.
 func NewWriter(conn syscall.RawConn, onReject OnReject) *Writer {
-	return NewSendWriter(conn, onReject, writeFrame)
-}
-
-// SendFunc sends one frame on fd. It must not block: the fd is
-// non-blocking, and EAGAIN makes Writer wait for writability.
-type SendFunc func(fd uintptr, p []byte) error
-
-// writeFrame is write(2).
-func writeFrame(fd uintptr, p []byte) error {
-	_, err := unix.Write(int(fd), p)
-	return err
-}
-
-// NewSendWriter returns a Writer that sends each frame with send.
-func NewSendWriter(conn syscall.RawConn, onReject OnReject, send SendFunc) *Writer {
-	w := &Writer{conn: conn, onReject: onReject, send: send}
+	w := &Writer{conn: conn, onReject: onReject}
 	w.fn = w.do
 	return w
 }
@@ -80,7 +64,7 @@ func (w *Writer) Write(bufs [][]byte, offset int) (sent int, err error) {
 // returns false (wait for writability) on EAGAIN.
 func (w *Writer) do(fd uintptr) bool {
 	for w.next < len(w.bufs) {
-		err := w.send(fd, w.bufs[w.next][w.offset:])
+		_, err := unix.Write(int(fd), w.bufs[w.next][w.offset:])
 		switch err {
 		case nil:
 			w.sent++
