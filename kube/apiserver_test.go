@@ -151,7 +151,7 @@ func TestKubeAPIServer(t *testing.T) {
 	if !equalMaps(got, want) {
 		t.Fatalf("our Node's annotations\n got %v\nwant %v", got, want)
 	}
-	if n := r.count("published this node's annotations"); n != 1 {
+	if n := r.waitCount("published this node's annotations", 1); n != 1 {
 		t.Errorf("published %d times, want 1:\n%s", n, r.dump())
 	}
 }

@@ -257,6 +257,18 @@ func (r *running) count(msg string) int {
 	return r.logs.FilterMessageSnippet(msg).Len()
 }
 
+// waitCount waits up to 5 s for n log lines containing msg (the watcher
+// logs after the API call it reports has returned), then 200 ms more, and
+// returns how many there are: exactly n unless too few came or more
+// followed.
+func (r *running) waitCount(msg string, n int) int {
+	for deadline := time.Now().Add(5 * time.Second); r.count(msg) < n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return r.count(msg)
+}
+
 func (r *running) dump() string {
 	var b strings.Builder
 	for _, e := range r.logs.All() {

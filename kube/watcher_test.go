@@ -258,7 +258,7 @@ func TestAnnounce(t *testing.T) {
 	n := node(me, "192.168.49.2", "10.244.0.0/24", map[string]string{"example.com/keep": "yes"})
 	api.update(t, n)
 	waitAnnotations(t, api, want)
-	if n := r.count("published this node's annotations"); n != 2 {
+	if n := r.waitCount("published this node's annotations", 2); n != 2 {
 		t.Errorf("published %d times, want 2:\n%s", n, r.dump())
 	}
 	patches := 0
