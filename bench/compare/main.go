@@ -126,6 +126,21 @@ func compare(taprouterd string, s settings) int {
 			l.taprouter.latency(), l.kernel.latency(), ratio(l.taprouter.rtt.Seconds(), l.kernel.rtt.Seconds()))
 	}
 	tw.Flush()
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tBACKEND\tKERNEL REFERENCE\tTAPROUTER TCP -P 4\tKERNEL TCP -P 4\tRATIO")
+	for _, l := range lines {
+		if l.path != "cross-node" {
+			continue
+		}
+		ref := l.reference
+		if ref == "" {
+			ref = "(none)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.path, l.backend, ref,
+			l.taprouter.throughput4(), l.kernel.throughput4(), ratio(l.taprouter.streams4, l.kernel.streams4))
+	}
+	tw.Flush()
 	fmt.Println("\nRATIO is taprouter/kernel: above 1 means more throughput, or a longer RTT, than the kernel.")
 	if failed {
 		for _, l := range lines {

@@ -18,6 +18,7 @@ import (
 // measurement is one path's numbers.
 type measurement struct {
 	bitsPerSecond float64       // median iperf3 receiver throughput
+	streams4      float64       // the same with 4 parallel streams (-P 4), cross-node only
 	rtt           time.Duration // average ping RTT
 	err           error
 	measured      bool
@@ -31,6 +32,16 @@ func (m measurement) throughput() string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f Gbit/s", m.bitsPerSecond/1e9)
+}
+
+func (m measurement) throughput4() string {
+	switch {
+	case m.err != nil:
+		return "error"
+	case m.streams4 == 0:
+		return "-"
+	}
+	return fmt.Sprintf("%.2f Gbit/s", m.streams4/1e9)
 }
 
 func (m measurement) latency() string {
@@ -76,7 +87,7 @@ func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, ta
 		if path == "cross-node" {
 			hook = profile
 		}
-		m := measurePath(bed, pa, to, s, hook)
+		m := measurePath(bed, pa, to, s, hook, path == "cross-node")
 		if m.err != nil {
 			m.err = fmt.Errorf("%s %s: %w", name, path, m.err)
 			fmt.Println(indent(bed.Logs()))
@@ -86,7 +97,9 @@ func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, ta
 	return results
 }
 
-func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings, profile func() func()) measurement {
+// measurePath pings and runs iperf3 s.reps times from → to, and once more
+// with 4 streams if parallel.
+func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings, profile func() func(), parallel bool) measurement {
 	pr, err := from.Ping(to.Addr(), testbed.PingOptions{Count: s.pings, Interval: 20 * time.Millisecond})
 	if err != nil {
 		return measurement{err: err}
@@ -108,7 +121,15 @@ func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings, profile fu
 		rates = append(rates, r.BitsPerSecond)
 	}
 	slices.Sort(rates)
-	return measurement{bitsPerSecond: rates[len(rates)/2], rtt: pr.RTTAvg, measured: true}
+	m := measurement{bitsPerSecond: rates[len(rates)/2], rtt: pr.RTTAvg, measured: true}
+	if parallel {
+		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{Duration: s.duration, Streams: 4})
+		if err != nil {
+			return measurement{err: err}
+		}
+		m.streams4 = r.BitsPerSecond
+	}
+	return m
 }
 
 // cpuProfiles starts a CPU profile of seconds on every daemon (GET

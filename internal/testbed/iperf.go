@@ -16,6 +16,9 @@ type IperfOptions struct {
 	// sending for Duration.
 	Bytes    string
 	Duration time.Duration // -t; 0 means 3 s
+	// Streams, when more than 1, is the number of parallel TCP streams
+	// (-P); the result sums them.
+	Streams int
 }
 
 // iperfPort is the iperf3 server's port (iperf3's default).
@@ -48,6 +51,9 @@ func (b *Bed) Iperf(client, server *Netns, serverIP netip.Addr, o IperfOptions) 
 	}
 
 	args := []string{"-c", serverIP.String(), "-p", port, "-J", "--connect-timeout", "5000"}
+	if o.Streams > 1 {
+		args = append(args, "-P", strconv.Itoa(o.Streams))
+	}
 	timeout := o.Duration + 30*time.Second
 	if o.Bytes != "" {
 		args = append(args, "-n", o.Bytes)
