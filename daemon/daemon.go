@@ -246,13 +246,10 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 		}
 		return t, err
 	case config.BackendDirect:
-		// The router forwards frames as the socket receives them and does
-		// not re-segment: GRO-merged frames would not fit its buffers.
-		if changed, err := podnet.DisableGRO(cfg.Underlay.Interface); err != nil {
-			return nil, fmt.Errorf("turning GRO off on the underlay: %w", err)
-		} else if changed {
-			log.Info("turned GRO/LRO off on the underlay: the router forwards frames as received", zap.String("interface", cfg.Underlay.Interface))
-		}
+		// The socket reads GRO-merged frames with their segment size
+		// (PACKET_VNET_HDR) and cuts them: the underlay's GRO stays as
+		// it is. (Earlier versions turned it off and did not restore it;
+		// "ethtool -K <underlay> gro on" does.)
 		// The kernel sees the peers' frames too. Strict reverse-path
 		// filtering on the underlay makes it drop those from a pod range
 		// (their route is through the host port), so that a node with

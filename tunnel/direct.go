@@ -159,7 +159,8 @@ func (d *Direct) Tick() {
 
 // Stats implements Tunnel. DropNoNeighbour includes the packets the ARP
 // table dropped from full queues; DropOversize includes the device's count; the
-// ARP table's own counters are the ARP* ones named after arp.Stats.
+// ARP table's own counters are the ARP* ones named after arp.Stats; the
+// device's super-frames (link.OffloadCounter) are the TxGSO and RxGRO ones.
 func (d *Direct) Stats() Stats {
 	s := d.stats.snapshot()
 	a := d.table.Stats()
@@ -168,6 +169,11 @@ func (d *Direct) Stats() Stats {
 	s.ARPTableFull = a.TableFull
 	s.ARPMACChanges = a.MACChanges
 	s.DropOversize += transportDrops(d.dev)
+	if c, ok := d.dev.(link.OffloadCounter); ok {
+		o := c.OffloadStats()
+		s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused = o.Coalesced, o.CoalescedFrames, o.CoalesceRefused
+		s.RxGROMessages, s.RxGRODatagrams = o.SuperFrames, o.Segments
+	}
 	return s
 }
 

@@ -34,10 +34,11 @@
 // completes it, so the pod would drop every segment. Recv completes these
 // checksums, as the NIC would have:
 //
-//   - direct: the AF_PACKET socket says which frames are partial
-//     (PACKET_AUXDATA's TP_STATUS_CSUMNOTREADY, link.RxChecksumPartial);
-//     their TCP or UDP checksum is computed over the transport header of
-//     the IPv4 packet.
+//   - direct: the AF_PACKET socket (link/afpacket, with PACKET_VNET_HDR)
+//     completes them itself, where the frame's virtio header says. A
+//     device that only reports them (link.RxChecksumPartial) gets its TCP
+//     or UDP checksum computed here, over the transport header of the IPv4
+//     packet.
 //   - vxlan and udp: a UDP socket does not say. A TCP or UDP checksum is
 //     completed only if it does not verify and its field equals the folded
 //     pseudo-header sum, exactly what CHECKSUM_PARTIAL leaves. This lets in
@@ -63,9 +64,13 @@
 // of up to 64 KB, with a partial checksum, that no NIC would put on a wire,
 // inside 64 KB vxlan or udp datagrams (tx-udp_tnl-segmentation: the kernel
 // does not segment SKB_GSO_UDP_TUNNEL packets for a UDP socket without an
-// encapsulation handler) or as 64 KB direct frames (TSO). The transports
-// keep such a datagram or frame whole in a buffer of their own
-// (link.LargeReader) instead of dropping it, and Recv splits the inner TCP
+// encapsulation handler) or as 64 KB direct frames (TSO). The AF_PACKET
+// socket cuts direct frames itself, by the sender's segment size in their
+// virtio header (package link/afpacket), and merges runs of a flow's
+// segments that Send hands it into such super-frames, so a TCP flow
+// crosses a veth underlay in 64 KB frames both ways. The UDP socket keeps
+// a long datagram (and any link.LargeReader device a long frame) whole in
+// a buffer of its own instead of dropping it, and Recv splits the inner TCP
 // packet with package link/gso into segments of at most the inner MTU
 // (VXLANConfig.MTU, UDPConfig.MTU, DirectConfig.MTU: the pod MTU), each
 // with its own IPv4 ID and checksums, contiguous sequence numbers, and
@@ -96,7 +101,7 @@
 // (BenchmarkRecvSplit64K here), about 0.3 µs per segment: a copy and a
 // checksum of each, against 0.2 µs to complete the checksum of a
 // 1400-byte partial packet. Memory: 64 KB of overflow per
-// AF_PACKET socket, 64 × 64 KB per UDP socket (one slot per message of a
+// AF_PACKET socket (its reader's), 64 × 64 KB per UDP socket (one slot per message of a
 // recvmmsg batch, touched only by super-datagrams).
 //
 // # The direct backend on a shared L2

@@ -47,11 +47,15 @@ type Stats struct {
 	// messages, of them GSO messages (several datagrams, one UDP_SEGMENT
 	// cmsg) carrying TxGSODatagrams, and GSO messages the kernel refused
 	// (GSO off since) or found too long for the route's MTU (sent one by
-	// one).
+	// one). direct: the socket's super-frames (link.OffloadStats):
+	// TxGSOMessages written, made of TxGSODatagrams frames, TxGSORefused
+	// if the kernel refused one (each frame alone since).
 	TxMessages, TxGSOMessages, TxGSODatagrams, TxGSORefused, TxGSOOversize uint64
 	// vxlan/udp: the socket's UDP GRO (link/udp.ReadStats): recvmmsg
 	// messages, of them GRO trains (several datagrams of one sender the
-	// kernel coalesced) carrying RxGRODatagrams.
+	// kernel coalesced) carrying RxGRODatagrams. direct: super-frames
+	// received (a sender's GSO or the underlay's GRO) and the segments
+	// the socket cut them into.
 	RxMessages, RxGROMessages, RxGRODatagrams uint64
 
 	// The direct backend's underlay ARP table (arp.Stats).

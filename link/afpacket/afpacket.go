@@ -13,6 +13,7 @@ import (
 
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/internal/fdio"
+	"github.com/taprouter/taprouter/link/internal/vnet"
 )
 
 const (
@@ -32,16 +33,15 @@ type Socket struct {
 	mtu    int
 	closed atomic.Bool
 
-	recv    receiver
-	largeAt int // the index of the last read's large frame, or -1
-	reader  *fdio.Reader
-	writer  *fdio.Writer
+	recv   receiver
+	reader *vnet.Reader
+	writer *vnet.Coalescer
 }
 
 var (
-	_ link.Device      = (*Socket)(nil)
-	_ link.MetaReader  = (*Socket)(nil)
-	_ link.LargeReader = (*Socket)(nil)
+	_ link.Device         = (*Socket)(nil)
+	_ link.MetaReader     = (*Socket)(nil)
+	_ link.OffloadCounter = (*Socket)(nil)
 )
 
 // Open opens a packet socket on the Ethernet interface ifname in the calling
@@ -72,10 +72,9 @@ func Open(ifname string) (*Socket, error) {
 	}
 	s := &Socket{
 		file: file, conn: conn, name: ifname, mtu: ifi.MTU,
-		writer: fdio.NewWriter(conn, fdio.SkipRejected), largeAt: -1,
+		writer: vnet.NewCoalescer(conn, fdio.SkipRejected),
 	}
-	s.recv.overflow = make([]byte, link.MaxLarge)
-	s.reader = fdio.NewMetaReader(conn, s.recv.recv)
+	s.reader = vnet.NewReader(conn, ifi.MTU, s.recv.recv)
 	copy(s.hwAddr[:], ifi.HardwareAddr)
 	return s, nil
 }
@@ -84,10 +83,15 @@ func setup(fd, ifindex int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fmt.Errorf("set PACKET_IGNORE_OUTGOING (needs Linux 4.20): %w", err)
 	}
-	// PACKET_AUXDATA tells ReadMeta about VLAN tags (which the kernel
-	// moves out of the frame) and partial checksums.
+	// PACKET_AUXDATA tells ReadMeta about VLAN tags, which the kernel
+	// moves out of the frame.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		return fmt.Errorf("set PACKET_AUXDATA: %w", err)
+	}
+	// PACKET_VNET_HDR puts a virtio_net_hdr in front of every frame both
+	// ways: super-frames (GSO) and partial checksums cross whole.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fmt.Errorf("set PACKET_VNET_HDR: %w", err)
 	}
 	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
 		// The FORCE variants need CAP_NET_ADMIN; without it, take what
@@ -124,9 +128,19 @@ func (s *Socket) Name() string { return s.name }
 // BatchSize returns the batch size Read and Write are tuned for.
 func (s *Socket) BatchSize() int { return batchSize }
 
-// Dropped returns how many received frames were dropped because they did not
-// fit their buffer and the overflow buffer (longer than link.MaxLarge).
-func (s *Socket) Dropped() uint64 { return s.reader.Dropped() }
+// Dropped returns how many received frames were dropped because their
+// virtio header could not be honoured: a GSO frame that is not TCP over
+// IPv4 or is malformed, one the kernel could not describe (a GSO type
+// virtio has no name for), one too small a buffer would have cut.
+func (s *Socket) Dropped() uint64 { return s.reader.Stats().Dropped }
+
+// OffloadStats returns what the socket did with super-frames and partial
+// checksums, both ways (link.OffloadCounter).
+func (s *Socket) OffloadStats() link.OffloadStats {
+	st := s.reader.Stats()
+	st.Coalesced, st.CoalescedFrames, st.CoalesceRefused = s.writer.Coalesced()
+	return st
+}
 
 // Close closes the socket; a blocked Read returns link.ErrClosed.
 func (s *Socket) Close() error {

@@ -9,29 +9,33 @@
 // frames away from the kernel: the node's own traffic keeps flowing, and
 // Read returns a copy of it too, which the caller filters out.
 //
+// PACKET_VNET_HDR puts a virtio_net_hdr in front of every frame, both ways,
+// as on a TAP with offloads, and package link/internal/vnet reads and writes
+// behind it:
+//
+//   - Read gets super-frames whole: a local sender's TSO frame, which a
+//     veth passes on unsplit, or what the interface's GRO merged (so GRO
+//     stays on; the daemon used to turn it off). It cuts them into segments
+//     of the sender's segment size, at most the interface's MTU, with their
+//     own checksums, and completes partial checksums (a local sender's
+//     CHECKSUM_PARTIAL). Callers see frames of at most the MTU with complete
+//     checksums, as from a NIC without offloads.
+//   - Write merges runs of adjacent segments of one TCP flow into one
+//     super-frame, one sendmsg(2) for up to 64 KB: a veth and a bridge pass
+//     it on whole, so the peer node's socket reads it as one frame; a NIC
+//     segments it (TSO, or the kernel's GSO in software).
+//
 // PACKET_AUXDATA is on: ReadMeta (link.MetaReader) reports per frame
 // whether it carried an 802.1Q tag with a VLAN ID (the kernel strips the tag
-// into metadata, so the frame's bytes look untagged) and whether its
-// transport checksum is still partial (TP_STATUS_CSUMNOTREADY, set for
-// frames from a local sender with checksum offload, such as a veth peer).
-// Read is ReadMeta without the metadata. Frames are received with
-// recvmsg(2) into a message header, iovec and control buffer owned by the
-// socket, so receiving allocates nothing.
-//
-// A frame longer than the caller's buffer (a local sender's TSO frame,
-// which a veth passes on unsplit: up to 64 KB) is received into an overflow
-// buffer of link.MaxLarge bytes, the second iovec, allocated once, and
-// returned whole through Large (link.LargeReader, link.RxLarge); it ends
-// the batch, since the next frame would reuse the buffer. Its
-// segment size is not asked for (PACKET_VNET_HDR would give it): the
-// tunnel splits by the MTU, as it must for the UDP socket, which cannot
-// tell (see package link/gso).
+// into metadata, so the frame's bytes look untagged). Frames are received
+// with recvmsg(2) into a message header and control buffer owned by the
+// socket, so receiving allocates nothing. OffloadStats counts super-frames
+// both ways.
 //
 // The socket is non-blocking and registered with Go's netpoller through
 // os.NewFile and syscall.RawConn. Read drains every ready frame in one
 // wake-up, one recvmsg(2) per frame; Write skips a frame the kernel rejects
-// instead of stopping at it. These loops are package link/internal/fdio's,
-// shared with package tap. A PACKET_MMAP ring (TPACKET_V3) and a BPF filter
+// instead of stopping at it. A PACKET_MMAP ring (TPACKET_V3) and a BPF filter
 // for pod traffic are the next steps if this path needs to be faster. System
 // calls go through golang.org/x/sys/unix.
 package afpacket

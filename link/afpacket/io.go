@@ -2,6 +2,7 @@ package afpacket
 
 import (
 	"encoding/binary"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -19,51 +20,27 @@ const (
 	vlanIDMask       = 0x0fff
 )
 
-// receiver is the recvmsg(2) state of a socket: the message header, the
-// iovecs and the control buffer are reused for every frame (reads are
-// serialised by the fdio.Reader), so that receiving allocates nothing.
-//
-// The second iovec is the overflow buffer, from the length of the caller's
-// buffer on: a frame longer than that buffer (a sender's TSO frame, passed
-// on by a veth) continues there, and recv copies its start in front, so
-// that overflow holds it whole.
+// receiver is the recvmsg(2) state of a socket: the message header and the
+// control buffer are reused for every frame (reads are serialised by the
+// vnet.Reader), so that receiving allocates nothing.
 type receiver struct {
-	hdr      unix.Msghdr
-	iov      [2]unix.Iovec
-	oob      [64]byte // one cmsg with a tpacket_auxdata fits with room to spare
-	overflow []byte   // link.MaxLarge bytes
-	large    []byte   // the last frame, whole, if it overflowed
+	hdr unix.Msghdr
+	oob [64]byte // one cmsg with a tpacket_auxdata fits with room to spare
 }
 
-// recv receives one frame from fd into p, continued in the overflow
-// buffer, with its PACKET_AUXDATA. MSG_TRUNC makes recvmsg return the
-// frame's full length: a frame longer than p is marked link.RxLarge if the
-// overflow buffer holds the rest, else the Reader drops it.
-func (r *receiver) recv(fd uintptr, p []byte) (int, link.RxMeta, error) {
-	r.iov[0].Base = unsafe.SliceData(p)
-	r.iov[0].SetLen(len(p))
-	r.hdr.Iov = &r.iov[0]
-	r.hdr.Iovlen = 1
-	if len(p) < len(r.overflow) {
-		rest := r.overflow[len(p):]
-		r.iov[1].Base = unsafe.SliceData(rest)
-		r.iov[1].SetLen(len(rest))
-		r.hdr.Iovlen = 2
-	}
+// recv is the socket's vnet.RecvFunc: one frame, behind its virtio header,
+// into iov, with its PACKET_AUXDATA.
+func (r *receiver) recv(fd uintptr, iov []unix.Iovec) (int, link.RxMeta, syscall.Errno) {
+	r.hdr.Iov = &iov[0]
+	r.hdr.SetIovlen(len(iov))
 	r.hdr.Control = &r.oob[0]
 	r.hdr.SetControllen(len(r.oob))
-	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.hdr)), unix.MSG_TRUNC)
-	r.iov[0].Base = nil // do not pin the caller's buffer
+	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.hdr)), 0)
+	r.hdr.Iov = nil
 	if errno != 0 {
 		return 0, 0, errno
 	}
-	meta := auxMeta(r.oob[:r.hdr.Controllen])
-	if size := int(n); size > len(p) && size <= len(r.overflow) {
-		copy(r.overflow, p)
-		r.large = r.overflow[:size]
-		meta |= link.RxLarge
-	}
-	return int(n), meta, nil
+	return int(n), auxMeta(r.oob[:r.hdr.Controllen]), 0
 }
 
 // auxMeta returns the metadata in the PACKET_AUXDATA control message of oob,
@@ -84,7 +61,7 @@ func auxMeta(oob []byte) link.RxMeta {
 				m |= link.RxVLAN
 			}
 			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				m |= link.RxChecksumPartial
+				m |= link.RxChecksumPartial // the virtio header says so too; the Reader completes it
 			}
 			return m
 		}
@@ -96,45 +73,33 @@ func auxMeta(oob []byte) link.RxMeta {
 // Read reads up to len(bufs) frames received on the interface, frame i into
 // bufs[i][offset:] and its length into sizes[i]. It blocks until at least
 // one frame has arrived, then returns every ready frame that fits in the
-// batch. A frame longer than its buffer but at most link.MaxLarge bytes is
-// kept whole (see Large) and ends the batch; a longer one is dropped and
-// counted in Dropped.
+// batch. A super-frame (a local sender's TSO frame, which a veth passes on
+// whole, or a frame the interface's GRO merged) is cut into segments of the
+// sender's segment size, at most the interface's MTU, one per buffer, the
+// rest handed out by the next Read; a partial checksum is completed. A
+// frame longer than its buffer that is not a super-frame is handed on
+// truncated to it, as read(2) on a socket truncates.
 func (s *Socket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return s.ReadMeta(bufs, sizes, nil, offset)
 }
 
 // ReadMeta is Read that also reports, in meta[i], whether frame i carried
-// a VLAN tag (link.RxVLAN), whether its transport checksum is partial
-// (link.RxChecksumPartial), from the kernel's PACKET_AUXDATA, and whether
-// it was kept whole beyond its buffer (link.RxLarge). It implements
-// link.MetaReader.
+// a VLAN tag (link.RxVLAN), from the kernel's PACKET_AUXDATA. It
+// implements link.MetaReader.
 func (s *Socket) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset int) (int, error) {
-	s.largeAt = -1
 	n, err := s.reader.ReadMeta(bufs, sizes, meta, offset)
 	if err != nil {
 		return n, s.ioError("read", err)
 	}
-	if n > 0 && sizes[n-1] > len(bufs[n-1])-offset {
-		s.largeAt = n - 1 // the Reader ends a batch at a large frame
-	}
 	return n, nil
 }
 
-// Large implements link.LargeReader: frame i of the last read whole, if it
-// was longer than its buffer, else nil. Only the last frame of a read can
-// be. It is valid until the next read; call it from the goroutine that
-// read.
-func (s *Socket) Large(i int) []byte {
-	if i != s.largeAt {
-		return nil
-	}
-	return s.recv.large
-}
-
 // Write transmits bufs[i][offset:], a complete Ethernet frame, for every i.
-// It tries every frame even when some fail (a frame the kernel rejects, for
-// example with EMSGSIZE, does not hold up the rest) and returns how many
-// were sent and the first error.
+// Runs of adjacent segments of one TCP flow go as one super-frame (one
+// sendmsg), which a veth and a bridge pass on whole and a NIC segments
+// (TSO, or the kernel's GSO). It tries every frame even when some fail (a
+// frame the kernel rejects, for example with EMSGSIZE, does not hold up
+// the rest) and returns how many were sent and the first error.
 func (s *Socket) Write(bufs [][]byte, offset int) (int, error) {
 	sent, err := s.writer.Write(bufs, offset)
 	if err != nil {

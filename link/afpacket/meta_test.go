@@ -5,6 +5,9 @@ import (
 	"net"
 	"testing"
 
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/internal/devtest"
 )
@@ -68,10 +71,12 @@ func TestReadMetaVLAN(t *testing.T) {
 	}
 }
 
-// TestReadMetaPartialChecksum: a UDP datagram that A's kernel sends out of
+// TestPartialChecksumCompleted: a UDP datagram that A's kernel sends out of
 // a veth (TX checksum offload on, the default) arrives with its checksum
-// partial, and ReadMeta says so; a frame A's socket wrote does not.
-func TestReadMetaPartialChecksum(t *testing.T) {
+// partial, and Read completes it: B reads a datagram whose checksum
+// verifies, meta 0, one checksum counted; a frame A's socket wrote is
+// left as it is.
+func TestPartialChecksumCompleted(t *testing.T) {
 	w := newWire(t)
 	w.a.IP("addr", "add", "10.98.0.1/24", "dev", "va")
 	w.b.IP("addr", "add", "10.98.0.2/24", "dev", "vb")
@@ -88,14 +93,22 @@ func TestReadMetaPartialChecksum(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, meta := readMeta(t, w, 0x0800)
-	if f[14+9] != 17 || meta != link.RxChecksumPartial {
-		t.Fatalf("A's UDP datagram: protocol %d, meta %v; want 17 and RxChecksumPartial", f[14+9], meta)
+	if f[14+9] != 17 || meta != 0 {
+		t.Fatalf("A's UDP datagram: protocol %d, meta %v; want 17 and 0", f[14+9], meta)
+	}
+	ip := header.IPv4(f[14:])
+	udp := header.UDP(ip.Payload())
+	if !udp.IsChecksumValid(ip.SourceAddress(), ip.DestinationAddress(), checksum.Checksum(udp.Payload(), 0)) {
+		t.Errorf("A's UDP datagram arrived with checksum %#04x, which does not verify", udp.Checksum())
 	}
 	if n, err := w.sa.Write([][]byte{marker(w.sb.HWAddr(), w.sa.HWAddr(), "raw", 60)}, 0); n != 1 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
 	if _, meta := readMeta(t, w, markerType); meta != 0 {
 		t.Fatalf("a raw frame's meta = %v, want 0", meta)
+	}
+	if st := w.sb.OffloadStats(); st != (link.OffloadStats{Checksums: 1}) {
+		t.Errorf("B's OffloadStats = %+v, want 1 checksum completed", st)
 	}
 }
 

@@ -30,8 +30,11 @@
 // the MTU, so a TCP that lowered its MSS after a frag-needed keeps to it),
 // one per buffer of the batch, the rest handed out by the next Read. Write
 // puts an empty virtio_net_hdr in front of each frame (no offload asked
-// of the kernel). Attach sets the offloads the adopting process asks for,
+// of the kernel), or merges a run of one TCP flow's segments into one
+// super-frame. Attach sets the offloads the adopting process asks for,
 // and clears a previous owner's: they belong to the device, not the fd.
+// The virtio header's reader and writer are package link/internal/vnet's,
+// shared with package afpacket's underlay socket.
 //
 // The ioctls go through golang.org/x/sys/unix directly. Wrappers such as
 // songgao/water cannot set IFF_VNET_HDR, cannot combine persist and

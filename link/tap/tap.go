@@ -10,6 +10,7 @@ import (
 
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/internal/fdio"
+	"github.com/taprouter/taprouter/link/internal/vnet"
 )
 
 // batchSize is the batch Read and Write are sized for.
@@ -71,8 +72,8 @@ type Device struct {
 
 	reader   frameReader
 	writer   frameWriter
-	vnet     *vnetReader // with Options.Offload: reader
-	gro      *coalescer  // with Options.Offload: writer
+	vnet     *vnet.Reader    // with Options.Offload: reader
+	gro      *vnet.Coalescer // with Options.Offload: writer
 	offloads Offloads
 }
 
@@ -155,8 +156,8 @@ func Create(name string, mode Mode, opts Options) (*Device, error) {
 // persistent TAP adopted without offloads must not keep a previous
 // owner's (the kernel would hand super-frames to a reader that cannot
 // tell them apart).
-func offloadsFor(fd int, vnet bool) (Offloads, error) {
-	if !vnet {
+func offloadsFor(fd int, withVnet bool) (Offloads, error) {
+	if !withVnet {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
 			return 0, fmt.Errorf("clear offloads: %w", err)
 		}
@@ -238,7 +239,7 @@ func open(name string, flags uint16) (int, string, error) {
 	return fd, ifr.Name(), nil
 }
 
-func newDevice(fd int, name string, mode Mode, mtu int, vnet bool, offloads Offloads) (*Device, error) {
+func newDevice(fd int, name string, mode Mode, mtu int, withVnet bool, offloads Offloads) (*Device, error) {
 	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
 	conn, err := file.SyscallConn()
 	if err != nil {
@@ -246,10 +247,10 @@ func newDevice(fd int, name string, mode Mode, mtu int, vnet bool, offloads Offl
 		return nil, fmt.Errorf("%s %s: %w", mode, name, err)
 	}
 	d := &Device{file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu, offloads: offloads}
-	if vnet {
-		d.vnet = newVnetReader(conn, mtu)
+	if withVnet {
+		d.vnet = vnet.NewReader(conn, mtu, vnet.Readv)
 		d.reader = d.vnet
-		d.gro = newCoalescer(conn)
+		d.gro = vnet.NewCoalescer(conn, fdio.StopAtReject)
 		d.writer = d.gro
 	} else {
 		d.reader = fdio.NewReader(conn, readFrame)
@@ -268,8 +269,8 @@ func (d *Device) OffloadStats() link.OffloadStats {
 	if d.vnet == nil {
 		return link.OffloadStats{}
 	}
-	s := d.vnet.stats()
-	s.Coalesced, s.CoalescedFrames, s.CoalesceRefused = d.gro.coalesced()
+	s := d.vnet.Stats()
+	s.Coalesced, s.CoalescedFrames, s.CoalesceRefused = d.gro.Coalesced()
 	return s
 }
 

@@ -1,4 +1,4 @@
-package tap
+package vnet
 
 import (
 	"encoding/binary"
@@ -11,9 +11,11 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
 	"github.com/taprouter/taprouter/link/gso"
+	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
-// Coalescing: the receive offload (GRO) of a TAP with Options.Offload.
+// Coalescing: the receive offload (GRO) of a TAP with tap.Options.Offload,
+// and the send side of a packet socket with PACKET_VNET_HDR.
 //
 // Write merges runs of adjacent frames of one TCP flow into one super-frame
 // and writes it with one writev: a virtio_net_hdr asking for GSO_TCPV4, the
@@ -46,14 +48,17 @@ const maxCoalesce = 64
 // and TCP with the most options.
 const maxHeaders = 14 + 20 + 60
 
-type coalescer struct {
-	mu    sync.Mutex
-	conn  syscall.RawConn
-	fn    func(fd uintptr) bool
-	gsoOK atomic.Bool
+// Coalescer writes frames behind a virtio_net_hdr, merging runs into
+// super-frames (see above). Writes are serialised.
+type Coalescer struct {
+	mu       sync.Mutex
+	conn     syscall.RawConn
+	onReject fdio.OnReject
+	fn       func(fd uintptr) bool
+	gsoOK    atomic.Bool
 
-	plain [vnetHdrLen]byte // all zero: no offload
-	vhdr  [vnetHdrLen]byte // the super-frame's
+	plain [HdrLen]byte     // all zero: no offload
+	vhdr  [HdrLen]byte     // the super-frame's
 	head  [maxHeaders]byte // the super-frame's headers
 	iov   [maxCoalesce + 2]unix.Iovec
 
@@ -67,16 +72,19 @@ type coalescer struct {
 	superFrames, merged, refused atomic.Uint64
 }
 
-func newCoalescer(conn syscall.RawConn) *coalescer {
-	c := &coalescer{conn: conn}
+// NewCoalescer returns a Coalescer to conn that treats a frame the kernel
+// rejects as onReject says (a merged run is rejected as a whole).
+func NewCoalescer(conn syscall.RawConn, onReject fdio.OnReject) *Coalescer {
+	c := &Coalescer{conn: conn, onReject: onReject}
 	c.fn = c.do
 	c.gsoOK.Store(true)
 	return c
 }
 
-// Write is link.Device's Write: bufs[i][offset:] in order, stopping at the
-// first frame the kernel rejects; merged frames count one each.
-func (c *coalescer) Write(bufs [][]byte, offset int) (int, error) {
+// Write is link.Device's Write: bufs[i][offset:] in order, stopping at or
+// skipping a frame the kernel rejects, as NewCoalescer was told; merged
+// frames count one each.
+func (c *Coalescer) Write(bufs [][]byte, offset int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bufs, c.offset, c.next, c.sent, c.err = bufs, offset, 0, 0, nil
@@ -89,7 +97,7 @@ func (c *coalescer) Write(bufs [][]byte, offset int) (int, error) {
 	return sent, err
 }
 
-func (c *coalescer) do(fd uintptr) bool {
+func (c *Coalescer) do(fd uintptr) bool {
 	for c.next < len(c.bufs) {
 		k := 1
 		if c.gsoOK.Load() {
@@ -99,7 +107,7 @@ func (c *coalescer) do(fd uintptr) bool {
 		if k == 1 {
 			f := c.bufs[c.next][c.offset:]
 			c.iov[0].Base, c.iov[1].Base = &c.plain[0], unsafe.SliceData(f)
-			c.iov[0].SetLen(vnetHdrLen)
+			c.iov[0].SetLen(HdrLen)
 			c.iov[1].SetLen(len(f))
 			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
 		} else {
@@ -126,7 +134,9 @@ func (c *coalescer) do(fd uintptr) bool {
 			if c.err == nil {
 				c.err = errno
 			}
-			return true // StopAtReject
+			if c.onReject == fdio.StopAtReject {
+				return true
+			}
 		}
 		c.next += k
 	}
@@ -135,7 +145,7 @@ func (c *coalescer) do(fd uintptr) bool {
 
 // prepare builds the iovecs of the super-frame of run (at least two frames
 // that coalesceRun accepted) and returns how many there are.
-func (c *coalescer) prepare(run [][]byte, offset int) int {
+func (c *Coalescer) prepare(run [][]byte, offset int) int {
 	first := run[0][offset:]
 	hl := headersLen(first)
 	payload := 0
@@ -153,14 +163,14 @@ func (c *coalescer) prepare(run [][]byte, offset int) int {
 	tcpLen := hl - 14 - 20 + payload
 	binary.BigEndian.PutUint16(tcp[16:18], gso.PseudoHeaderSum(ip, tcpLen))
 
-	c.vhdr = [vnetHdrLen]byte{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4}
+	c.vhdr = [HdrLen]byte{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4}
 	binary.NativeEndian.PutUint16(c.vhdr[2:], uint16(hl))
 	binary.NativeEndian.PutUint16(c.vhdr[4:], uint16(len(first)-hl))
 	binary.NativeEndian.PutUint16(c.vhdr[6:], 14+20)
 	binary.NativeEndian.PutUint16(c.vhdr[8:], 16)
 
 	c.iov[0].Base = &c.vhdr[0]
-	c.iov[0].SetLen(vnetHdrLen)
+	c.iov[0].SetLen(HdrLen)
 	c.iov[1].Base = &h[0]
 	c.iov[1].SetLen(hl)
 	for i, b := range run {
@@ -271,6 +281,6 @@ func coalesceRun(bufs [][]byte, offset int) int {
 
 // coalesced is what Write merged: super-frames written and the frames in
 // them, and whether the kernel refused a GSO write (1: coalescing is off).
-func (c *coalescer) coalesced() (superFrames, frames, refused uint64) {
+func (c *Coalescer) Coalesced() (superFrames, frames, refused uint64) {
 	return c.superFrames.Load(), c.merged.Load(), c.refused.Load()
 }

@@ -1,4 +1,4 @@
-package tap
+package vnet
 
 import (
 	"encoding/binary"
@@ -30,7 +30,7 @@ func superFrame(n int, flags header.TCPFlags) []byte {
 }
 
 func vnetHeader(flags, gsoType uint8, gsoSize uint16) []byte {
-	h := make([]byte, vnetHdrLen)
+	h := make([]byte, HdrLen)
 	h[0], h[1] = flags, gsoType
 	binary.NativeEndian.PutUint16(h[4:], gsoSize)
 	return h
@@ -48,10 +48,10 @@ func FuzzVnetRead(f *testing.F) {
 	f.Add(vnetHeader(1, 5, 100), superFrame(1000, header.TCPFlagAck), 1400)
 	f.Add(vnetHeader(1, 1, 0), superFrame(1000, header.TCPFlagAck), 1400)
 	f.Fuzz(func(t *testing.T, hdr, frame []byte, mtu int) {
-		if len(hdr) < vnetHdrLen || mtu < 68 || mtu > 9000 || len(frame) > 65536+64 {
+		if len(hdr) < HdrLen || mtu < 68 || mtu > 9000 || len(frame) > 65536+64 {
 			return
 		}
-		r := &vnetReader{mtu: mtu, large: make([]byte, 65536+64)}
+		r := &Reader{mtu: mtu, large: make([]byte, 65536+64)}
 		copy(r.hdr[:], hdr)
 		const bufLen = 2048
 		bufs := make([][]byte, 8)
@@ -65,11 +65,11 @@ func FuzzVnetRead(f *testing.F) {
 		k := copy(p, frame)
 		copy(r.large[len(p):], frame[k:])
 		orig := append([]byte(nil), frame...)
-		h := decodeVnetHdr(r.hdr[:])
+		h := decodeHeader(r.hdr[:])
 
 		var payload []byte
 		r.bufs, r.sizes, r.offset = bufs, sizes, 2
-		r.accept(len(frame), p)
+		r.accept(len(frame), p, 0)
 		for {
 			cutting := !r.seg.Done() || r.superFrames.Load() > 0
 			for i := range r.n {
@@ -129,7 +129,7 @@ func TestVnetCutsSuperFrameForTunnel(t *testing.T) {
 	const mtu, gsoSize, payload = 1450, 1410, 64000
 	frame := superFrame(payload, header.TCPFlagAck|header.TCPFlagPsh|header.TCPFlagFin|header.TCPFlagCwr)
 	copy(frame[0:12], []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
-	r := &vnetReader{mtu: mtu, large: make([]byte, 65536+64)}
+	r := &Reader{mtu: mtu, large: make([]byte, 65536+64)}
 	copy(r.hdr[:], vnetHeader(1, 1, gsoSize))
 	bufs := make([][]byte, 32)
 	sizes := make([]int, len(bufs))
@@ -140,7 +140,7 @@ func TestVnetCutsSuperFrameForTunnel(t *testing.T) {
 	p := bufs[0][64:]
 	k := copy(p, frame)
 	copy(r.large[len(p):], frame[k:])
-	r.accept(len(frame), p)
+	r.accept(len(frame), p, 0)
 	var segs [][]byte
 	for reads := 1; ; reads++ {
 		for i := range r.n {
@@ -189,7 +189,7 @@ func TestVnetCutsSuperFrameForTunnel(t *testing.T) {
 			t.Errorf("segment %d: flags %v", i, f)
 		}
 	}
-	if st := r.stats(); st != (link.OffloadStats{Checksums: want, SuperFrames: 1, Segments: want}) {
+	if st := r.Stats(); st != (link.OffloadStats{Checksums: want, SuperFrames: 1, Segments: want}) {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -215,7 +215,7 @@ func TestVnetCompletesPartialChecksum(t *testing.T) {
 		{"start in the Ethernet header", 10, 16, partial},
 		{"field past the end", 34, uint16(len(partial)), partial},
 	} {
-		r := &vnetReader{mtu: 1500, large: make([]byte, 65536+64)}
+		r := &Reader{mtu: 1500, large: make([]byte, 65536+64)}
 		h := vnetHeader(1, 0, 0)
 		binary.NativeEndian.PutUint16(h[6:], tc.start)
 		binary.NativeEndian.PutUint16(h[8:], tc.offset)
@@ -223,7 +223,7 @@ func TestVnetCompletesPartialChecksum(t *testing.T) {
 		bufs := [][]byte{make([]byte, 2048)}
 		r.bufs, r.sizes = bufs, make([]int, 1)
 		copy(bufs[0], partial)
-		r.accept(len(partial), bufs[0])
+		r.accept(len(partial), bufs[0], 0)
 		if got := bufs[0][:r.sizes[0]]; string(got) != string(tc.want) {
 			t.Errorf("%s: checksum field % x, want % x", tc.name, got[50:52], tc.want[50:52])
 		}
@@ -241,7 +241,7 @@ func TestVnetRefusesTinySegments(t *testing.T) {
 		gso  uint16
 		want int // segments handed out by the first Read of 64
 	}{{1, 0}, {47, 0}, {48, 64}} {
-		r := &vnetReader{mtu: 1500, large: make([]byte, 65536+64)}
+		r := &Reader{mtu: 1500, large: make([]byte, 65536+64)}
 		copy(r.hdr[:], vnetHeader(1, 1, tc.gso))
 		bufs := make([][]byte, 64)
 		for i := range bufs {
@@ -251,9 +251,9 @@ func TestVnetRefusesTinySegments(t *testing.T) {
 		p := bufs[0]
 		k := copy(p, frame)
 		copy(r.large[len(p):], frame[k:])
-		r.accept(len(frame), p)
+		r.accept(len(frame), p, 0)
 		if r.n != tc.want {
-			t.Errorf("gso_size %d: %d segments, want %d (stats %+v)", tc.gso, r.n, tc.want, r.stats())
+			t.Errorf("gso_size %d: %d segments, want %d (stats %+v)", tc.gso, r.n, tc.want, r.Stats())
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package tap
+package vnet
 
 import (
 	"encoding/binary"
@@ -219,9 +219,9 @@ func TestCoalesceRuns(t *testing.T) {
 	})
 }
 
-// superFrameOf is the bytes the coalescer's writev would hand the kernel
+// superFrameOf is the bytes the Coalescer's writev would hand the kernel
 // for bufs[:k]: the virtio header, then the frame.
-func superFrameOf(c *coalescer, bufs [][]byte) (hdr, frame []byte) {
+func superFrameOf(c *Coalescer, bufs [][]byte) (hdr, frame []byte) {
 	n := c.prepare(bufs, 0)
 	for i := 1; i < n; i++ {
 		frame = append(frame, unsafe.Slice(c.iov[i].Base, c.iov[i].Len)...)
@@ -234,8 +234,8 @@ func superFrameOf(c *coalescer, bufs [][]byte) (hdr, frame []byte) {
 // and header checksum (the cut numbers the IDs from the first).
 func roundTrip(t *testing.T, bufs [][]byte) {
 	t.Helper()
-	hdr, frame := superFrameOf(&coalescer{}, bufs)
-	r := &vnetReader{mtu: 65535, large: make([]byte, 65536+64)}
+	hdr, frame := superFrameOf(&Coalescer{}, bufs)
+	r := &Reader{mtu: 65535, large: make([]byte, 65536+64)}
 	copy(r.hdr[:], hdr)
 	out := make([][]byte, len(bufs)+1)
 	sizes := make([]int, len(out))
@@ -244,9 +244,9 @@ func roundTrip(t *testing.T, bufs [][]byte) {
 	}
 	r.bufs, r.sizes = out, sizes
 	copy(out[0], frame)
-	r.accept(len(frame), out[0][:len(frame)])
+	r.accept(len(frame), out[0][:len(frame)], 0)
 	if r.n != len(bufs) || !r.seg.Done() {
-		t.Fatalf("the super-frame of %d frames cut into %d (done %v, stats %+v)", len(bufs), r.n, r.seg.Done(), r.stats())
+		t.Fatalf("the super-frame of %d frames cut into %d (done %v, stats %+v)", len(bufs), r.n, r.seg.Done(), r.Stats())
 	}
 	for i, want := range bufs {
 		got := out[i][:sizes[i]]

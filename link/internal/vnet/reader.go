@@ -1,4 +1,4 @@
-package tap
+package vnet
 
 import (
 	"encoding/binary"
@@ -15,38 +15,13 @@ import (
 	"github.com/taprouter/taprouter/link/gso"
 )
 
-// Offloads are the TUNSETOFFLOAD flags a device accepted: what the kernel
-// on the other side of the TAP may hand it.
-type Offloads uint32
-
-const (
-	// OffloadChecksum (TUN_F_CSUM): frames may carry a partial TCP or UDP
-	// checksum, completed by Read.
-	OffloadChecksum Offloads = unix.TUN_F_CSUM
-	// OffloadTSO4 (TUN_F_TSO4): TCP over IPv4 may arrive as super-frames
-	// of up to 64 KB, cut by Read into segments.
-	OffloadTSO4 Offloads = unix.TUN_F_TSO4
-)
-
-func (o Offloads) String() string {
-	switch o {
-	case 0:
-		return "none"
-	case OffloadChecksum:
-		return "csum"
-	case OffloadChecksum | OffloadTSO4:
-		return "csum,tso4"
-	}
-	return "unknown"
-}
-
-// vnetHdrLen is the size of struct virtio_net_hdr, which IFF_VNET_HDR puts in
+// HdrLen is the size of struct virtio_net_hdr, which IFF_VNET_HDR puts in
 // front of every frame, both ways (TUNSETVNETHDRSZ's default).
-const vnetHdrLen = 10
+const HdrLen = 10
 
-// vnetHdr is a decoded virtio_net_hdr. A TAP's header is in the host's byte
+// virtioHdr is a decoded virtio_net_hdr, in the host's byte
 // order (legacy virtio; TUNSETVNETLE/BE are not used).
-type vnetHdr struct {
+type virtioHdr struct {
 	flags, gsoType uint8
 	hdrLen         uint16 // not used: the headers' length is read from them
 	gsoSize        uint16
@@ -54,8 +29,8 @@ type vnetHdr struct {
 	csumOffset     uint16 // where its field is, from csumStart
 }
 
-func decodeVnetHdr(b []byte) vnetHdr {
-	return vnetHdr{
+func decodeHeader(b []byte) virtioHdr {
+	return virtioHdr{
 		flags: b[0], gsoType: b[1],
 		hdrLen:     binary.NativeEndian.Uint16(b[2:]),
 		gsoSize:    binary.NativeEndian.Uint16(b[4:]),
@@ -64,63 +39,67 @@ func decodeVnetHdr(b []byte) vnetHdr {
 	}
 }
 
-// setOffloads asks the kernel for the offloads in want, dropping TSO and
-// then checksum offload when it refuses (EINVAL on a kernel or device that
-// lacks them), and returns what it accepted.
-func setOffloads(fd int, want Offloads) (Offloads, error) {
-	var err error
-	for _, o := range []Offloads{want, want &^ OffloadTSO4, 0} {
-		if o&^want != 0 {
-			continue
-		}
-		if err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, int(o)); err == nil {
-			return o, nil
-		}
-	}
-	return 0, err
+// RecvFunc receives one frame from fd into iov: iov[0] is the virtio
+// header's HdrLen bytes, iov[1] the caller's buffer, iov[2] (if present) the
+// rest of the Reader's 64 KB buffer behind it. It returns the bytes received,
+// header included, any metadata the descriptor reports besides the header
+// (link.RxVLAN from a packet socket's PACKET_AUXDATA), and the errno.
+type RecvFunc func(fd uintptr, iov []unix.Iovec) (n int, meta link.RxMeta, errno syscall.Errno)
+
+// Readv is the RecvFunc of a TAP: readv(2), no metadata.
+func Readv(fd uintptr, iov []unix.Iovec) (int, link.RxMeta, syscall.Errno) {
+	n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	return int(n), 0, errno
 }
 
-// vnetReader reads frames behind a virtio_net_hdr and hands the caller what
+// Reader reads frames behind a virtio_net_hdr and hands the caller what
 // a device without offloads would have: whole frames of at most the MTU with
 // complete checksums. A super-frame (GSO_TCPV4) is read whole into the
 // reader's own 64 KB buffer and cut into segments of the sender's segment
 // size (gso_size, at most the MTU), one per caller buffer; segments that do
 // not fit this Read's batch are handed out by the next one, before anything
 // new is read.
-type vnetReader struct {
+type Reader struct {
 	mu   sync.Mutex
 	conn syscall.RawConn
 	mtu  int
+	recv RecvFunc
 	fn   func(fd uintptr) bool
 
-	hdr   [vnetHdrLen]byte
+	hdr   [HdrLen]byte
 	iov   [3]unix.Iovec
 	large []byte // link.MaxLarge bytes
 
-	// A super-frame being cut: its Ethernet header and the segmenter over
-	// its IPv4 packet (in large).
-	seg gso.Segmenter
-	eth [14]byte
+	// A super-frame being cut: its Ethernet header, its metadata and the
+	// segmenter over its IPv4 packet (in large).
+	seg     gso.Segmenter
+	eth     [14]byte
+	segMeta link.RxMeta
 
 	// The current Read's arguments and results.
-	bufs   [][]byte
-	sizes  []int
-	offset int
-	n      int
-	err    error
+	bufs    [][]byte
+	sizes   []int
+	meta    []link.RxMeta // nil: not asked for
+	offset  int
+	n       int
+	refused int // frames the kernel could not describe in this Read
+	err     error
 
 	checksums, superFrames, segments, dropped atomic.Uint64
 }
 
-func newVnetReader(conn syscall.RawConn, mtu int) *vnetReader {
-	r := &vnetReader{conn: conn, mtu: mtu, large: make([]byte, link.MaxLarge)}
+// NewReader returns a Reader of conn for a device of the given MTU that
+// receives each frame with recv.
+func NewReader(conn syscall.RawConn, mtu int, recv RecvFunc) *Reader {
+	r := &Reader{conn: conn, mtu: mtu, recv: recv, large: make([]byte, link.MaxLarge)}
 	r.fn = r.do
 	r.iov[0].Base = &r.hdr[0]
-	r.iov[0].SetLen(vnetHdrLen)
+	r.iov[0].SetLen(HdrLen)
 	return r
 }
 
-func (r *vnetReader) stats() link.OffloadStats {
+// Stats returns what the Reader did with offloaded frames.
+func (r *Reader) Stats() link.OffloadStats {
 	return link.OffloadStats{
 		Checksums: r.checksums.Load(), SuperFrames: r.superFrames.Load(),
 		Segments: r.segments.Load(), Dropped: r.dropped.Load(),
@@ -128,10 +107,17 @@ func (r *vnetReader) stats() link.OffloadStats {
 }
 
 // Read is link.Device's Read.
-func (r *vnetReader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+func (r *Reader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return r.ReadMeta(bufs, sizes, nil, offset)
+}
+
+// ReadMeta is link.MetaReader's ReadMeta, meta as the RecvFunc reported it
+// (a segment has its super-frame's). No frame is reported with a partial
+// checksum: Read completes them.
+func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset int) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.bufs, r.sizes, r.offset, r.n, r.err = bufs, sizes, offset, 0, nil
+	r.bufs, r.sizes, r.meta, r.offset, r.n, r.refused, r.err = bufs, sizes, meta, offset, 0, 0, nil
 	var err error
 	if r.cut(); r.n == 0 {
 		err = r.conn.Read(r.fn)
@@ -140,12 +126,21 @@ func (r *vnetReader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if err == nil {
 		err = r.err
 	}
-	r.bufs, r.sizes, r.err = nil, nil, nil
+	r.bufs, r.sizes, r.meta, r.err = nil, nil, nil, nil
 	return n, err
 }
 
+// handOut records the frame of size bytes in slot r.n.
+func (r *Reader) handOut(size int, meta link.RxMeta) {
+	r.sizes[r.n] = size
+	if r.meta != nil {
+		r.meta[r.n] = meta &^ link.RxChecksumPartial
+	}
+	r.n++
+}
+
 // cut hands out segments of the super-frame being cut, one per free buffer.
-func (r *vnetReader) cut() {
+func (r *Reader) cut() {
 	for !r.seg.Done() && r.n < len(r.bufs) {
 		dst := r.bufs[r.n][r.offset:]
 		if len(dst) < len(r.eth) {
@@ -158,22 +153,26 @@ func (r *vnetReader) cut() {
 			return
 		}
 		copy(dst, r.eth[:])
-		r.sizes[r.n] = len(r.eth) + k
-		r.n++
+		r.handOut(len(r.eth)+k, r.segMeta)
 		r.segments.Add(1)
 		r.checksums.Add(1)
 	}
 }
 
 // abandon drops what is left of the super-frame.
-func (r *vnetReader) abandon() {
+func (r *Reader) abandon() {
 	r.seg = gso.Segmenter{}
 	r.dropped.Add(1)
 }
 
 // do reads frames until the batch is full or none is ready. It returns
 // false (wait for readability) only while it has read nothing.
-func (r *vnetReader) do(fd uintptr) bool {
+//
+// EINVAL is a frame the kernel took off the queue but could not describe
+// in a virtio header (a packet socket's GSO frame of a type virtio has no
+// name for, such as a UDP tunnel's): it is dropped and counted, and reading
+// goes on, at most one batch of such frames per Read.
+func (r *Reader) do(fd uintptr) bool {
 	for r.n < len(r.bufs) {
 		if !r.seg.Done() {
 			r.cut()
@@ -191,20 +190,27 @@ func (r *vnetReader) do(fd uintptr) bool {
 		if len(rest) == 0 {
 			iovcnt = 2
 		}
-		got, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), uintptr(iovcnt))
+		got, meta, errno := r.recv(fd, r.iov[:iovcnt])
+		r.iov[1].Base, r.iov[2].Base = nil, nil // do not pin the caller's buffers
 		switch errno {
 		case 0:
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return r.n > 0
+		case unix.EINVAL:
+			r.dropped.Add(1)
+			if r.refused++; r.refused < len(r.bufs) {
+				continue
+			}
+			fallthrough
 		default:
 			if r.n == 0 {
 				r.err = errno
 			}
 			return true
 		}
-		r.accept(int(got)-vnetHdrLen, p)
+		r.accept(got-HdrLen, p, meta)
 	}
 	return true
 }
@@ -212,12 +218,12 @@ func (r *vnetReader) do(fd uintptr) bool {
 // accept takes the frame just read: size bytes behind the header in r.hdr,
 // in p and continued in r.large. It hands out the frame, or the first
 // segments of a super-frame, or drops it.
-func (r *vnetReader) accept(size int, p []byte) {
+func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 	if size < 0 {
 		r.dropped.Add(1)
 		return
 	}
-	h := decodeVnetHdr(r.hdr[:])
+	h := decodeHeader(r.hdr[:])
 	if h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
 		// A frame longer than p is handed on truncated, as read(2)
 		// truncates it on a device without offloads: the router answers
@@ -226,8 +232,7 @@ func (r *vnetReader) accept(size int, p []byte) {
 		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && completeFrameChecksum(p[:size], h) {
 			r.checksums.Add(1)
 		}
-		r.sizes[r.n] = size
-		r.n++
+		r.handOut(size, meta)
 		return
 	}
 	// A super-frame: whole in large, then cut.
@@ -241,6 +246,7 @@ func (r *vnetReader) accept(size int, p []byte) {
 		r.dropped.Add(1)
 		return
 	}
+	r.segMeta = meta
 	r.superFrames.Add(1)
 	r.cut()
 }
@@ -255,7 +261,7 @@ const minGSOSize = 48
 // follows the sender's segment size, not the MTU alone: after a frag-needed
 // the sender's TCP lowers its MSS, and segments cut to the MTU would exceed
 // the path MTU it learnt.
-func (r *vnetReader) startCut(h vnetHdr, f []byte) bool {
+func (r *Reader) startCut(h virtioHdr, f []byte) bool {
 	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.gsoSize < minGSOSize {
 		return false
 	}
@@ -286,7 +292,7 @@ func (r *vnetReader) startCut(h vnetHdr, f []byte) bool {
 // f, bytes the pod could have sent as they are. (Where the checksum is need
 // not be the outer packet's: a pod that encapsulates itself, in VXLAN or
 // IPIP, leaves its inner TCP checksum partial.)
-func completeFrameChecksum(f []byte, h vnetHdr) bool {
+func completeFrameChecksum(f []byte, h virtioHdr) bool {
 	start, field := int(h.csumStart), int(h.csumStart)+int(h.csumOffset)
 	if start < 14 || field+2 > len(f) {
 		return false
