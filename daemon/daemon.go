@@ -258,7 +258,9 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 		if err := strictRPFilter(cfg.Underlay.Interface, log); err != nil {
 			return nil, fmt.Errorf("rp_filter on the underlay: %w", err)
 		}
-		sock, err := afpacket.Open(cfg.Underlay.Interface)
+		// Only ARP and frames for this node's pods reach the socket
+		// (tunnel.DirectFilter): the node's own traffic is not copied.
+		sock, err := afpacket.OpenFiltered(cfg.Underlay.Interface, tunnel.DirectFilter(mac, cfg.PodCIDR))
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/taprouter/taprouter/link"
@@ -45,8 +46,15 @@ var (
 )
 
 // Open opens a packet socket on the Ethernet interface ifname in the calling
-// thread's network namespace.
-func Open(ifname string) (*Socket, error) {
+// thread's network namespace that receives every frame.
+func Open(ifname string) (*Socket, error) { return OpenFiltered(ifname, nil) }
+
+// OpenFiltered is Open with a classic BPF program (SO_ATTACH_FILTER) that
+// chooses the frames the socket receives: the kernel runs it on each frame,
+// at the Ethernet header, and queues the frame only if it returns non-zero.
+// It is attached before the socket is bound, so no frame it would refuse
+// is ever queued. A nil filter receives every frame.
+func OpenFiltered(ifname string, filter []bpf.Instruction) (*Socket, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
@@ -54,13 +62,24 @@ func Open(ifname string) (*Socket, error) {
 	if len(ifi.HardwareAddr) != len(link.HardwareAddr{}) {
 		return nil, fmt.Errorf("afpacket open %s: not an Ethernet interface (hardware address %q)", ifname, ifi.HardwareAddr)
 	}
+	var prog []unix.SockFilter
+	if filter != nil {
+		raw, err := bpf.Assemble(filter)
+		if err != nil {
+			return nil, fmt.Errorf("afpacket open %s: filter: %w", ifname, err)
+		}
+		prog = make([]unix.SockFilter, len(raw))
+		for i, r := range raw {
+			prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		}
+	}
 	// Protocol 0 receives nothing, so no frame from another interface can
 	// be queued before bind narrows the socket to ifname.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("afpacket open %s: socket: %w", ifname, err)
 	}
-	if err := setup(fd, ifi.Index); err != nil {
+	if err := setup(fd, ifi.Index, prog); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
 	}
@@ -79,7 +98,7 @@ func Open(ifname string) (*Socket, error) {
 	return s, nil
 }
 
-func setup(fd, ifindex int) error {
+func setup(fd, ifindex int, filter []unix.SockFilter) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fmt.Errorf("set PACKET_IGNORE_OUTGOING (needs Linux 4.20): %w", err)
 	}
@@ -100,6 +119,12 @@ func setup(fd, ifindex int) error {
 			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], socketBuffer); err != nil {
 				return fmt.Errorf("set socket buffer: %w", err)
 			}
+		}
+	}
+	if len(filter) > 0 {
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+			return fmt.Errorf("attach filter: %w", err)
 		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
