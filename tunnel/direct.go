@@ -160,7 +160,9 @@ func (d *Direct) Tick() {
 // Stats implements Tunnel. DropNoNeighbour includes the packets the ARP
 // table dropped from full queues; DropOversize includes the device's count; the
 // ARP table's own counters are the ARP* ones named after arp.Stats; the
-// device's super-frames (link.OffloadCounter) are the TxGSO and RxGRO ones.
+// device's super-frames (link.OffloadCounter) are in TxGSO* (written) and in
+// GSOSplit and GSOSegments (cut), the partial checksums it completed in
+// ChecksumsCompleted.
 func (d *Direct) Stats() Stats {
 	s := d.stats.snapshot()
 	a := d.table.Stats()
@@ -172,7 +174,9 @@ func (d *Direct) Stats() Stats {
 	if c, ok := d.dev.(link.OffloadCounter); ok {
 		o := c.OffloadStats()
 		s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused = o.Coalesced, o.CoalescedFrames, o.CoalesceRefused
-		s.RxGROMessages, s.RxGRODatagrams = o.SuperFrames, o.Segments
+		s.GSOSplit += o.SuperFrames
+		s.GSOSegments += o.Segments
+		s.ChecksumsCompleted += o.Checksums - o.Segments // every segment's is counted too
 	}
 	return s
 }

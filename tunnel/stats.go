@@ -39,7 +39,8 @@ type Stats struct {
 
 	// Super-packets (a kernel sender's segmentation offload, larger than
 	// the receive buffer) that Recv split, and the segments it delivered
-	// from them (also in RxPackets); see the package doc.
+	// from them (also in RxPackets); see the package doc. direct: those
+	// the AF_PACKET socket cut.
 	GSOSplit    uint64
 	GSOSegments uint64
 
@@ -53,9 +54,7 @@ type Stats struct {
 	TxMessages, TxGSOMessages, TxGSODatagrams, TxGSORefused, TxGSOOversize uint64
 	// vxlan/udp: the socket's UDP GRO (link/udp.ReadStats): recvmmsg
 	// messages, of them GRO trains (several datagrams of one sender the
-	// kernel coalesced) carrying RxGRODatagrams. direct: super-frames
-	// received (a sender's GSO or the underlay's GRO) and the segments
-	// the socket cut them into.
+	// kernel coalesced) carrying RxGRODatagrams.
 	RxMessages, RxGROMessages, RxGRODatagrams uint64
 
 	// The direct backend's underlay ARP table (arp.Stats).
