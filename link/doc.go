@@ -13,10 +13,12 @@
 //   - Write(bufs, offset) sends packet i, which is bufs[i][offset:]; it returns
 //     how many were sent.
 //   - A read returns a packet longer than its buffer only from a
-//     LargeReader (the UDP and AF_PACKET sockets), which keeps it whole in
-//     a buffer of its own: sizes[i] then exceeds len(bufs[i])-offset and
-//     Large(i) holds the packet. Those are a local sender's segmentation
-//     offload, passed on unsplit by a veth; package gso splits them.
+//     LargeReader (the UDP socket), which keeps it whole in a buffer of its
+//     own: sizes[i] then exceeds len(bufs[i])-offset and Large(i) holds the
+//     packet. Those are a local sender's segmentation offload, passed on
+//     unsplit by a veth; package gso splits them. Devices with a virtio
+//     header (a TAP with offloads, the AF_PACKET socket) cut such frames
+//     themselves, by the segment size the header gives.
 //
 // Sub-packages hold the implementations (tap, afpacket, udp), the splitting
 // of offloaded TCP super-segments (gso) and in-memory

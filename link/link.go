@@ -44,7 +44,8 @@ const (
 
 // MetaReader is a Device that can report per-frame receive metadata. Its
 // ReadMeta is Read that also sets meta[i] for every frame read; meta must
-// be at least len(bufs) long. The AF_PACKET socket implements it; a caller
+// be at least len(bufs) long. The AF_PACKET socket implements it (VLAN
+// tags; it completes partial checksums itself); a caller
 // type-asserts for it and falls back to Read.
 type MetaReader interface {
 	ReadMeta(bufs [][]byte, sizes []int, meta []RxMeta, offset int) (int, error)
