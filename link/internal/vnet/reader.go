@@ -58,7 +58,9 @@ func Readv(fd uintptr, iov []unix.Iovec) (int, link.RxMeta, syscall.Errno) {
 // reader's own 64 KB buffer and cut into segments of the sender's segment
 // size (gso_size, at most the MTU), one per caller buffer; segments that do
 // not fit this Read's batch are handed out by the next one, before anything
-// new is read.
+// new is read. A super-frame read behind other frames whose segments would
+// not all fit the rest of the batch, but would fit an empty one, is held
+// for the next Read whole, so that its segments stay in one batch.
 type Reader struct {
 	mu   sync.Mutex
 	conn syscall.RawConn
@@ -82,7 +84,8 @@ type Reader struct {
 	meta    []link.RxMeta // nil: not asked for
 	offset  int
 	n       int
-	refused int // frames the kernel could not describe in this Read
+	refused int  // frames the kernel could not describe in this Read
+	held    bool // a super-frame was read that the next Read hands out
 	err     error
 
 	checksums, superFrames, segments, dropped atomic.Uint64
@@ -117,7 +120,7 @@ func (r *Reader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset int) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.bufs, r.sizes, r.meta, r.offset, r.n, r.refused, r.err = bufs, sizes, meta, offset, 0, 0, nil
+	r.bufs, r.sizes, r.meta, r.offset, r.n, r.refused, r.held, r.err = bufs, sizes, meta, offset, 0, 0, false, nil
 	var err error
 	if r.cut(); r.n == 0 {
 		err = r.conn.Read(r.fn)
@@ -173,7 +176,7 @@ func (r *Reader) abandon() {
 // name for, such as a UDP tunnel's): it is dropped and counted, and reading
 // goes on, at most one batch of such frames per Read.
 func (r *Reader) do(fd uintptr) bool {
-	for r.n < len(r.bufs) {
+	for r.n < len(r.bufs) && !r.held {
 		if !r.seg.Done() {
 			r.cut()
 			continue
@@ -248,6 +251,13 @@ func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 	}
 	r.segMeta = meta
 	r.superFrames.Add(1)
+	if r.n > 0 && r.seg.Count() > len(r.bufs)-r.n && r.seg.Count() <= len(r.bufs) {
+		// It would be split between this Read and the next: it goes whole
+		// with the next, so that the run of its segments reaches the
+		// writer (a coalescer, UDP GSO) in one batch.
+		r.held = true
+		return
+	}
 	r.cut()
 }
 

@@ -257,3 +257,47 @@ func TestVnetRefusesTinySegments(t *testing.T) {
 		}
 	}
 }
+
+// TestVnetHoldsSuperFrameForNextRead: a super-frame of 40 segments read
+// behind another frame in a 40-frame batch (39 slots free) is held, and
+// the next Read hands out all 40 of them; where the free slots hold it
+// (40 of 64) or no batch could (32), it is cut at once, as before.
+func TestVnetHoldsSuperFrameForNextRead(t *testing.T) {
+	const gsoSize, segs = 1000, 40
+	frame := superFrame(segs*gsoSize, header.TCPFlagAck)
+	small := superFrame(100, header.TCPFlagAck)
+	for _, tc := range []struct {
+		batch     int
+		wantFirst int // frames the first Read hands out
+		held      bool
+	}{{64, 64, false}, {40, 1, true}, {32, 32, false}} {
+		r := &Reader{mtu: 1500, large: make([]byte, 65536+64)}
+		bufs := make([][]byte, tc.batch)
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		r.bufs, r.sizes = bufs, make([]int, tc.batch)
+		if tc.batch == 64 {
+			r.n = 23 // behind the small frame, 40 slots free: cut at once
+		}
+		copy(r.hdr[:], vnetHeader(0, 0, 0))
+		copy(bufs[r.n], small)
+		r.accept(len(small), bufs[r.n], 0)
+		copy(r.hdr[:], vnetHeader(1, 1, gsoSize))
+		p := bufs[r.n]
+		k := copy(p, frame)
+		copy(r.large[len(p):], frame[k:])
+		r.accept(len(frame), p, 0)
+		if r.n != tc.wantFirst || r.held != tc.held {
+			t.Errorf("batch %d: the first Read hands out %d frames (held %v), want %d (held %v)", tc.batch, r.n, r.held, tc.wantFirst, tc.held)
+		}
+		if !tc.held {
+			continue
+		}
+		r.n, r.held = 0, false // the next Read
+		r.cut()
+		if r.n != segs || !r.seg.Done() {
+			t.Errorf("batch %d: the next Read hands out %d segments (done %v, stats %+v), want all %d", tc.batch, r.n, r.seg.Done(), r.Stats(), segs)
+		}
+	}
+}
