@@ -110,7 +110,7 @@ func (d *Daemon) attach(p *port, ns *os.File) error {
 	}
 	p.iface, p.attached = iface, true
 	d.ports[p.Name] = p
-	if pod.Offload && dev.Offloads() != tap.OffloadChecksum|tap.OffloadTSO4 {
+	if want := tap.OffloadChecksum | tap.OffloadTSO4; pod.Offload && dev.Offloads()&want != want {
 		d.log.Warn("the kernel refused some TAP offloads; the pod sends smaller frames", zap.String("port", p.Name), zap.Stringer("offloads", dev.Offloads()))
 	}
 	if adopted {

@@ -23,7 +23,10 @@
 // and the receiving pod's MSS follows from its MTU, so segments that fit
 // the pod MTU are accepted. A UDP super-datagram (UDP GSO) cannot be split
 // this way: its segment size is the sending application's datagram size,
-// not something the MTU tells; it is refused (ErrNotTCP).
+// not something the MTU tells; Reset refuses it (ErrNotTCP). Where the
+// size is known (a TAP's virtio header carries it), ResetUDP cuts it into
+// those datagrams, each with its own IPv4 ID, UDP length and checksum, as
+// the kernel's __udp_gso_segment does, at most 128 of them.
 //
 // Nothing allocates: the caller supplies the buffer of each segment.
 package gso

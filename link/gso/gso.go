@@ -14,6 +14,7 @@ import (
 const (
 	ipv4MinSize = 20
 	tcpMinSize  = 20
+	udpHdrSize  = 8
 	tcpFlagFIN  = 0x01
 	tcpFlagPSH  = 0x08
 	tcpFlagCWR  = 0x80
@@ -24,6 +25,7 @@ var (
 	ErrMalformed = errors.New("gso: not a well-formed IPv4 packet")
 	ErrFragment  = errors.New("gso: an IPv4 fragment")
 	ErrNotTCP    = errors.New("gso: not TCP")
+	ErrNotUDP    = errors.New("gso: not UDP")
 	ErrMTU       = errors.New("gso: MTU leaves no room for payload behind the headers")
 )
 
@@ -36,6 +38,7 @@ type Segmenter struct {
 	mss  int    // payload bytes per segment
 	off  int    // next payload byte, from hdr
 	segs int    // segments written
+	udp  bool   // a UDP super-datagram (ResetUDP)
 }
 
 // Reset starts s on pkt, an IPv4 TCP packet of exactly its total length,
@@ -44,15 +47,9 @@ type Segmenter struct {
 // and the TCP header's length.
 func (s *Segmenter) Reset(pkt []byte, mtu int) error {
 	*s = Segmenter{}
-	if len(pkt) < ipv4MinSize || pkt[0]>>4 != 4 {
-		return ErrMalformed
-	}
-	ihl := int(pkt[0]&0x0f) * 4
-	if ihl < ipv4MinSize || int(binary.BigEndian.Uint16(pkt[2:4])) != len(pkt) || ihl > len(pkt) || checksum.Checksum(pkt[:ihl], 0) != 0xffff {
-		return ErrMalformed
-	}
-	if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {
-		return ErrFragment // MF, or a fragment offset
+	ihl, err := checkIPv4(pkt)
+	if err != nil {
+		return err
 	}
 	if pkt[9] != protoTCP {
 		return ErrNotTCP
@@ -71,6 +68,52 @@ func (s *Segmenter) Reset(pkt []byte, mtu int) error {
 	return nil
 }
 
+// maxUDPSegments is the most datagrams a UDP super-datagram is cut into:
+// the kernel's UDP_MAX_SEGMENTS, which a sender's UDP_SEGMENT cannot pass.
+const maxUDPSegments = 128
+
+// ResetUDP starts s on pkt, an IPv4 UDP super-datagram (UDP GSO) of
+// exactly its total length, to be cut into datagrams of size payload bytes
+// each (the last one shorter), as the sender's UDP_SEGMENT asked. It
+// checks the IPv4 header, including its checksum, the UDP length, and
+// that the datagrams are at most maxUDPSegments (128, the kernel's limit).
+func (s *Segmenter) ResetUDP(pkt []byte, size int) error {
+	*s = Segmenter{}
+	ihl, err := checkIPv4(pkt)
+	if err != nil {
+		return err
+	}
+	if pkt[9] != protoUDP {
+		return ErrNotUDP
+	}
+	if len(pkt) < ihl+udpHdrSize || int(binary.BigEndian.Uint16(pkt[ihl+4:])) != len(pkt)-ihl {
+		return ErrMalformed
+	}
+	payload := len(pkt) - ihl - udpHdrSize
+	if size <= 0 || payload > size*maxUDPSegments {
+		return ErrMTU
+	}
+	*s = Segmenter{pkt: pkt, ihl: ihl, hdr: ihl + udpHdrSize, mss: size, udp: true}
+	return nil
+}
+
+// checkIPv4 checks that pkt is an IPv4 packet of exactly its total length
+// with a valid header checksum, not a fragment, and returns its header
+// length.
+func checkIPv4(pkt []byte) (int, error) {
+	if len(pkt) < ipv4MinSize || pkt[0]>>4 != 4 {
+		return 0, ErrMalformed
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < ipv4MinSize || int(binary.BigEndian.Uint16(pkt[2:4])) != len(pkt) || ihl > len(pkt) || checksum.Checksum(pkt[:ihl], 0) != 0xffff {
+		return 0, ErrMalformed
+	}
+	if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {
+		return 0, ErrFragment // MF, or a fragment offset
+	}
+	return ihl, nil
+}
+
 // Done reports whether every segment has been written.
 func (s *Segmenter) Done() bool { return s.pkt == nil }
 
@@ -87,16 +130,18 @@ func (s *Segmenter) Count() int {
 
 // Next writes the next segment into dst and returns its length: at most the
 // MTU given to Reset and at most len(dst). It returns 0 when s is done or
-// dst has no room for a byte of payload behind the headers. A packet with
-// no payload makes one segment, a copy with the checksums computed.
+// dst has no room for a byte of payload behind the headers (for a UDP
+// super-datagram: for the whole next datagram). A packet with no payload
+// makes one segment, a copy with the checksums computed. A UDP datagram
+// gets its own UDP length and a full checksum.
 func (s *Segmenter) Next(dst []byte) int {
 	if s.pkt == nil {
 		return 0
 	}
 	rest := len(s.pkt) - s.hdr - s.off
 	n := min(s.mss, rest, len(dst)-s.hdr)
-	if n <= 0 && (rest > 0 || len(dst) < s.hdr) {
-		return 0
+	if n <= 0 && (rest > 0 || len(dst) < s.hdr) || s.udp && n < min(s.mss, rest) {
+		return 0 // a datagram is never cut short: that would change its boundaries
 	}
 	last := n == rest
 	seg := dst[:s.hdr+n]
@@ -108,6 +153,18 @@ func (s *Segmenter) Next(dst []byte) int {
 	seg[10], seg[11] = 0, 0
 	binary.BigEndian.PutUint16(seg[10:12], ^checksum.Checksum(seg[:s.ihl], 0))
 
+	if s.udp {
+		udp := seg[s.ihl:]
+		binary.BigEndian.PutUint16(udp[4:6], uint16(len(udp)))
+		udp[6], udp[7] = 0, 0
+		c := ^checksum.Checksum(udp, PseudoHeaderSum(seg, len(udp)))
+		if c == 0 {
+			c = 0xffff // 0 means no checksum (RFC 768)
+		}
+		binary.BigEndian.PutUint16(udp[6:8], c)
+		s.advance(n, last)
+		return len(seg)
+	}
 	tcp := seg[s.ihl:]
 	binary.BigEndian.PutUint32(tcp[4:8], binary.BigEndian.Uint32(s.pkt[s.ihl+4:])+uint32(s.off))
 	if !last {
@@ -118,13 +175,17 @@ func (s *Segmenter) Next(dst []byte) int {
 	}
 	tcp[16], tcp[17] = 0, 0
 	binary.BigEndian.PutUint16(tcp[16:18], ^checksum.Checksum(tcp, PseudoHeaderSum(seg, len(tcp))))
+	s.advance(n, last)
+	return len(seg)
+}
 
+// advance moves s past a segment of n payload bytes, the last if last.
+func (s *Segmenter) advance(n int, last bool) {
 	s.off += n
 	s.segs++
 	if last {
 		s.pkt = nil
 	}
-	return len(seg)
 }
 
 // Split cuts pkt (see Reset) into segments of at most mtu bytes, segment i

@@ -19,8 +19,10 @@
 // overflows it rather than pushing back on the sender.
 //
 // With Options.Offload a TAP is opened with IFF_VNET_HDR and offers its
-// kernel checksum offload and TSO over IPv4 (TUNSETOFFLOAD, probed: what
-// the kernel refuses is left out, and Offloads says what it took). The
+// kernel checksum offload, TSO over IPv4 and UDP segmentation offload (USO,
+// Linux 6.2; TUNSETOFFLOAD, probed: what the kernel refuses is left out,
+// and Offloads says what it took). A UDP_SEGMENT sender's super-datagram
+// is cut back into the datagrams it asked for. The
 // pod's kernel then hands taprouter TCP super-frames of up to 64 KB with
 // partial checksums, one read(2) each instead of one per segment. Read
 // hides that from its caller: it completes partial checksums where the

@@ -13,6 +13,11 @@ const (
 	// OffloadTSO4 (TUN_F_TSO4): TCP over IPv4 may arrive as super-frames
 	// of up to 64 KB, cut by Read into segments.
 	OffloadTSO4 Offloads = unix.TUN_F_TSO4
+	// OffloadUSO (TUN_F_USO4|TUN_F_USO6, Linux 6.2; the kernel takes both
+	// or neither): a sender's UDP_SEGMENT (QUIC stacks use it) may arrive
+	// as one super-datagram, cut by Read into the sender's datagrams.
+	// IPv6 ones are dropped, as all IPv6 is.
+	OffloadUSO Offloads = unix.TUN_F_USO4 | unix.TUN_F_USO6
 )
 
 func (o Offloads) String() string {
@@ -23,16 +28,18 @@ func (o Offloads) String() string {
 		return "csum"
 	case OffloadChecksum | OffloadTSO4:
 		return "csum,tso4"
+	case OffloadChecksum | OffloadTSO4 | OffloadUSO:
+		return "csum,tso4,uso"
 	}
 	return "unknown"
 }
 
-// setOffloads asks the kernel for the offloads in want, dropping TSO and
-// then checksum offload when it refuses (EINVAL on a kernel or device that
-// lacks them), and returns what it accepted.
+// setOffloads asks the kernel for the offloads in want, dropping USO, then
+// TSO, then checksum offload when it refuses (EINVAL on a kernel or device
+// that lacks them), and returns what it accepted.
 func setOffloads(fd int, want Offloads) (Offloads, error) {
 	var err error
-	for _, o := range []Offloads{want, want &^ OffloadTSO4, 0} {
+	for _, o := range []Offloads{want, want &^ OffloadUSO, want &^ (OffloadUSO | OffloadTSO4), 0} {
 		if o&^want != 0 {
 			continue
 		}

@@ -44,8 +44,8 @@ type Options struct {
 	// frames the kernel queues for Read before it drops. Zero means
 	// DefaultTxQueueLen.
 	TxQueueLen int
-	// Offload opens a TAP with IFF_VNET_HDR and asks for checksum offload
-	// and TSO over IPv4 (TUNSETOFFLOAD), taking what the kernel accepts
+	// Offload opens a TAP with IFF_VNET_HDR and asks for checksum offload,
+	// TSO over IPv4 and USO (TUNSETOFFLOAD), taking what the kernel accepts
 	// (Offloads says what). The kernel then hands Read 64 KB TCP
 	// super-frames with partial checksums, one read(2) each instead of one
 	// per segment; Read completes the checksums and cuts super-frames into
@@ -163,7 +163,7 @@ func offloadsFor(fd int, withVnet bool) (Offloads, error) {
 		}
 		return 0, nil
 	}
-	o, err := setOffloads(fd, OffloadChecksum|OffloadTSO4)
+	o, err := setOffloads(fd, OffloadChecksum|OffloadTSO4|OffloadUSO)
 	if err != nil {
 		return 0, fmt.Errorf("set offloads: %w", err)
 	}

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
 	"github.com/taprouter/taprouter/link"
@@ -143,7 +145,7 @@ func TestOffloadTCPThroughTAPs(t *testing.T) {
 			p := newOffloadPair(t, offload)
 			want := tap.Offloads(0)
 			if offload {
-				want = tap.OffloadChecksum | tap.OffloadTSO4
+				want = tap.OffloadChecksum | tap.OffloadTSO4 | tap.OffloadUSO // Linux ≥ 6.2
 			}
 			if p.a.Offloads() != want || p.b.Offloads() != want {
 				t.Fatalf("offloads %v and %v, want %v", p.a.Offloads(), p.b.Offloads(), want)
@@ -186,8 +188,8 @@ func TestOffloadTCPThroughTAPs(t *testing.T) {
 	}
 }
 
-// TestOffloadShownToKernel: the pod side of an offloading TAP has TSO and
-// checksum offload on; of a plain one, off.
+// TestOffloadShownToKernel: the pod side of an offloading TAP has TSO, USO
+// and checksum offload on; of a plain one, off.
 func TestOffloadShownToKernel(t *testing.T) {
 	for _, offload := range []bool{true, false} {
 		ns := netnstest.New(t, "vnetF")
@@ -199,7 +201,7 @@ func TestOffloadShownToKernel(t *testing.T) {
 		}
 		devtest.CloseAtCleanup(t, d)
 		out := ns.MustExec("ethtool", "-k", "tap0")
-		for _, f := range []string{"tx-checksumming", "tcp-segmentation-offload"} {
+		for _, f := range []string{"tx-checksumming", "tcp-segmentation-offload", "tx-udp-segmentation"} {
 			want := f + ": off"
 			if offload {
 				want = f + ": on"
@@ -255,5 +257,59 @@ func TestAttachSetsOffloads(t *testing.T) {
 	if err == nil {
 		d.SetPersist(false)
 		d.Close()
+	}
+}
+
+// TestOffloadUDPSegmentThroughTAPs: a UDP socket in nsA that sends 10,500
+// bytes in one sendmsg with UDP_SEGMENT 1000 hands its TAP one
+// super-datagram (USO); Read cuts it into exactly the 11 datagrams the
+// sender asked for, and nsB's socket receives them, 10 of 1000 bytes and one
+// of 500, carrying the bytes sent.
+func TestOffloadUDPSegmentThroughTAPs(t *testing.T) {
+	p := newOffloadPair(t, true)
+	var rc *net.UDPConn
+	var err error
+	p.nsB.Do(func() { rc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 98, 0, 2), Port: 4433}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data := make([]byte, 10500)
+	for i := range data {
+		data[i] = byte(i*5 + i>>9)
+	}
+	var sc *net.UDPConn
+	p.nsA.Do(func() { sc, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(10, 98, 0, 2), Port: 4433}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	// One sendmsg with a UDP_SEGMENT control message of 1000.
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 1000)
+	if _, _, err := sc.WriteMsgUDP(data, oob, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	buf := make([]byte, 2048)
+	rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 11 {
+		n, err := rc.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if want := min(1000, len(data)-len(got)); n != want {
+			t.Fatalf("datagram %d: %d bytes, want %d", i, n, want)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("nsB received other bytes than nsA sent")
+	}
+	if sa := p.a.OffloadStats(); sa.SuperFrames != 1 || sa.Segments != 11 || sa.Dropped != 0 {
+		t.Errorf("nsA's TAP: %+v, want exactly 1 super-datagram cut into 11", sa)
 	}
 }

@@ -54,7 +54,8 @@ func Readv(fd uintptr, iov []unix.Iovec) (int, link.RxMeta, syscall.Errno) {
 
 // Reader reads frames behind a virtio_net_hdr and hands the caller what
 // a device without offloads would have: whole frames of at most the MTU with
-// complete checksums. A super-frame (GSO_TCPV4) is read whole into the
+// complete checksums. A super-frame (GSO_TCPV4, or GSO_UDP_L4) is read
+// whole into the
 // reader's own 64 KB buffer and cut into segments of the sender's segment
 // size (gso_size, at most the MTU), one per caller buffer; segments that do
 // not fit this Read's batch are handed out by the next one, before anything
@@ -267,12 +268,18 @@ func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 const minGSOSize = 48
 
 // startCut starts the segmenter on the super-frame f (Ethernet header and
-// an IPv4 TCP packet) with h's segment size, capped at the MTU. The cut
-// follows the sender's segment size, not the MTU alone: after a frag-needed
-// the sender's TCP lowers its MSS, and segments cut to the MTU would exceed
-// the path MTU it learnt.
+// an IPv4 packet) with h's segment size:
+//
+//   - GSO_TCPV4: segments of the sender's segment size, capped at the MTU.
+//     The cut follows the sender's segment size, not the MTU alone: after a
+//     frag-needed the sender's TCP lowers its MSS, and segments cut to the
+//     MTU would exceed the path MTU it learnt.
+//   - GSO_UDP_L4 (a sender's UDP_SEGMENT, with USO offered): datagrams of
+//     exactly gso_size payload bytes (the last one shorter), which must fit
+//     the MTU; at most 128 of them, the kernel's own limit.
 func (r *Reader) startCut(h virtioHdr, f []byte) bool {
-	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.gsoSize < minGSOSize {
+	gsoType := h.gsoType &^ unix.VIRTIO_NET_HDR_GSO_ECN
+	if gsoType != unix.VIRTIO_NET_HDR_GSO_TCPV4 && gsoType != unix.VIRTIO_NET_HDR_GSO_UDP_L4 {
 		return false
 	}
 	if len(f) < len(r.eth)+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
@@ -283,10 +290,22 @@ func (r *Reader) startCut(h virtioHdr, f []byte) bool {
 	if ihl < 20 || len(pkt) < ihl+20 {
 		return false
 	}
-	thl := int(pkt[ihl+12]>>4) * 4
 	// The IPv4 total length of a super-frame is its length (at most 64 KB
 	// by construction; the kernel sets it). Reset checks it.
-	if err := r.seg.Reset(pkt, min(r.mtu, ihl+thl+int(h.gsoSize))); err != nil {
+	var err error
+	if gsoType == unix.VIRTIO_NET_HDR_GSO_UDP_L4 {
+		if ihl+8+int(h.gsoSize) > r.mtu {
+			return false
+		}
+		err = r.seg.ResetUDP(pkt, int(h.gsoSize))
+	} else {
+		if h.gsoSize < minGSOSize {
+			return false
+		}
+		thl := int(pkt[ihl+12]>>4) * 4
+		err = r.seg.Reset(pkt, min(r.mtu, ihl+thl+int(h.gsoSize)))
+	}
+	if err != nil {
 		r.seg = gso.Segmenter{}
 		return false
 	}

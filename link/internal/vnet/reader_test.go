@@ -39,14 +39,18 @@ func vnetHeader(flags, gsoType uint8, gsoSize uint16) []byte {
 // FuzzVnetRead: whatever header and frame the kernel (or a pod writing
 // virtio headers with PACKET_VNET_HDR) hands Read, nothing panics, every
 // frame handed out fits its buffer and, if cut from a super-frame, is an
-// IPv4 TCP segment of at most the MTU with valid IPv4 and TCP checksums,
-// and the segments' payloads are the super-frame's, in order.
+// IPv4 TCP segment or UDP datagram of at most the MTU with valid IPv4 and
+// transport checksums and at most gso_size payload bytes (a UDP datagram
+// exactly gso_size, but the last), and the segments' payloads are the
+// super-frame's, in order.
 func FuzzVnetRead(f *testing.F) {
 	f.Add(vnetHeader(1, 1, 1360), superFrame(10000, header.TCPFlagAck|header.TCPFlagPsh), 1400)
 	f.Add(vnetHeader(1, 0x81, 100), superFrame(1000, header.TCPFlagAck|header.TCPFlagCwr|header.TCPFlagFin), 1400)
 	f.Add(vnetHeader(1, 0, 0), superFrame(100, header.TCPFlagAck), 1400)
 	f.Add(vnetHeader(1, 5, 100), superFrame(1000, header.TCPFlagAck), 1400)
 	f.Add(vnetHeader(1, 1, 0), superFrame(1000, header.TCPFlagAck), 1400)
+	f.Add(vnetHeader(1, 5, 1000), superUDPFrame(10500), 1400)
+	f.Add(vnetHeader(1, 5, 1), superUDPFrame(129), 1400)
 	f.Fuzz(func(t *testing.T, hdr, frame []byte, mtu int) {
 		if len(hdr) < HdrLen || mtu < 68 || mtu > 9000 || len(frame) > 65536+64 {
 			return
@@ -68,6 +72,7 @@ func FuzzVnetRead(f *testing.F) {
 		h := decodeHeader(r.hdr[:])
 
 		var payload []byte
+		var proto uint8
 		r.bufs, r.sizes, r.offset = bufs, sizes, 2
 		r.accept(len(frame), p, 0)
 		for {
@@ -80,25 +85,36 @@ func FuzzVnetRead(f *testing.F) {
 				if !cutting {
 					continue
 				}
-				if len(out) > mtu+14 || len(out) < 14+40 {
+				if len(out) > mtu+14 || len(out) < 14+28 {
 					t.Fatalf("segment of %d bytes, MTU %d", len(out), mtu)
 				}
 				ip := header.IPv4(out[14:])
-				if !ip.IsChecksumValid() || int(ip.TotalLength()) != len(out)-14 || ip.Protocol() != 6 {
+				proto = ip.Protocol()
+				if !ip.IsChecksumValid() || int(ip.TotalLength()) != len(out)-14 || proto != 6 && proto != 17 {
 					t.Fatalf("segment with a bad IPv4 header: % x", out[14:34])
 				}
 				ihl := int(ip.HeaderLength())
 				seg := out[14+ihl:]
 				sum := checksum.Checksum(out[14+12:14+20], 0)
-				sum = checksum.Combine(sum, 6)
+				sum = checksum.Combine(sum, uint16(proto))
 				sum = checksum.Combine(sum, uint16(len(seg)))
 				if checksum.Checksum(seg, sum) != 0xffff {
-					t.Fatal("segment with a bad TCP checksum")
+					t.Fatalf("segment with a bad checksum (protocol %d)", proto)
 				}
-				if len(seg)-int(header.TCP(seg).DataOffset()) > int(h.gsoSize) {
-					t.Fatalf("segment payload %d > gso_size %d", len(seg)-int(header.TCP(seg).DataOffset()), h.gsoSize)
+				start := 8
+				if proto == 6 {
+					start = int(header.TCP(seg).DataOffset())
+				} else if int(header.UDP(seg).Length()) != len(seg) {
+					t.Fatalf("datagram of %d bytes with UDP length %d", len(seg), header.UDP(seg).Length())
 				}
-				payload = append(payload, seg[header.TCP(seg).DataOffset():]...)
+				n := len(seg) - start
+				if n > int(h.gsoSize) {
+					t.Fatalf("segment payload %d > gso_size %d", n, h.gsoSize)
+				}
+				if proto == 17 && n != int(h.gsoSize) && !r.seg.Done() {
+					t.Fatalf("a datagram of %d payload bytes before the last, gso_size %d", n, h.gsoSize)
+				}
+				payload = append(payload, seg[start:]...)
 			}
 			if r.seg.Done() {
 				break
@@ -109,12 +125,34 @@ func FuzzVnetRead(f *testing.F) {
 		if r.superFrames.Load() > 0 && r.dropped.Load() == 0 {
 			ip := header.IPv4(orig[14:])
 			ihl := int(ip.HeaderLength())
-			thl := int(header.TCP(orig[14+ihl:]).DataOffset())
-			if want := orig[14+ihl+thl:]; string(payload) != string(want) {
+			start := 8
+			if proto == 6 {
+				start = int(header.TCP(orig[14+ihl:]).DataOffset())
+			}
+			if want := orig[14+ihl+start:]; string(payload) != string(want) {
 				t.Fatalf("segments carry %d payload bytes, want the super-frame's %d", len(payload), len(want))
 			}
 		}
 	})
+}
+
+// superUDPFrame is an Ethernet frame holding an IPv4 UDP super-datagram
+// with n payload bytes, as a kernel with UDP_SEGMENT hands it to a TAP with
+// USO: valid IPv4 header, UDP length of the whole, partial checksum.
+func superUDPFrame(n int) []byte {
+	f := make([]byte, 14+20+8+n)
+	binary.BigEndian.PutUint16(f[12:14], 0x0800)
+	ip := header.IPv4(f[14:])
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(f) - 14), ID: 7, TTL: 64, Protocol: 17,
+		SrcAddr: tcpipAddr(10, 244, 0, 4), DstAddr: tcpipAddr(10, 244, 1, 5)})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	udp := header.UDP(ip.Payload())
+	udp.Encode(&header.UDPFields{SrcPort: 4433, DstPort: 443, Length: uint16(len(udp))})
+	for i := range n {
+		udp[8+i] = byte(i * 3)
+	}
+	udp.SetChecksum(header.PseudoHeaderChecksum(17, ip.SourceAddress(), ip.DestinationAddress(), uint16(len(udp))))
+	return f
 }
 
 func tcpipAddr(a, b, c, d byte) tcpip.Address { return tcpip.AddrFrom4([4]byte{a, b, c, d}) }
