@@ -231,14 +231,18 @@ func testKubeCluster(t *testing.T, backend string) {
 	node4 := kc.startKubeNode(t, cn4, kubeconfig, backend, 1)
 	ready := node4.Ready
 	pod4 := node4.Pods[0].Addr()
+	// A liveness bound, not a speed test: the join must reach every node
+	// without a restart. The time it took is logged; 10 s leaves room for
+	// a loaded 2-core CI machine, where the CNI ADD alone took 2.5 s once
+	// (it took 0.7 s idle).
 	for _, n := range nodes {
-		deadline := ready.Add(2 * time.Second)
+		deadline := ready.Add(10 * time.Second)
 		silent, err := n.Pods[0].Unreachable([]netip.Addr{pod4}, time.Until(deadline))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(silent) > 0 {
-			t.Fatalf("%s's pod does not reach node4's pod %s within 2 s of node4's taprouterd being ready", n.Name, pod4)
+			t.Fatalf("%s's pod does not reach node4's pod %s within 10 s of node4's taprouterd being ready", n.Name, pod4)
 		}
 	}
 	t.Logf("node4 joined: its pod answered every other node's pod %v after its taprouterd was ready (the CNI ADD of that pod included)", time.Since(ready).Round(time.Millisecond))
