@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -30,7 +31,7 @@ func TestRouteCacheMatchesTable(t *testing.T) {
 			tab.Delete(netip.PrefixFrom(netip.AddrFrom4(a), []int{16, 24, 32}[rng.IntN(3)]).Masked())
 		}
 		a := addr()
-		got, gotOK := c.lookup(tab, a)
+		got, gotOK := c.lookup(tab, binary.BigEndian.Uint32(a[:]))
 		want, wantOK := tab.Lookup(netip.AddrFrom4(a))
 		if got != want || gotOK != wantOK {
 			t.Fatalf("lookup %d of %v: cache %+v %v, table %+v %v", i, netip.AddrFrom4(a), got, gotOK, want, wantOK)

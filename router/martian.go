@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/taprouter/taprouter/fib"
@@ -35,7 +36,7 @@ func (w *worker) checkTunnel(pk *Packet) DropReason {
 	if isMartian(src) || r.isMartianDst(dst) {
 		return DropMartian
 	}
-	if nh, ok := w.routes.lookup(r.fib, src); !(ok && nh.Kind == fib.Peer && nh.Peer == pk.Peer) && !r.isPeerAddr(pk.Peer, netip.AddrFrom4(src)) {
+	if nh, ok := w.routes.lookup(r.fib, binary.BigEndian.Uint32(src[:])); !(ok && nh.Kind == fib.Peer && nh.Peer == pk.Peer) && !r.isPeerAddr(pk.Peer, netip.AddrFrom4(src)) {
 		return DropTunnelSpoofed
 	}
 	if d := netip.AddrFrom4(dst); !r.cfg.PodCIDR.Contains(d) && d != r.cfg.Gateway {

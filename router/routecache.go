@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/taprouter/taprouter/fib"
@@ -26,24 +27,33 @@ type routeCache struct {
 }
 
 type routeCacheEntry struct {
-	addr  [4]byte
+	addr  uint32 // the IPv4 address, big endian
 	valid bool
 	ok    bool
 	nh    fib.NextHop
 }
 
-// lookup returns t's next hop for the IPv4 address a, as t.Lookup would.
-func (c *routeCache) lookup(t *fib.Table, a [4]byte) (fib.NextHop, bool) {
+// lookup returns t's next hop for the IPv4 address a (big endian: as
+// binary.BigEndian.Uint32 reads it from a header), as t.Lookup would. The
+// hit path is small enough to be inlined.
+func (c *routeCache) lookup(t *fib.Table, a uint32) (fib.NextHop, bool) {
+	e := &c.entries[(a*0x9e3779b1)>>(32-routeCacheBits)] // Fibonacci hashing: the top bits
+	if s := t.Snapshot(); s == c.snap && e.valid && e.addr == a {
+		return e.nh, e.ok
+	}
+	return c.miss(t, a)
+}
+
+// miss looks a up in t's current snapshot and remembers the answer,
+// emptying the cache first if the snapshot changed.
+func (c *routeCache) miss(t *fib.Table, a uint32) (fib.NextHop, bool) {
 	if s := t.Snapshot(); s != c.snap {
 		c.snap = s
 		c.entries = [routeCacheSize]routeCacheEntry{}
 	}
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	e := &c.entries[(v*0x9e3779b1)>>(32-routeCacheBits)] // Fibonacci hashing: the top bits
-	if e.valid && e.addr == a {
-		return e.nh, e.ok
-	}
-	nh, ok := c.snap.Lookup(netip.AddrFrom4(a))
-	*e = routeCacheEntry{addr: a, valid: true, ok: ok, nh: nh}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], a)
+	nh, ok := c.snap.Lookup(netip.AddrFrom4(b))
+	c.entries[(a*0x9e3779b1)>>(32-routeCacheBits)] = routeCacheEntry{addr: a, valid: true, ok: ok, nh: nh}
 	return nh, ok
 }

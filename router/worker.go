@@ -420,7 +420,7 @@ func (w *worker) route(batch []*Packet) {
 			continue
 		}
 		dst4 := [4]byte(p.buf[p.start+16 : p.start+20])
-		nh, _ := w.routes.lookup(r.fib, dst4)
+		nh, _ := w.routes.lookup(r.fib, binary.BigEndian.Uint32(dst4[:]))
 		nh = w.returnPath(p, nh)
 		p.NextHop = nh
 		switch nh.Kind {
