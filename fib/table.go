@@ -36,10 +36,27 @@ func New() *Table {
 // are not forwardable (RFC 4291 §2.5.5.2, RFC 6890), and a caller holding
 // one by accident must Unmap it. Lookup takes no lock and does not allocate.
 func (t *Table) Lookup(a netip.Addr) (NextHop, bool) {
+	return t.Snapshot().Lookup(a)
+}
+
+// Snapshot is the table as published at one moment: an immutable view
+// that later changes do not affect. Two Snapshots of one Table are equal
+// (==) only if no change was published between them (every Insert, Delete
+// or Update that changes a route publishes a new one), so a reader
+// may cache lookups keyed by the Snapshot it made them in; a cache that
+// holds a Snapshot keeps it alive, so its identity is never reused.
+type Snapshot struct{ routes *trie }
+
+// Snapshot returns the current snapshot. It takes no lock and does not
+// allocate.
+func (t *Table) Snapshot() Snapshot { return Snapshot{t.routes.Load()} }
+
+// Lookup is Table.Lookup on the snapshot.
+func (s Snapshot) Lookup(a netip.Addr) (NextHop, bool) {
 	if a.Is4In6() {
 		return NextHop{}, false
 	}
-	return t.routes.Load().Lookup(a)
+	return s.routes.Lookup(a)
 }
 
 // Insert adds the route p → nh, or replaces the next hop if p is already in

@@ -8,6 +8,12 @@
 // nodes). Each ingress port has its own goroutine that reads a batch, decodes
 // it into Packets, runs the pipeline and transmits the survivors grouped by
 // egress port, run to completion, without locks and without allocating.
+// A goroutine's worker owns its buffers, its egress batches, a small cache
+// of FIB lookups (keyed by the FIB snapshot, so a route change applies to
+// the next packet) and its share of the router's counters, which only it
+// writes and Stats sums on read (a worker that ends leaves its counts to
+// the router-wide ones): no cache line is written by two goroutines per
+// packet. A port's own counters are added once per batch.
 //
 // The pipeline is a list of Stages. Built-in stages route (FIB lookup, answers
 // for the gateway address), decrement the TTL, and check the egress MTU; user
@@ -53,5 +59,6 @@
 // ClusterIP.
 //
 // IPv4 headers are read and written through gVisor's typed header views;
-// checksums are updated incrementally (RFC 1624).
+// checksums are updated incrementally (RFC 1624), and the header checksum
+// of every packet received is checked 32 bits at a time.
 package router

@@ -86,13 +86,13 @@ func (w *worker) echoReply(p *Packet, h header.IPv4, icmp header.ICMPv4) {
 		return
 	}
 	p.NextHop, p.routed = nh, true
-	w.r.stats.add(cICMPEchoReplies, 1)
+	w.stats.add(cICMPEchoReplies, 1)
 }
 
 // unreachable answers p with ICMP destination unreachable and drops it.
 func (w *worker) unreachable(p *Packet, code header.ICMPv4Code, reason DropReason) {
 	if w.icmpError(p, header.ICMPv4DstUnreachable, code, 0) {
-		w.r.stats.add(cICMPUnreachable, 1)
+		w.stats.add(cICMPUnreachable, 1)
 	}
 	p.Drop(reason)
 }
@@ -123,17 +123,17 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 	if fragNeeded := typ == header.ICMPv4DstUnreachable && code == header.ICMPv4FragmentationNeeded; !fragNeeded {
 		now := r.clock.Now()
 		if !r.icmpTo.allow(now, origSrc.As4()) {
-			r.stats.add(cICMPDestRateLimited, 1)
+			w.stats.add(cICMPDestRateLimited, 1)
 			return false
 		}
 		if !r.icmp.allow(now, 1) {
-			r.stats.add(cICMPRateLimited, 1)
+			w.stats.add(cICMPRateLimited, 1)
 			return false
 		}
 	}
 	e := w.newPacket()
 	if e == nil {
-		r.stats.add(cICMPNoBuffer, 1)
+		w.stats.add(cICMPNoBuffer, 1)
 		return false
 	}
 	quote := min(len(orig), icmpQuoteLimit-header.IPv4MinimumSize-header.ICMPv4MinimumSize)
@@ -166,7 +166,7 @@ func (w *worker) icmpError(p *Packet, typ header.ICMPv4Type, code header.ICMPv4C
 		e.NextHop, e.routed = fib.NextHop{Kind: fib.Peer, Peer: p.Peer}, true
 	}
 	if typ == header.ICMPv4TimeExceeded {
-		r.stats.add(cICMPTimeExceeded, 1)
+		w.stats.add(cICMPTimeExceeded, 1)
 	}
 	return true
 }
@@ -183,7 +183,7 @@ func (w *worker) tooBigForBuffer(p *Packet) {
 		mtu = m
 	}
 	if w.icmpError(p, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint16(min(mtu, 0xffff))) {
-		w.r.stats.add(cICMPFragNeeded, 1)
+		w.stats.add(cICMPFragNeeded, 1)
 	}
 }
 
@@ -253,7 +253,7 @@ func (w *worker) fragment(p *Packet, mtu int) bool {
 		fh.SetFlagsFragmentOffset(flags, uint16(baseOff+off))
 		fh.SetChecksum(0)
 		fh.SetChecksum(^fh.CalculateChecksum())
-		w.r.stats.add(cFragmentsSent, 1)
+		w.stats.add(cFragmentsSent, 1)
 	}
 	return true
 }
@@ -301,9 +301,9 @@ func (w *worker) unreachableAll(queued [][]byte) {
 			p.Origin, p.Peer = FromTunnel, nh.Peer
 		}
 		if w.icmpError(&p, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0) {
-			w.r.stats.add(cICMPUnreachable, 1)
+			w.stats.add(cICMPUnreachable, 1)
 		}
-		w.r.stats.drop(DropNeighbour)
+		w.stats.drop(DropNeighbour)
 		if w.nspare == len(w.spare) {
 			w.sendOriginated()
 		}

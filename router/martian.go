@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/taprouter/taprouter/fib"
@@ -28,14 +29,14 @@ func (r *Router) isMartianDst(a [4]byte) bool {
 // that peer's own underlay address. IDs are never reused for another peer,
 // so a packet decapsulated just before a peer change is judged by the peer
 // that sent it or by none.
-func (r *Router) checkTunnel(pk *Packet) DropReason {
+func (w *worker) checkTunnel(pk *Packet) DropReason {
+	r := w.r
 	h := pk.buf[pk.start:pk.end]
 	src, dst := [4]byte(h[12:16]), [4]byte(h[16:20])
 	if isMartian(src) || r.isMartianDst(dst) {
 		return DropMartian
 	}
-	s := netip.AddrFrom4(src)
-	if nh, ok := r.fib.Lookup(s); !(ok && nh.Kind == fib.Peer && nh.Peer == pk.Peer) && !r.isPeerAddr(pk.Peer, s) {
+	if nh, ok := w.routes.lookup(r.fib, binary.BigEndian.Uint32(src[:])); !(ok && nh.Kind == fib.Peer && nh.Peer == pk.Peer) && !r.isPeerAddr(pk.Peer, netip.AddrFrom4(src)) {
 		return DropTunnelSpoofed
 	}
 	if d := netip.AddrFrom4(dst); !r.cfg.PodCIDR.Contains(d) && d != r.cfg.Gateway {

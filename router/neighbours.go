@@ -18,16 +18,16 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 	r := w.r
 	a, err := arp.Parse(frame[ethHeaderLen:])
 	if err != nil {
-		r.stats.drop(DropMalformed)
+		w.stats.drop(DropMalformed)
 		return
 	}
 	probe := a.SenderIP.IsUnspecified() // RFC 5227 duplicate address probe
 	if (!probe && a.SenderIP != p.IP) || (!p.MAC.IsZero() && a.SenderMAC != p.MAC) {
-		r.stats.drop(DropSpoofed)
+		w.stats.drop(DropSpoofed)
 		p.Drops.Add(1)
 		return
 	}
-	r.stats.add(cARPReceived, 1)
+	w.stats.add(cARPReceived, 1)
 	if !probe {
 		r.neigh.Learn(p.ID, a.SenderIP, a.SenderMAC, arp.ClaimOf(&a, r.cfg.Gateway))
 	}
@@ -40,7 +40,7 @@ func (w *worker) handleARP(p *Port, frame []byte) {
 	}
 	n := arp.EncodeFrame(frame[:cap(frame)], a.SenderMAC, r.cfg.GatewayMAC, &reply)
 	if w.writeOne(p, frame[:n]) {
-		r.stats.add(cARPRepliesSent, 1)
+		w.stats.add(cARPRepliesSent, 1)
 	}
 }
 

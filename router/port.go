@@ -48,7 +48,18 @@ type Port struct {
 	closing atomic.Bool
 	down    atomic.Pointer[string]
 
-	RxPackets, RxBytes, TxPackets, TxBytes, Drops atomic.Uint64
+	// The port's counters. Rx is counted once per batch by the port's own
+	// ingress goroutine; Tx and Drops by whichever goroutine sends to the
+	// pod, once per egress batch. The padding (64 bytes around each group,
+	// whatever the struct's alignment) keeps the two groups, and the
+	// fields above, on cache lines of their own, so that the port's reader
+	// and the goroutines writing to it do not dirty each other's.
+	_                  [64]byte
+	RxPackets, RxBytes atomic.Uint64
+	_                  [64]byte
+	TxPackets, TxBytes atomic.Uint64
+	Drops              atomic.Uint64
+	_                  [64]byte
 }
 
 // Device is the port's device.

@@ -416,7 +416,7 @@ func (w *worker) returnPath(p *Packet, nh fib.NextHop) fib.NextHop {
 		}
 	case nh.Kind == fib.Local && p.Origin != FromRouter && w.r.ret.count.Load() != 0:
 		if k, ok := flowOfReply(p.buf[p.start:p.end]); ok && w.r.ret.contains(k) {
-			w.r.stats.add(cReturnedToHost, 1)
+			w.stats.add(cReturnedToHost, 1)
 			return fib.NextHop{Kind: fib.Host}
 		}
 	}

@@ -97,6 +97,11 @@ type Router struct {
 	// /31 or /32): a martian destination.
 	bcast netip.Addr
 
+	// statsMu guards workers, the live workers whose counts Stats sums
+	// (see workerStats), and their retirement into stats.
+	statsMu sync.Mutex
+	workers map[*worker]struct{}
+
 	mu       sync.Mutex // serializes port changes; readers use ports
 	ports    atomic.Pointer[[]*Port]
 	freeIDs  []uint32
@@ -134,7 +139,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Tunnel != nil && cfg.Tunnel.Headroom() > headroom {
 		return nil, fmt.Errorf("router: tunnel %s needs %d bytes of headroom, the router leaves %d", cfg.Tunnel.Name(), cfg.Tunnel.Headroom(), headroom)
 	}
-	r := &Router{cfg: cfg, log: cfg.Log, fib: fib.New(), tunnel: cfg.Tunnel, byName: map[string]*Port{}, stop: make(chan struct{})}
+	r := &Router{cfg: cfg, log: cfg.Log, fib: fib.New(), tunnel: cfg.Tunnel, byName: map[string]*Port{}, workers: map[*worker]struct{}{}, stop: make(chan struct{})}
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
@@ -322,7 +327,11 @@ func (r *Router) Start() {
 	if r.tunnel != nil {
 		w := r.newWorker(64, r.cfg.TunnelMTU+256)
 		r.wg.Add(1)
-		go func() { defer r.wg.Done(); w.runTunnel() }()
+		go func() {
+			defer r.wg.Done()
+			defer r.retire(w)
+			w.runTunnel()
+		}()
 	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.runTimers() }()
@@ -335,6 +344,7 @@ func (r *Router) startPort(p *Port) {
 	go func() {
 		defer r.wg.Done()
 		defer close(p.done)
+		defer r.retire(w)
 		w.runPort(p)
 	}()
 	if p.Kind == PodPort {

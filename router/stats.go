@@ -122,8 +122,11 @@ var counterNames = [numCounters]string{
 	cReturnedToHost:      "returned_to_host",
 }
 
-// stats are the router-wide counters. Each is a padded atomic so that the
-// ingress goroutines of different ports do not share cache lines.
+// stats are the router-wide counters that no worker owns: what the
+// router's other goroutines count (ARP announcements and requests, the
+// neighbour table's callbacks), and the counts of workers that ended (see
+// Router.retire). Each is a padded atomic, as several goroutines add to it.
+// The forwarding path counts into its worker's workerStats instead.
 type stats struct {
 	drops    [numDropReasons]paddedCounter
 	counters [numCounters]paddedCounter
@@ -136,6 +139,76 @@ type paddedCounter struct {
 
 func (s *stats) drop(r DropReason)    { s.drops[r].Add(1) }
 func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
+
+// workerStats are one worker's share of the router's counters. Only the
+// worker's goroutine writes them, so a count is a load and a store (no
+// locked read-modify-write, no cache line that another writer dirties);
+// Stats reads them with atomic loads and sums them over the workers. They
+// are the last field of the worker, padded, so that no other allocation
+// shares their last cache line.
+type workerStats struct {
+	drops    [numDropReasons]atomic.Uint64
+	counters [numCounters]atomic.Uint64
+	_        [64]byte
+}
+
+func (s *workerStats) drop(r DropReason)         { bump(&s.drops[r], 1) }
+func (s *workerStats) dropN(r DropReason, n int) { bump(&s.drops[r], uint64(n)) }
+func (s *workerStats) add(c counter, n int)      { bump(&s.counters[c], uint64(n)) }
+
+// bump adds n to a counter that only the calling goroutine writes.
+func bump(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
+
+// register makes w's counts part of Stats.
+func (r *Router) register(w *worker) {
+	r.statsMu.Lock()
+	r.workers[w] = struct{}{}
+	r.statsMu.Unlock()
+}
+
+// retire moves the counts of w, whose goroutine has ended, into the
+// router-wide counters and forgets w, so that pods coming and going do not
+// grow the set Stats sums over. Stats, under the same lock, sees the
+// counts either in w or in r.stats, never in both or neither.
+func (r *Router) retire(w *worker) {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	for i := range w.stats.drops {
+		addNonZero(&r.stats.drops[i].Uint64, w.stats.drops[i].Load())
+	}
+	for i := range w.stats.counters {
+		addNonZero(&r.stats.counters[i].Uint64, w.stats.counters[i].Load())
+	}
+	delete(r.workers, w)
+}
+
+func addNonZero(c *atomic.Uint64, v uint64) {
+	if v != 0 {
+		c.Add(v)
+	}
+}
+
+// sumCounters returns the router's counters: the router-wide ones plus
+// every live worker's.
+func (r *Router) sumCounters() (drops [numDropReasons]uint64, counters [numCounters]uint64) {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	for i := range drops {
+		drops[i] = r.stats.drops[i].Load()
+	}
+	for i := range counters {
+		counters[i] = r.stats.counters[i].Load()
+	}
+	for w := range r.workers {
+		for i := range drops {
+			drops[i] += w.stats.drops[i].Load()
+		}
+		for i := range counters {
+			counters[i] += w.stats.counters[i].Load()
+		}
+	}
+	return drops, counters
+}
 
 // Stats returns every counter by name: the drop reasons and the router's
 // events, the pod-side neighbour table's counters (arp.Stats) prefixed
@@ -172,11 +245,12 @@ func (s *stats) add(c counter, n int) { s.counters[c].Add(uint64(n)) }
 // sent to the host port instead of a pod (they are also forwarded).
 func (r *Router) Stats() map[string]uint64 {
 	m := make(map[string]uint64, int(numDropReasons)+int(numCounters)+32)
+	drops, counters := r.sumCounters()
 	for i := DropReason(1); i < numDropReasons; i++ {
-		m[dropNames[i]] = r.stats.drops[i].Load()
+		m[dropNames[i]] = drops[i]
 	}
 	for i := counter(0); i < numCounters; i++ {
-		m[counterNames[i]] = r.stats.counters[i].Load()
+		m[counterNames[i]] = counters[i]
 	}
 	m["return_path_flows"] = uint64(max(r.ret.count.Load(), 0))
 	m["return_path_capacity"] = uint64(r.ret.capacity())

@@ -128,6 +128,6 @@
 // atomic.Pointer to an immutable snapshot; Recv holds only its own mutex,
 // uncontended with one reader) and do not allocate in steady state (their
 // scratch batches live in fixed slots, see getBatch). Counters are
-// accumulated per batch and published with one atomic add
-// per counter.
+// accumulated per batch and published with one atomic add per counter
+// the batch moved; Send's and Recv's are on separate cache lines.
 package tunnel

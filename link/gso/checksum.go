@@ -66,9 +66,13 @@ func ChecksumOffset(pkt []byte) (int, bool) {
 
 // PseudoHeaderSum is the folded ones' complement sum of the IPv4 pseudo
 // header of pkt's transport segment of length n: source, destination,
-// protocol and n.
+// protocol and n (its low 16 bits). The addresses are summed 32 bits at a
+// time (RFC 1071 2(C)), as every received packet needs this sum.
 func PseudoHeaderSum(pkt []byte, n int) uint16 {
-	s := checksum.Checksum(pkt[12:20], 0)
-	s = checksum.Combine(s, uint16(pkt[9]))
-	return checksum.Combine(s, uint16(n))
+	s := uint64(binary.BigEndian.Uint32(pkt[12:16])) + uint64(binary.BigEndian.Uint32(pkt[16:20])) +
+		uint64(pkt[9]) + uint64(uint16(n))
+	s = s>>32 + s&0xffffffff
+	s = s>>16 + s&0xffff
+	s = s>>16 + s&0xffff
+	return uint16(s>>16 + s&0xffff)
 }
