@@ -83,3 +83,12 @@ func TestReaderRefusedFramesAreNotAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderEmptyBatch: a Read of no buffers returns at once, 0 and nil.
+func TestReaderEmptyBatch(t *testing.T) {
+	s := &scriptedRecv{refuse: 100}
+	r := NewReader(&fakeConn{}, 1500, s.recv)
+	if n, err := r.Read(nil, nil, 0); n != 0 || err != nil || s.calls != 0 {
+		t.Errorf("Read(nil) = %d, %v after %d receives; want 0, nil after none", n, err, s.calls)
+	}
+}

@@ -119,7 +119,11 @@ func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 	defer r.mu.Unlock()
 	r.bufs, r.sizes, r.meta, r.offset, r.n, r.refused, r.err = bufs, sizes, meta, offset, 0, 0, nil
 	var err error
-	if r.cut(); r.n == 0 {
+	for r.cut(); r.n == 0 && len(bufs) > 0 && err == nil && r.err == nil; r.refused = 0 {
+		// Again after a batch of frames the kernel could not describe
+		// and nothing else (see do): each call of fn is bounded, so that
+		// Close is not held up, but Read still returns a frame or an
+		// error.
 		err = r.conn.Read(r.fn)
 	}
 	n := r.n
@@ -170,8 +174,11 @@ func (r *Reader) abandon() {
 //
 // EINVAL is a frame the kernel took off the queue but could not describe
 // in a virtio header (a packet socket's GSO frame of a type virtio has no
-// name for, such as a UDP tunnel's): it is dropped and counted, and reading
-// goes on, at most one batch of such frames per Read.
+// name for: SCTP's, or UDP's before Linux 6.2): it is dropped and counted,
+// and reading goes on. It is never an error: a host on the underlay can
+// send such frames, and a Read error stops the caller for good. After a
+// batch of them do returns what it has, possibly nothing; ReadMeta then
+// calls it again.
 func (r *Reader) do(fd uintptr) bool {
 	for r.n < len(r.bufs) {
 		if !r.seg.Done() {
@@ -203,7 +210,7 @@ func (r *Reader) do(fd uintptr) bool {
 			if r.refused++; r.refused < len(r.bufs) {
 				continue
 			}
-			fallthrough
+			return true
 		default:
 			if r.n == 0 {
 				r.err = errno
