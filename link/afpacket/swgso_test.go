@@ -1,0 +1,55 @@
+package afpacket_test
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/internal/devtest"
+)
+
+// TestSuperFrameSoftwareGSO: with segmentation offload off on A's veth
+// (tso and gso off: a NIC without TSO), the super-frame A's socket writes
+// for a run of 20 segments is cut by A's kernel (software GSO) and B
+// receives 20 plain frames, none a super-frame, byte for byte the
+// segments that went in (IDs, checksums, PSH only on the last).
+// The segments' IDs count up, as the kernel numbers them.
+func TestSuperFrameSoftwareGSO(t *testing.T) {
+	w := newWire(t) // MTU 1400
+	w.a.MustExec("ethtool", "-K", "va", "tso", "off", "gso", "off")
+	const count, payload = 20, 1360
+	out := make([][]byte, count)
+	for i := range out {
+		out[i] = tcpSegment(w.sb.HWAddr(), w.sa.HWAddr(), i, payload, i == count-1)
+	}
+	if n, err := w.sa.Write(out, 0); n != count || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, count)
+	}
+	if st := w.sa.OffloadStats(); st != (link.OffloadStats{Coalesced: 1, CoalescedFrames: count}) {
+		t.Errorf("A's OffloadStats = %+v, want 1 super-frame of %d frames", st, count)
+	}
+	bufs, sizes := devtest.MakeBatch(64, 2048)
+	var got [][]byte
+	for len(got) < count {
+		n, err := w.sb.Read(bufs, sizes, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if f := bufs[i][:sizes[i]]; etherType(f) == 0x0800 {
+				got = append(got, slices.Clone(f))
+			}
+		}
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], out[i]) {
+			t.Fatalf("segment %d differs:\n got % x\nwant % x", i, got[i][:60], out[i][:60])
+		}
+	}
+	// The veth still offers checksum offload, so the kernel leaves each
+	// segment's TCP checksum partial, and B completes it.
+	if st := w.sb.OffloadStats(); st != (link.OffloadStats{Checksums: count}) {
+		t.Errorf("B's OffloadStats = %+v, want no super-frame, %d partial checksums completed", st, count)
+	}
+}
