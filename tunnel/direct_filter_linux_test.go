@@ -34,7 +34,9 @@ func TestDirectFilterKernelVLAN(t *testing.T) {
 	macA := ifaceMAC(t, a.IP("-j", "link", "show", "veth-a"))
 	var sa, sb *afpacket.Socket
 	var err error
-	a.Do(func() { sa, err = afpacket.OpenFiltered("veth-a", DirectFilter(macA, netip.MustParsePrefix("10.244.0.0/24"))) })
+	a.Do(func() {
+		sa, err = afpacket.OpenFiltered("veth-a", DirectFilter(macA, netip.MustParsePrefix("10.244.0.0/24")))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
