@@ -93,8 +93,23 @@ func TestSuperFrameCrossesVeth(t *testing.T) {
 // it. B's packet socket sees every frame: each one it hands out is at most
 // the MTU with valid IPv4 and TCP checksums, and the data segments, put in
 // order, are exactly the bytes sent.
-func TestKernelTSOCut(t *testing.T) {
-	w := newWire(t) // MTU 1400
+func TestKernelTSOCut(t *testing.T) { kernelStreamCut(t, newWire(t)) }
+
+// TestKernelGROCut is TestKernelTSOCut with the super-frames made on B's
+// side: A's veth segments (tso and gso off, as a NIC without TSO puts
+// segments on a wire) and B's veth merges them again with GRO (on, as on
+// most NICs), which the daemon leaves on: B's socket cuts what GRO merged
+// by the segment size GRO reports.
+func TestKernelGROCut(t *testing.T) {
+	w := newWire(t)
+	w.a.MustExec("ethtool", "-K", "va", "tso", "off", "gso", "off")
+	w.b.MustExec("ethtool", "-K", "vb", "gro", "on")
+	kernelStreamCut(t, w)
+}
+
+// kernelStreamCut sends 4 MiB over TCP from A's kernel to B's across w and
+// checks what B's socket hands out (see TestKernelTSOCut).
+func kernelStreamCut(t *testing.T, w *wire) {
 	w.a.IP("addr", "add", "10.98.0.1/24", "dev", "va")
 	w.b.IP("addr", "add", "10.98.0.2/24", "dev", "vb")
 	data := make([]byte, 4<<20)
