@@ -98,11 +98,16 @@ func NewReader(conn syscall.RawConn, mtu int, recv RecvFunc) *Reader {
 	return r
 }
 
-// Stats returns what the Reader did with offloaded frames.
+// Stats returns what the Reader did with offloaded frames. Every segment's
+// checksum is in Checksums too, and a snapshot taken during a cut never
+// shows fewer checksums than segments (Checksums - Segments is the partial
+// checksums completed): cut counts a checksum before its segment, and
+// Stats reads Segments before Checksums.
 func (r *Reader) Stats() link.OffloadStats {
+	segments := r.segments.Load()
 	return link.OffloadStats{
 		Checksums: r.checksums.Load(), SuperFrames: r.superFrames.Load(),
-		Segments: r.segments.Load(), Dropped: r.dropped.Load(),
+		Segments: segments, Dropped: r.dropped.Load(),
 	}
 }
 
@@ -158,8 +163,8 @@ func (r *Reader) cut() {
 		}
 		copy(dst, r.eth[:])
 		r.handOut(len(r.eth)+k, r.segMeta)
+		r.checksums.Add(1) // before segments: see Stats
 		r.segments.Add(1)
-		r.checksums.Add(1)
 	}
 }
 
