@@ -1,8 +1,6 @@
 package afpacket_test
 
 import (
-	"bytes"
-	"slices"
 	"testing"
 
 	"github.com/taprouter/taprouter/link"
@@ -18,35 +16,8 @@ import (
 func TestSuperFrameSoftwareGSO(t *testing.T) {
 	w := newWire(t) // MTU 1400
 	w.a.MustExec("ethtool", "-K", "va", "tso", "off", "gso", "off")
-	const count, payload = 20, 1360
-	out := make([][]byte, count)
-	for i := range out {
-		out[i] = tcpSegment(w.sb.HWAddr(), w.sa.HWAddr(), i, payload, i == count-1)
-	}
-	if n, err := w.sa.Write(out, 0); n != count || err != nil {
-		t.Fatalf("Write = %d, %v; want %d, nil", n, err, count)
-	}
-	if st := w.sa.OffloadStats(); st != (link.OffloadStats{Coalesced: 1, CoalescedFrames: count}) {
-		t.Errorf("A's OffloadStats = %+v, want 1 super-frame of %d frames", st, count)
-	}
-	bufs, sizes := devtest.MakeBatch(64, 2048)
-	var got [][]byte
-	for len(got) < count {
-		n, err := w.sb.Read(bufs, sizes, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			if f := bufs[i][:sizes[i]]; etherType(f) == 0x0800 {
-				got = append(got, slices.Clone(f))
-			}
-		}
-	}
-	for i := range got {
-		if !bytes.Equal(got[i], out[i]) {
-			t.Fatalf("segment %d differs:\n got % x\nwant % x", i, got[i][:60], out[i][:60])
-		}
-	}
+	const count = 20
+	crossRun(t, w, count)
 	// The veth still offers checksum offload, so the kernel leaves each
 	// segment's TCP checksum partial, and B completes it.
 	if st := w.sb.OffloadStats(); st != (link.OffloadStats{Checksums: count}) {
