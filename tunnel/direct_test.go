@@ -312,12 +312,21 @@ func TestDirectRoundTrip(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	receiveAll(a) // A's receive loop learns B's ARP reply
+	// B knows A, a peer without a pod range, by the MAC its ARP learns.
+	// Wait for that before A sends: the fake switch's two directions race,
+	// and A's packets could overtake the reply to B's request and be
+	// dropped as from an unknown peer (the test hung about once in 100).
+	bufs, sizes, starts, peers := recvBuffers(8)
+	for !knows(b, nodeA, underlayMACA) {
+		if _, err := b.Recv(bufs, sizes, starts, peers, testOffset); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	pkts := [][]byte{ipv4Packet("10.244.0.4", "10.244.1.5", 8, 1), ipv4Packet("10.244.0.4", "10.244.1.6", 1400, 2)}
 	if _, err := a.Send([][]byte{withHeadroom(pkts[0]), withHeadroom(pkts[1])}, []uint32{0, 0}, testOffset); err != nil {
 		t.Fatal(err)
 	}
-	bufs, sizes, starts, peers := recvBuffers(8)
 	for got := 0; got < len(pkts); {
 		n, err := b.Recv(bufs, sizes, starts, peers, testOffset)
 		if err != nil {
@@ -337,6 +346,17 @@ func TestDirectRoundTrip(t *testing.T) {
 	if s := b.Stats(); s.RxPackets != 2 || s.ARPLearned == 0 || s.DropUnknownPeer != 0 {
 		t.Errorf("B's stats %+v: want 2 received, A learned by ARP, no drops", s)
 	}
+}
+
+// knows reports whether d's underlay ARP table has a valid entry for addr
+// at mac.
+func knows(d *Direct, addr netip.Addr, mac link.HardwareAddr) bool {
+	for _, e := range d.Neighbours() {
+		if e.IP == addr && e.MAC == mac && e.State.Valid() {
+			return true
+		}
+	}
+	return false
 }
 
 // segment connects two fake underlay devices like an Ethernet switch and

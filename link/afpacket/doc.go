@@ -6,8 +6,10 @@
 // EtherType. PACKET_IGNORE_OUTGOING keeps frames that this host transmits on
 // the interface (taprouter's own and the kernel's) out of the receive queue,
 // so Read sees only what arrives from the wire. The socket does not take the
-// frames away from the kernel: the node's own traffic keeps flowing, and
-// Read returns a copy of it too, which the caller filters out.
+// frames away from the kernel: the node's own traffic keeps flowing. Open
+// returns a copy of every frame too; OpenFiltered attaches a classic BPF
+// program that chooses the frames queued (the direct backend's,
+// tunnel.DirectFilter, takes ARP and IPv4 for this node's pods only).
 //
 // PACKET_VNET_HDR puts a virtio_net_hdr in front of every frame, both ways,
 // as on a TAP with offloads, and package link/internal/vnet reads and writes
@@ -35,7 +37,7 @@
 // The socket is non-blocking and registered with Go's netpoller through
 // os.NewFile and syscall.RawConn. Read drains every ready frame in one
 // wake-up, one recvmsg(2) per frame; Write skips a frame the kernel rejects
-// instead of stopping at it. A PACKET_MMAP ring (TPACKET_V3) and a BPF filter
-// for pod traffic are the next steps if this path needs to be faster. System
-// calls go through golang.org/x/sys/unix.
+// instead of stopping at it. A PACKET_MMAP ring (TPACKET_V3) is the next
+// step if this path needs to be faster. System calls go through
+// golang.org/x/sys/unix.
 package afpacket

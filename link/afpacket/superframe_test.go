@@ -51,15 +51,27 @@ func tcpSegment(dst, src link.HardwareAddr, i, n int, psh bool) []byte {
 // for byte (IDs, checksums, PSH on the last included).
 func TestSuperFrameCrossesVeth(t *testing.T) {
 	w := newWire(t) // MTU 1400
-	const count, payload = 20, 1360
+	const count = 20
+	crossRun(t, w, count)
+	if st := w.sb.OffloadStats(); st != (link.OffloadStats{SuperFrames: 1, Segments: count, Checksums: count}) {
+		t.Errorf("B's OffloadStats = %+v, want 1 super-frame cut into %d segments", st, count)
+	}
+}
+
+// crossRun writes count segments of one flow (1360 payload bytes each, PSH
+// on the last) in one batch on A's socket, checks that they left as one
+// super-frame, and that B's socket handed out exactly those segments, byte
+// for byte.
+func crossRun(t *testing.T, w *wire, count int) {
+	t.Helper()
 	out := make([][]byte, count)
 	for i := range out {
-		out[i] = tcpSegment(w.sb.HWAddr(), w.sa.HWAddr(), i, payload, i == count-1)
+		out[i] = tcpSegment(w.sb.HWAddr(), w.sa.HWAddr(), i, 1360, i == count-1)
 	}
 	if n, err := w.sa.Write(out, 0); n != count || err != nil {
 		t.Fatalf("Write = %d, %v; want %d, nil", n, err, count)
 	}
-	if st := w.sa.OffloadStats(); st != (link.OffloadStats{Coalesced: 1, CoalescedFrames: count}) {
+	if st := w.sa.OffloadStats(); st != (link.OffloadStats{Coalesced: 1, CoalescedFrames: uint64(count)}) {
 		t.Errorf("A's OffloadStats = %+v, want 1 super-frame of %d frames", st, count)
 	}
 	bufs, sizes := devtest.MakeBatch(64, 2048)
@@ -83,9 +95,6 @@ func TestSuperFrameCrossesVeth(t *testing.T) {
 			t.Fatalf("segment %d differs:\n got % x\nwant % x", i, got[i][:60], out[i][:60])
 		}
 	}
-	if st := w.sb.OffloadStats(); st != (link.OffloadStats{SuperFrames: 1, Segments: count, Checksums: count}) {
-		t.Errorf("B's OffloadStats = %+v, want 1 super-frame cut into %d segments", st, count)
-	}
 }
 
 // TestKernelTSOCut: A's kernel sends 4 MiB over TCP to B's kernel across
@@ -93,8 +102,23 @@ func TestSuperFrameCrossesVeth(t *testing.T) {
 // it. B's packet socket sees every frame: each one it hands out is at most
 // the MTU with valid IPv4 and TCP checksums, and the data segments, put in
 // order, are exactly the bytes sent.
-func TestKernelTSOCut(t *testing.T) {
-	w := newWire(t) // MTU 1400
+func TestKernelTSOCut(t *testing.T) { kernelStreamCut(t, newWire(t)) }
+
+// TestKernelGROCut is TestKernelTSOCut with the super-frames made on B's
+// side: A's veth segments (tso and gso off, as a NIC without TSO puts
+// segments on a wire) and B's veth merges them again with GRO (on, as on
+// most NICs), which the daemon leaves on: B's socket cuts what GRO merged
+// by the segment size GRO reports.
+func TestKernelGROCut(t *testing.T) {
+	w := newWire(t)
+	w.a.MustExec("ethtool", "-K", "va", "tso", "off", "gso", "off")
+	w.b.MustExec("ethtool", "-K", "vb", "gro", "on")
+	kernelStreamCut(t, w)
+}
+
+// kernelStreamCut sends 4 MiB over TCP from A's kernel to B's across w and
+// checks what B's socket hands out (see TestKernelTSOCut).
+func kernelStreamCut(t *testing.T, w *wire) {
 	w.a.IP("addr", "add", "10.98.0.1/24", "dev", "va")
 	w.b.IP("addr", "add", "10.98.0.2/24", "dev", "vb")
 	data := make([]byte, 4<<20)

@@ -25,7 +25,10 @@ import (
 // GRO would merge and nothing is lost by merging:
 //
 //   - the same Ethernet header, and IPv4 with no options, not a fragment,
-//     with the same TOS, flags, TTL and addresses as the first;
+//     with the same TOS, flags, TTL and addresses as the first, and,
+//     without DF, an ID one more than the frame before it's (the segments
+//     cut from the super-frame are numbered so; with DF the ID means
+//     nothing, RFC 6864);
 //   - TCP with the same ports, acknowledgement number, window and option
 //     bytes (timestamps included), flags exactly ACK, or ACK|PSH on the last
 //     frame of a run (no SYN, FIN, RST, URG, ECE, CWR: those travel alone);
@@ -233,6 +236,13 @@ func follows(first, a, b []byte) bool {
 	// Ethernet header, and IPv4 TOS; flags and TTL, protocol; addresses.
 	if string(first[:14]) != string(b[:14]) || first[14+1] != b[14+1] ||
 		string(first[14+6:14+10]) != string(b[14+6:14+10]) || string(first[14+12:14+20]) != string(b[14+12:14+20]) {
+		return false
+	}
+	// Without DF, the ID is what a fragment is reassembled by, and the
+	// segments cut from the super-frame get the first one's plus their
+	// number: they must have those already (the kernel's GRO asks the
+	// same).
+	if first[14+6]&0x40 == 0 && binary.BigEndian.Uint16(b[14+4:14+6]) != binary.BigEndian.Uint16(a[14+4:14+6])+1 {
 		return false
 	}
 	ft, at, bt := first[34:hl], a[34:], b[34:hl]

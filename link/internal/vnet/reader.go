@@ -102,11 +102,16 @@ func NewReader(conn syscall.RawConn, mtu int, recv RecvFunc) *Reader {
 	return r
 }
 
-// Stats returns what the Reader did with offloaded frames.
+// Stats returns what the Reader did with offloaded frames. Every segment's
+// checksum is in Checksums too, and a snapshot taken during a cut never
+// shows fewer checksums than segments (Checksums - Segments is the partial
+// checksums completed): cut counts a checksum before its segment, and
+// Stats reads Segments before Checksums.
 func (r *Reader) Stats() link.OffloadStats {
+	segments := r.segments.Load()
 	return link.OffloadStats{
 		Checksums: r.checksums.Load(), SuperFrames: r.superFrames.Load(),
-		Segments: r.segments.Load(), Dropped: r.dropped.Load(),
+		Segments: segments, Dropped: r.dropped.Load(),
 	}
 }
 
@@ -123,7 +128,11 @@ func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 	defer r.mu.Unlock()
 	r.bufs, r.sizes, r.meta, r.offset, r.n, r.refused, r.held, r.err = bufs, sizes, meta, offset, 0, 0, false, nil
 	var err error
-	if r.cut(); r.n == 0 {
+	for r.cut(); r.n == 0 && len(bufs) > 0 && err == nil && r.err == nil; r.refused = 0 {
+		// Again after a batch of frames the kernel could not describe
+		// and nothing else (see do): each call of fn is bounded, so that
+		// Close is not held up, but Read still returns a frame or an
+		// error.
 		err = r.conn.Read(r.fn)
 	}
 	n := r.n
@@ -158,8 +167,8 @@ func (r *Reader) cut() {
 		}
 		copy(dst, r.eth[:])
 		r.handOut(len(r.eth)+k, r.segMeta)
+		r.checksums.Add(1) // before segments: see Stats
 		r.segments.Add(1)
-		r.checksums.Add(1)
 	}
 }
 
@@ -174,8 +183,11 @@ func (r *Reader) abandon() {
 //
 // EINVAL is a frame the kernel took off the queue but could not describe
 // in a virtio header (a packet socket's GSO frame of a type virtio has no
-// name for, such as a UDP tunnel's): it is dropped and counted, and reading
-// goes on, at most one batch of such frames per Read.
+// name for: SCTP's, or UDP's before Linux 6.2): it is dropped and counted,
+// and reading goes on. It is never an error: a host on the underlay can
+// send such frames, and a Read error stops the caller for good. After a
+// batch of them do returns what it has, possibly nothing; ReadMeta then
+// calls it again.
 func (r *Reader) do(fd uintptr) bool {
 	for r.n < len(r.bufs) && !r.held {
 		if !r.seg.Done() {
@@ -207,7 +219,7 @@ func (r *Reader) do(fd uintptr) bool {
 			if r.refused++; r.refused < len(r.bufs) {
 				continue
 			}
-			fallthrough
+			return true
 		default:
 			if r.n == 0 {
 				r.err = errno
