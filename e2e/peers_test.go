@@ -113,8 +113,17 @@ func TestRemovePeerUnderTraffic(t *testing.T) {
 	if wrong != 0 {
 		t.Fatalf("%d packets for node3's pod range arrived at node2", wrong)
 	}
-	if rc.Transmitted != count || toPC != count {
-		t.Errorf("node2 got %d of pa's %d echoes to pc (%d sent), want all", toPC, count, rc.Transmitted)
+	// Exact unless tcpdump itself lost packets (its buffer overflowed on a
+	// loaded machine: it says how many), then a lower bound.
+	switch dropped := capture.Dropped(); {
+	case rc.Transmitted != count:
+		t.Errorf("pa sent %d echoes to pc, want %d", rc.Transmitted, count)
+	case dropped <= 0 && toPC != count:
+		t.Errorf("node2 got %d of pa's %d echoes to pc, want all", toPC, count)
+	case dropped > 0 && toPC < count-dropped:
+		t.Errorf("node2 got %d of pa's %d echoes to pc, the capture dropped %d: want at least %d", toPC, count, dropped, count-dropped)
+	case dropped > 0:
+		t.Logf("the capture at node2 dropped %d packets (tcpdump's count): %d of %d echoes seen", dropped, toPC, count)
 	}
 	if rd.Received == 0 || rd.Received == rd.Transmitted {
 		t.Errorf("pa → pd: %d/%d replies: want some before the removal and none after", rd.Received, rd.Transmitted)

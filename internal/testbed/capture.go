@@ -3,6 +3,7 @@ package testbed
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -64,3 +65,18 @@ func (c *Capture) Packets() ([]Packet, error) {
 
 // Stop stops tcpdump (its pcap file stays readable with Packets).
 func (c *Capture) Stop() error { return c.proc.Stop(5 * time.Second) }
+
+var droppedRE = regexp.MustCompile(`(?m)^(\d+) packets? dropped by kernel$`)
+
+// Dropped returns how many packets the kernel dropped before tcpdump could
+// take them (its buffer was full), from the count tcpdump prints when it
+// stops; -1 if it has not printed one. A capture with drops misses packets
+// that were on the wire, so counts taken from it are lower bounds.
+func (c *Capture) Dropped() int {
+	m := droppedRE.FindAllStringSubmatch(c.proc.Log(), -1)
+	if len(m) == 0 {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
