@@ -30,8 +30,10 @@ type DirectConfig struct {
 	// counted in Stats.ARPConflicts.
 	OnConflict func(peer netip.Addr, known, claimed link.HardwareAddr)
 	// MTU is the inner MTU (the pod MTU): Recv splits a TSO super-frame
-	// into segments of at most MTU bytes. 0 means as large as Recv's
-	// buffers allow.
+	// that a device kept whole beyond its buffer (link.LargeReader) into
+	// segments of at most MTU bytes; 0 means as large as Recv's buffers
+	// allow. The AF_PACKET socket cuts super-frames itself (by their
+	// segment size, at most the underlay MTU), so with it this is unused.
 	MTU int
 }
 

@@ -21,7 +21,7 @@ type Stats struct {
 	DropMalformed   uint64 // inner IPv4 header inconsistent (IHL < 5, total length < header)
 	DropBadMAC      uint64 // vxlan: inner destination MAC neither ours nor broadcast
 	DropNoNeighbour uint64 // direct: peer MAC unresolved (ARP failed or queue full)
-	DropOversize    uint64 // larger than the receive buffer and not split: by the transport (see transportDrops), or not TCP, a fragment, or no room to split into
+	DropOversize    uint64 // larger than the receive buffer and not split: by the transport (see transportDrops; direct: super-frames the socket could not cut), or not TCP, a fragment, or no room to split into
 	DropVLAN        uint64 // direct: the frame carried an 802.1Q tag: a VLAN, not the untagged underlay
 
 	Ignored      uint64 // direct: the kernel's own traffic on the underlay, left alone
