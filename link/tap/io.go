@@ -45,8 +45,21 @@ func (d *Device) ioError(op string, err error) error {
 	switch {
 	case d.closed.Load() || errors.Is(err, os.ErrClosed):
 		return link.ErrClosed
-	case errors.Is(err, unix.EBADFD):
+	case errors.Is(err, unix.EBADFD) || d.deleted():
 		return fmt.Errorf("%s %s: %s: device was deleted: %w", d.mode, d.name, op, link.ErrClosed)
 	}
 	return fmt.Errorf("%s %s: %s: %w", d.mode, d.name, op, err)
+}
+
+// deleted reports whether d's device is gone. A Read waiting in the
+// netpoller when the device is deleted can see the poll error the tun
+// driver reports for a detached file (Go's "not pollable") instead of
+// read(2)'s EBADFD; a read of 0 bytes tells, as tun checks the device
+// before anything else.
+func (d *Device) deleted() bool {
+	var rerr error
+	if d.conn.Control(func(fd uintptr) { _, rerr = unix.Read(int(fd), nil) }) != nil {
+		return false
+	}
+	return errors.Is(rerr, unix.EBADFD)
 }
