@@ -51,7 +51,7 @@ type Conn struct {
 type Option func(*options)
 
 type options struct {
-	gso, gro bool
+	gso, gro, sendOnly bool
 }
 
 // WithGSO turns UDP generic segmentation offload on send on or off. It is
@@ -73,6 +73,19 @@ func WithGSO(on bool) Option {
 func WithGRO(on bool) Option {
 	return func(o *options) { o.gro = on }
 }
+
+// SendOnly makes a Conn that only sends: a socket of the pool of senders
+// that spreads flows over source ports (see the package doc). It has no
+// receive batch (none of the overflow slots' 4 MB), its socket drops every
+// datagram it receives (a socket filter that accepts nothing, so nothing
+// queues in a buffer no one reads) and ReadFrom fails with
+// ErrSendOnly.
+func SendOnly() Option {
+	return func(o *options) { o.sendOnly = true }
+}
+
+// ErrSendOnly is what ReadFrom returns on a SendOnly Conn.
+var ErrSendOnly = errors.New("udp: ReadFrom on a send-only socket")
 
 // ReadStats counts what ReadFrom received from the kernel since Listen.
 type ReadStats struct {
@@ -121,6 +134,13 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp listen %v: socket: %w", addr, err)
 	}
+	if o.sendOnly {
+		// Before bind, so that no datagram queues before the filter.
+		if err := dropAll(fd); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("udp listen %v: %w", addr, err)
+		}
+	}
 	local, err := bind(fd, family, addr)
 	if err != nil {
 		unix.Close(fd)
@@ -132,8 +152,11 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 		file.Close()
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
 	}
-	gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
-	c := &Conn{file: file, conn: conn, family: family, local: local, read: newRecvBatch(gro)}
+	c := &Conn{file: file, conn: conn, family: family, local: local}
+	if !o.sendOnly {
+		gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		c.read = newRecvBatch(gro)
+	}
 	c.writers.New = func() any { return newSendBatch() }
 	c.gso.Store(o.gso && hasGSO(fd))
 	c.gsoMax.Store(maxGSOPayload)
@@ -146,6 +169,36 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 func hasGSO(fd int) bool {
 	_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 	return err == nil
+}
+
+// dropAll attaches a classic BPF socket filter to fd that accepts nothing
+// ("ret #0"): the kernel drops every datagram for fd before it queues.
+func dropAll(fd int) error {
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
+		return fmt.Errorf("attach drop-all filter: %w", err)
+	}
+	return nil
+}
+
+// ListenSenders opens n SendOnly Conns bound to addr, each on a port of its
+// own that the kernel picks from its local port range
+// (net.ipv4.ip_local_port_range, where Linux vxlan takes its source ports
+// too). opts apply to each. On failure it closes those it opened.
+func ListenSenders(addr netip.Addr, n int, opts ...Option) ([]*Conn, error) {
+	conns := make([]*Conn, 0, n)
+	opts = append(opts[:len(opts):len(opts)], SendOnly())
+	for range n {
+		c, err := Listen(netip.AddrPortFrom(addr, 0), opts...)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
 }
 
 // bind sizes the socket buffers, binds fd to addr and returns the bound
@@ -200,6 +253,9 @@ func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offse
 	}
 	if len(bufs) == 0 {
 		return 0, nil
+	}
+	if c.read == nil {
+		return 0, ErrSendOnly
 	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -315,9 +371,9 @@ func (c *Conn) count(b *batch) {
 // Conn.
 func (c *Conn) GSO() bool { return c.gso.Load() }
 
-// GRO reports whether ReadFrom receives with UDP GRO: asked for (WithGRO)
-// and the kernel took setsockopt UDP_GRO.
-func (c *Conn) GRO() bool { return c.read.gro }
+// GRO reports whether ReadFrom receives with UDP GRO: asked for (WithGRO),
+// the kernel took setsockopt UDP_GRO, and c is not SendOnly.
+func (c *Conn) GRO() bool { return c.read != nil && c.read.gro }
 
 // ReadStats returns what ReadFrom received since Listen.
 func (c *Conn) ReadStats() ReadStats {
@@ -344,7 +400,7 @@ func (c *Conn) WriteStats() WriteStats {
 // if it was longer than its buffer, else nil. It is valid until the next
 // ReadFrom; call it from the goroutine that read.
 func (c *Conn) Large(i int) []byte {
-	if i < 0 || i >= BatchSize {
+	if i < 0 || i >= BatchSize || c.read == nil {
 		return nil
 	}
 	return c.read.large[i]
