@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/taprouter/taprouter/internal/allocs"
+	"github.com/taprouter/taprouter/link"
 )
 
 const benchInnerLen = 1400
@@ -62,6 +63,36 @@ func vxlanEncapDecap(tb testing.TB, batch int) *encapDecap {
 	return newEncapDecap(a, b, batch)
 }
 
+// vxlanSpreadEncapDecap is vxlanEncapDecap with node A sending through 8
+// senders. The packets' UDP ports are their fill byte, so the packets of a
+// batch are flows of their own, spread over the senders.
+func vxlanSpreadEncapDecap(tb testing.TB, batch int) *encapDecap {
+	ca, cb := newLoopConns(addrPort(nodeA, DefaultVXLANPort), addrPort(nodeB, DefaultVXLANPort))
+	senders := make([]link.DatagramConn, 8)
+	for i := range senders {
+		senders[i] = &loopConn{tx: ca.tx, local: addrPort(nodeA, uint16(40000+i)), remote: ca.remote}
+	}
+	a, err := NewVXLAN(ca, VXLANConfig{LocalMAC: VTEPMAC(nodeA), Senders: senders})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := NewVXLAN(cb, VXLANConfig{LocalMAC: VTEPMAC(nodeB)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a.SetPeers(indexed(Peer{Addr: nodeB}))
+	b.SetPeers(indexed(Peer{Addr: nodeA}))
+	e := newEncapDecap(a, b, batch)
+	used := map[int]bool{}
+	for _, buf := range e.bufs {
+		used[senderOf(buf[testOffset:], len(senders))] = true
+	}
+	if want := min(batch, 8); batch != 1 && len(used) != want {
+		tb.Fatalf("test bug: a batch of %d flows uses %d senders, want %d", batch, len(used), want)
+	}
+	return e
+}
+
 func udpEncapDecap(tb testing.TB, batch int) *encapDecap {
 	ca, cb := newLoopConns(addrPort(nodeA, DefaultUDPPort), addrPort(nodeB, DefaultUDPPort))
 	a, _ := NewUDP(ca, UDPConfig{})
@@ -100,6 +131,7 @@ func TestSendRecvAllocs(t *testing.T) {
 		setup func(testing.TB, int) *encapDecap
 	}{
 		{NameVXLAN, vxlanEncapDecap},
+		{"vxlan-senders", vxlanSpreadEncapDecap},
 		{NameUDP, udpEncapDecap},
 		{NameDirect, directEncapDecap},
 	} {
@@ -126,6 +158,10 @@ func benchmarkEncapDecap(b *testing.B, setup func(testing.TB, int) *encapDecap) 
 	}
 }
 
-func BenchmarkVXLAN(b *testing.B)  { benchmarkEncapDecap(b, vxlanEncapDecap) }
-func BenchmarkUDP(b *testing.B)    { benchmarkEncapDecap(b, udpEncapDecap) }
-func BenchmarkDirect(b *testing.B) { benchmarkEncapDecap(b, directEncapDecap) }
+func BenchmarkVXLAN(b *testing.B) { benchmarkEncapDecap(b, vxlanEncapDecap) }
+
+// BenchmarkVXLANSenders is BenchmarkVXLAN with 8 senders and a flow per
+// packet: the cost of hashing and grouping.
+func BenchmarkVXLANSenders(b *testing.B) { benchmarkEncapDecap(b, vxlanSpreadEncapDecap) }
+func BenchmarkUDP(b *testing.B)          { benchmarkEncapDecap(b, udpEncapDecap) }
+func BenchmarkDirect(b *testing.B)       { benchmarkEncapDecap(b, directEncapDecap) }
