@@ -25,13 +25,13 @@ const (
 
 // Defaults.
 const (
-	DefaultVNI          = 1
-	DefaultVXLANPort    = 8472 // flannel's port; 4789 is IANA's
-	DefaultUDPPort      = 8285 // flannel's udp backend port
+	DefaultVNI       = 1
+	DefaultVXLANPort = 8472 // flannel's port; 4789 is IANA's
+	DefaultUDPPort   = 8285 // flannel's udp backend port
 	// DefaultSourcePorts is how many UDP source ports the vxlan and udp
 	// backends spread flows over (package tunnel, VXLANConfig.Senders).
-	DefaultSourcePorts = 8
-	maxSourcePorts     = 64 // tunnel.MaxSenders
+	DefaultSourcePorts  = 8
+	maxSourcePorts      = 64 // tunnel.MaxSenders
 	DefaultHostPortName = "taprouter0"
 	DefaultIfName       = "eth0"
 	maxVNI              = 1<<24 - 1
