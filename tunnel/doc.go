@@ -21,8 +21,61 @@
 //     MAC comes from this package's own ARP on the underlay (package arp), not
 //     from the kernel's neighbour table.
 //
-// vxlan and udp share the socket, the peer snapshot, Send and Recv
+// vxlan and udp share the sockets, the peer snapshot, Send and Recv
 // (datagram.go) and differ only in the header in front of the inner packet.
+//
+// # Outer source ports: flow entropy
+//
+// Linux vxlan sends each inner flow from a UDP source port of its own,
+// udp_flow_src_port(): a hash of the inner flow scaled into the local port
+// range. ECMP routers and the receiving NIC's RSS hash the outer 5-tuple,
+// so flows spread over paths and receive queues (CPUs); from one source
+// port they would all take one. The vxlan and udp backends do the same
+// with a pool of sockets (VXLANConfig.Senders, UDPConfig.Senders; the
+// daemon opens 8, config vxlan.sourcePorts and udp.sourcePorts, 1..64,
+// through udp.ListenSenders): each bound to the underlay address and an
+// ephemeral port the kernel picks from net.ipv4.ip_local_port_range, as
+// Linux vxlan's range. Send picks a packet's sender by flowHash (flow.go)
+// of the inner IPv4 packet: its addresses and protocol, and for TCP and
+// UDP its ports; a fragment (the first too, whose ports the later ones
+// lack), another protocol or a header too short for the ports hash
+// without them, so all fragments of a datagram go together. The hash is a
+// fixed function of those fields only (FuzzFlowHash holds it to a
+// field-by-field reference), so a flow always leaves from one port and
+// keeps its order; its sender is hash × n / 2^32 of n senders. The hash is
+// not seeded: a sender choosing flows that share a port only gets what one
+// port gave everyone before. Without senders Send uses the receiving
+// socket, from the VXLAN port, as before.
+//
+// Send groups a batch by sender: one WriteTo per sender in use, with that
+// sender's packets in their batch order (a flow is on one sender, so its
+// order is kept, and a sender's run of packets to one peer is still one
+// UDP GSO message); a batch of one sender's flows, the common case of one
+// flow, goes out as it is. The grouping lives in the batch slot's scratch
+// (spread), so Send allocates nothing; hashing and grouping cost about
+// 2 ns a packet of 8 flows over 8 senders (BenchmarkVXLANSenders against
+// BenchmarkVXLAN). The tx_messages and tx_gso_* counters are the sums over
+// the receiving socket and the senders.
+//
+// Nothing on the receiving side depends on the source port: Recv knows a
+// peer by its source address only (as a kernel vxlan device, which takes
+// any source port), so taprouter nodes of either kind, from 8472 or from
+// the pool, and flannel.1 interoperate both ways (TestVXLANKernelInterop
+// runs both). The senders receive nothing: a socket filter drops what
+// reaches their ports (udp.SendOnly), and only the socket on the VXLAN
+// port reads.
+//
+// Why a pool and not SO_REUSEPORT: a socket's source port is the port it
+// is bound to, and a UDP socket cannot choose another per message (no
+// cmsg sets it; only a raw socket could, without the kernel's UDP GSO and
+// checksum offload). SO_REUSEPORT puts several sockets on one port, 8472,
+// so it adds no source-port entropy; it spreads receiving over sockets,
+// which the senders' entropy enables (the kernel picks the socket by a
+// hash of the 4-tuple). That is not built: Tunnel.Recv is serialised and
+// the router reads a tunnel from one goroutine, so more receive sockets
+// need more readers in the router; on the 2-core machine measured here
+// the one reader is not the limit, and the source-port entropy already
+// spreads the receiving node's softirq work over its NIC's queues by RSS.
 //
 // # Partial checksums from kernel senders
 //

@@ -41,9 +41,11 @@ func flowHash(pkt []byte) uint32 {
 
 // flowKeyHash mixes a flow's fields: addrs is the source address in the
 // high 32 bits and the destination in the low, ports the source port in
-// the high 16 and the destination in the low (0 if none).
+// the high 16 and the destination in the low (0 if none). Before the
+// final mix (a bijection), two flows of one address pair never collide:
+// multiplying by an odd constant is a bijection too.
 func flowKeyHash(addrs uint64, ports uint32, proto byte) uint32 {
-	h := mix64(addrs) ^ (uint64(ports)<<8 | uint64(proto))
+	h := addrs ^ (uint64(ports)<<8|uint64(proto))*0x9e3779b97f4a7c15
 	return uint32(mix64(h) >> 32)
 }
 
@@ -66,7 +68,8 @@ func senderOf(pkt []byte, n int) int {
 }
 
 // spread is Send's scratch for spreading a batch over the senders: the
-// sender of each kept packet, and one sender's packets and addresses.
+// sender of each kept packet, and the packets and addresses sorted by
+// sender.
 type spread struct {
 	sender []uint8
 	bufs   [][]byte
@@ -81,55 +84,58 @@ func (b *batch) spreadFor(n int) *spread {
 	s := b.spread
 	if cap(s.sender) < n {
 		s.sender = make([]uint8, n)
-		s.bufs = make([][]byte, 0, n)
+		s.bufs = make([][]byte, n)
 		s.addrs = make([]netip.AddrPort, n)
 	}
-	s.sender = s.sender[:n]
+	s.sender, s.bufs, s.addrs = s.sender[:n], s.bufs[:n], s.addrs[:n]
 	return s
 }
 
 // sendSpread writes the kept buffers of b (inner packets at innerOffset,
 // written from writeOffset) through senders, each through the sender its
 // inner flow hashes to, and counts the result in t. The packets of one
-// sender go in one WriteTo, in their order in b, so a flow keeps its order
-// and a sender's GSO runs stay whole; a batch of one sender's flows (the
-// common case: one flow) is written as it is. It returns the number sent
-// and the first error.
+// sender go in one WriteTo, in their order in b (a stable counting sort),
+// so a flow keeps its order and a sender's GSO runs stay whole; a batch of
+// one sender's flows (the common case: one flow) is written as it is. It
+// returns the number sent and the first error.
 func sendSpread(senders []link.DatagramConn, b *batch, innerOffset, writeOffset int, t *Stats) (int, error) {
 	n := len(b.bufs)
 	if n == 0 {
 		return 0, nil
 	}
 	s := b.spreadFor(n)
-	var used uint64 // bit k: a packet goes through sender k
+	var start [MaxSenders + 1]int // start[k]: where sender k's packets begin in s
 	for i, buf := range b.bufs {
 		k := senderOf(buf[innerOffset:], len(senders))
 		s.sender[i] = uint8(k)
-		used |= 1 << k
+		start[k+1]++
 	}
-	if used&(used-1) == 0 { // one sender
-		return sendBatch(senders[s.sender[0]], b, innerOffset, writeOffset, t)
+	if k := s.sender[0]; start[k+1] == n { // one sender
+		return sendBatch(senders[k], b, innerOffset, writeOffset, t)
+	}
+	for k := range senders {
+		start[k+1] += start[k]
+	}
+	next := start
+	for i, buf := range b.bufs {
+		j := &next[s.sender[i]]
+		s.bufs[*j], s.addrs[*j] = buf, b.addrs[i]
+		*j++
 	}
 	sent := 0
 	var firstErr error
-	for k := range senders {
-		if used&(1<<k) == 0 {
+	for k, c := range senders {
+		lo, hi := start[k], start[k+1]
+		if lo == hi {
 			continue
 		}
-		s.bufs = s.bufs[:0]
-		for i, buf := range b.bufs {
-			if int(s.sender[i]) == k {
-				s.addrs[len(s.bufs)] = b.addrs[i]
-				s.bufs = append(s.bufs, buf)
-			}
-		}
-		m, err := senders[k].WriteTo(s.bufs, s.addrs[:len(s.bufs)], writeOffset)
-		countSent(s.bufs, m, innerOffset, t)
+		m, err := c.WriteTo(s.bufs[lo:hi], s.addrs[lo:hi], writeOffset)
+		countSent(s.bufs[lo:hi], m, innerOffset, t)
 		sent += m
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
-	clear(s.bufs[:n]) // do not pin the caller's buffers
+	clear(s.bufs) // do not pin the caller's buffers
 	return sent, firstErr
 }

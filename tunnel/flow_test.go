@@ -339,3 +339,15 @@ func TestTooManySenders(t *testing.T) {
 		t.Errorf("NewUDP refused 64 senders: %v", err)
 	}
 }
+
+// BenchmarkFlowHash is the cost of choosing a sender for one packet.
+func BenchmarkFlowHash(b *testing.B) {
+	p := flowPacket("10.244.0.4", "10.244.1.5", protoTCP, 40000, 5201, 1360)
+	k := 0
+	for b.Loop() {
+		k += senderOf(p, 8)
+	}
+	if k < 0 {
+		b.Fatal(k)
+	}
+}
