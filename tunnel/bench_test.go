@@ -50,28 +50,32 @@ func (e *encapDecap) run(tb testing.TB) {
 }
 
 func vxlanEncapDecap(tb testing.TB, batch int) *encapDecap {
-	ca, cb := newLoopConns(addrPort(nodeA, DefaultVXLANPort), addrPort(nodeB, DefaultVXLANPort))
-	a, err := NewVXLAN(ca, VXLANConfig{LocalMAC: VTEPMAC(nodeA)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := NewVXLAN(cb, VXLANConfig{LocalMAC: VTEPMAC(nodeB)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	a.SetPeers(indexed(Peer{Addr: nodeB}))
-	b.SetPeers(indexed(Peer{Addr: nodeA}))
-	return newEncapDecap(a, b, batch)
+	return vxlanLoopPair(tb, batch, 0)
 }
 
 // vxlanSpreadEncapDecap is vxlanEncapDecap with node A sending through 8
 // senders. The packets' UDP ports are their fill byte, so the packets of a
 // batch are flows of their own, spread over the senders.
 func vxlanSpreadEncapDecap(tb testing.TB, batch int) *encapDecap {
+	const senders = 8
+	e := vxlanLoopPair(tb, batch, senders)
+	used := map[int]bool{}
+	for _, buf := range e.bufs {
+		used[senderOf(buf[testOffset:], senders)] = true
+	}
+	if want := min(batch, senders); batch != 1 && len(used) != want {
+		tb.Fatalf("test bug: a batch of %d flows uses %d senders, want %d", batch, len(used), want)
+	}
+	return e
+}
+
+// vxlanLoopPair is encapDecap between two vxlan backends, node A's sending
+// through n senders (0: its socket), all into the pipe to node B.
+func vxlanLoopPair(tb testing.TB, batch, n int) *encapDecap {
 	ca, cb := newLoopConns(addrPort(nodeA, DefaultVXLANPort), addrPort(nodeB, DefaultVXLANPort))
-	senders := make([]link.DatagramConn, 8)
-	for i := range senders {
-		senders[i] = &loopConn{tx: ca.tx, local: addrPort(nodeA, uint16(40000+i)), remote: ca.remote}
+	var senders []link.DatagramConn
+	for i := range n {
+		senders = append(senders, &loopConn{tx: ca.tx, local: addrPort(nodeA, uint16(40000+i)), remote: ca.remote})
 	}
 	a, err := NewVXLAN(ca, VXLANConfig{LocalMAC: VTEPMAC(nodeA), Senders: senders})
 	if err != nil {
@@ -83,15 +87,7 @@ func vxlanSpreadEncapDecap(tb testing.TB, batch int) *encapDecap {
 	}
 	a.SetPeers(indexed(Peer{Addr: nodeB}))
 	b.SetPeers(indexed(Peer{Addr: nodeA}))
-	e := newEncapDecap(a, b, batch)
-	used := map[int]bool{}
-	for _, buf := range e.bufs {
-		used[senderOf(buf[testOffset:], len(senders))] = true
-	}
-	if want := min(batch, 8); batch != 1 && len(used) != want {
-		tb.Fatalf("test bug: a batch of %d flows uses %d senders, want %d", batch, len(used), want)
-	}
-	return e
+	return newEncapDecap(a, b, batch)
 }
 
 func udpEncapDecap(tb testing.TB, batch int) *encapDecap {

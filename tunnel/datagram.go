@@ -87,25 +87,30 @@ func (b *datagramBackend) Close() error {
 func (b *datagramBackend) Stats() Stats {
 	s := b.stats.snapshot()
 	s.DropOversize += transportDrops(b.conn)
-	for i := -1; i < len(b.senders); i++ {
-		conn := b.conn
-		if i >= 0 {
-			conn = b.senders[i]
-		}
-		if c, ok := conn.(interface{ WriteStats() udp.WriteStats }); ok {
-			w := c.WriteStats()
-			s.TxMessages += w.Messages
-			s.TxGSOMessages += w.GSOMessages
-			s.TxGSODatagrams += w.GSODatagrams
-			s.TxGSORefused += w.GSORefused
-			s.TxGSOOversize += w.GSOOversize
-		}
+	addWriteStats(&s, b.conn)
+	for _, c := range b.senders {
+		addWriteStats(&s, c)
 	}
 	if c, ok := b.conn.(interface{ ReadStats() udp.ReadStats }); ok {
 		r := c.ReadStats()
 		s.RxMessages, s.RxGROMessages, s.RxGRODatagrams = r.Messages, r.GROMessages, r.GRODatagrams
 	}
 	return s
+}
+
+// addWriteStats adds what conn, if it counts them (a udp.Conn), handed the
+// kernel to s's tx_messages and tx_gso counters.
+func addWriteStats(s *Stats, conn link.DatagramConn) {
+	c, ok := conn.(interface{ WriteStats() udp.WriteStats })
+	if !ok {
+		return
+	}
+	w := c.WriteStats()
+	s.TxMessages += w.Messages
+	s.TxGSOMessages += w.GSOMessages
+	s.TxGSODatagrams += w.GSODatagrams
+	s.TxGSORefused += w.GSORefused
+	s.TxGSOOversize += w.GSOOversize
 }
 
 // SetPeers implements Tunnel.
@@ -146,9 +151,12 @@ func (b *datagramBackend) Send(bufs [][]byte, peers []uint32, offset int) (int, 
 	}
 	var n int
 	var err error
-	if len(b.senders) == 0 {
+	switch len(b.senders) {
+	case 0:
 		n, err = sendBatch(b.conn, kept, offset, offset-hl, &t)
-	} else {
+	case 1:
+		n, err = sendBatch(b.senders[0], kept, offset, offset-hl, &t)
+	default:
 		n, err = sendSpread(b.senders, kept, offset, offset-hl, &t)
 	}
 	b.stats.add(&t)

@@ -351,3 +351,24 @@ func BenchmarkFlowHash(b *testing.B) {
 		b.Fatal(k)
 	}
 }
+
+// TestOneSender: with one sender, Send writes every batch through it
+// whole, never through the receiving socket.
+func TestOneSender(t *testing.T) {
+	recv, only := &recordingConn{}, &recordingConn{}
+	u, err := NewUDP(recv, UDPConfig{Senders: []link.DatagramConn{only}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SetPeers(indexed(Peer{Addr: nodeB}))
+	bufs := [][]byte{
+		withHeadroom(flowPacket("10.244.0.4", "10.244.1.5", protoUDP, 1, 53, 8)),
+		withHeadroom(flowPacket("10.244.0.4", "10.244.1.5", protoUDP, 2, 53, 8)),
+	}
+	if n, err := u.Send(bufs, []uint32{0, 0}, testOffset); n != 2 || err != nil {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	if !equalCalls(only.calls, [][]uint16{{1, 2}}) || len(recv.calls) != 0 {
+		t.Errorf("the sender wrote %v, the receiving socket %v; want [[1 2]] and nothing", only.calls, recv.calls)
+	}
+}
