@@ -222,7 +222,7 @@ func closeAll(files []*os.File) {
 func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podMTU int, log *zap.Logger) (tunnel.Tunnel, error) {
 	switch cfg.Backend {
 	case config.BackendVXLAN:
-		conn, senders, err := listenDatagram(addr, cfg.VXLAN.Port, cfg.VXLAN.SourcePorts)
+		conn, senders, err := listenDatagram(addr, cfg.VXLAN.Port, cfg.VXLAN.SourcePorts, log)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +236,7 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 		}
 		return t, err
 	case config.BackendUDP:
-		conn, senders, err := listenDatagram(addr, cfg.UDP.Port, cfg.UDP.SourcePorts)
+		conn, senders, err := listenDatagram(addr, cfg.UDP.Port, cfg.UDP.SourcePorts, log)
 		if err != nil {
 			return nil, err
 		}
@@ -282,7 +282,7 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 // for sourcePorts > 1, that many send-only sockets on ports of their own
 // that its Send spreads flows over (tunnel.VXLANConfig.Senders); for 1, none,
 // and the backend sends from port.
-func listenDatagram(addr netip.Addr, port uint16, sourcePorts int) (*udp.Conn, []link.DatagramConn, error) {
+func listenDatagram(addr netip.Addr, port uint16, sourcePorts int, log *zap.Logger) (*udp.Conn, []link.DatagramConn, error) {
 	conn, err := udp.Listen(netip.AddrPortFrom(addr, port))
 	if err != nil {
 		return nil, nil, err
@@ -296,9 +296,11 @@ func listenDatagram(addr netip.Addr, port uint16, sourcePorts int) (*udp.Conn, [
 		return nil, nil, fmt.Errorf("source ports: %w", err)
 	}
 	senders := make([]link.DatagramConn, len(conns))
+	ports := make([]int, len(conns))
 	for i, c := range conns {
-		senders[i] = c
+		senders[i], ports[i] = c, int(c.LocalAddr().Port())
 	}
+	log.Info("sending from source ports by inner flow", zap.Uint16("port", port), zap.Ints("sourcePorts", ports))
 	return conn, senders, nil
 }
 
