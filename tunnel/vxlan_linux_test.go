@@ -99,7 +99,7 @@ func testVXLANKernelInterop(t *testing.T, nSenders int) {
 // listenVXLAN opens, in ns, the VXLAN socket on underlayA:8472 and n
 // senders (udp.ListenSenders), closed at cleanup unless a backend closed
 // them.
-func listenVXLAN(t *testing.T, ns *netnstest.NS, n int) (*udp.Conn, []link.DatagramConn) {
+func listenVXLAN(t testing.TB, ns *netnstest.NS, n int) (*udp.Conn, []link.DatagramConn) {
 	t.Helper()
 	var conn *udp.Conn
 	var conns []*udp.Conn
@@ -231,8 +231,50 @@ func TestVXLANSourcePorts(t *testing.T) {
 	}
 }
 
+// BenchmarkSendUnderlay is Send of batches of 64 1400-byte packets through
+// real sockets over the veth pair (into a socket in namespace b that drops
+// everything): from the VXLAN socket (senders=0) or through 8 senders, for
+// batches of 1, 4 and 64 flows. Each sender a batch uses is a sendmmsg of
+// its own, which is what spreading costs.
+func BenchmarkSendUnderlay(b *testing.B) {
+	for _, n := range []int{0, 8} {
+		for _, flows := range []int{1, 4, 64} {
+			b.Run(fmt.Sprintf("senders=%d/flows=%d", n, flows), func(b *testing.B) {
+				nsA, nsB := underlayPair(b)
+				conn, senders := listenVXLAN(b, nsA, n)
+				tun, err := NewVXLAN(conn, VXLANConfig{LocalMAC: VTEPMAC(underlayA), Senders: senders})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tun.SetPeers(indexed(Peer{Addr: underlayB}))
+				var sink *udp.Conn
+				nsB.Do(func() { sink, err = udp.Listen(netip.AddrPortFrom(underlayB, DefaultVXLANPort), udp.SendOnly()) })
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { sink.Close() })
+				const batch = 64
+				bufs, dst := make([][]byte, batch), make([]uint32, batch)
+				for i := range bufs {
+					bufs[i] = withHeadroom(flowPacket("10.244.0.4", "10.244.1.5", protoTCP, uint16(40000+i%flows), 5201, benchInnerLen-40))
+				}
+				b.SetBytes(batch * benchInnerLen)
+				b.ReportAllocs()
+				for b.Loop() {
+					if n, err := tun.Send(bufs, dst, testOffset); n != batch || err != nil {
+						b.Fatalf("Send = %d, %v", n, err)
+					}
+				}
+				s := tun.Stats()
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
+				b.ReportMetric(float64(s.TxMessages)/float64(s.TxPackets)*batch, "msgs/batch")
+			})
+		}
+	}
+}
+
 // localPortRange returns ns's net.ipv4.ip_local_port_range.
-func localPortRange(t *testing.T, ns *netnstest.NS) (lo, hi int) {
+func localPortRange(t testing.TB, ns *netnstest.NS) (lo, hi int) {
 	t.Helper()
 	out := ns.MustExec("cat", "/proc/sys/net/ipv4/ip_local_port_range")
 	if _, err := fmt.Sscan(out, &lo, &hi); err != nil {
