@@ -41,9 +41,9 @@ func flowHash(pkt []byte) uint32 {
 
 // flowKeyHash mixes a flow's fields: addrs is the source address in the
 // high 32 bits and the destination in the low, ports the source port in
-// the high 16 and the destination in the low (0 if none). Before the
-// final mix (a bijection), two flows of one address pair never collide:
-// multiplying by an odd constant is a bijection too.
+// the high 16 and the destination in the low (0 if none). The multiplier
+// is odd, so flows of one address pair differ in the 64 bits mix64 takes;
+// mix64 spreads each such difference over the 32 bits kept.
 func flowKeyHash(addrs uint64, ports uint32, proto byte) uint32 {
 	h := addrs ^ (uint64(ports)<<8|uint64(proto))*0x9e3779b97f4a7c15
 	return uint32(mix64(h) >> 32)
