@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,7 +39,7 @@ type Conn struct {
 		messages, groMessages, groDatagrams, ctruncated atomic.Uint64
 	}
 
-	writers sync.Pool // of *batch, one per concurrent WriteTo
+	writers []writeSlot // a send batch per concurrent WriteTo, made at first use
 
 	gso    atomic.Bool   // WriteTo builds GSO messages
 	gsoMax atomic.Uint32 // of segments up to this size
@@ -157,7 +158,7 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 		gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 		c.read = newRecvBatch(gro)
 	}
-	c.writers.New = func() any { return newSendBatch() }
+	c.writers = make([]writeSlot, 2*runtime.GOMAXPROCS(0))
 	c.gso.Store(o.gso && hasGSO(fd))
 	c.gsoMax.Store(maxGSOPayload)
 	return c, nil
@@ -317,8 +318,8 @@ func (c *Conn) countRead(b *batch) {
 // them), WriteTo sends them one by one and builds no runs of that length
 // or longer again.
 func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, error) {
-	b := c.writers.Get().(*batch)
-	defer c.writers.Put(b)
+	b, slot := c.takeWriter()
+	defer slot.free()
 	sent := 0
 	var firstErr error
 	for start := 0; start < len(bufs); start += BatchSize {
@@ -340,6 +341,39 @@ func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, err
 		}
 	}
 	return sent, firstErr
+}
+
+// writeSlot holds a send batch and whether a WriteTo has it. Unlike a
+// sync.Pool, which empties in two garbage collections (and under the race
+// detector drops items at random), the slots keep their batches: a WriteTo
+// allocates only when it makes a slot's batch, or when more callers write
+// at once than there are slots (two per CPU: the router's goroutines, at
+// most GOMAXPROCS running at a time, and some preempted while writing).
+type writeSlot struct {
+	taken atomic.Bool
+	b     *batch // written only by the holder of taken
+}
+
+// takeWriter returns a free slot's batch and the slot, or a batch of its
+// own and nil if every slot is taken.
+func (c *Conn) takeWriter() (*batch, *writeSlot) {
+	for i := range c.writers {
+		s := &c.writers[i]
+		if !s.taken.Load() && s.taken.CompareAndSwap(false, true) {
+			if s.b == nil {
+				s.b = newSendBatch()
+			}
+			return s.b, s
+		}
+	}
+	return newSendBatch(), nil
+}
+
+// free gives the slot back (nil: a batch of its own, garbage now).
+func (s *writeSlot) free() {
+	if s != nil {
+		s.taken.Store(false)
+	}
 }
 
 // count adds what the kernel took of b to the Conn's WriteStats, turns GSO

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/taprouter/taprouter/internal/allocs"
 	"github.com/taprouter/taprouter/link/internal/devtest"
 	"github.com/taprouter/taprouter/link/udp"
 	"github.com/taprouter/taprouter/podnet/netnstest"
@@ -108,4 +110,45 @@ func udpSocketQueue(t *testing.T, ns *netnstest.NS, port uint16) (queued, drops 
 	}
 	t.Fatalf("no socket on port %d in /proc/net/udp", port)
 	return 0, 0
+}
+
+// TestWriteToAllocsAcrossGC: WriteTo's send batch outlives garbage
+// collections (a sync.Pool would empty in two, and a WriteTo after them
+// would allocate its 26 KB batch again): each of 10 WriteTo calls, each
+// after two collections, allocates nothing.
+func TestWriteToAllocsAcrossGC(t *testing.T) {
+	allocs.SkipUnderRace(t)
+	ns := netnstest.New(t, "udp")
+	var senders []*udp.Conn
+	var err error
+	ns.Do(func() { senders, err = udp.ListenSenders(netip.MustParseAddr("127.0.0.1"), 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := senders[0]
+	devtest.CloseAtCleanup(t, a)
+	sink := listen(t, ns, "127.0.0.1:0")
+	out, _, to := makeBatch(4, 100)
+	for i := range to {
+		to[i] = sink.LocalAddr()
+	}
+	write := func() {
+		if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
+			t.Fatalf("WriteTo = %d, %v", n, err)
+		}
+	}
+	write()
+	var mallocs uint64
+	var before, after runtime.MemStats
+	for range 10 {
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		write()
+		runtime.ReadMemStats(&after)
+		mallocs += after.Mallocs - before.Mallocs
+	}
+	if mallocs != 0 {
+		t.Errorf("10 WriteTo calls, each after two collections: %d allocations, want 0", mallocs)
+	}
 }
