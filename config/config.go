@@ -25,9 +25,13 @@ const (
 
 // Defaults.
 const (
-	DefaultVNI          = 1
-	DefaultVXLANPort    = 8472 // flannel's port; 4789 is IANA's
-	DefaultUDPPort      = 8285 // flannel's udp backend port
+	DefaultVNI       = 1
+	DefaultVXLANPort = 8472 // flannel's port; 4789 is IANA's
+	DefaultUDPPort   = 8285 // flannel's udp backend port
+	// DefaultSourcePorts is how many UDP source ports the vxlan and udp
+	// backends spread flows over (package tunnel, VXLANConfig.Senders).
+	DefaultSourcePorts  = 8
+	maxSourcePorts      = 64 // tunnel.MaxSenders
 	DefaultHostPortName = "taprouter0"
 	DefaultIfName       = "eth0"
 	maxVNI              = 1<<24 - 1
@@ -84,11 +88,16 @@ type VXLAN struct {
 	VNI  uint32
 	Port uint16
 	MAC  link.HardwareAddr // zero: derived from the underlay address
+	// SourcePorts is how many UDP source ports outgoing flows are spread
+	// over, each flow always on one (a hash of its addresses, protocol and
+	// ports), as Linux vxlan does; 1 sends everything from Port.
+	SourcePorts int
 }
 
 // UDP configures the udp backend.
 type UDP struct {
-	Port uint16
+	Port        uint16
+	SourcePorts int // as VXLAN.SourcePorts
 }
 
 // HostPort configures the TUN device that connects the node's own namespace.
@@ -125,12 +134,14 @@ type file struct {
 		Address   string `yaml:"address"`
 	} `yaml:"underlay"`
 	VXLAN struct {
-		VNI  *int64 `yaml:"vni"`
-		Port *int64 `yaml:"port"`
-		MAC  string `yaml:"mac"`
+		VNI         *int64 `yaml:"vni"`
+		Port        *int64 `yaml:"port"`
+		MAC         string `yaml:"mac"`
+		SourcePorts *int64 `yaml:"sourcePorts"`
 	} `yaml:"vxlan"`
 	UDP struct {
-		Port *int64 `yaml:"port"`
+		Port        *int64 `yaml:"port"`
+		SourcePorts *int64 `yaml:"sourcePorts"`
 	} `yaml:"udp"`
 	HostPort struct {
 		Name string `yaml:"name"`
@@ -322,7 +333,13 @@ func (f *file) validate() (*Config, error) {
 			return nil, err
 		}
 	}
+	if c.VXLAN.SourcePorts, err = parseSourcePorts("vxlan.sourcePorts", f.VXLAN.SourcePorts); err != nil {
+		return nil, err
+	}
 	if c.UDP.Port, err = parsePort("udp.port", f.UDP.Port, DefaultUDPPort); err != nil {
+		return nil, err
+	}
+	if c.UDP.SourcePorts, err = parseSourcePorts("udp.sourcePorts", f.UDP.SourcePorts); err != nil {
 		return nil, err
 	}
 	c.HostPort.Name = f.HostPort.Name
@@ -566,6 +583,16 @@ func parsePort(field string, v *int64, def uint16) (uint16, error) {
 		return 0, fieldError(field, "%d out of range 1..65535", *v)
 	}
 	return uint16(*v), nil
+}
+
+func parseSourcePorts(field string, v *int64) (int, error) {
+	if v == nil {
+		return DefaultSourcePorts, nil
+	}
+	if *v < 1 || *v > maxSourcePorts {
+		return 0, fieldError(field, "%d out of range 1..%d", *v, maxSourcePorts)
+	}
+	return int(*v), nil
 }
 
 func parseMAC(field, s string) (link.HardwareAddr, error) {

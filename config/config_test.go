@@ -39,7 +39,7 @@ func TestParseValid(t *testing.T) {
 	if c.Node != "node1" || c.PodCIDR != netip.MustParsePrefix("10.244.0.0/24") || c.Gateway != netip.MustParseAddr("10.244.0.1") {
 		t.Errorf("got %+v", c)
 	}
-	if c.VXLAN.VNI != 1 || c.VXLAN.Port != 8472 || c.UDP.Port != DefaultUDPPort || c.HostPort.Name != "taprouter0" {
+	if c.VXLAN.VNI != 1 || c.VXLAN.Port != 8472 || c.VXLAN.SourcePorts != 8 || c.UDP.Port != DefaultUDPPort || c.UDP.SourcePorts != 8 || c.HostPort.Name != "taprouter0" {
 		t.Errorf("defaults: %+v %+v %+v", c.VXLAN, c.UDP, c.HostPort)
 	}
 	if len(c.Peers) != 2 || c.Peers[1].VTEPMAC.String() != "0e:11:22:33:44:55" || !c.Peers[0].VTEPMAC.IsZero() {
@@ -123,6 +123,9 @@ func TestParseInvalid(t *testing.T) {
 		{"{name: pa,", "{name: a/b,", "ports[0].name:"},
 		{"port: 8472", "port: 0", "vxlan.port:"},
 		{"port: 8472", "port: 70000", "vxlan.port:"},
+		{"port: 8472", "port: 8472, sourcePorts: 0", "vxlan.sourcePorts: 0 out of range 1..64"},
+		{"port: 8472", "port: 8472, sourcePorts: 65", "vxlan.sourcePorts: 65 out of range 1..64"},
+		{"vxlan: {vni: 1", "udp: {sourcePorts: -1}\nvxlan: {vni: 1", "udp.sourcePorts: -1 out of range 1..64"},
 		{"{vni: 1, port: 8472}", "{vni: 1, port: 8472, mac: 'zz'}", "vxlan.mac:"},
 		{"{vni: 1, port: 8472}", "{vni: 1, port: 8472, mac: '01:00:5e:00:00:01'}", "vxlan.mac:"},
 		{"{node: node2, address: 192.168.49.3", "{node: '', address: 192.168.49.3", "peers[0].node:"},

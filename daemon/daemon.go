@@ -222,7 +222,7 @@ func closeAll(files []*os.File) {
 func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podMTU int, log *zap.Logger) (tunnel.Tunnel, error) {
 	switch cfg.Backend {
 	case config.BackendVXLAN:
-		conn, err := udp.Listen(netip.AddrPortFrom(addr, cfg.VXLAN.Port))
+		conn, senders, err := listenDatagram(addr, cfg.VXLAN.Port, cfg.VXLAN.SourcePorts, log)
 		if err != nil {
 			return nil, err
 		}
@@ -230,19 +230,19 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 		if vtep.IsZero() {
 			vtep = tunnel.VTEPMAC(addr)
 		}
-		t, err := tunnel.NewVXLAN(conn, tunnel.VXLANConfig{VNI: cfg.VXLAN.VNI, Port: cfg.VXLAN.Port, LocalMAC: vtep, MTU: podMTU})
+		t, err := tunnel.NewVXLAN(conn, tunnel.VXLANConfig{VNI: cfg.VXLAN.VNI, Port: cfg.VXLAN.Port, LocalMAC: vtep, MTU: podMTU, Senders: senders})
 		if err != nil {
-			conn.Close()
+			closeConns(conn, senders)
 		}
 		return t, err
 	case config.BackendUDP:
-		conn, err := udp.Listen(netip.AddrPortFrom(addr, cfg.UDP.Port))
+		conn, senders, err := listenDatagram(addr, cfg.UDP.Port, cfg.UDP.SourcePorts, log)
 		if err != nil {
 			return nil, err
 		}
-		t, err := tunnel.NewUDP(conn, tunnel.UDPConfig{Port: cfg.UDP.Port, MTU: podMTU})
+		t, err := tunnel.NewUDP(conn, tunnel.UDPConfig{Port: cfg.UDP.Port, MTU: podMTU, Senders: senders})
 		if err != nil {
-			conn.Close()
+			closeConns(conn, senders)
 		}
 		return t, err
 	case config.BackendDirect:
@@ -275,6 +275,39 @@ func openTunnel(cfg *config.Config, addr netip.Addr, mac link.HardwareAddr, podM
 		return t, err
 	}
 	return nil, fmt.Errorf("unknown backend %q", cfg.Backend)
+}
+
+// listenDatagram opens the vxlan or udp backend's socket on addr:port and,
+// for sourcePorts > 1, that many send-only sockets on ports of their own
+// that its Send spreads flows over (tunnel.VXLANConfig.Senders); for 1, none,
+// and the backend sends from port.
+func listenDatagram(addr netip.Addr, port uint16, sourcePorts int, log *zap.Logger) (*udp.Conn, []link.DatagramConn, error) {
+	conn, err := udp.Listen(netip.AddrPortFrom(addr, port))
+	if err != nil {
+		return nil, nil, err
+	}
+	if sourcePorts <= 1 {
+		return conn, nil, nil
+	}
+	conns, err := udp.ListenSenders(addr, sourcePorts)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("source ports: %w", err)
+	}
+	senders := make([]link.DatagramConn, len(conns))
+	ports := make([]int, len(conns))
+	for i, c := range conns {
+		senders[i], ports[i] = c, int(c.LocalAddr().Port())
+	}
+	log.Info("sending from source ports by inner flow", zap.Uint16("port", port), zap.Ints("sourcePorts", ports))
+	return conn, senders, nil
+}
+
+func closeConns(conn link.DatagramConn, senders []link.DatagramConn) {
+	conn.Close()
+	for _, c := range senders {
+		c.Close()
+	}
 }
 
 // Listen opens the API's unix socket at path. Serve then answers on it.

@@ -40,6 +40,12 @@ func TestInteropFlannel(t *testing.T) {
 			if !ok || vni != 1 || p.DstPort != 8472 || inner.Protocol != 1 {
 				t.Errorf("underlay packet %s → %s:%d: vxlan %v VNI %d inner proto %d, want ICMP in VNI 1 to port 8472", p.Src, p.Dst, p.DstPort, ok, vni, inner.Protocol)
 			}
+			// Both spread flows over source ports (taprouter's 8
+			// senders, the kernel's udp_flow_src_port): neither sends
+			// from 8472, which flannel.1 and taprouter both accept.
+			if p.SrcPort == 8472 {
+				t.Errorf("underlay packet %s:%d → %s:%d: from the VXLAN port, want an ephemeral source port", p.Src, p.SrcPort, p.Dst, p.DstPort)
+			}
 			sources = append(sources, p.Src.String())
 		}
 		slices.Sort(sources)

@@ -9,8 +9,9 @@ import (
 )
 
 // batch is per-call scratch space for Send and Recv: the kept buffers and
-// their underlay addresses, and (direct Recv only, see metaFor) the frames'
-// receive metadata.
+// their underlay addresses, (direct Recv only, see metaFor) the frames'
+// receive metadata and (vxlan and udp Send with several senders only, see
+// spreadFor) the grouping by sender.
 //
 // Concurrent callers each need their own, without allocating: batches live
 // in a fixed array of slots, each taken by a compare-and-swap and given
@@ -20,10 +21,11 @@ import (
 // when more callers run at once than there are slots does one get a batch
 // of its own, which is garbage afterwards.
 type batch struct {
-	bufs  [][]byte
-	addrs []netip.AddrPort
-	meta  []link.RxMeta
-	slot  *batchSlot // where b lives, or nil for an overflow batch
+	bufs   [][]byte
+	addrs  []netip.AddrPort
+	meta   []link.RxMeta
+	spread *spread    // made at first use
+	slot   *batchSlot // where b lives, or nil for an overflow batch
 }
 
 // batchSlot is a batch and whether it is taken, padded to 128 bytes (two
@@ -32,7 +34,7 @@ type batch struct {
 type batchSlot struct {
 	taken atomic.Bool
 	b     batch
-	_     [128 - 8 - 3*24 - 8]byte
+	_     [128 - 8 - 3*24 - 2*8]byte
 }
 
 // batchSlots has two slots per CPU: enough for the router's goroutines

@@ -2,9 +2,11 @@ package tunnel
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/taprouter/taprouter/internal/allocs"
+	"github.com/taprouter/taprouter/link"
 )
 
 const benchInnerLen = 1400
@@ -48,8 +50,34 @@ func (e *encapDecap) run(tb testing.TB) {
 }
 
 func vxlanEncapDecap(tb testing.TB, batch int) *encapDecap {
+	return vxlanLoopPair(tb, batch, 0)
+}
+
+// vxlanSpreadEncapDecap is vxlanEncapDecap with node A sending through 8
+// senders. The packets' UDP ports are their fill byte, so the packets of a
+// batch are flows of their own, spread over the senders.
+func vxlanSpreadEncapDecap(tb testing.TB, batch int) *encapDecap {
+	const senders = 8
+	e := vxlanLoopPair(tb, batch, senders)
+	used := map[int]bool{}
+	for _, buf := range e.bufs {
+		used[senderOf(buf[testOffset:], senders)] = true
+	}
+	if want := min(batch, senders); batch != 1 && len(used) != want {
+		tb.Fatalf("test bug: a batch of %d flows uses %d senders, want %d", batch, len(used), want)
+	}
+	return e
+}
+
+// vxlanLoopPair is encapDecap between two vxlan backends, node A's sending
+// through n senders (0: its socket), all into the pipe to node B.
+func vxlanLoopPair(tb testing.TB, batch, n int) *encapDecap {
 	ca, cb := newLoopConns(addrPort(nodeA, DefaultVXLANPort), addrPort(nodeB, DefaultVXLANPort))
-	a, err := NewVXLAN(ca, VXLANConfig{LocalMAC: VTEPMAC(nodeA)})
+	var senders []link.DatagramConn
+	for i := range n {
+		senders = append(senders, &loopConn{tx: ca.tx, local: addrPort(nodeA, uint16(40000+i)), remote: ca.remote})
+	}
+	a, err := NewVXLAN(ca, VXLANConfig{LocalMAC: VTEPMAC(nodeA), Senders: senders})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -100,6 +128,7 @@ func TestSendRecvAllocs(t *testing.T) {
 		setup func(testing.TB, int) *encapDecap
 	}{
 		{NameVXLAN, vxlanEncapDecap},
+		{"vxlan-senders", vxlanSpreadEncapDecap},
 		{NameUDP, udpEncapDecap},
 		{NameDirect, directEncapDecap},
 	} {
@@ -126,6 +155,53 @@ func benchmarkEncapDecap(b *testing.B, setup func(testing.TB, int) *encapDecap) 
 	}
 }
 
-func BenchmarkVXLAN(b *testing.B)  { benchmarkEncapDecap(b, vxlanEncapDecap) }
-func BenchmarkUDP(b *testing.B)    { benchmarkEncapDecap(b, udpEncapDecap) }
-func BenchmarkDirect(b *testing.B) { benchmarkEncapDecap(b, directEncapDecap) }
+func BenchmarkVXLAN(b *testing.B) { benchmarkEncapDecap(b, vxlanEncapDecap) }
+
+// BenchmarkVXLANSenders is BenchmarkVXLAN with 8 senders and a flow per
+// packet: the cost of hashing and grouping.
+func BenchmarkVXLANSenders(b *testing.B) { benchmarkEncapDecap(b, vxlanSpreadEncapDecap) }
+func BenchmarkUDP(b *testing.B)          { benchmarkEncapDecap(b, udpEncapDecap) }
+func BenchmarkDirect(b *testing.B)       { benchmarkEncapDecap(b, directEncapDecap) }
+
+// discardConn is a DatagramConn that takes every datagram and drops it.
+type discardConn struct{ loopConn }
+
+func (discardConn) WriteTo(bufs [][]byte, _ []netip.AddrPort, _ int) (int, error) {
+	return len(bufs), nil
+}
+
+// BenchmarkSend measures Send alone of a batch of 64 1400-byte packets to
+// one peer: through the receiving socket (senders=0), and through 8
+// senders with the batch one flow (no grouping) or 64 flows (grouped into
+// 8 writes).
+func BenchmarkSend(b *testing.B) {
+	for _, tc := range []struct {
+		name           string
+		senders, flows int
+	}{{"senders=0", 0, 1}, {"senders=8/flows=1", 8, 1}, {"senders=8/flows=64", 8, 64}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := VXLANConfig{LocalMAC: macA}
+			for range tc.senders {
+				cfg.Senders = append(cfg.Senders, &discardConn{})
+			}
+			v, err := NewVXLAN(&discardConn{}, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v.SetPeers(indexed(Peer{Addr: nodeB}))
+			const batch = 64
+			bufs, dst := make([][]byte, batch), make([]uint32, batch)
+			for i := range bufs {
+				bufs[i] = withHeadroom(flowPacket("10.244.0.4", "10.244.1.5", protoTCP, uint16(40000+i%tc.flows), 5201, benchInnerLen-40))
+			}
+			b.SetBytes(batch * benchInnerLen)
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, err := v.Send(bufs, dst, testOffset); n != batch || err != nil {
+					b.Fatalf("Send = %d, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
+		})
+	}
+}

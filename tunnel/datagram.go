@@ -1,7 +1,9 @@
 package tunnel
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -23,16 +25,17 @@ type encapsulation interface {
 }
 
 // datagramBackend is the part of the vxlan and udp backends that does not
-// depend on the wire format: the UDP socket, the peer snapshot with each
+// depend on the wire format: the UDP sockets, the peer snapshot with each
 // peer's socket address and header, and Send and Recv. The encapsulation
 // supplies the header; datagramBackend checks the inner packet behind it.
 type datagramBackend struct {
-	conn   link.DatagramConn
-	port   uint16 // the peers' UDP port
-	encap  encapsulation
-	hdrLen int // encap.headerLen(), kept for the hot path
-	peers  atomic.Pointer[datagramPeers]
-	stats  counters
+	conn    link.DatagramConn   // receives, and sends if senders is empty
+	senders []link.DatagramConn // if not empty: Send spreads flows over them
+	port    uint16              // the peers' UDP port
+	encap   encapsulation
+	hdrLen  int // encap.headerLen(), kept for the hot path
+	peers   atomic.Pointer[datagramPeers]
+	stats   counters
 
 	large  link.LargeReader // conn, if it keeps datagrams longer than the buffer
 	recvMu sync.Mutex       // serialises Recv: the queue, and conn's large buffers until split
@@ -47,33 +50,67 @@ type datagramPeers struct {
 }
 
 // init sets b up with no peers; super-packets are split to mtu (0: to
-// Recv's buffers).
-func (b *datagramBackend) init(conn link.DatagramConn, port uint16, encap encapsulation, mtu int) {
+// Recv's buffers). Send goes through senders, or conn if there are none
+// (see the package doc).
+func (b *datagramBackend) init(conn link.DatagramConn, senders []link.DatagramConn, port uint16, encap encapsulation, mtu int) error {
+	if len(senders) > MaxSenders {
+		return fmt.Errorf("tunnel: %d senders, at most %d", len(senders), MaxSenders)
+	}
 	b.conn, b.port, b.encap, b.hdrLen = conn, port, encap, encap.headerLen()
+	b.senders = slices.Clone(senders)
 	b.large, _ = conn.(link.LargeReader)
 	b.queue.mtu = mtu
 	b.SetPeers(nil)
+	return nil
 }
 
 // Headroom implements Tunnel: the encapsulation's header length.
 func (b *datagramBackend) Headroom() int { return b.hdrLen }
 
-func (b *datagramBackend) Tick()        {}
-func (b *datagramBackend) Close() error { return b.conn.Close() }
+func (b *datagramBackend) Tick() {}
 
-// Stats implements Tunnel. DropOversize includes the socket's count.
+// Close implements Tunnel: it closes the receiving socket and the senders
+// and returns the first error.
+func (b *datagramBackend) Close() error {
+	err := b.conn.Close()
+	for _, c := range b.senders {
+		if e := c.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// Stats implements Tunnel. DropOversize includes the socket's count; the
+// tx_messages and tx_gso counters are the sums over the receiving socket
+// and the senders.
 func (b *datagramBackend) Stats() Stats {
 	s := b.stats.snapshot()
 	s.DropOversize += transportDrops(b.conn)
-	if c, ok := b.conn.(interface{ WriteStats() udp.WriteStats }); ok {
-		w := c.WriteStats()
-		s.TxMessages, s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused, s.TxGSOOversize = w.Messages, w.GSOMessages, w.GSODatagrams, w.GSORefused, w.GSOOversize
+	addWriteStats(&s, b.conn)
+	for _, c := range b.senders {
+		addWriteStats(&s, c)
 	}
 	if c, ok := b.conn.(interface{ ReadStats() udp.ReadStats }); ok {
 		r := c.ReadStats()
 		s.RxMessages, s.RxGROMessages, s.RxGRODatagrams = r.Messages, r.GROMessages, r.GRODatagrams
 	}
 	return s
+}
+
+// addWriteStats adds what conn, if it counts them (a udp.Conn), handed the
+// kernel to s's tx_messages and tx_gso counters.
+func addWriteStats(s *Stats, conn link.DatagramConn) {
+	c, ok := conn.(interface{ WriteStats() udp.WriteStats })
+	if !ok {
+		return
+	}
+	w := c.WriteStats()
+	s.TxMessages += w.Messages
+	s.TxGSOMessages += w.GSOMessages
+	s.TxGSODatagrams += w.GSODatagrams
+	s.TxGSORefused += w.GSORefused
+	s.TxGSOOversize += w.GSOOversize
 }
 
 // SetPeers implements Tunnel.
@@ -112,7 +149,16 @@ func (b *datagramBackend) Send(bufs [][]byte, peers []uint32, offset int) (int, 
 		kept.addrs[len(kept.bufs)] = ps.dst[p]
 		kept.bufs = append(kept.bufs, buf)
 	}
-	n, err := sendBatch(b.conn, kept, offset, offset-hl, &t)
+	var n int
+	var err error
+	switch len(b.senders) {
+	case 0:
+		n, err = sendBatch(b.conn, kept, offset, offset-hl, &t)
+	case 1:
+		n, err = sendBatch(b.senders[0], kept, offset, offset-hl, &t)
+	default:
+		n, err = sendSpread(b.senders, kept, offset, offset-hl, &t)
+	}
 	b.stats.add(&t)
 	return n, err
 }

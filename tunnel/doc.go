@@ -21,8 +21,86 @@
 //     MAC comes from this package's own ARP on the underlay (package arp), not
 //     from the kernel's neighbour table.
 //
-// vxlan and udp share the socket, the peer snapshot, Send and Recv
+// vxlan and udp share the sockets, the peer snapshot, Send and Recv
 // (datagram.go) and differ only in the header in front of the inner packet.
+//
+// # Outer source ports: flow entropy
+//
+// Linux vxlan sends each inner flow from a UDP source port of its own,
+// udp_flow_src_port(): a hash of the inner flow scaled into the local port
+// range. ECMP routers and the receiving NIC's RSS hash the outer 5-tuple,
+// so flows spread over paths and receive queues (CPUs); from one source
+// port they would all take one. The vxlan and udp backends do the same
+// with a pool of sockets (VXLANConfig.Senders, UDPConfig.Senders; the
+// daemon opens 8, config vxlan.sourcePorts and udp.sourcePorts, 1..64,
+// through udp.ListenSenders): each bound to the underlay address and an
+// ephemeral port the kernel picks from net.ipv4.ip_local_port_range, as
+// Linux vxlan's range. Send picks a packet's sender by flowHash (flow.go)
+// of the inner IPv4 packet: its addresses and protocol, and for TCP and
+// UDP its ports; a fragment (the first too, whose ports the later ones
+// lack), another protocol or a header too short for the ports hash
+// without them, so all fragments of a datagram go together. The hash is a
+// fixed function of those fields only (FuzzFlowHash holds it to a
+// field-by-field reference), so a flow always leaves from one port and
+// keeps its order; its sender is hash × n / 2^32 of n senders. The hash is
+// not seeded: a sender choosing flows that share a port only gets what one
+// port gave everyone before. Without senders Send uses the receiving
+// socket, from the VXLAN port, as before.
+//
+// Send groups a batch by sender with a stable counting sort: one WriteTo
+// per sender in use, with that sender's packets in their batch order (a
+// flow is on one sender, so its order is kept, and a sender's run of
+// packets to one peer is still one UDP GSO message); a batch of one
+// sender's flows, the common case of one flow, goes out as it is. The
+// grouping lives in the batch slot's scratch (spread), so Send allocates
+// nothing. The pool has 8 ports, not the range's 28 000 as Linux vxlan:
+// enough for ECMP paths and receive queues, and each sender a batch uses
+// is a sendmmsg of its own, so more senders cost system calls. The
+// tx_messages and tx_gso_* counters are the sums over the receiving
+// socket and the senders.
+//
+// Cost, measured on the 2-core machine here under other load (medians of
+// 3 to 5 runs, batches of 64 1400-byte packets): the hash 5.5 ns
+// (BenchmarkFlowHash); Send into a socket that discards, 12 ns a packet
+// from one socket, 24 ns through 8 senders for one flow, 32 ns for 64
+// flows (BenchmarkSend); through real sockets over a veth 0.9 to 1.1 µs a packet
+// from one socket or for 1 to 4 flows over 8 senders (within the noise),
+// 1.5 µs for 64 flows, which take 8 sendmmsg calls instead of 2
+// (BenchmarkSendUnderlay). The router's BenchmarkForwardPodToVXLAN (one
+// socket) is unchanged: 78 ns a packet before and after, 0 allocations.
+// bench/compare cross-node vxlan, two runs each of 1 socket and of 8
+// senders: one stream 4.75 and 5.29 against 4.78 and 4.34 Gbit/s, 4
+// streams (-P 4, 4 flows in a batch, up to 4 sendmmsg) 5.54 and 5.24
+// against 4.81 and 4.81 Gbit/s, with the kernel's own reference moving
+// from 6.9 to 20 Gbit/s between runs: on one machine with a veth, where
+// no ECMP or RSS gains anything, spreading costs up to about 10% of
+// multi-flow throughput.
+//
+// Nothing on the receiving side depends on the source port: Recv knows a
+// peer by its source address only (as a kernel vxlan device, which takes
+// any source port), so taprouter nodes of either kind, from 8472 or from
+// the pool, and flannel.1 interoperate both ways (TestVXLANKernelInterop
+// runs both). The senders receive nothing: a socket filter drops what
+// reaches their ports (udp.SendOnly), and only the socket on the VXLAN
+// port reads.
+//
+// Why a pool and not SO_REUSEPORT: a socket's source port is the port it
+// is bound to, and a UDP socket cannot choose another per message (no
+// cmsg sets it; only a raw socket could, without the kernel's UDP GSO and
+// checksum offload). SO_REUSEPORT puts several sockets on one port, 8472,
+// so it adds no source-port entropy. What it does is spread receiving over
+// sockets, by a hash of the 4-tuple, which the senders' entropy makes
+// work. That is not built: Tunnel.Recv is serialised and the router reads
+// a tunnel from one goroutine, so more receive sockets need a reader
+// goroutine each in the router, and queues (recvQueue) per socket. Measured
+// here (8 source ports into a veth, 2 cores shared by sender and
+// receivers), 2 SO_REUSEPORT sockets with a reader each received no more
+// than one socket and reader (600 to 1000 thousand datagrams a second
+// either way) when the reader only counts, and 15 to 40% more when each
+// reader also reads every byte, taking the CPU from the sender; with both
+// nodes on the same 2 cores there is no spare core for a second reader.
+// On a receiver with more cores, the source ports already spread its
+// softirq work over the NIC's queues (RSS) with one socket.
 //
 // # Partial checksums from kernel senders
 //

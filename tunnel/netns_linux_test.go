@@ -18,7 +18,7 @@ var (
 
 // underlayPair creates two namespaces joined by veth-a (underlayA/24) and
 // veth-b (underlayB/24), both up and active. It skips unless run as root.
-func underlayPair(t *testing.T) (a, b *netnstest.NS) {
+func underlayPair(t testing.TB) (a, b *netnstest.NS) {
 	t.Helper()
 	a, b = netnstest.New(t, "tun-a"), netnstest.New(t, "tun-b")
 	a.IP("link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", b.Name)

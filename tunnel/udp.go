@@ -13,6 +13,10 @@ type UDPConfig struct {
 	// kernel sender's segmentation offload) into segments of at most MTU
 	// bytes. 0 means as large as Recv's buffers allow.
 	MTU int
+	// Senders, if not empty, are the sockets Send spreads flows over, as
+	// VXLANConfig.Senders. Empty: Send sends through conn, from the port
+	// it is bound to. The backend owns them: Close closes them.
+	Senders []link.DatagramConn
 }
 
 // UDP is IP-in-UDP, flannel's old udp backend: the datagram payload is the
@@ -23,15 +27,17 @@ type UDP struct {
 
 var _ Tunnel = (*UDP)(nil)
 
-// NewUDP returns a udp backend sending and receiving through conn, a UDP
-// socket bound to this node's underlay address and port. The backend owns
-// conn: Close closes it.
+// NewUDP returns a udp backend receiving through conn, a UDP socket bound
+// to this node's underlay address and port, and sending through it or
+// cfg.Senders. The backend owns conn: Close closes it.
 func NewUDP(conn link.DatagramConn, cfg UDPConfig) (*UDP, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultUDPPort
 	}
 	u := &UDP{}
-	u.init(conn, cfg.Port, udpEncap{}, cfg.MTU)
+	if err := u.init(conn, cfg.Senders, cfg.Port, udpEncap{}, cfg.MTU); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 

@@ -35,6 +35,14 @@ type VXLANConfig struct {
 	// kernel sender's segmentation offload) into segments of at most MTU
 	// bytes. 0 means as large as Recv's buffers allow.
 	MTU int
+	// Senders, if not empty, are the sockets Send sends through, at most
+	// MaxSenders: UDP sockets bound to this node's underlay address, each
+	// on a port of its own (udp.ListenSenders), one chosen per packet by a
+	// hash of its inner flow, so that the outer source port follows the
+	// flow as with Linux vxlan (see the package doc). Empty: Send sends
+	// through conn, from the VXLAN port. The backend owns them: Close
+	// closes them.
+	Senders []link.DatagramConn
 }
 
 // VXLAN is the RFC 7348 backend. Each inner IPv4 packet travels as
@@ -47,9 +55,9 @@ type VXLAN struct {
 
 var _ Tunnel = (*VXLAN)(nil)
 
-// NewVXLAN returns a vxlan backend sending and receiving through conn, a UDP
-// socket bound to this node's underlay address and VXLAN port. The backend
-// owns conn: Close closes it.
+// NewVXLAN returns a vxlan backend receiving through conn, a UDP socket
+// bound to this node's underlay address and VXLAN port, and sending through
+// it or cfg.Senders. The backend owns conn: Close closes it.
 func NewVXLAN(conn link.DatagramConn, cfg VXLANConfig) (*VXLAN, error) {
 	if cfg.VNI == 0 {
 		cfg.VNI = DefaultVXLANVNI
@@ -64,7 +72,9 @@ func NewVXLAN(conn link.DatagramConn, cfg VXLANConfig) (*VXLAN, error) {
 		return nil, errors.New("tunnel: vxlan needs LocalMAC, this node's VTEP MAC (see VTEPMAC)")
 	}
 	v := &VXLAN{}
-	v.init(conn, cfg.Port, vxlanEncap{vni: cfg.VNI, local: cfg.LocalMAC}, cfg.MTU)
+	if err := v.init(conn, cfg.Senders, cfg.Port, vxlanEncap{vni: cfg.VNI, local: cfg.LocalMAC}, cfg.MTU); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 

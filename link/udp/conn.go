@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,7 +39,7 @@ type Conn struct {
 		messages, groMessages, groDatagrams, ctruncated atomic.Uint64
 	}
 
-	writers sync.Pool // of *batch, one per concurrent WriteTo
+	writers []writeSlot // a send batch per concurrent WriteTo, made at first use
 
 	gso    atomic.Bool   // WriteTo builds GSO messages
 	gsoMax atomic.Uint32 // of segments up to this size
@@ -51,7 +52,7 @@ type Conn struct {
 type Option func(*options)
 
 type options struct {
-	gso, gro bool
+	gso, gro, sendOnly bool
 }
 
 // WithGSO turns UDP generic segmentation offload on send on or off. It is
@@ -73,6 +74,19 @@ func WithGSO(on bool) Option {
 func WithGRO(on bool) Option {
 	return func(o *options) { o.gro = on }
 }
+
+// SendOnly makes a Conn that only sends: a socket of the pool of senders
+// that spreads flows over source ports (see the package doc). It has no
+// receive batch (none of the overflow slots' 4 MB), its socket drops every
+// datagram it receives (a socket filter that accepts nothing, so nothing
+// queues in a buffer no one reads) and ReadFrom fails with
+// ErrSendOnly.
+func SendOnly() Option {
+	return func(o *options) { o.sendOnly = true }
+}
+
+// ErrSendOnly is what ReadFrom returns on a SendOnly Conn.
+var ErrSendOnly = errors.New("udp: ReadFrom on a send-only socket")
 
 // ReadStats counts what ReadFrom received from the kernel since Listen.
 type ReadStats struct {
@@ -121,6 +135,13 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp listen %v: socket: %w", addr, err)
 	}
+	if o.sendOnly {
+		// Before bind, so that no datagram queues before the filter.
+		if err := dropAll(fd); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("udp listen %v: %w", addr, err)
+		}
+	}
 	local, err := bind(fd, family, addr)
 	if err != nil {
 		unix.Close(fd)
@@ -132,9 +153,12 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 		file.Close()
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
 	}
-	gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
-	c := &Conn{file: file, conn: conn, family: family, local: local, read: newRecvBatch(gro)}
-	c.writers.New = func() any { return newSendBatch() }
+	c := &Conn{file: file, conn: conn, family: family, local: local}
+	if !o.sendOnly {
+		gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		c.read = newRecvBatch(gro)
+	}
+	c.writers = make([]writeSlot, 2*runtime.GOMAXPROCS(0))
 	c.gso.Store(o.gso && hasGSO(fd))
 	c.gsoMax.Store(maxGSOPayload)
 	return c, nil
@@ -146,6 +170,36 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 func hasGSO(fd int) bool {
 	_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 	return err == nil
+}
+
+// dropAll attaches a classic BPF socket filter to fd that accepts nothing
+// ("ret #0"): the kernel drops every datagram for fd before it queues.
+func dropAll(fd int) error {
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
+		return fmt.Errorf("attach drop-all filter: %w", err)
+	}
+	return nil
+}
+
+// ListenSenders opens n SendOnly Conns bound to addr, each on a port of its
+// own that the kernel picks from its local port range
+// (net.ipv4.ip_local_port_range, where Linux vxlan takes its source ports
+// too). opts apply to each. On failure it closes those it opened.
+func ListenSenders(addr netip.Addr, n int, opts ...Option) ([]*Conn, error) {
+	conns := make([]*Conn, 0, n)
+	opts = append(opts[:len(opts):len(opts)], SendOnly())
+	for range n {
+		c, err := Listen(netip.AddrPortFrom(addr, 0), opts...)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
 }
 
 // bind sizes the socket buffers, binds fd to addr and returns the bound
@@ -200,6 +254,9 @@ func (c *Conn) ReadFrom(bufs [][]byte, sizes []int, from []netip.AddrPort, offse
 	}
 	if len(bufs) == 0 {
 		return 0, nil
+	}
+	if c.read == nil {
+		return 0, ErrSendOnly
 	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -261,8 +318,8 @@ func (c *Conn) countRead(b *batch) {
 // them), WriteTo sends them one by one and builds no runs of that length
 // or longer again.
 func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, error) {
-	b := c.writers.Get().(*batch)
-	defer c.writers.Put(b)
+	b, slot := c.takeWriter()
+	defer slot.free()
 	sent := 0
 	var firstErr error
 	for start := 0; start < len(bufs); start += BatchSize {
@@ -284,6 +341,39 @@ func (c *Conn) WriteTo(bufs [][]byte, to []netip.AddrPort, offset int) (int, err
 		}
 	}
 	return sent, firstErr
+}
+
+// writeSlot holds a send batch and whether a WriteTo has it. Unlike a
+// sync.Pool, which empties in two garbage collections (and under the race
+// detector drops items at random), the slots keep their batches: a WriteTo
+// allocates only when it makes a slot's batch, or when more callers write
+// at once than there are slots (two per CPU: the router's goroutines, at
+// most GOMAXPROCS running at a time, and some preempted while writing).
+type writeSlot struct {
+	taken atomic.Bool
+	b     *batch // written only by the holder of taken
+}
+
+// takeWriter returns a free slot's batch and the slot, or a batch of its
+// own and nil if every slot is taken.
+func (c *Conn) takeWriter() (*batch, *writeSlot) {
+	for i := range c.writers {
+		s := &c.writers[i]
+		if !s.taken.Load() && s.taken.CompareAndSwap(false, true) {
+			if s.b == nil {
+				s.b = newSendBatch()
+			}
+			return s.b, s
+		}
+	}
+	return newSendBatch(), nil
+}
+
+// free gives the slot back (nil: a batch of its own, garbage now).
+func (s *writeSlot) free() {
+	if s != nil {
+		s.taken.Store(false)
+	}
 }
 
 // count adds what the kernel took of b to the Conn's WriteStats, turns GSO
@@ -315,9 +405,9 @@ func (c *Conn) count(b *batch) {
 // Conn.
 func (c *Conn) GSO() bool { return c.gso.Load() }
 
-// GRO reports whether ReadFrom receives with UDP GRO: asked for (WithGRO)
-// and the kernel took setsockopt UDP_GRO.
-func (c *Conn) GRO() bool { return c.read.gro }
+// GRO reports whether ReadFrom receives with UDP GRO: asked for (WithGRO),
+// the kernel took setsockopt UDP_GRO, and c is not SendOnly.
+func (c *Conn) GRO() bool { return c.read != nil && c.read.gro }
 
 // ReadStats returns what ReadFrom received since Listen.
 func (c *Conn) ReadStats() ReadStats {
@@ -344,7 +434,7 @@ func (c *Conn) WriteStats() WriteStats {
 // if it was longer than its buffer, else nil. It is valid until the next
 // ReadFrom; call it from the goroutine that read.
 func (c *Conn) Large(i int) []byte {
-	if i < 0 || i >= BatchSize {
+	if i < 0 || i >= BatchSize || c.read == nil {
 		return nil
 	}
 	return c.read.large[i]

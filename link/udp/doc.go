@@ -6,7 +6,19 @@
 // os.NewFile and syscall.RawConn. The mmsghdr, iovec and sockaddr arrays of
 // a batch are built once and reused, so ReadFrom and WriteTo do not allocate
 // in steady state. ReadFrom has one batch behind a mutex; concurrent WriteTo
-// callers take their own batch from a sync.Pool.
+// callers each take a batch from fixed slots (two per CPU, made at first
+// use), not a sync.Pool, which would empty in two garbage collections and
+// make the next WriteTo allocate its 26 KB batch again
+// (TestWriteToAllocsAcrossGC); with a pool of senders that would be every
+// sender's.
+//
+// A SendOnly Conn only sends: ListenSenders opens a pool of them on
+// ephemeral ports, which the vxlan and udp backends spread flows over so
+// that the outer UDP source port follows the inner flow (see package
+// tunnel). It has no receive batch (no overflow slots), and a classic BPF
+// socket filter that accepts nothing, attached before bind, drops every
+// datagram sent to its port (counted in the socket's drops) instead of
+// queueing it where no one reads; ReadFrom returns ErrSendOnly.
 //
 // It calls recvmmsg and sendmmsg through golang.org/x/sys/unix rather than
 // golang.org/x/net/ipv4's ReadBatch/WriteBatch because the latter allocate:
