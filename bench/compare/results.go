@@ -45,18 +45,41 @@ type Row struct {
 	// Target is the ratio the issue asks for (at least it when Better is
 	// higher, at most it when lower); nil: none.
 	Target *float64 `json:"target"`
-	Note   string   `json:"note,omitempty"`
+	// Limit is, for a row without a kernel reference, the value itself
+	// the project asks for, in Unit (at least or at most, as Target).
+	Limit *float64 `json:"limit,omitempty"`
+	Note  string   `json:"note,omitempty"`
 }
 
-// meets reports whether the row's ratio reaches its target.
+// meets reports whether the row's ratio reaches its target, or its value
+// its limit.
 func (r Row) meets() bool {
-	if r.Ratio == nil || r.Target == nil {
+	v, goal := r.Ratio, r.Target
+	if v == nil || goal == nil {
+		v, goal = r.Taprouter, r.Limit
+	}
+	if v == nil || goal == nil {
 		return false
 	}
 	if r.Better == "lower" {
-		return *r.Ratio <= *r.Target
+		return *v <= *goal
 	}
-	return *r.Ratio >= *r.Target
+	return *v >= *goal
+}
+
+// goal is the row's target or limit for the table: "≥ 0.6", "≤ 64 MiB".
+func (r Row) goal() string {
+	op := "≥ "
+	if r.Better == "lower" {
+		op = "≤ "
+	}
+	switch {
+	case r.Target != nil:
+		return op + trimFloat(*r.Target)
+	case r.Limit != nil:
+		return op + formatValue(*r.Limit, r.Unit)
+	}
+	return "-"
 }
 
 // ptr returns a pointer to v rounded to digits decimals.
@@ -139,20 +162,28 @@ func renderSVG(r Results) []byte {
 
 	axisTop, axisBottom := svgTop-4, svgTop+len(r.Rows)*svgRowH
 	for step := 0.0; step <= scale+1e-9; step += 0.5 {
-		stroke, width := "#eaeef2", 1
+		stroke, width, label := "#eaeef2", 1, trimFloat(step)
 		if step == 1 {
-			stroke, width = "#1f2328", 2
+			stroke, width, label = "#1f2328", 2, "1 = kernel"
 		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="%d"/>`+"\n",
 			x(step), axisTop, x(step), axisBottom, stroke, width)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#57606a">%s</text>`+"\n",
-			x(step), axisBottom+14, trimFloat(step))
+			x(step), axisBottom+14, label)
 	}
 	for i, row := range r.Rows {
 		y := svgTop + i*svgRowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="#1f2328">%s</text>`+"\n", svgLabelW-8, y+15, esc(row.Name))
 		if row.Ratio == nil {
-			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#57606a">%s</text>`+"\n", svgLabelW+6, y+15, esc(valueText(row)))
+			text, fill := valueText(row), "#57606a"
+			if row.Limit != nil && row.Taprouter != nil {
+				text += "; target " + row.goal()
+				fill = "#9a6700"
+				if row.meets() {
+					fill = "#1a7f37"
+				}
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgLabelW+6, y+15, fill, esc(text))
 			continue
 		}
 		fill := "#8c959f"
@@ -230,7 +261,7 @@ func printTable(w io.Writer, r Results) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROW\tTAPROUTER\tKERNEL\tRATIO\tTARGET\tNOTE")
 	for _, row := range r.Rows {
-		tap, kernel, ratio, target := "error", "-", "-", "-"
+		tap, kernel, ratio := "error", "-", "-"
 		if row.Taprouter != nil {
 			tap = formatValue(*row.Taprouter, row.Unit)
 		}
@@ -240,14 +271,7 @@ func printTable(w io.Writer, r Results) error {
 		if row.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *row.Ratio)
 		}
-		if row.Target != nil {
-			op := "≥"
-			if row.Better == "lower" {
-				op = "≤"
-			}
-			target = op + " " + trimFloat(*row.Target)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, tap, kernel, ratio, target, row.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, tap, kernel, ratio, row.goal(), row.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -30,7 +30,7 @@ func fixed() Results {
 			newRow("cross-node TCP, udp (no kernel reference)", "Gbit/s", "higher", 3, 1.5, true, 0, false, 0),
 			newRow("UDP 64 B packets/s cross-node, direct vs kernel routes", "packets/s", "higher", 0, 0, false, 412345.6, true, targetUDP),
 			newRow("CPU s/GB cross-node, vxlan: taprouterd vs kernel softirq", "CPU s/GB", "lower", 3, 1.2345, true, 0.21, true, 0),
-			{Name: "taprouterd RSS, 110 ports + 5000 peers (vxlan)", Taprouter: ptr(41.23, 1), Unit: "MiB", Better: "lower", Note: "VmRSS; target ≤ 64 MiB"},
+			{Name: "taprouterd RSS, 110 ports + 5000 peers (vxlan)", Taprouter: ptr(41.23, 1), Unit: "MiB", Better: "lower", Limit: ptr(64, 0), Note: "VmRSS"},
 		},
 	}
 }
@@ -97,7 +97,7 @@ func TestRender(t *testing.T) {
 		t.Errorf("%d root elements, want 1", roots)
 	}
 	for _, want := range []string{fixed().Rows[0].Name, fixed().Rows[6].Name, "AMD EPYC <test> & co, 2 cores, Linux 6.18.44, go1.26.8, commit 0123456789ab",
-		"0.42  (2.61 vs 6.14 Gbit/s)", "1.50 Gbit/s (no kernel reference)", "not measured", "41.2 MiB (no kernel reference)"} {
+		"0.42  (2.61 vs 6.14 Gbit/s)", "1.50 Gbit/s (no kernel reference)", "not measured", "41.2 MiB (no kernel reference); target ≤ 64.0 MiB"} {
 		found := false
 		for _, s := range texts {
 			found = found || s == want
@@ -119,6 +119,9 @@ func TestMeets(t *testing.T) {
 		{newRow("", "", "lower", 3, 2.01, true, 1, true, 2), false},
 		{newRow("", "", "higher", 3, 5, true, 1, true, 0), false},    // no target
 		{newRow("", "", "higher", 3, 5, true, 0, false, 0.6), false}, // no ratio
+		{Row{Taprouter: ptr(64, 0), Limit: ptr(64, 0), Better: "lower"}, true},
+		{Row{Taprouter: ptr(64.1, 1), Limit: ptr(64, 0), Better: "lower"}, false},
+		{Row{Limit: ptr(64, 0), Better: "lower"}, false}, // not measured
 	} {
 		if got := c.row.meets(); got != c.want {
 			t.Errorf("%+v meets() = %v, want %v", c.row, got, c.want)

@@ -13,9 +13,9 @@ const (
 	targetUDP      = 0.8 // at least, 64-byte UDP packets/s
 )
 
-// memoryTarget is the RSS taprouterd may use at the scale of the memory
+// memoryLimit is the RSS taprouterd may use at the scale of the memory
 // row, in MiB.
-const memoryTarget = 64
+const memoryLimit = 64
 
 // buildRows turns the measurements into the table's rows.
 func buildRows(m measurements, s settings) []Row {
@@ -139,7 +139,9 @@ func memoryRow(sc scaleStats, s settings) Row {
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
 	r := newRow(fmt.Sprintf("taprouterd RSS, %d ports + %d peers (vxlan)", s.scalePorts, s.scalePeers), "MiB", "lower", 1,
 		mib(sc.mem.RSS), sc.err == nil, 0, false, 0)
-	r.Note = fmt.Sprintf("VmRSS after attaching; target ≤ %d MiB", memoryTarget)
+	limit := float64(memoryLimit)
+	r.Limit = &limit
+	r.Note = "VmRSS after attaching"
 	if sc.err == nil {
 		r.Note += fmt.Sprintf("; VmHWM %.1f MiB", mib(sc.mem.PeakRSS))
 	} else {
