@@ -133,6 +133,10 @@ const (
 	svgMaxScale = 4.0 // ... and at most this; longer bars end in an arrow
 )
 
+// halo outlines a text in white, so that it stays readable across the
+// grid lines and the kernel's line.
+const halo = ` stroke="#ffffff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"`
+
 // renderSVG draws one bar per row: the ratio taprouter/kernel on a linear
 // scale from 0 (to at most svgMaxScale), a line at 1.0 (the kernel), and a
 // tick at the row's target. A bar is green when it meets the target, orange when it misses,
@@ -164,7 +168,7 @@ func renderSVG(r Results) []byte {
 	for step := 0.0; step <= scale+1e-9; step += 0.5 {
 		stroke, width, label := "#eaeef2", 1, trimFloat(step)
 		if step == 1 {
-			stroke, width, label = "#1f2328", 2, "1 = kernel"
+			stroke, width = "#1f2328", 2
 		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="%d"/>`+"\n",
 			x(step), axisTop, x(step), axisBottom, stroke, width)
@@ -183,7 +187,7 @@ func renderSVG(r Results) []byte {
 					fill = "#1a7f37"
 				}
 			}
-			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgLabelW+6, y+15, fill, esc(text))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="%s"%s>%s</text>`+"\n", x(1)+5, y+15, fill, halo, esc(text))
 			continue
 		}
 		fill := "#8c959f"
@@ -201,11 +205,13 @@ func renderSVG(r Results) []byte {
 			fmt.Fprintf(&b, `<path d="M%.1f %dL%.1f %dL%.1f %dZ" fill="%s"/>`+"\n", end, y+2, end+8, y+svgRowH/2, end, y+svgRowH-2, fill)
 			end += 8
 		}
+		end = max(end, x(1)) // the text starts right of the kernel's line ...
 		if row.Target != nil {
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#cf222e" stroke-width="2"/>`+"\n",
 				x(*row.Target), y+1, x(*row.Target), y+svgRowH-1)
+			end = max(end, x(*row.Target)) // ... and of the target's
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#1f2328">%s</text>`+"\n", end+5, y+15,
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#1f2328"%s>%s</text>`+"\n", end+5, y+15, halo,
 			esc(fmt.Sprintf("%.2f  (%s)", *row.Ratio, valueText(row))))
 	}
 	legendY := axisBottom + 34
@@ -213,7 +219,8 @@ func renderSVG(r Results) []byte {
 	fmt.Fprintf(&b, `<rect x="140" y="%d" width="12" height="10" fill="#d4a72c"/><text x="156" y="%d" fill="#57606a">misses it</text>`+"\n", legendY-9, legendY)
 	fmt.Fprintf(&b, `<line x1="235" y1="%d" x2="235" y2="%d" stroke="#cf222e" stroke-width="2"/><text x="241" y="%d" fill="#57606a">target</text>`+"\n", legendY-10, legendY+2, legendY)
 	fmt.Fprintf(&b, `<rect x="300" y="%d" width="12" height="10" fill="#8c959f"/><text x="316" y="%d" fill="#57606a">no target</text>`+"\n", legendY-9, legendY)
-	fmt.Fprintf(&b, `<text x="400" y="%d" fill="#57606a">%s</text>`+"\n", legendY,
+	fmt.Fprintf(&b, `<line x1="390" y1="%d" x2="390" y2="%d" stroke="#1f2328" stroke-width="2"/><text x="396" y="%d" fill="#57606a">the kernel (1.0)</text>`+"\n", legendY-10, legendY+2, legendY)
+	fmt.Fprintf(&b, `<text x="510" y="%d" fill="#57606a">%s</text>`+"\n", legendY,
 		esc("throughput and packets/s: higher is better; RTT and CPU: lower is better"))
 	b.WriteString("</svg>\n")
 	return b.Bytes()
