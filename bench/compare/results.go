@@ -230,6 +230,8 @@ func renderSVG(r Results) []byte {
 // value alone.
 func valueText(r Row) string {
 	switch {
+	case r.Taprouter == nil && r.Kernel != nil:
+		return "taprouter not measured; kernel " + formatValue(*r.Kernel, r.Unit)
 	case r.Taprouter == nil:
 		return "not measured"
 	case r.Kernel == nil:

@@ -97,7 +97,7 @@ func TestRender(t *testing.T) {
 		t.Errorf("%d root elements, want 1", roots)
 	}
 	for _, want := range []string{fixed().Rows[0].Name, fixed().Rows[6].Name, "AMD EPYC <test> & co, 2 cores, Linux 6.18.44, go1.26.8, commit 0123456789ab",
-		"0.42  (2.61 vs 6.14 Gbit/s)", "1.50 Gbit/s (no kernel reference)", "not measured", "41.2 MiB (no kernel reference); target ≤ 64.0 MiB"} {
+		"0.42  (2.61 vs 6.14 Gbit/s)", "1.50 Gbit/s (no kernel reference)", "taprouter not measured; kernel 412346 packets/s", "41.2 MiB (no kernel reference); target ≤ 64.0 MiB"} {
 		found := false
 		for _, s := range texts {
 			found = found || s == want
