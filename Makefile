@@ -367,7 +367,7 @@ demo: deps build cni-tools
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
 	$(GO) build -o $(BIN)/compare ./bench/compare
-	$(SUDO) $(BIN)/compare --taprouterd $(BIN)/taprouterd
+	$(SUDO) $(BIN)/compare --taprouterd $(BIN)/taprouterd --json bench/results.json --svg bench/results.svg
 
 clean:
 	rm -rf $(BIN)

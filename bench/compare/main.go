@@ -1,22 +1,20 @@
 // Command compare measures taprouter against the Linux kernel on the demo
 // topology (two nodes on a bridged veth underlay, pods pa and pb on node1, pc
-// on node2): iperf3 TCP throughput (median of several runs) and ping RTT,
-// same-node and cross-node, for each taprouter backend and for the kernel
-// setup it replaces: kindnet-style ptp routes (veth pairs, /32 routes,
-// ip_forward) for direct and same-node, flannel-style kernel vxlan for vxlan.
-// The udp backend has no kernel counterpart here. It prints one table with
-// the ratios taprouter/kernel.
+// on node2), each taprouter backend beside the kernel setup it replaces:
+// kindnet-style ptp routes (veth pairs, /32 routes, ip_forward) for direct
+// and same-node, flannel-style kernel vxlan for vxlan; the udp backend has
+// no kernel counterpart. It prints one table — TCP throughput with 1 and 4
+// streams, ping RTT p50 and p99, UDP packets/s, taprouterd CPU per GB
+// against the kernel's softirq time, taprouterd's memory with 110 ports and
+// 5,000 peers — with the ratio taprouter/kernel and the machine it ran on,
+// and writes the same rows as JSON and as an SVG bar chart of the ratios.
 //
-// Usage (as root; "make bench" runs it after the Go benchmarks):
-//
-//	compare [--taprouterd PATH] [--duration 5s] [--reps 3] [--pings 50] [--profiles DIR]
-//
-// With --profiles, each taprouterd's CPU profile (GET /debug/pprof/profile
-// on its socket) during the first cross-node iperf3 run of each backend
-// lands in DIR: go tool pprof bin/taprouterd DIR/vxlan-node1.pprof.
+// Usage (as root; "make bench" runs it after the Go benchmarks): see
+// compare --help.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -24,34 +22,128 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/taprouter/taprouter/internal/testbed"
 )
 
+const usage = `NAME
+    compare - taprouter beside the Linux kernel on the demo topology
+
+SYNOPSIS
+    compare [--taprouterd PATH] [--duration D] [--reps N] [--pings N]
+            [--ping-interval D] [--udp-clients N] [--scale-ports N]
+            [--scale-peers N] [--json PATH] [--svg PATH] [--profiles DIR]
+
+DESCRIPTION
+    Builds the demo topology in network namespaces of its own (two nodes on
+    a bridged veth underlay; pods pa and pb on node1, pc on node2) once per
+    setup: the kernel's ptp routes (kindnet), the kernel's vxlan (flannel),
+    and taprouterd with each backend (vxlan, udp, direct). In each it runs
+    iperf3 and ping from pa to pb (same-node) and to pc (cross-node), then
+    prints one table of every row, taprouter beside the kernel in the same
+    run, with the ratio taprouter/kernel and the target the project set:
+
+    cross-node TCP, 1 stream   iperf3 receiver Gbit/s, median of --reps runs
+                               of --duration: vxlan vs kernel vxlan, direct
+                               vs kernel routes, udp alone.
+    same-node TCP, 1 stream    the same, pa → pb, under taprouterd vxlan vs
+                               kernel veth routes.
+    cross-node TCP -P 4        one run with 4 parallel streams.
+    ping p50, p99              --pings echoes --ping-interval apart, the
+                               per-reply times' percentiles (nearest rank).
+    UDP 64 B packets/s         --udp-clients iperf3 clients at once, each
+                               with its own server, -u -l 64 -b 0; datagrams
+                               per second the servers received. The note
+                               says when the receiver got all the senders
+                               sent, i.e. the sender was the limit.
+    CPU per GB                 CPU seconds per 1e9 bytes received during
+                               the 1-stream cross-node runs: utime + stime
+                               of both taprouterd processes, against the
+                               softirq time of the whole machine (every
+                               CPU, /proc/stat) during the kernel's run.
+    taprouterd RSS             VmRSS of one taprouterd (vxlan) with
+                               --scale-peers peers in its config and
+                               --scale-ports pods attached through its API.
+
+    Nothing leaves the namespaces it creates; they are deleted at the end,
+    also on SIGINT or SIGTERM. Needs root, ip, bridge, ping, iperf3, ss and
+    ethtool (make deps installs them).
+
+OPTIONS
+    --taprouterd PATH    the daemon binary (default bin/taprouterd).
+    --duration D         length of each iperf3 run (default 5s).
+    --reps N             1-stream TCP runs per path; the median is reported
+                         (default 3).
+    --pings N            pings per path (default 200).
+    --ping-interval D    time between pings (default 10ms).
+    --udp-clients N      iperf3 UDP clients at once, each with its own server
+                         and one stream (default 2; iperf3 3.12 runs a
+                         client in one thread).
+    --scale-ports N      pods attached for the memory row (default 110, at
+                         most 240; 0 skips the row).
+    --scale-peers N      peers in the config for the memory row (default
+                         5000).
+    --json PATH          write the rows as JSON to PATH (default
+                         bench/results.json; "" writes none).
+    --svg PATH           write a bar chart of the ratios to PATH (default
+                         bench/results.svg; "" writes none).
+    --profiles DIR       write each taprouterd's CPU profile during its first
+                         cross-node run to DIR/<backend>-<node>.pprof (read
+                         with go tool pprof bin/taprouterd FILE); profiling
+                         adds a little to the CPU-per-GB rows.
+
+EXIT STATUS
+    0 every row measured; 1 a measurement failed (the table says which and
+    stderr why); 2 usage, or not root, or a tool missing.
+`
+
 // settings are the measurement parameters.
 type settings struct {
-	duration time.Duration // per iperf3 run
-	reps     int           // iperf3 runs per path; the median counts
-	pings    int           // pings per path
-	profiles string        // where to write the daemons' CPU profiles ("": none)
+	duration     time.Duration // per iperf3 run
+	reps         int           // 1-stream iperf3 runs per path; the median counts
+	pings        int           // pings per path
+	pingInterval time.Duration
+	udpClients   int
+	scalePorts   int
+	scalePeers   int
+	profiles     string // where to write the daemons' CPU profiles ("": none)
+}
+
+func (s settings) String() string {
+	return fmt.Sprintf("iperf3 TCP: median of %d × %v; UDP: %d clients × %v, 64-byte datagrams, -b 0; ping: %d at %v; memory: %d ports, %d peers",
+		s.reps, s.duration, s.udpClients, s.duration, s.pings, s.pingInterval, s.scalePorts, s.scalePeers)
 }
 
 func main() {
-	taprouterd := flag.String("taprouterd", "bin/taprouterd", "taprouterd binary")
+	flag.Usage = func() { fmt.Fprint(flag.CommandLine.Output(), usage) }
+	taprouterd := flag.String("taprouterd", "bin/taprouterd", "")
 	var s settings
-	flag.DurationVar(&s.duration, "duration", 5*time.Second, "length of each iperf3 run")
-	flag.IntVar(&s.reps, "reps", 3, "iperf3 runs per path (the median is reported)")
-	flag.IntVar(&s.pings, "pings", 50, "pings per path (the average RTT is reported)")
-	flag.StringVar(&s.profiles, "profiles", "", "write each taprouterd's CPU profile during the first cross-node run to DIR/<backend>-<node>.pprof")
+	flag.DurationVar(&s.duration, "duration", 5*time.Second, "")
+	flag.IntVar(&s.reps, "reps", 3, "")
+	flag.IntVar(&s.pings, "pings", 200, "")
+	flag.DurationVar(&s.pingInterval, "ping-interval", 10*time.Millisecond, "")
+	flag.IntVar(&s.udpClients, "udp-clients", 2, "")
+	flag.IntVar(&s.scalePorts, "scale-ports", 110, "")
+	flag.IntVar(&s.scalePeers, "scale-peers", 5000, "")
+	jsonPath := flag.String("json", "bench/results.json", "")
+	svgPath := flag.String("svg", "bench/results.svg", "")
+	flag.StringVar(&s.profiles, "profiles", "", "")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "compare: unexpected argument %q (see --help)\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	if s.duration < time.Second || s.reps < 1 || s.pings < 1 || s.pingInterval <= 0 || s.udpClients < 1 || s.scalePorts < 0 || s.scalePorts > 240 || s.scalePeers < 0 {
+		fmt.Fprintln(os.Stderr, "compare: --duration must be at least 1s, --reps, --pings and --udp-clients at least 1, --ping-interval positive, --scale-ports 0 to 240 (see --help)")
+		os.Exit(2)
+	}
 	if err := preflight(*taprouterd); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(2)
 	}
 	bin, _ := filepath.Abs(*taprouterd)
-	os.Exit(compare(bin, s))
+	os.Exit(compare(bin, s, *jsonPath, *svgPath))
 }
 
 func preflight(taprouterd string) error {
@@ -69,97 +161,136 @@ func preflight(taprouterd string) error {
 	return nil
 }
 
-// line is one row of the table: a taprouter measurement and, when there is
-// one, the kernel reference for the same path.
-type line struct {
-	path, backend, reference string
-	taprouter, kernel        measurement
+// measurements are every setup's numbers.
+type measurements struct {
+	ptp, flannel       map[string]stats // the kernel references
+	vxlan, udp, direct map[string]stats // taprouterd's backends
+	scale              scaleStats
 }
 
-func compare(taprouterd string, s settings) int {
-	fmt.Printf("taprouter vs kernel on the demo topology: %d CPUs, iperf3 %d × %v (median), %d pings\n\n",
-		runtime.NumCPU(), s.reps, s.duration, s.pings)
-
-	kernelPTP := measureSetup("kernel ptp routes (kindnet)", s, func(c *testbed.Cluster) error { return c.WireKernelPTP() }, "", "", nil)
-	kernelFlannel := measureSetup("kernel vxlan (flannel)", s, func(c *testbed.Cluster) error { return c.WireKernelFlannel() }, "", "", nil)
-	var lines []line
-	for _, backend := range testbed.Backends {
-		var daemons map[string]*testbed.Daemon
-		var profile func() func()
+func compare(taprouterd string, s settings, jsonPath, svgPath string) int {
+	fmt.Printf("taprouter vs kernel on the demo topology: %s\n\n", s)
+	if s.profiles != "" {
+		if err := os.MkdirAll(s.profiles, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			return 2
+		}
+	}
+	full := []plan{{path: "cross-node", ping: true, tcp4: true, udp: true}}
+	kernel := func(wire func(*testbed.Cluster) error) wiring {
+		return func(c *testbed.Cluster) (map[string]*testbed.Daemon, error) { return nil, wire(c) }
+	}
+	taprouter := func(backend string, plans []plan) map[string]stats {
+		var profile func(map[string]*testbed.Daemon) func()
 		if s.profiles != "" {
-			if err := os.MkdirAll(s.profiles, 0o755); err != nil {
-				fmt.Fprintln(os.Stderr, "compare:", err)
-				return 2
-			}
 			seconds := max(1, int(s.duration.Seconds())-1)
-			profile = func() func() { return cpuProfiles(daemons, seconds, s.profiles, backend) }
+			profile = func(d map[string]*testbed.Daemon) func() { return cpuProfiles(d, seconds, s.profiles, backend) }
 		}
-		tr := measureSetup("taprouter "+backend, s, func(c *testbed.Cluster) error {
-			var err error
-			daemons, err = c.StartTaprouter(backend)
-			return err
-		}, taprouterd, backend, profile)
-		cross := line{path: "cross-node", backend: backend, taprouter: tr["cross-node"]}
-		switch backend {
-		case "vxlan":
-			cross.reference, cross.kernel = "kernel vxlan (flannel)", kernelFlannel["cross-node"]
-		case "direct":
-			cross.reference, cross.kernel = "kernel routes (kindnet ptp)", kernelPTP["cross-node"]
-		}
-		same := line{path: "same-node", backend: backend, taprouter: tr["same-node"],
-			reference: "kernel veth routes (kindnet ptp)", kernel: kernelPTP["same-node"]}
-		lines = append(lines, cross, same)
+		return measureSetup("taprouter "+backend, s, func(c *testbed.Cluster) (map[string]*testbed.Daemon, error) {
+			return c.StartTaprouter(backend)
+		}, taprouterd, plans, profile)
+	}
+	var m measurements
+	m.ptp = measureSetup("kernel ptp routes (kindnet)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelPTP() }), "",
+		append([]plan{{path: "same-node", ping: true}}, full...), nil)
+	m.flannel = measureSetup("kernel vxlan (flannel)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelFlannel() }), "", full, nil)
+	m.vxlan = taprouter("vxlan", append([]plan{{path: "same-node", ping: true}}, full...))
+	m.udp = taprouter("udp", []plan{{path: "cross-node"}})
+	m.direct = taprouter("direct", full)
+	if s.scalePorts > 0 {
+		m.scale = measureScale(taprouterd, s.scalePorts, s.scalePeers)
 	}
 
+	res := Results{Commit: gitCommit(), Machine: machine(), Settings: s.String(), Rows: buildRows(m, s)}
 	fmt.Println()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tBACKEND\tKERNEL REFERENCE\tTAPROUTER TCP\tKERNEL TCP\tRATIO\tTAPROUTER RTT\tKERNEL RTT\tRATIO")
-	failed := false
-	for _, l := range lines {
-		failed = failed || l.taprouter.err != nil || l.kernel.err != nil
-		ref := l.reference
-		if ref == "" {
-			ref = "(none)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.path, l.backend, ref,
-			l.taprouter.throughput(), l.kernel.throughput(), ratio(l.taprouter.bitsPerSecond, l.kernel.bitsPerSecond),
-			l.taprouter.latency(), l.kernel.latency(), ratio(l.taprouter.rtt.Seconds(), l.kernel.rtt.Seconds()))
+	printTable(os.Stdout, res)
+	status := 0
+	for _, err := range m.errs() {
+		fmt.Fprintln(os.Stderr, err)
+		status = 1
 	}
-	tw.Flush()
-	fmt.Println()
-	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tBACKEND\tKERNEL REFERENCE\tTAPROUTER TCP -P 4\tKERNEL TCP -P 4\tRATIO")
-	for _, l := range lines {
-		if l.path != "cross-node" {
+	if err := writeResults(res, jsonPath, svgPath); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		status = 1
+	}
+	return status
+}
+
+// errs returns every measurement's error.
+func (m measurements) errs() []error {
+	var errs []error
+	for _, setup := range []map[string]stats{m.ptp, m.flannel, m.vxlan, m.udp, m.direct} {
+		for _, path := range []string{"same-node", "cross-node"} {
+			if st, ok := setup[path]; ok && st.err != nil {
+				errs = append(errs, st.err)
+			}
+		}
+	}
+	if m.scale.err != nil {
+		errs = append(errs, m.scale.err)
+	}
+	return errs
+}
+
+// writeResults writes the JSON and the SVG of res (each only if its path
+// is not empty).
+func writeResults(res Results, jsonPath, svgPath string) error {
+	jsonDoc, svg, err := Render(res)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{jsonPath, jsonDoc}, {svgPath, svg}} {
+		if f.path == "" {
 			continue
 		}
-		ref := l.reference
-		if ref == "" {
-			ref = "(none)"
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.path, l.backend, ref,
-			l.taprouter.throughput4(), l.kernel.throughput4(), ratio(l.taprouter.streams4, l.kernel.streams4))
+		fmt.Println("wrote", f.path)
 	}
-	tw.Flush()
-	fmt.Println("\nRATIO is taprouter/kernel: above 1 means more throughput, or a longer RTT, than the kernel.")
-	if failed {
-		for _, l := range lines {
-			for _, m := range []measurement{l.taprouter, l.kernel} {
-				if m.err != nil {
-					fmt.Fprintf(os.Stderr, "%s %s: %v\n", l.path, l.backend, m.err)
-				}
-			}
-		}
-		return 1
-	}
-	return 0
+	return errors.Join(errs...)
 }
 
-func ratio(taprouter, kernel float64) string {
-	if taprouter == 0 || kernel == 0 {
-		return "-"
+// machine describes this machine.
+func machine() Machine {
+	m := Machine{CPU: "unknown", Cores: runtime.NumCPU(), Kernel: "unknown", Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
 	}
-	return fmt.Sprintf("%.2f", taprouter/kernel)
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// gitCommit is the working tree's commit, with "-dirty" when tracked files
+// other than the results compare writes differ from it; "unknown" outside
+// a git work tree. safe.directory lets
+// root (sudo make bench) read a tree another user owns.
+func gitCommit() string {
+	git := func(args ...string) (string, error) {
+		out, err := exec.Command("git", append([]string{"-c", "safe.directory=*"}, args...)...).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	commit, err := git("rev-parse", "--short=12", "HEAD")
+	if err != nil {
+		return "unknown"
+	}
+	if st, err := git("status", "--porcelain", "--untracked-files=no", "--",
+		":(top)", ":(top,exclude)bench/results.json", ":(top,exclude)bench/results.svg"); err == nil && st != "" {
+		commit += "-dirty"
+	}
+	return commit
 }
 
 // indent prefixes every line of s.

@@ -15,56 +15,54 @@ import (
 	"github.com/taprouter/taprouter/internal/testbed"
 )
 
-// measurement is one path's numbers.
-type measurement struct {
-	bitsPerSecond float64       // median iperf3 receiver throughput
-	streams4      float64       // the same with 4 parallel streams (-P 4), cross-node only
-	rtt           time.Duration // average ping RTT
-	err           error
-	measured      bool
+// plan says what to measure on one path of a setup.
+type plan struct {
+	path string // "same-node" (pa → pb) or "cross-node" (pa → pc)
+	ping bool   // ping RTT p50 and p99
+	tcp4 bool   // one more TCP run with 4 streams
+	udp  bool   // a UDP run with 64-byte datagrams at no rate limit
 }
 
-func (m measurement) throughput() string {
-	switch {
-	case m.err != nil:
-		return "error"
-	case !m.measured:
-		return "-"
+// The paths of the demo topology and their destination pod.
+var destination = map[string]string{"same-node": "pb", "cross-node": "pc"}
+
+// stats are one path's numbers.
+type stats struct {
+	tcp      float64 // median iperf3 receiver bits/s, 1 stream
+	tcpBytes uint64  // bytes the receiver got over all 1-stream runs
+	// daemonCPU is the CPU time of every taprouterd of the setup (utime +
+	// stime) during the 1-stream runs; softirq is the machine's softirq
+	// time during them.
+	daemonCPU, softirq time.Duration
+	tcp4               float64 // receiver bits/s with 4 streams (-P 4)
+	rtt50, rtt99       time.Duration
+	udp                testbed.IperfResult // summed over the UDP clients
+	err                error
+}
+
+// cpuPerGB returns CPU seconds per GB (1e9 bytes) received.
+func (s stats) cpuPerGB(cpu time.Duration) float64 {
+	if s.tcpBytes == 0 {
+		return 0
 	}
-	return fmt.Sprintf("%.2f Gbit/s", m.bitsPerSecond/1e9)
+	return cpu.Seconds() / (float64(s.tcpBytes) / 1e9)
 }
 
-func (m measurement) throughput4() string {
-	switch {
-	case m.err != nil:
-		return "error"
-	case m.streams4 == 0:
-		return "-"
-	}
-	return fmt.Sprintf("%.2f Gbit/s", m.streams4/1e9)
-}
+// wiring wires a fresh cluster and returns the taprouterd daemons it
+// started (none for the kernel setups).
+type wiring func(*testbed.Cluster) (map[string]*testbed.Daemon, error)
 
-func (m measurement) latency() string {
-	switch {
-	case m.err != nil:
-		return "error"
-	case !m.measured:
-		return "-"
-	}
-	return fmt.Sprintf("%.0f µs", float64(m.rtt)/float64(time.Microsecond))
-}
-
-// measureSetup builds the demo topology on a fresh bed, wires it with wire,
-// and measures pa → pb (same-node) and pa → pc (cross-node).
-// profile, if set, is called when the first cross-node iperf3 run starts
-// and returns a function to wait for what it started (the daemons' CPU
-// profiles).
-func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, taprouterd, backend string, profile func() (wait func())) map[string]measurement {
+// measureSetup builds the demo topology on a fresh bed, wires it, and
+// measures the paths of plans from pa. profile, if set, is called with the
+// daemons when the first cross-node iperf3 run starts and returns a function
+// to wait for what it started (the daemons' CPU profiles).
+func measureSetup(name string, s settings, wire wiring, taprouterd string, plans []plan,
+	profile func(map[string]*testbed.Daemon) (wait func())) map[string]stats {
 	fmt.Printf("measuring %s ...\n", name)
-	results := map[string]measurement{}
-	fail := func(err error) map[string]measurement {
-		for _, path := range []string{"same-node", "cross-node"} {
-			results[path] = measurement{err: fmt.Errorf("%s: %w", name, err)}
+	results := map[string]stats{}
+	fail := func(err error) map[string]stats {
+		for _, p := range plans {
+			results[p.path] = stats{err: fmt.Errorf("%s: %w", name, err)}
 		}
 		return results
 	}
@@ -78,34 +76,40 @@ func measureSetup(name string, s settings, wire func(*testbed.Cluster) error, ta
 	if err != nil {
 		return fail(err)
 	}
-	if err := wire(c); err != nil {
+	daemons, err := wire(c)
+	if err != nil {
 		return fail(err) // a daemon's setup error includes its log
 	}
 	pa := c.Pod("pa")
-	for path, to := range map[string]*testbed.Pod{"same-node": c.Pod("pb"), "cross-node": c.Pod("pc")} {
+	for _, p := range plans {
 		var hook func() func()
-		if path == "cross-node" {
-			hook = profile
+		if p.path == "cross-node" && profile != nil {
+			hook = func() func() { return profile(daemons) }
 		}
-		m := measurePath(bed, pa, to, s, hook, path == "cross-node")
-		if m.err != nil {
-			m.err = fmt.Errorf("%s %s: %w", name, path, m.err)
+		st := measurePath(bed, pa, c.Pod(destination[p.path]), p, s, daemons, hook)
+		if st.err != nil {
+			st.err = fmt.Errorf("%s %s: %w", name, p.path, st.err)
 			fmt.Println(indent(bed.Logs()))
 		}
-		results[path] = m
+		results[p.path] = st
 	}
 	return results
 }
 
-// measurePath pings and runs iperf3 s.reps times from → to, and once more
-// with 4 streams if parallel.
-func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings, profile func() func(), parallel bool) measurement {
-	pr, err := from.Ping(to.Addr(), testbed.PingOptions{Count: s.pings, Interval: 20 * time.Millisecond})
-	if err != nil {
-		return measurement{err: err}
-	}
-	if pr.Received != pr.Transmitted {
-		return measurement{err: fmt.Errorf("ping lost %d of %d", pr.Transmitted-pr.Received, pr.Transmitted)}
+// measurePath measures from → to as p says: ping, iperf3 TCP s.reps times
+// (with the daemons' CPU and the machine's softirq time around each run),
+// TCP with 4 streams, UDP.
+func measurePath(bed *testbed.Bed, from, to *testbed.Pod, p plan, s settings, daemons map[string]*testbed.Daemon, profile func() func()) stats {
+	var st stats
+	if p.ping {
+		pr, err := from.Ping(to.Addr(), testbed.PingOptions{Count: s.pings, Interval: s.pingInterval, Deadline: time.Duration(s.pings)*s.pingInterval + 2*time.Second})
+		if err != nil {
+			return stats{err: err}
+		}
+		if pr.Received != pr.Transmitted || len(pr.RTTs) != pr.Received {
+			return stats{err: fmt.Errorf("ping: %d of %d replies, %d RTTs", pr.Received, pr.Transmitted, len(pr.RTTs))}
+		}
+		st.rtt50, st.rtt99 = pr.RTTPercentile(50), pr.RTTPercentile(99)
 	}
 	var rates []float64
 	for i := range s.reps {
@@ -113,23 +117,56 @@ func measurePath(bed *testbed.Bed, from, to *testbed.Pod, s settings, profile fu
 		if i == 0 && profile != nil {
 			wait = profile()
 		}
+		cpu0, soft0, err := cpuNow(daemons)
+		if err != nil {
+			return stats{err: err}
+		}
 		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{Duration: s.duration})
+		cpu1, soft1, cerr := cpuNow(daemons)
 		wait()
 		if err != nil {
-			return measurement{err: err}
+			return stats{err: err}
+		}
+		if cerr != nil {
+			return stats{err: cerr}
 		}
 		rates = append(rates, r.BitsPerSecond)
+		st.tcpBytes += r.BytesReceived
+		st.daemonCPU += cpu1 - cpu0
+		st.softirq += soft1 - soft0
 	}
 	slices.Sort(rates)
-	m := measurement{bitsPerSecond: rates[len(rates)/2], rtt: pr.RTTAvg, measured: true}
-	if parallel {
+	st.tcp = rates[len(rates)/2]
+	if p.tcp4 {
 		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{Duration: s.duration, Streams: 4})
 		if err != nil {
-			return measurement{err: err}
+			return stats{err: err}
 		}
-		m.streams4 = r.BitsPerSecond
+		st.tcp4 = r.BitsPerSecond
 	}
-	return m
+	if p.udp {
+		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{
+			Duration: s.duration, UDP: true, Length: 64, Bitrate: "0", Clients: s.udpClients})
+		if err != nil {
+			return stats{err: err}
+		}
+		st.udp = r
+	}
+	return st
+}
+
+// cpuNow returns the CPU time the daemons have used so far, together, and
+// the machine's softirq time.
+func cpuNow(daemons map[string]*testbed.Daemon) (cpu, softirq time.Duration, err error) {
+	for _, d := range daemons {
+		c, err := testbed.ProcessCPU(d.Pid())
+		if err != nil {
+			return 0, 0, err
+		}
+		cpu += c
+	}
+	softirq, err = testbed.SoftirqCPU()
+	return cpu, softirq, err
 }
 
 // cpuProfiles starts a CPU profile of seconds on every daemon (GET

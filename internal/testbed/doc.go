@@ -23,4 +23,7 @@
 // (ping's TTL and RTT, iperf3's JSON, traceroute's hop list, tracepath's PMTU,
 // tcpdump's pcap files). Sockets that must be opened inside a namespace
 // (SendUDP) use github.com/vishvananda/netns to switch a locked OS thread.
+// For the comparison benchmark it also reads /proc: a process's CPU time and
+// resident memory (ProcessCPU, ProcessMemory) and the machine's softirq
+// time (SoftirqCPU).
 package testbed

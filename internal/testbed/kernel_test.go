@@ -114,6 +114,20 @@ func TestKernelPTP(t *testing.T) {
 	if err := r.CheckTransfer(100 << 20); err != nil || r.BitsPerSecond <= 0 {
 		t.Errorf("iperf3 pa → pc: %+v: %v", r, err)
 	}
+
+	// Two UDP clients at once, each sending 100 datagrams of 64 bytes
+	// (-n 6400 -l 64) at 1 Mbit/s. The servers stop counting when the end
+	// of the test arrives on the control connection, which can overtake
+	// the last datagrams (as with TCP, InFlightAllowance), so what they
+	// received is not exact; that it is the bytes they counted, 64 each,
+	// is.
+	r, err = c.Bed.Iperf(pa.Netns, pc.Netns, pc.Addr(), IperfOptions{UDP: true, Clients: 2, Bytes: "6400", Length: 64, Bitrate: "1M"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PacketsSent != 200 || r.BytesSent != 12800 || r.PacketsReceived == 0 || r.PacketsReceived > 200 || r.BytesReceived != 64*r.PacketsReceived {
+		t.Errorf("2 iperf3 UDP clients pa → pc: %+v, want 200 datagrams of 64 bytes sent, and 1 to 200 of them, 64 bytes each, received", r)
+	}
 }
 
 func TestKernelFlannel(t *testing.T) {

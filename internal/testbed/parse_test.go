@@ -33,6 +33,9 @@ rtt min/avg/max/mdev = 0.094/0.161/0.292/0.092 ms
 	if !slices.Equal(r.Seqs, []int{1, 2}) || r.LongestLoss() != 1 {
 		t.Errorf("Seqs %v, LongestLoss() %d; want [1 2] and 1 (echo 3 lost)", r.Seqs, r.LongestLoss())
 	}
+	if want := []time.Duration{292 * time.Microsecond, 99 * time.Microsecond}; !slices.Equal(r.RTTs, want) {
+		t.Errorf("RTTs %v, want %v", r.RTTs, want)
+	}
 
 	// Echoes 2, 3 and 5 lost: the longest loss is 2, though 3 were lost.
 	r, err = ParsePing(`PING 10.244.1.5 (10.244.1.5) 56(84) bytes of data.
@@ -110,6 +113,30 @@ func TestParseTracepath(t *testing.T) {
 	}
 }
 
+func TestRTTPercentile(t *testing.T) {
+	var r PingResult
+	if got := r.RTTPercentile(50); got != 0 {
+		t.Errorf("RTTPercentile(50) without replies = %v, want 0", got)
+	}
+	// 1..100 µs in reverse order: the p-th percentile is p µs.
+	for i := 100; i >= 1; i-- {
+		r.RTTs = append(r.RTTs, time.Duration(i)*time.Microsecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Microsecond}, {99, 99 * time.Microsecond}, {99.5, 100 * time.Microsecond}, {100, 100 * time.Microsecond}, {0.1, time.Microsecond}} {
+		if got := r.RTTPercentile(c.p); got != c.want {
+			t.Errorf("RTTPercentile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	// Three replies: p50 is the 2nd, p99 the 3rd.
+	r.RTTs = []time.Duration{300, 100, 200}
+	if p50, p99 := r.RTTPercentile(50), r.RTTPercentile(99); p50 != 200 || p99 != 300 {
+		t.Errorf("p50, p99 of [300 100 200] = %v, %v; want 200ns, 300ns", p50, p99)
+	}
+}
+
 func TestParseIperf(t *testing.T) {
 	r, err := ParseIperf([]byte(`{"start":{},"intervals":[],"end":{
 		"sum_sent":{"bytes":1073741824,"retransmits":12,"bits_per_second":9.5e9},
@@ -119,6 +146,23 @@ func TestParseIperf(t *testing.T) {
 	}
 	if r.BytesSent != 1<<30 || r.BytesReceived != 1<<30 || r.Retransmits != 12 || r.BitsPerSecond != 9.4e9 || r.Seconds != 0.9 {
 		t.Errorf("parsed %+v", r)
+	}
+	// UDP, from a real iperf 3.12 report: the server's packets are its
+	// highest sequence number, less the lost ones.
+	r, err = ParseIperf([]byte(`{"end":{
+		"sum_sent":{"start":0,"end":1.030322,"seconds":1.030322,"bytes":6874240,"bits_per_second":53375469.02812907,"jitter_ms":0,"lost_packets":0,"packets":107410,"lost_percent":0,"sender":true},
+		"sum_received":{"start":0,"end":1.033861,"seconds":1.033861,"bytes":3357824,"bits_per_second":25982788.78882171,"jitter_ms":0.0014711392901448,"lost_packets":53447,"packets":105913,"lost_percent":49.75979890140583,"sender":false}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PacketsSent != 107410 || r.PacketsReceived != 3357824/64 || r.Seconds != 1.033861 {
+		t.Errorf("parsed %+v; want 107410 datagrams sent, %d received", r, 3357824/64)
+	}
+	if pps := r.PacketsPerSecond(); pps != 52466/1.033861 {
+		t.Errorf("PacketsPerSecond() = %v, want %v", pps, 52466/1.033861)
+	}
+	if _, err := ParseIperf([]byte(`{"end":{"sum_received":{"packets":5,"lost_packets":6}}}`)); err == nil {
+		t.Error("more datagrams lost than the highest sequence number parsed")
 	}
 	if _, err := ParseIperf([]byte(`{"start":{},"error":"unable to connect to server: Connection refused"}`)); err == nil {
 		t.Error("iperf3 error report parsed as success")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +31,13 @@ type PingResult struct {
 	Errors                int     // "+N errors": ICMP errors instead of replies
 	LossPercent           float64 // as ping computes it
 	RTTAvg                time.Duration
-	TTLs                  []int    // the TTL of each echo reply
-	Seqs                  []int    // the icmp_seq of each echo reply, as they came
-	ICMPErrors            []string // "From <addr> icmp_seq=N <message>" lines
-	Output                string
+	// RTTs are the round-trip times of the echo replies ("time=0.123 ms"),
+	// in the order they came.
+	RTTs       []time.Duration
+	TTLs       []int    // the TTL of each echo reply
+	Seqs       []int    // the icmp_seq of each echo reply, as they came
+	ICMPErrors []string // "From <addr> icmp_seq=N <message>" lines
+	Output     string
 }
 
 // Ping runs ping inside ns and parses its report. A ping that loses packets
@@ -69,6 +74,7 @@ var (
 	pingRTT   = regexp.MustCompile(`rtt min/avg/max/mdev = [\d.]+/([\d.]+)/`)
 	pingTTL   = regexp.MustCompile(`^\d+ bytes from .*\bttl=(\d+)\b`)
 	pingSeq   = regexp.MustCompile(`^\d+ bytes from .*\bicmp_seq=(\d+)\b`)
+	pingTime  = regexp.MustCompile(`^\d+ bytes from .*\btime=([\d.]+) ms\b`)
 	pingError = regexp.MustCompile(`^From \S+ icmp_seq=\d+ .+`)
 )
 
@@ -98,6 +104,10 @@ func ParsePing(out string) (PingResult, error) {
 			seq, _ := strconv.Atoi(m[1])
 			r.Seqs = append(r.Seqs, seq)
 		}
+		if m := pingTime.FindStringSubmatch(line); m != nil {
+			ms, _ := strconv.ParseFloat(m[1], 64)
+			r.RTTs = append(r.RTTs, time.Duration(math.Round(ms*float64(time.Millisecond))))
+		}
 		if pingError.MatchString(line) {
 			r.ICMPErrors = append(r.ICMPErrors, line)
 		}
@@ -117,6 +127,18 @@ func (r PingResult) TTL() (int, error) {
 		}
 	}
 	return r.TTLs[0], nil
+}
+
+// RTTPercentile returns the p-th percentile (0 < p ≤ 100) of the replies'
+// RTTs by the nearest-rank method: the smallest RTT that at least p percent
+// of the replies do not exceed. It returns 0 when there were no replies.
+func (r PingResult) RTTPercentile(p float64) time.Duration {
+	if len(r.RTTs) == 0 {
+		return 0
+	}
+	sorted := slices.Sorted(slices.Values(r.RTTs))
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
 }
 
 // LongestLoss returns the longest run of consecutive echo requests (by
