@@ -372,7 +372,7 @@ func TestLoadState(t *testing.T) {
 func checkPort(t *testing.T, d *Daemon, p *port) {
 	t.Helper()
 	ok := p.ContainerID != "" && !strings.Contains(p.ContainerID, "/") && p.Name == p.ContainerID+"/"+p.IfName &&
-		len(p.IfName) >= 1 && len(p.IfName) <= 15 && !strings.ContainsAny(p.IfName, "/:% \t\n\v\f\r\x00\xa0") && p.IfName != "." && p.IfName != ".." &&
+		len(p.IfName) >= 1 && len(p.IfName) <= 15 && !hasAnyByte(p.IfName, "/:% \t\n\v\f\r\x00\xa0") && p.IfName != "." && p.IfName != ".." &&
 		p.NetNS != "" && p.IP.Is4() && d.cfg.PodCIDR.Contains(p.IP) && p.IP != d.cfg.Gateway && p.IP != d.cfg.PodCIDR.Addr() && p.IP != netip.MustParseAddr("10.244.0.255") &&
 		(p.MTU == 0 || p.MTU >= config.MinPodMTU && p.MTU <= config.MaxPodMTU)
 	if bw := p.Bandwidth; bw != nil {
@@ -383,6 +383,19 @@ func checkPort(t *testing.T, d *Daemon, p *port) {
 		b, _ := json.Marshal(p)
 		t.Fatalf("accepted an invalid port: %s", b)
 	}
+}
+
+// hasAnyByte reports whether s holds any of the bytes in set. (Not
+// strings.ContainsAny, which compares runes: it reads the lone byte 0xa0,
+// the kernel's non-breaking space, as U+FFFD and so also refuses the name
+// "\uFFFD", which the kernel takes.)
+func hasAnyByte(s, set string) bool {
+	for i := range len(s) {
+		if strings.IndexByte(set, s[i]) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // failingDevice is a pod device whose reads fail at once, as a deleted

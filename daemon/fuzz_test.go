@@ -23,6 +23,8 @@ func FuzzPortRequest(f *testing.F) {
 	f.Add([]byte(`{"containerID": "c1", "ifName": "eth0", "netns": "/x", "ip": "10.244.0.7"} {}`))
 	f.Add([]byte(`{"containerID": "a/b", "mtu": 1e99}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"containerID": "c1", "ifName": "eth\u00a0", "netns": "/x", "ip": "10.244.0.7"}`)) // the kernel's isspace takes byte 0xa0
+	f.Add([]byte(`{"containerID": "c1", "ifName": "\ufffd", "netns": "/x", "ip": "10.244.0.7"}`))    // a valid name to the kernel
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var reached []string
 		d := testDaemon(t, func(path string) (*os.File, error) {
