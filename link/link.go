@@ -37,9 +37,6 @@ const (
 	// checksum to be completed (the kernel's CHECKSUM_PARTIAL): the field
 	// holds the folded pseudo-header sum, not the checksum.
 	RxChecksumPartial
-	// RxLarge: the frame is longer than its buffer and was kept whole
-	// (see LargeReader).
-	RxLarge
 )
 
 // MetaReader is a Device that can report per-frame receive metadata. Its

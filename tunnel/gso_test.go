@@ -232,7 +232,7 @@ func TestDirectRecvSplitsSuperFrame(t *testing.T) {
 	for _, p := range [][]byte{small1, super, small2} {
 		dev.frames = append(dev.frames, ipv4Frame(underlayMACA, underlayMACB, p))
 	}
-	dev.meta = []link.RxMeta{0, link.RxChecksumPartial | link.RxLarge, 0}
+	dev.meta = []link.RxMeta{0, link.RxChecksumPartial, 0}
 
 	got, perCall := recvAll(t, d, 8, 9)
 	if len(got) != 9 || len(perCall) != 2 || perCall[0] != 8 || perCall[1] != 1 {

@@ -50,6 +50,24 @@ func open(t testing.TB, ns *netnstest.NS, ifname string) *afpacket.Socket {
 	return s
 }
 
+// readFrames reads from s, in batches of 4 buffers of size bytes, until at
+// least n frames have come, and returns them.
+func readFrames(t *testing.T, s *afpacket.Socket, n, size int) []string {
+	t.Helper()
+	bufs, sizes := devtest.MakeBatch(4, size)
+	var got []string
+	for len(got) < n {
+		k, err := s.Read(bufs, sizes, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range k {
+			got = append(got, string(bufs[i][:sizes[i]]))
+		}
+	}
+	return got
+}
+
 func marker(dst, src link.HardwareAddr, text string, size int) []byte {
 	f := make([]byte, max(size, 14+len(text)))
 	copy(f[0:6], dst[:])
@@ -155,17 +173,7 @@ func TestLongFrameTruncated(t *testing.T) {
 	if n, err := w.sa.Write(out, 0); n != 2 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
-	bufs, sizes := devtest.MakeBatch(4, 100)
-	var got []string
-	for len(got) < 2 {
-		n, err := w.sb.Read(bufs, sizes, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			got = append(got, string(bufs[i][:sizes[i]]))
-		}
-	}
+	got := readFrames(t, w.sb, 2, 100)
 	if len(got) != 2 || got[0] != string(big[:100]) || got[1] != string(out[1]) {
 		t.Errorf("read %d frames of %d and %d bytes; want the first 100 bytes of the long frame, then the 60-byte one", len(got), len(got[0]), len(got[1]))
 	}
@@ -187,16 +195,9 @@ func TestWriteSkipsRejectedFrame(t *testing.T) {
 	if n != 2 || err == nil {
 		t.Fatalf("Write = %d, %v; want 2 and an error", n, err)
 	}
-	bufs, sizes := devtest.MakeBatch(4, 2048)
 	var got []string
-	for len(got) < 2 {
-		n, err := w.sb.Read(bufs, sizes, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			got = append(got, strings.TrimRight(string(bufs[i][14:sizes[i]]), "\x00"))
-		}
+	for _, f := range readFrames(t, w.sb, 2, 2048) {
+		got = append(got, strings.TrimRight(f[14:], "\x00"))
 	}
 	if got[0] != "one" || got[1] != "two" {
 		t.Errorf("B read %q, want [one two]", got)

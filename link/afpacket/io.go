@@ -44,7 +44,8 @@ func (r *receiver) recv(fd uintptr, iov []unix.Iovec) (int, link.RxMeta, syscall
 }
 
 // auxMeta returns the metadata in the PACKET_AUXDATA control message of oob,
-// if there is one. A VLAN tag with VLAN ID 0 is a priority tag (802.1p) on
+// if there is one: the VLAN tag (a partial checksum, TP_STATUS_CSUMNOTREADY,
+// the virtio header tells too, and the Reader completes it). A VLAN tag with VLAN ID 0 is a priority tag (802.1p) on
 // the untagged network, which the kernel also treats as untagged.
 func auxMeta(oob []byte) link.RxMeta {
 	for len(oob) >= unix.SizeofCmsghdr {
@@ -59,9 +60,6 @@ func auxMeta(oob []byte) link.RxMeta {
 			var m link.RxMeta
 			if status&unix.TP_STATUS_VLAN_VALID != 0 && binary.NativeEndian.Uint16(aux[auxVLANTCIOffset:])&vlanIDMask != 0 {
 				m |= link.RxVLAN
-			}
-			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				m |= link.RxChecksumPartial // the virtio header says so too; the Reader completes it
 			}
 			return m
 		}

@@ -43,7 +43,8 @@ func decodeHeader(b []byte) virtioHdr {
 // header's HdrLen bytes, iov[1] the caller's buffer, iov[2] (if present) the
 // rest of the Reader's 64 KB buffer behind it. It returns the bytes received,
 // header included, any metadata the descriptor reports besides the header
-// (link.RxVLAN from a packet socket's PACKET_AUXDATA), and the errno.
+// (link.RxVLAN from a packet socket's PACKET_AUXDATA; not a partial
+// checksum, which the header tells and Read completes), and the errno.
 type RecvFunc func(fd uintptr, iov []unix.Iovec) (n int, meta link.RxMeta, errno syscall.Errno)
 
 // Readv is the RecvFunc of a TAP: readv(2), no metadata.
@@ -121,8 +122,8 @@ func (r *Reader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 // ReadMeta is link.MetaReader's ReadMeta, meta as the RecvFunc reported it
-// (a segment has its super-frame's). No frame is reported with a partial
-// checksum: Read completes them.
+// (a segment has its super-frame's). Partial checksums are completed, not
+// reported.
 func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset int) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -147,7 +148,7 @@ func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 func (r *Reader) handOut(size int, meta link.RxMeta) {
 	r.sizes[r.n] = size
 	if r.meta != nil {
-		r.meta[r.n] = meta &^ link.RxChecksumPartial
+		r.meta[r.n] = meta
 	}
 	r.n++
 }
