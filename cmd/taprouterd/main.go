@@ -108,13 +108,15 @@ OPTIONS
                         delete the masquerade rules on exit. By default they
                         stay, as kindnet's do: a restart does not cut the
                         pods' egress. Overrides masquerade.removeOnExit.
-    --tap-offload       offer each pod's kernel checksum offload and TSO on
-                        its eth0 (IFF_VNET_HDR, TUNSETOFFLOAD; on by default,
-                        probed: what the kernel refuses is left out). The pod
-                        then hands taprouterd 64 KB TCP super-frames, one
-                        read each, which taprouterd cuts into segments of the
-                        pod's MSS. --tap-offload=false: plain TAPs, one read
-                        per packet. Applies to adopted TAPs too (the pod sees
+    --tap-offload       offer each pod's kernel checksum offload, TSO and
+                        USO on its eth0 (IFF_VNET_HDR, TUNSETOFFLOAD; on by
+                        default, probed: what the kernel refuses is left
+                        out). The pod then hands taprouterd 64 KB TCP
+                        super-frames (and UDP_SEGMENT super-datagrams), one
+                        read each, which taprouterd cuts into the segments
+                        and datagrams the pod's kernel would have sent.
+                        --tap-offload=false: plain TAPs, one read per
+                        packet. Applies to adopted TAPs too (the pod sees
                         its eth0's offloads change across the restart).
     --log-format F      console (default) or json.
     --log-level L       debug, info (default), warn or error.
