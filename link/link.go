@@ -48,6 +48,84 @@ type MetaReader interface {
 	ReadMeta(bufs [][]byte, sizes []int, meta []RxMeta, offset int) (int, error)
 }
 
+// GSOType is the kind of a super-frame: an IPv4 packet longer than the MTU
+// that a sender's segmentation offload left whole, to be cut into segments
+// on the way out.
+type GSOType uint8
+
+const (
+	// GSONone: a packet that goes on the wire as it is.
+	GSONone GSOType = iota
+	// GSOTCPv4: a TCP super-segment (TSO), cut into TCP segments of
+	// GSO.Size payload bytes, the last one shorter.
+	GSOTCPv4
+	// GSOUDPv4: a UDP super-datagram (a sender's UDP_SEGMENT), cut into
+	// datagrams of GSO.Size payload bytes, the last one shorter.
+	GSOUDPv4
+)
+
+// GSO describes a packet: GSONone, or a super-frame and its segment size.
+// A super-frame's IPv4 total length is its length (at most 65535), it is
+// not a fragment, and its transport checksum field holds the sum of the
+// pseudo-header (addresses, protocol and the whole transport length), not
+// the checksum: whoever cuts it computes each segment's checksum, and a
+// device that takes it whole tells its kernel the checksum is partial.
+type GSO struct {
+	Type GSOType
+	Size uint16 // payload bytes per segment
+}
+
+// GSODevice is a Device that moves super-frames whole, in both directions:
+// a TAP with offloads, whose pod's kernel hands over 64 KB TCP
+// super-segments and takes them back, and a packet socket with
+// PACKET_VNET_HDR on a veth. Devices without it cut super-frames on read
+// and take only packets up to the MTU.
+type GSODevice interface {
+	Device
+	// GSO reports whether ReadGSO and WriteGSO carry super-frames at all
+	// (the device has its offloads); if not, use Read and Write.
+	GSO() bool
+	// ReadGSO is Read that leaves a super-frame whole: gso[i] describes
+	// frame i, and meta[i] (if meta is not nil) is as MetaReader's. A frame
+	// with gso[i].Type != GSONone is not in bufs[i]: it is
+	// SuperFrame()[offset:offset+sizes[i]], and the bytes in front of it are
+	// free headroom. A call returns at most one super-frame, the last of its
+	// batch; it stays valid until the next call. gso (and meta) must be at
+	// least len(bufs) long. The device checked that a super-frame is what
+	// GSO says (IPv4 of exactly its total length, not a fragment, TCP or
+	// UDP, a segment size of at least 48 bytes that fits the MTU).
+	ReadGSO(bufs [][]byte, sizes []int, meta []RxMeta, gso []GSO, offset int) (int, error)
+	// SuperFrame is the buffer holding the super-frame ReadGSO returned.
+	SuperFrame() []byte
+	// WriteGSO is Write where gso[i] describes bufs[i][offset:]: a
+	// super-frame is written whole (or, where the kernel refuses that, cut
+	// and written segment by segment) and counts one in the result.
+	WriteGSO(bufs [][]byte, gso []GSO, offset int) (int, error)
+}
+
+// Segments returns how many packets the IPv4 packet pkt, described by g,
+// makes on the wire: 1 for GSONone, else its payload over g.Size, rounded
+// up (at least 1). pkt must be what GSODevice.ReadGSO checked.
+func Segments(pkt []byte, g GSO) int {
+	if g.Type == GSONone || g.Size == 0 || len(pkt) < 20 {
+		return 1
+	}
+	hdr := int(pkt[0]&0x0f) * 4
+	if g.Type == GSOTCPv4 {
+		if len(pkt) < hdr+20 {
+			return 1
+		}
+		hdr += int(pkt[hdr+12]>>4) * 4
+	} else {
+		hdr += 8
+	}
+	payload := len(pkt) - hdr
+	if payload <= 0 {
+		return 1
+	}
+	return (payload + int(g.Size) - 1) / int(g.Size)
+}
+
 // OffloadStats counts what a device that takes offloaded frames from its
 // kernel (a TAP with tap.Options.Offload) did with them.
 type OffloadStats struct {
@@ -64,8 +142,13 @@ type OffloadStats struct {
 	// (the write side's GRO).
 	Coalesced, CoalescedFrames uint64
 	// CoalesceRefused: the kernel refused a super-frame write (EINVAL),
-	// and the device writes every frame alone since (1 at most).
+	// TCP's or UDP's, and the device writes no more of that kind (2 at
+	// most): it writes every TCP frame alone since, and cuts super-frames.
 	CoalesceRefused uint64
+	// ReadWhole: super-frames ReadGSO handed on whole, not cut.
+	// WrittenWhole: super-frames WriteGSO wrote whole. WriteCut: those it
+	// cut and wrote segment by segment, the kernel refusing them whole.
+	ReadWhole, WrittenWhole, WriteCut uint64
 }
 
 // OffloadCounter is a Device that reports OffloadStats.

@@ -4,6 +4,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/taprouter/taprouter/fib"
+	"github.com/taprouter/taprouter/link"
 )
 
 // Verdict says what happens to a packet after a stage.
@@ -41,6 +42,9 @@ type Packet struct {
 
 	// NextHop is set by the route stage.
 	NextHop fib.NextHop
+
+	gso     link.GSO // a super-frame (see superframe.go)
+	mustCut bool     // a super-frame whose segments exceed the egress MTU, without DF
 
 	verdict Verdict
 	reason  DropReason
@@ -88,6 +92,12 @@ func (p *Packet) Consume() { p.verdict = Consumed }
 // bytes (fixing its checksums itself); a packet whose IPv4 header it leaves
 // inconsistent (version, header length, total length, which cannot change)
 // is dropped as drop_malformed.
+//
+// A packet may be a super-frame (GSO says so): a TCP super-segment or UDP
+// super-datagram of up to 64 KB that a pod's kernel sent whole, which the
+// router cuts into its segments only where it must (see GSO). A stage sees
+// it once, as the IPv4 packet it is; what it decides holds for every
+// segment.
 type Stage interface {
 	Name() string
 	Process(pkts []*Packet)

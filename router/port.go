@@ -36,7 +36,8 @@ type Port struct {
 	MTU int
 
 	dev  link.Device
-	done chan struct{} // closed when the port's ingress goroutine ends
+	gso  link.GSODevice // dev, if it moves super-frames whole
+	done chan struct{}  // closed when the port's ingress goroutine ends
 
 	// ingress and egress police the pod's traffic (to it, from it); nil
 	// means no limit. See Router.SetBandwidth.
@@ -60,6 +61,14 @@ type Port struct {
 	TxPackets, TxBytes atomic.Uint64
 	Drops              atomic.Uint64
 	_                  [64]byte
+}
+
+// gsoDevice returns dev as a link.GSODevice if it moves super-frames whole.
+func gsoDevice(dev link.Device) link.GSODevice {
+	if g, ok := dev.(link.GSODevice); ok && g.GSO() {
+		return g
+	}
+	return nil
 }
 
 // Device is the port's device.

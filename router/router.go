@@ -230,7 +230,7 @@ func (r *Router) SetHostPort(dev link.Device, name string) error {
 	if r.hostPort != nil {
 		return errors.New("router: host port already set")
 	}
-	p := &Port{ID: HostPortID, Name: name, Kind: HostPort, MTU: dev.MTU(), dev: dev, done: make(chan struct{})}
+	p := &Port{ID: HostPortID, Name: name, Kind: HostPort, MTU: dev.MTU(), dev: dev, gso: gsoDevice(dev), done: make(chan struct{})}
 	r.hostPort = p
 	r.publish(func(ps []*Port) []*Port { ps[HostPortID] = p; return ps })
 	r.fib.Insert(netip.MustParsePrefix("0.0.0.0/0"), fib.NextHop{Kind: fib.Host})
@@ -255,7 +255,7 @@ func (r *Router) AddPodPort(name string, dev link.Device, ip netip.Addr, mac lin
 	if ip == r.cfg.HostPortAddr {
 		return nil, fmt.Errorf("router: %s is the host port's address", ip)
 	}
-	p := &Port{Name: name, Kind: PodPort, IP: ip, MAC: mac, MTU: mtu, dev: dev, done: make(chan struct{})}
+	p := &Port{Name: name, Kind: PodPort, IP: ip, MAC: mac, MTU: mtu, dev: dev, gso: gsoDevice(dev), done: make(chan struct{})}
 	r.publish(func(ps []*Port) []*Port {
 		if n := len(r.freeIDs); n > 0 {
 			p.ID = r.freeIDs[n-1]

@@ -267,6 +267,9 @@ func (r *Router) Stats() map[string]uint64 {
 			off.Coalesced += c.Coalesced
 			off.CoalescedFrames += c.CoalescedFrames
 			off.CoalesceRefused += c.CoalesceRefused
+			off.ReadWhole += c.ReadWhole
+			off.WrittenWhole += c.WrittenWhole
+			off.WriteCut += c.WriteCut
 		}
 	}
 	m["tap_checksums_completed"] = off.Checksums
@@ -276,6 +279,9 @@ func (r *Router) Stats() map[string]uint64 {
 	m["tap_coalesced"] = off.Coalesced
 	m["tap_coalesced_frames"] = off.CoalescedFrames
 	m["tap_coalesce_refused"] = off.CoalesceRefused
+	m["tap_superframes_read_whole"] = off.ReadWhole
+	m["tap_superframes_written_whole"] = off.WrittenWhole
+	m["tap_superframes_write_cut"] = off.WriteCut
 	ns := r.neigh.Stats()
 	ns.Each(func(name string, v uint64) { m["neigh_"+name] = v })
 	m["drop_neighbour_queue"] = ns.QueueDrops

@@ -31,6 +31,7 @@ type worker struct {
 	sizes   []int
 	starts  []int
 	peers   []uint32
+	gso     []link.GSO // what ReadGSO said of each frame
 	pkts    []Packet
 	batch   []*Packet
 	spare   [][]byte // buffers for packets the router originates
@@ -52,6 +53,7 @@ type worker struct {
 type egressGroup struct {
 	port *Port
 	bufs [][]byte
+	gso  []link.GSO // per buffer, for a port with a GSO device
 }
 
 func (r *Router) newWorker(batch, bufSize int) *worker {
@@ -62,6 +64,7 @@ func (r *Router) newWorker(batch, bufSize int) *worker {
 		sizes:   make([]int, batch),
 		starts:  make([]int, batch),
 		peers:   make([]uint32, batch),
+		gso:     make([]link.GSO, batch),
 		pkts:    make([]Packet, batch),
 		batch:   make([]*Packet, 0, batch),
 		spare:   make([][]byte, batch),
@@ -83,7 +86,13 @@ func (r *Router) newWorker(batch, bufSize int) *worker {
 // runPort reads batches from a pod or host port until it is closed.
 func (w *worker) runPort(p *Port) {
 	for {
-		n, err := p.dev.Read(w.bufs, w.sizes, headroom)
+		var n int
+		var err error
+		if p.gso != nil {
+			n, err = p.gso.ReadGSO(w.bufs, w.sizes, nil, w.gso, headroom)
+		} else {
+			n, err = p.dev.Read(w.bufs, w.sizes, headroom)
+		}
 		if err != nil {
 			// A deleted TAP reports an error wrapping ErrClosed: only the
 			// router closing the device is an orderly end.
@@ -101,15 +110,22 @@ func (w *worker) runPort(p *Port) {
 // receivePort decodes and forwards the n packets read from p into w.bufs.
 func (w *worker) receivePort(p *Port, n int) {
 	w.batch = w.batch[:0]
-	bytes := 0
-	for _, size := range w.sizes[:n] {
+	bytes, packets := 0, n
+	for i, size := range w.sizes[:n] {
 		bytes += size
+		if p.gso != nil && w.gso[i].Type != link.GSONone && p.Kind == PodPort && size > ethHeaderLen {
+			// Counted as its segments (see superframe.go).
+			packets += link.Segments(p.gso.SuperFrame()[headroom+ethHeaderLen:headroom+size], w.gso[i]) - 1
+		}
 	}
-	p.RxPackets.Add(uint64(n))
+	p.RxPackets.Add(uint64(packets))
 	p.RxBytes.Add(uint64(bytes))
 	for i := 0; i < n; i++ {
 		pk := &w.pkts[i]
 		*pk = Packet{buf: w.bufs[i], InPort: p.ID}
+		if p.gso != nil && w.gso[i].Type != link.GSONone {
+			pk.buf, pk.gso = p.gso.SuperFrame(), w.gso[i]
+		}
 		var reason DropReason
 		if p.Kind == PodPort {
 			reason = w.decodePodFrame(p, pk, headroom, headroom+w.sizes[i])
@@ -131,8 +147,12 @@ func (w *worker) receivePort(p *Port, n int) {
 			w.stats.drop(DropTooBig)
 			p.Drops.Add(1)
 		default:
-			w.stats.drop(reason)
-			p.Drops.Add(1)
+			segs := 1
+			if pk.gso.Type != link.GSONone && pk.end > pk.start {
+				segs = pk.segments()
+			}
+			w.stats.dropN(reason, segs)
+			p.Drops.Add(uint64(segs))
 		}
 	}
 	w.process(w.batch)
@@ -488,14 +508,22 @@ func (w *worker) checkMTU(batch []*Packet) {
 			continue
 		}
 		mtu := w.egressMTU(p.NextHop)
-		if mtu == 0 || p.end-p.start <= mtu {
+		size := p.end - p.start
+		if p.gso.Type != link.GSONone {
+			size = p.segmentLen()
+		}
+		if mtu == 0 || size <= mtu {
 			continue
 		}
-		if header.IPv4(p.buf[p.start:p.end]).Flags()&header.IPv4FlagDontFragment != 0 {
+		if dontFragment(p.buf[p.start:p.end]) {
 			if w.icmpError(p, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint16(mtu)) {
 				w.stats.add(cICMPFragNeeded, 1)
 			}
 			p.Drop(DropTooBig)
+			continue
+		}
+		if p.gso.Type != link.GSONone {
+			p.mustCut = true // cut by cutAndSend, to the MTU
 			continue
 		}
 		if w.fragment(p, mtu) {
@@ -520,23 +548,42 @@ func (w *worker) transmit(batch []*Packet) {
 	for _, p := range batch {
 		if p.verdict != Continue {
 			if p.verdict == Dropped {
-				w.stats.drop(p.reason)
+				w.stats.dropN(p.reason, p.segments())
 			}
+			continue
+		}
+		super := p.gso.Type != link.GSONone
+		if super && (p.NextHop.Kind != fib.Local || p.mustCut) {
+			w.cutAndSend(p)
 			continue
 		}
 		switch p.NextHop.Kind {
 		case fib.Local:
 			port := r.port(p.NextHop.Port)
 			if port == nil {
-				w.stats.drop(DropNoRoute)
-				continue
-			}
-			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.end-p.start)) {
-				w.stats.drop(DropRateLimited)
-				port.Drops.Add(1)
+				w.stats.dropN(DropNoRoute, p.segments())
 				continue
 			}
 			dst := netip.AddrFrom4([4]byte(p.buf[p.start+16 : p.start+20]))
+			if super {
+				// Whole only to a device that takes it, and a pod whose
+				// MAC is known: else its segments go (or wait for ARP)
+				// one by one.
+				if port.gso == nil {
+					w.cutAndSend(p)
+					continue
+				}
+				if _, ok := r.neigh.Lookup(port.ID, dst); !ok {
+					w.cutAndSend(p)
+					continue
+				}
+			}
+			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.end-p.start)) {
+				segs := p.segments()
+				w.stats.dropN(DropRateLimited, segs)
+				port.Drops.Add(uint64(segs))
+				continue
+			}
 			if dst != last.dst || port.ID != last.port {
 				mac, ok := r.neigh.Lookup(port.ID, dst)
 				if !ok {
@@ -551,6 +598,9 @@ func (w *worker) transmit(batch []*Packet) {
 			writeEthernet(p.buf[s:], last.mac, r.cfg.GatewayMAC, etherTypeIP)
 			g := w.groupFor(port)
 			g.bufs = append(g.bufs, p.buf[s:p.end])
+			if port.gso != nil {
+				g.gso = append(g.gso, p.gso)
+			}
 		case fib.Peer:
 			w.tunOut = append(w.tunOut, p.buf[p.start-headroom:p.end])
 			w.tunPeer = append(w.tunPeer, p.NextHop.Peer)
@@ -575,7 +625,7 @@ func (w *worker) groupFor(p *Port) *egressGroup {
 			return &w.groups[i]
 		}
 	}
-	w.groups = append(w.groups, egressGroup{port: p, bufs: make([][]byte, 0, cap(w.batch))})
+	w.groups = append(w.groups, egressGroup{port: p, bufs: make([][]byte, 0, cap(w.batch)), gso: make([]link.GSO, 0, cap(w.batch))})
 	return &w.groups[len(w.groups)-1]
 }
 
@@ -590,9 +640,9 @@ func (w *worker) flush() {
 			continue
 		}
 		if len(g.bufs) > 0 {
-			sent += w.write(g.port, g.bufs)
+			sent += w.writeGSO(g.port, g.bufs, g.gso)
 		}
-		g.port, g.bufs = nil, g.bufs[:0]
+		g.port, g.bufs, g.gso = nil, g.bufs[:0], g.gso[:0]
 	}
 	if len(w.tunOut) > 0 {
 		// The tunnel counts the rest itself: drop_unknown_peer,
@@ -619,18 +669,47 @@ func (w *worker) flush() {
 
 // write sends a batch on p, counting what the device refused (whether or
 // not it said why); it returns how many it sent.
-func (w *worker) write(p *Port, bufs [][]byte) int {
-	n, _ := p.dev.Write(bufs, 0)
+func (w *worker) write(p *Port, bufs [][]byte) int { return w.writeGSO(p, bufs, nil) }
+
+// writeGSO is write where gso (if not nil: p's device is a GSODevice)
+// describes each frame; super-frames count as their segments, in what it
+// returns too.
+func (w *worker) writeGSO(p *Port, bufs [][]byte, gso []link.GSO) int {
+	if p.gso == nil || len(gso) != len(bufs) {
+		gso = nil
+	}
+	var n int
+	if gso != nil {
+		n, _ = p.gso.WriteGSO(bufs, gso, 0)
+	} else {
+		n, _ = p.dev.Write(bufs, 0)
+	}
 	n = min(max(n, 0), len(bufs))
 	bytes := 0
 	for _, b := range bufs[:n] {
 		bytes += len(b)
 	}
+	sent, lost := n, len(bufs)-n
+	if gso != nil {
+		sent, lost = frameSegments(bufs[:n], gso), frameSegments(bufs[n:], gso[n:])
+	}
 	p.TxBytes.Add(uint64(bytes))
-	p.TxPackets.Add(uint64(n))
-	if n < len(bufs) {
-		w.stats.dropN(DropTxError, len(bufs)-n)
-		p.Drops.Add(uint64(len(bufs) - n))
+	p.TxPackets.Add(uint64(sent))
+	if lost > 0 {
+		w.stats.dropN(DropTxError, lost)
+		p.Drops.Add(uint64(lost))
+	}
+	return sent
+}
+
+// frameSegments is how many packets the Ethernet frames bufs, described by
+// gso, are on the wire.
+func frameSegments(bufs [][]byte, gso []link.GSO) int {
+	n := len(bufs)
+	for i, b := range bufs {
+		if gso[i].Type != link.GSONone && len(b) > ethHeaderLen {
+			n += link.Segments(b[ethHeaderLen:], gso[i]) - 1
+		}
 	}
 	return n
 }

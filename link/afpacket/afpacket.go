@@ -42,6 +42,7 @@ type Socket struct {
 var (
 	_ link.Device         = (*Socket)(nil)
 	_ link.MetaReader     = (*Socket)(nil)
+	_ link.GSODevice      = (*Socket)(nil)
 	_ link.OffloadCounter = (*Socket)(nil)
 )
 
@@ -164,6 +165,7 @@ func (s *Socket) Dropped() uint64 { return s.reader.Stats().Dropped }
 func (s *Socket) OffloadStats() link.OffloadStats {
 	st := s.reader.Stats()
 	st.Coalesced, st.CoalescedFrames, st.CoalesceRefused = s.writer.Coalesced()
+	st.WrittenWhole, st.WriteCut = s.writer.Whole()
 	return st
 }
 

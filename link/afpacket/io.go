@@ -92,6 +92,34 @@ func (s *Socket) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 	return n, nil
 }
 
+// GSO is link.GSODevice's GSO: a packet socket always has its virtio
+// header.
+func (s *Socket) GSO() bool { return true }
+
+// ReadGSO is link.GSODevice's ReadGSO: ReadMeta, handing a super-frame on
+// whole.
+func (s *Socket) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []link.GSO, offset int) (int, error) {
+	n, err := s.reader.ReadGSO(bufs, sizes, meta, gso, offset)
+	if err != nil {
+		return n, s.ioError("read", err)
+	}
+	return n, nil
+}
+
+// SuperFrame is link.GSODevice's SuperFrame.
+func (s *Socket) SuperFrame() []byte { return s.reader.SuperFrame() }
+
+// WriteGSO is link.GSODevice's WriteGSO: Write, a super-frame going whole
+// onto the interface (a veth passes it on so; a NIC segments it), or cut
+// here if the kernel refuses it.
+func (s *Socket) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, error) {
+	sent, err := s.writer.WriteGSO(bufs, gso, offset)
+	if err != nil {
+		return sent, s.ioError("write", err)
+	}
+	return sent, nil
+}
+
 // Write transmits bufs[i][offset:], a complete Ethernet frame, for every i.
 // Runs of adjacent segments of one TCP flow go as one super-frame (one
 // sendmsg), which a veth and a bridge pass on whole and a NIC segments

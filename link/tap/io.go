@@ -38,6 +38,58 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	return n, nil
 }
 
+// GSO reports whether d moves super-frames whole (link.GSODevice): it was
+// opened with Options.Offload.
+func (d *Device) GSO() bool { return d.vnet != nil }
+
+// ReadGSO is link.GSODevice's ReadGSO; without Options.Offload it is Read,
+// every frame plain. meta is never set (a TAP has no receive metadata).
+func (d *Device) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []link.GSO, offset int) (int, error) {
+	if d.vnet == nil {
+		n, err := d.Read(bufs, sizes, offset)
+		clear(gso[:max(n, 0)])
+		return n, err
+	}
+	if d.closed.Load() {
+		return 0, link.ErrClosed
+	}
+	n, err := d.vnet.ReadGSO(bufs, sizes, nil, gso, offset)
+	if err != nil {
+		return n, d.ioError("read", err)
+	}
+	return n, nil
+}
+
+// SuperFrame is link.GSODevice's SuperFrame: nil without Options.Offload.
+func (d *Device) SuperFrame() []byte {
+	if d.vnet == nil {
+		return nil
+	}
+	return d.vnet.SuperFrame()
+}
+
+// WriteGSO is link.GSODevice's WriteGSO. Without Options.Offload a
+// super-frame is refused (its write fails with EINVAL).
+func (d *Device) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, error) {
+	if d.gro == nil {
+		for i := range bufs {
+			if gso[i].Type != link.GSONone {
+				n, err := d.Write(bufs[:i], offset)
+				if err == nil {
+					err = d.ioError(fmt.Sprintf("write frame %d of %d", i+1, len(bufs)), unix.EINVAL)
+				}
+				return n, err
+			}
+		}
+		return d.Write(bufs, offset)
+	}
+	n, err := d.gro.WriteGSO(bufs, gso, offset)
+	if err != nil {
+		return n, d.ioError(fmt.Sprintf("write frame %d of %d", n+1, len(bufs)), err)
+	}
+	return n, nil
+}
+
 // ioError maps err from an operation on d to what callers expect: ErrClosed
 // after Close, an error wrapping ErrClosed after the device was deleted
 // (tun reports EBADFD), and a descriptive error otherwise.

@@ -87,6 +87,7 @@ type frameWriter interface {
 
 var (
 	_ link.Device         = (*Device)(nil)
+	_ link.GSODevice      = (*Device)(nil)
 	_ link.OffloadCounter = (*Device)(nil)
 )
 
@@ -271,6 +272,7 @@ func (d *Device) OffloadStats() link.OffloadStats {
 	}
 	s := d.vnet.Stats()
 	s.Coalesced, s.CoalescedFrames, s.CoalesceRefused = d.gro.Coalesced()
+	s.WrittenWhole, s.WriteCut = d.gro.Whole()
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
+	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/gso"
 	"github.com/taprouter/taprouter/link/internal/fdio"
 )
@@ -58,7 +59,8 @@ type Coalescer struct {
 	conn     syscall.RawConn
 	onReject fdio.OnReject
 	fn       func(fd uintptr) bool
-	gsoOK    atomic.Bool
+	gsoOK    atomic.Bool // TCP super-frames are taken (coalesced runs, and WriteGSO's)
+	udpOK    atomic.Bool // UDP super-frames are taken
 
 	plain [HdrLen]byte     // all zero: no offload
 	vhdr  [HdrLen]byte     // the super-frame's
@@ -67,12 +69,18 @@ type Coalescer struct {
 
 	// The current Write's arguments and results.
 	bufs   [][]byte
+	gso    []link.GSO // WriteGSO's; nil for Write
 	offset int
 	next   int
 	sent   int
 	err    error
 
-	superFrames, merged, refused atomic.Uint64
+	// A super-frame the kernel refused whole, being cut: its segmenter
+	// and the buffer each segment is written from.
+	cut     gso.Segmenter
+	scratch []byte
+
+	superFrames, merged, refused, whole, cutWrites atomic.Uint64
 }
 
 // NewCoalescer returns a Coalescer to conn that treats a frame the kernel
@@ -81,6 +89,7 @@ func NewCoalescer(conn syscall.RawConn, onReject fdio.OnReject) *Coalescer {
 	c := &Coalescer{conn: conn, onReject: onReject}
 	c.fn = c.do
 	c.gsoOK.Store(true)
+	c.udpOK.Store(true)
 	return c
 }
 
@@ -88,25 +97,69 @@ func NewCoalescer(conn syscall.RawConn, onReject fdio.OnReject) *Coalescer {
 // skipping a frame the kernel rejects, as NewCoalescer was told; merged
 // frames count one each.
 func (c *Coalescer) Write(bufs [][]byte, offset int) (int, error) {
+	return c.WriteGSO(bufs, nil, offset)
+}
+
+// WriteGSO is link.GSODevice's WriteGSO: Write, where a frame that gso
+// says is a super-frame is written whole, behind a virtio header asking
+// the kernel to segment it and complete its checksum; if the kernel
+// refuses that kind (EINVAL), it is cut here and written segment by
+// segment, and so is every one of its kind after it. Runs of plain frames
+// are coalesced as Write does; a run never takes in a super-frame.
+func (c *Coalescer) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.bufs, c.offset, c.next, c.sent, c.err = bufs, offset, 0, 0, nil
+	c.bufs, c.gso, c.offset, c.next, c.sent, c.err = bufs, gso, offset, 0, 0, nil
 	err := c.conn.Write(c.fn)
 	sent := c.sent
 	if err == nil {
 		err = c.err
 	}
-	c.bufs, c.err = nil, nil
+	c.bufs, c.gso, c.err = nil, nil, nil
 	return sent, err
+}
+
+// plainRun is how many frames from c.next on are not super-frames, up to
+// maxCoalesce: what a coalesced run may take.
+func (c *Coalescer) plainRun() int {
+	end := min(len(c.bufs), c.next+maxCoalesce)
+	if c.gso == nil {
+		return end - c.next
+	}
+	k := 0
+	for c.next+k < end && c.gso[c.next+k].Type == link.GSONone {
+		k++
+	}
+	return k
 }
 
 func (c *Coalescer) do(fd uintptr) bool {
 	for c.next < len(c.bufs) {
+		var errno syscall.Errno
+		if c.gso != nil && c.gso[c.next].Type != link.GSONone {
+			errno = c.writeSuper(fd, c.bufs[c.next][c.offset:], c.gso[c.next])
+			switch errno {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			case 0:
+				c.sent++
+			default:
+				if c.err == nil {
+					c.err = errno
+				}
+				if c.onReject == fdio.StopAtReject {
+					return true
+				}
+			}
+			c.next++
+			continue
+		}
 		k := 1
 		if c.gsoOK.Load() {
-			k = coalesceRun(c.bufs[c.next:], c.offset)
+			k = coalesceRun(c.bufs[c.next:c.next+c.plainRun()], c.offset)
 		}
-		var errno syscall.Errno
 		if k == 1 {
 			f := c.bufs[c.next][c.offset:]
 			c.iov[0].Base, c.iov[1].Base = &c.plain[0], unsafe.SliceData(f)
@@ -144,6 +197,100 @@ func (c *Coalescer) do(fd uintptr) bool {
 		c.next += k
 	}
 	return true
+}
+
+// writeSuper writes the super-frame f, described by g: whole, or, once
+// the kernel refused its kind, cut (see cutSuper). EINVAL for a whole one
+// turns that kind off for the device and cuts this one.
+func (c *Coalescer) writeSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
+	ok := &c.gsoOK
+	if g.Type == link.GSOUDPv4 {
+		ok = &c.udpOK
+	}
+	if c.cut.Done() && ok.Load() {
+		c.superHeader(f, g)
+		c.iov[0].Base, c.iov[1].Base = &c.vhdr[0], unsafe.SliceData(f)
+		c.iov[0].SetLen(HdrLen)
+		c.iov[1].SetLen(len(f))
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		c.iov[1].Base = nil
+		if errno != unix.EINVAL {
+			if errno == 0 {
+				c.whole.Add(1)
+			}
+			return errno
+		}
+		ok.Store(false)
+		c.refused.Add(1)
+	}
+	return c.cutSuper(fd, f, g)
+}
+
+// superHeader sets c.vhdr for the super-frame f: GSO of g's kind and
+// size, the checksum partial (the field holds the pseudo-header sum). The
+// headers' length is f's own.
+func (c *Coalescer) superHeader(f []byte, g link.GSO) {
+	ihl := int(f[14]&0x0f) * 4
+	gsoType, hl, field := uint8(unix.VIRTIO_NET_HDR_GSO_TCPV4), 14+ihl+int(f[14+ihl+12]>>4)*4, 16
+	if g.Type == link.GSOUDPv4 {
+		gsoType, hl, field = unix.VIRTIO_NET_HDR_GSO_UDP_L4, 14+ihl+8, 6
+	} else if f[14+ihl+13]&tcpCWR != 0 {
+		gsoType |= unix.VIRTIO_NET_HDR_GSO_ECN // as the kernel marks a super-segment with CWR
+	}
+	c.vhdr = [HdrLen]byte{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType}
+	binary.NativeEndian.PutUint16(c.vhdr[2:], uint16(hl))
+	binary.NativeEndian.PutUint16(c.vhdr[4:], g.Size)
+	binary.NativeEndian.PutUint16(c.vhdr[6:], uint16(14+ihl))
+	binary.NativeEndian.PutUint16(c.vhdr[8:], uint16(field))
+}
+
+// cutSuper writes the super-frame f cut into segments of g.Size payload
+// bytes, each alone with its checksums computed. EAGAIN leaves the cut
+// where it is, to go on when the device is writable; any other error
+// abandons the rest of f and is returned.
+func (c *Coalescer) cutSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
+	if c.cut.Done() {
+		if c.scratch == nil {
+			c.scratch = make([]byte, link.MaxLarge)
+		}
+		pkt := f[14:]
+		var err error
+		if g.Type == link.GSOUDPv4 {
+			err = c.cut.ResetUDP(pkt, int(g.Size))
+		} else {
+			ihl := int(pkt[0]&0x0f) * 4
+			err = c.cut.Reset(pkt, ihl+int(pkt[ihl+12]>>4)*4+int(g.Size))
+		}
+		if err != nil {
+			return unix.EINVAL // not what ReadGSO checks: nothing sent
+		}
+		c.cutWrites.Add(1)
+		copy(c.scratch, f[:14])
+	}
+	for !c.cut.Done() {
+		// Next writes the segment; a retry after EAGAIN writes the same
+		// one again, so the segmenter moves on only once it is sent.
+		saved := c.cut
+		n := c.cut.Next(c.scratch[14:])
+		if n == 0 {
+			c.cut = gso.Segmenter{}
+			return unix.EINVAL
+		}
+		c.iov[0].Base, c.iov[1].Base = &c.plain[0], &c.scratch[0]
+		c.iov[0].SetLen(HdrLen)
+		c.iov[1].SetLen(14 + n)
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		switch errno {
+		case 0:
+		case unix.EINTR, unix.EAGAIN:
+			c.cut = saved
+			return errno
+		default:
+			c.cut = gso.Segmenter{}
+			return errno
+		}
+	}
+	return 0
 }
 
 // prepare builds the iovecs of the super-frame of run (at least two frames
@@ -190,6 +337,7 @@ const (
 	tcpRST = 0x04
 	tcpPSH = 0x08
 	tcpACK = 0x10
+	tcpCWR = 0x80
 )
 
 // headersLen is the length of the Ethernet, IPv4 and TCP headers of a frame
@@ -289,8 +437,12 @@ func coalesceRun(bufs [][]byte, offset int) int {
 	return k
 }
 
-// coalesced is what Write merged: super-frames written and the frames in
-// them, and whether the kernel refused a GSO write (1: coalescing is off).
+// Coalesced is what Write merged: super-frames written and the frames in
+// them, and how often the kernel refused a GSO write (TCP's, then
+// coalescing is off; UDP's: at most 2).
 func (c *Coalescer) Coalesced() (superFrames, frames, refused uint64) {
 	return c.superFrames.Load(), c.merged.Load(), c.refused.Load()
 }
+
+// Whole is what WriteGSO did with super-frames: written whole, and cut.
+func (c *Coalescer) Whole() (whole, cut uint64) { return c.whole.Load(), c.cutWrites.Load() }

@@ -84,19 +84,25 @@ type Reader struct {
 	bufs    [][]byte
 	sizes   []int
 	meta    []link.RxMeta // nil: not asked for
+	gso     []link.GSO    // nil: not asked for (Read, ReadMeta): super-frames are cut
 	offset  int
 	n       int
 	refused int  // frames the kernel could not describe in this Read
 	held    bool // a super-frame was read that the next Read hands out
+	whole   bool // a super-frame was handed out whole: the batch ends
 	err     error
 
-	checksums, superFrames, segments, dropped atomic.Uint64
+	checksums, superFrames, segments, dropped, readWhole atomic.Uint64
 }
+
+// MaxHeadroom is the most headroom ReadGSO keeps in front of a super-frame
+// in its buffer: a larger offset makes it cut super-frames as Read does.
+const MaxHeadroom = 128
 
 // NewReader returns a Reader of conn for a device of the given MTU that
 // receives each frame with recv.
 func NewReader(conn syscall.RawConn, mtu int, recv RecvFunc) *Reader {
-	r := &Reader{conn: conn, mtu: mtu, recv: recv, large: make([]byte, link.MaxLarge)}
+	r := &Reader{conn: conn, mtu: mtu, recv: recv, large: make([]byte, MaxHeadroom+link.MaxLarge)}
 	r.fn = r.do
 	r.iov[0].Base = &r.hdr[0]
 	r.iov[0].SetLen(HdrLen)
@@ -112,7 +118,7 @@ func (r *Reader) Stats() link.OffloadStats {
 	segments := r.segments.Load()
 	return link.OffloadStats{
 		Checksums: r.checksums.Load(), SuperFrames: r.superFrames.Load(),
-		Segments: segments, Dropped: r.dropped.Load(),
+		Segments: segments, Dropped: r.dropped.Load(), ReadWhole: r.readWhole.Load(),
 	}
 }
 
@@ -125,9 +131,20 @@ func (r *Reader) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // (a segment has its super-frame's). Partial checksums are completed, not
 // reported.
 func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset int) (int, error) {
+	return r.ReadGSO(bufs, sizes, meta, nil, offset)
+}
+
+// ReadGSO is link.GSODevice's ReadGSO (with gso nil, ReadMeta): a
+// super-frame is handed out whole, in SuperFrame(), as the last frame of
+// the batch, its checksum left partial; every other frame as ReadMeta
+// hands it out. With an offset beyond MaxHeadroom super-frames are cut.
+func (r *Reader) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []link.GSO, offset int) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.bufs, r.sizes, r.meta, r.offset, r.n, r.refused, r.held, r.err = bufs, sizes, meta, offset, 0, 0, false, nil
+	if offset > MaxHeadroom {
+		gso = nil
+	}
+	r.bufs, r.sizes, r.meta, r.gso, r.offset, r.n, r.refused, r.held, r.whole, r.err = bufs, sizes, meta, gso, offset, 0, 0, false, false, nil
 	var err error
 	for r.cut(); r.n == 0 && len(bufs) > 0 && err == nil && r.err == nil; r.refused = 0 {
 		// Again after a batch of frames the kernel could not describe
@@ -140,8 +157,21 @@ func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 	if err == nil {
 		err = r.err
 	}
-	r.bufs, r.sizes, r.meta, r.err = nil, nil, nil, nil
+	r.bufs, r.sizes, r.meta, r.gso, r.err = nil, nil, nil, nil, nil
 	return n, err
+}
+
+// SuperFrame is the buffer of the super-frame the last ReadGSO handed out:
+// it is at SuperFrame()[offset:offset+size].
+func (r *Reader) SuperFrame() []byte { return r.large }
+
+// largeOffset is where in large a super-frame read now starts: the Read's
+// offset, when it hands super-frames out whole, else 0.
+func (r *Reader) largeOffset() int {
+	if r.gso != nil {
+		return r.offset
+	}
+	return 0
 }
 
 // handOut records the frame of size bytes in slot r.n.
@@ -149,6 +179,9 @@ func (r *Reader) handOut(size int, meta link.RxMeta) {
 	r.sizes[r.n] = size
 	if r.meta != nil {
 		r.meta[r.n] = meta
+	}
+	if r.gso != nil {
+		r.gso[r.n] = link.GSO{}
 	}
 	r.n++
 }
@@ -190,7 +223,7 @@ func (r *Reader) abandon() {
 // batch of them do returns what it has, possibly nothing; ReadMeta then
 // calls it again.
 func (r *Reader) do(fd uintptr) bool {
-	for r.n < len(r.bufs) && !r.held {
+	for r.n < len(r.bufs) && !r.held && !r.whole {
 		if !r.seg.Done() {
 			r.cut()
 			continue
@@ -200,7 +233,7 @@ func (r *Reader) do(fd uintptr) bool {
 		// whole: large[len(p):] is the third iovec.
 		r.iov[1].Base = unsafe.SliceData(p)
 		r.iov[1].SetLen(len(p))
-		rest := r.large[min(len(p), len(r.large)):]
+		rest := r.large[min(r.largeOffset()+len(p), len(r.large)):]
 		r.iov[2].Base = unsafe.SliceData(rest)
 		r.iov[2].SetLen(len(rest))
 		iovcnt := 3
@@ -252,12 +285,21 @@ func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 		r.handOut(size, meta)
 		return
 	}
-	// A super-frame: whole in large, then cut.
-	size = min(size, len(r.large))
-	if size <= len(p) {
-		copy(r.large, p[:size])
-	} else {
-		copy(r.large, p)
+	// A super-frame: whole in large, then handed out or cut.
+	off := r.largeOffset()
+	size = min(size, len(r.large)-off)
+	copy(r.large[off:], p[:min(size, len(p))])
+	if r.gso != nil {
+		g, ok := r.checkWhole(h, r.large[off:off+size])
+		if !ok {
+			r.dropped.Add(1)
+			return
+		}
+		r.handOut(size, meta)
+		r.gso[r.n-1] = g
+		r.readWhole.Add(1)
+		r.whole = true
+		return
 	}
 	if !r.startCut(h, r.large[:size]) {
 		r.dropped.Add(1)
@@ -324,6 +366,24 @@ func (r *Reader) startCut(h virtioHdr, f []byte) bool {
 	}
 	copy(r.eth[:], f[:len(r.eth)])
 	return true
+}
+
+// checkWhole checks the super-frame f (Ethernet header and IPv4 packet)
+// as startCut does and returns what link.GSO describes it: its segment
+// size, capped (for TCP) so that a segment fits the MTU.
+func (r *Reader) checkWhole(h virtioHdr, f []byte) (link.GSO, bool) {
+	ok := r.startCut(h, f)
+	r.seg = gso.Segmenter{}
+	if !ok {
+		return link.GSO{}, false
+	}
+	pkt := f[len(r.eth):]
+	ihl := int(pkt[0]&0x0f) * 4
+	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN == unix.VIRTIO_NET_HDR_GSO_UDP_L4 {
+		return link.GSO{Type: link.GSOUDPv4, Size: h.gsoSize}, true
+	}
+	thl := int(pkt[ihl+12]>>4) * 4
+	return link.GSO{Type: link.GSOTCPv4, Size: uint16(min(int(h.gsoSize), r.mtu-ihl-thl))}, true
 }
 
 // completeFrameChecksum completes the checksum that h says is partial in

@@ -1,0 +1,147 @@
+package router
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/gso"
+)
+
+// Super-frames: a pod's kernel hands its TAP 64 KB TCP super-segments (TSO)
+// and UDP super-datagrams (UDP_SEGMENT), and a veth hands the underlay's
+// packet socket the same. A port whose device is a link.GSODevice reads
+// them whole (Packet.GSO says so), and the pipeline handles one as one
+// packet: decoded, policed, routed and TTL-decremented once, seen once by
+// every stage. Its size against the egress MTU is its segments' (a
+// segment too big with DF set gets "fragmentation needed" with the MTU,
+// as Linux's ip_forward checks skb_gso_validate_network_len). At egress
+// it is written whole to a port whose device takes super-frames (one
+// write where the kernel would pass one GSO skb over a veth), and cut into
+// its segments everywhere else (the tunnel, the host port, a TAP without
+// offloads, a pod whose MAC is not resolved yet): the router does in
+// software what the kernel's GSO does before a device without TSO.
+//
+// Counters count segments, what the wire carries, so that they are the
+// same whether a flow's packets crossed the router whole or cut (and as
+// Linux's ip_rcv counts InReceives by gso_segs): a super-frame of 44
+// segments forwarded adds 44 to forwarded and to its ports' packet
+// counters.
+
+// segments is how many packets p is on the wire.
+func (p *Packet) segments() int {
+	if p.gso.Type == link.GSONone {
+		return 1
+	}
+	return link.Segments(p.buf[p.start:p.end], p.gso)
+}
+
+// GSO says whether p is a super-frame, and how it is cut (see above). A
+// stage that rewrites a super-frame's addresses or ports must keep its
+// transport checksum field the pseudo-header sum (link.GSO): adjust it as
+// RFC 1624 says, but as a sum, not as its complement.
+func (p *Packet) GSO() link.GSO { return p.gso }
+
+// segmentLen is the IPv4 length of the largest segment of the super-frame
+// p.
+func (p *Packet) segmentLen() int {
+	b := p.buf[p.start:p.end]
+	ihl := int(b[0]&0x0f) * 4
+	if p.gso.Type == link.GSOUDPv4 {
+		return min(len(b), ihl+8+int(p.gso.Size))
+	}
+	if len(b) < ihl+20 {
+		return len(b)
+	}
+	return min(len(b), ihl+int(b[ihl+12]>>4)*4+int(p.gso.Size))
+}
+
+// superFrameSegments is the size of a cutter's batch: the segments of a
+// super-frame go to transmit that many at a time.
+const superFrameSegments = 64
+
+// cutter holds the buffers a super-frame is cut into. They come from a
+// pool: only workers cutting at the moment hold one.
+type cutter struct {
+	seg   gso.Segmenter
+	bufs  [][]byte
+	pkts  []Packet
+	batch []*Packet
+}
+
+var cutters sync.Pool
+
+// getCutter returns a cutter whose buffers hold bufSize bytes each.
+func getCutter(bufSize int) *cutter {
+	if c, _ := cutters.Get().(*cutter); c != nil && len(c.bufs[0]) >= bufSize {
+		return c
+	}
+	c := &cutter{
+		bufs:  make([][]byte, superFrameSegments),
+		pkts:  make([]Packet, superFrameSegments),
+		batch: make([]*Packet, superFrameSegments),
+	}
+	for i := range c.bufs {
+		c.bufs[i] = make([]byte, bufSize)
+		c.batch[i] = &c.pkts[i]
+	}
+	return c
+}
+
+func putCutter(c *cutter) {
+	c.seg = gso.Segmenter{}
+	clear(c.pkts)
+	cutters.Put(c)
+}
+
+// cutAndSend cuts the super-frame p, routed, into its segments and sends
+// them as batches of their own (checkMTU, then transmit), after flushing
+// what the current batch holds for egress so that the flow keeps its
+// order. A TCP super-frame whose segments the egress MTU cannot carry
+// (without DF: checkMTU let it through) is cut to the MTU instead, smaller
+// segments as valid as the fragments Linux would send; a UDP one is cut
+// into its datagrams, which checkMTU fragments.
+func (w *worker) cutAndSend(p *Packet) {
+	segs := p.segments()
+	w.flush()
+	c := getCutter(len(w.bufs[0]))
+	defer putCutter(c)
+	pkt := p.buf[p.start:p.end]
+	var err error
+	if p.gso.Type == link.GSOUDPv4 {
+		err = c.seg.ResetUDP(pkt, int(p.gso.Size))
+	} else {
+		size := p.segmentLen()
+		if mtu := w.egressMTU(p.NextHop); mtu > 0 && size > mtu {
+			size = mtu
+		}
+		err = c.seg.Reset(pkt, size)
+	}
+	if err != nil {
+		w.stats.dropN(DropMalformed, segs) // a stage left it unfit to cut
+		return
+	}
+	for !c.seg.Done() {
+		k := 0
+		for ; k < len(c.bufs) && !c.seg.Done(); k++ {
+			b := c.bufs[k]
+			n := c.seg.Next(b[headroom:])
+			if n == 0 {
+				break
+			}
+			q := c.batch[k]
+			*q = Packet{buf: b, start: headroom, end: headroom + n, Origin: p.Origin, InPort: p.InPort, Peer: p.Peer, NextHop: p.NextHop, routed: true}
+		}
+		if k == 0 {
+			// A segment longer than the buffers, which hold the ingress
+			// port's MTU: not what its device checked.
+			w.stats.dropN(DropTooBig, segs-c.seg.Segments())
+			return
+		}
+		w.checkMTU(c.batch[:k])
+		w.transmit(c.batch[:k])
+	}
+}
+
+// dontFragment reports whether the IPv4 packet b has DF set.
+func dontFragment(b []byte) bool { return binary.BigEndian.Uint16(b[6:8])&0x4000 != 0 }
