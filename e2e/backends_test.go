@@ -165,9 +165,28 @@ func testBackend(t *testing.T, backend string) {
 		t.Logf("pa → pb: %d super-frames read whole, %d written whole", read, written)
 	})
 	t.Run("iperf3/cross-node", func(t *testing.T) {
-		before := stats(t, d1)
+		d2 := daemons["node2"]
+		before, before2 := stats(t, d1), stats(t, d2)
 		testTransfer(t, c.Bed, pa, pc)
 		testOffloadsUsed(t, d1, before, pa)
+		if backend != "direct" {
+			return
+		}
+		// The packet socket moves them whole both ways: node1 writes pa's
+		// super-frames onto the underlay veth as they are, node2 reads
+		// them so and writes them whole to pc's TAP.
+		after, after2 := stats(t, d1), stats(t, d2)
+		tx, rx := after["tunnel_tx_whole"]-before["tunnel_tx_whole"], after2["tunnel_rx_whole"]-before2["tunnel_rx_whole"]
+		toPod := after2["tap_superframes_written_whole"] - before2["tap_superframes_written_whole"]
+		if tx == 0 || rx == 0 || toPod == 0 {
+			t.Errorf("direct pa → pc: node1 wrote %d super-frames whole to the underlay, node2 read %d whole and wrote %d whole to pc, want some of each", tx, rx, toPod)
+		}
+		for _, k := range []string{"tunnel_tx_whole_cut", "tap_superframes_write_cut"} {
+			if got := after[k] - before[k] + after2[k] - before2[k]; got != 0 {
+				t.Errorf("direct pa → pc: %s grew by %d, want 0 (the kernel takes GSO writes)", k, got)
+			}
+		}
+		t.Logf("direct pa → pc: %d super-frames whole onto the underlay, %d whole off it, %d whole to pc", tx, rx, toPod)
 	})
 
 	t.Run("spoofed-source", func(t *testing.T) { testSpoofed(t, d1, pb, pc) })

@@ -80,6 +80,7 @@ type Router struct {
 	neigh  *arp.Table
 	clock  arp.Clock
 	tunnel tunnel.Tunnel
+	gsoTun tunnel.GSOTunnel // tunnel, if it moves super-frames whole
 	stats  stats
 	icmp   *tokenBucket // the global ICMP error limit
 	icmpTo *destLimiter // the per-destination one
@@ -140,6 +141,9 @@ func New(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("router: tunnel %s needs %d bytes of headroom, the router leaves %d", cfg.Tunnel.Name(), cfg.Tunnel.Headroom(), headroom)
 	}
 	r := &Router{cfg: cfg, log: cfg.Log, fib: fib.New(), tunnel: cfg.Tunnel, byName: map[string]*Port{}, workers: map[*worker]struct{}{}, stop: make(chan struct{})}
+	if g, ok := cfg.Tunnel.(tunnel.GSOTunnel); ok && g.GSO() {
+		r.gsoTun = g
+	}
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}

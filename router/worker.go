@@ -43,6 +43,8 @@ type worker struct {
 	groups  []egressGroup // per pod port
 	tunOut  [][]byte
 	tunPeer []uint32
+	tunGSO  []link.GSO // per tunOut packet, with a GSOTunnel
+	tunSupers int      // super-frames in tunOut
 	hostOut [][]byte
 	one     [][]byte // a batch of one, for the slow path
 
@@ -72,6 +74,7 @@ func (r *Router) newWorker(batch, bufSize int) *worker {
 		extraPk: make([]Packet, batch),
 		tunOut:  make([][]byte, 0, batch),
 		tunPeer: make([]uint32, 0, batch),
+		tunGSO:  make([]link.GSO, 0, batch),
 		hostOut: make([][]byte, 0, batch),
 		one:     make([][]byte, 1),
 	}
@@ -162,7 +165,13 @@ func (w *worker) receivePort(p *Port, n int) {
 func (w *worker) runTunnel() {
 	t := w.r.tunnel
 	for {
-		n, err := t.Recv(w.bufs, w.sizes, w.starts, w.peers, headroom)
+		var n int
+		var err error
+		if g := w.r.gsoTun; g != nil {
+			n, err = g.RecvGSO(w.bufs, w.sizes, w.starts, w.peers, w.gso, headroom)
+		} else {
+			n, err = t.Recv(w.bufs, w.sizes, w.starts, w.peers, headroom)
+		}
 		if err != nil {
 			if !errors.Is(err, link.ErrClosed) {
 				select {
@@ -187,6 +196,9 @@ func (w *worker) receiveTunnel(n int) {
 		}
 		pk := &w.pkts[i]
 		*pk = Packet{buf: w.bufs[i], Origin: FromTunnel, Peer: w.peers[i]}
+		if g := w.r.gsoTun; g != nil && w.gso[i].Type != link.GSONone {
+			pk.buf, pk.gso = g.SuperFrame(), w.gso[i]
+		}
 		reason := decodeIPv4(pk, w.starts[i], w.starts[i]+w.sizes[i])
 		switch reason {
 		case DropNone:
@@ -197,7 +209,11 @@ func (w *worker) receiveTunnel(n int) {
 			reason = DropMalformed
 		}
 		if reason != DropNone {
-			w.stats.drop(reason)
+			segs := 1
+			if pk.gso.Type != link.GSONone && pk.end > pk.start {
+				segs = pk.segments()
+			}
+			w.stats.dropN(reason, segs)
 			continue
 		}
 		w.batch = append(w.batch, pk)
@@ -553,7 +569,8 @@ func (w *worker) transmit(batch []*Packet) {
 			continue
 		}
 		super := p.gso.Type != link.GSONone
-		if super && (p.NextHop.Kind != fib.Local || p.mustCut) {
+		if super && (p.mustCut || p.NextHop.Kind == fib.Host ||
+			p.NextHop.Kind == fib.Peer && (r.gsoTun == nil || !r.gsoTun.SendsWhole(p.NextHop.Peer))) {
 			w.cutAndSend(p)
 			continue
 		}
@@ -604,6 +621,12 @@ func (w *worker) transmit(batch []*Packet) {
 		case fib.Peer:
 			w.tunOut = append(w.tunOut, p.buf[p.start-headroom:p.end])
 			w.tunPeer = append(w.tunPeer, p.NextHop.Peer)
+			if r.gsoTun != nil {
+				w.tunGSO = append(w.tunGSO, p.gso)
+				if super {
+					w.tunSupers++
+				}
+			}
 		case fib.Host:
 			w.hostOut = append(w.hostOut, p.buf[p.start:p.end])
 		default:
@@ -650,9 +673,14 @@ func (w *worker) flush() {
 		// packets queued for ARP (tunnel_tx_resolved, in forwarded, when
 		// sent; drop_no_neighbour when not). Counting len-n here as well
 		// would count them twice.
-		n, _ := r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		var n int
+		if w.tunSupers > 0 {
+			n, _ = r.gsoTun.SendGSO(w.tunOut, w.tunGSO, w.tunPeer, headroom)
+		} else {
+			n, _ = r.tunnel.Send(w.tunOut, w.tunPeer, headroom)
+		}
 		sent += n
-		w.tunOut, w.tunPeer = w.tunOut[:0], w.tunPeer[:0]
+		w.tunOut, w.tunPeer, w.tunGSO, w.tunSupers = w.tunOut[:0], w.tunPeer[:0], w.tunGSO[:0], 0
 	}
 	if len(w.hostOut) > 0 {
 		if hp := r.port(HostPortID); hp != nil {

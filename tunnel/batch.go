@@ -24,6 +24,7 @@ type batch struct {
 	bufs   [][]byte
 	addrs  []netip.AddrPort
 	meta   []link.RxMeta
+	gso    []link.GSO // direct SendGSO only: per kept buffer
 	spread *spread    // made at first use
 	slot   *batchSlot // where b lives, or nil for an overflow batch
 }
@@ -34,7 +35,7 @@ type batch struct {
 type batchSlot struct {
 	taken atomic.Bool
 	b     batch
-	_     [128 - 8 - 3*24 - 2*8]byte
+	_     [128 - 8 - 4*24 - 2*8]byte
 }
 
 // batchSlots has two slots per CPU: enough for the router's goroutines
@@ -60,6 +61,7 @@ func getBatch(n int) *batch {
 	}
 	b.bufs = b.bufs[:0]
 	b.addrs = b.addrs[:n]
+	b.gso = b.gso[:0]
 	return b
 }
 
@@ -102,6 +104,18 @@ func sendBatch(conn link.DatagramConn, b *batch, innerOffset, writeOffset int, t
 	n, err := conn.WriteTo(b.bufs, b.addrs[:len(b.bufs)], writeOffset)
 	countSent(b.bufs, n, innerOffset, t)
 	return n, err
+}
+
+// countSentGSO counts bufs, described by gso, as sent: their segments in
+// TxPackets (returned), their inner bytes in TxBytes.
+func countSentGSO(bufs [][]byte, gso []link.GSO, innerOffset int, t *Stats) int {
+	n := 0
+	for i, buf := range bufs {
+		t.TxBytes += uint64(len(buf) - innerOffset)
+		n += link.Segments(buf[innerOffset:], gso[i])
+	}
+	t.TxPackets += uint64(n)
+	return n
 }
 
 // countSent counts n of bufs as sent and the rest as tx errors. Writers

@@ -57,6 +57,7 @@ type DirectConfig struct {
 type Direct struct {
 	dev        link.Device
 	metaDev    link.MetaReader // dev, if it reports VLAN tags and partial checksums
+	gsoDev     link.GSODevice  // dev, if it moves super-frames whole
 	addr       netip.Addr
 	mac        link.HardwareAddr
 	podCIDR    netip.Prefix
@@ -97,7 +98,7 @@ func (s *directPeers) source(src netip.Addr) (uint32, bool) {
 	return s.lookup(src)
 }
 
-var _ Tunnel = (*Direct)(nil)
+var _ GSOTunnel = (*Direct)(nil)
 
 // NewDirect returns a direct backend sending and receiving Ethernet frames
 // through dev, an AF_PACKET device on the underlay interface. The backend
@@ -127,6 +128,9 @@ func NewDirect(dev link.Device, cfg DirectConfig) (*Direct, error) {
 		macs:       make(map[netip.Addr]link.HardwareAddr),
 	}
 	d.metaDev, _ = dev.(link.MetaReader)
+	if g, ok := dev.(link.GSODevice); ok && g.GSO() {
+		d.gsoDev = g
+	}
 	d.large, _ = dev.(link.LargeReader)
 	d.queue.mtu = cfg.MTU
 	table, err := arp.New(cfg.ARP, (*underlayARP)(d), cfg.Clock)
@@ -162,8 +166,9 @@ func (d *Direct) Tick() {
 // Stats implements Tunnel. DropNoNeighbour includes the packets the ARP
 // table dropped from full queues; DropOversize includes the device's count; the
 // ARP table's own counters are the ARP* ones named after arp.Stats; the
-// device's super-frames (link.OffloadCounter) are in TxGSO* (written) and in
-// GSOSplit and GSOSegments (cut), the partial checksums it completed in
+// device's super-frames (link.OffloadCounter) are in TxGSO* (coalesced and
+// written), in GSOSplit and GSOSegments (cut on read), in RxWhole, TxWhole
+// and TxWholeCut (moved whole), the partial checksums it completed in
 // ChecksumsCompleted.
 func (d *Direct) Stats() Stats {
 	s := d.stats.snapshot()
@@ -176,6 +181,7 @@ func (d *Direct) Stats() Stats {
 	if c, ok := d.dev.(link.OffloadCounter); ok {
 		o := c.OffloadStats()
 		s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused = o.Coalesced, o.CoalescedFrames, o.CoalesceRefused
+		s.RxWhole, s.TxWhole, s.TxWholeCut = o.ReadWhole, o.WrittenWhole, o.WriteCut
 		s.GSOSplit += o.SuperFrames
 		s.GSOSegments += o.Segments
 		s.ChecksumsCompleted += o.Checksums - o.Segments // every segment's is counted too
@@ -306,6 +312,122 @@ func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
 	}
 	d.stats.add(&t)
 	return n, err
+}
+
+// GSO implements GSOTunnel: the device moves super-frames whole.
+func (d *Direct) GSO() bool { return d.gsoDev != nil }
+
+// SendsWhole implements GSOTunnel: the peer is known and its MAC resolved.
+func (d *Direct) SendsWhole(peer uint32) bool {
+	ps := d.peers.Load()
+	p, ok := ps.slot(peer)
+	if !ok || d.gsoDev == nil {
+		return false
+	}
+	_, ok = d.table.Lookup(arpPort, ps.peers[p].Addr)
+	return ok
+}
+
+// SendGSO implements GSOTunnel: Send, a super-frame written whole. One
+// whose peer's MAC is not resolved (SendsWhole said it was, and it went
+// since) is dropped as its segments, in drop_no_neighbour: the ARP queue
+// holds segments, not 64 KB frames.
+func (d *Direct) SendGSO(bufs [][]byte, gso []link.GSO, peers []uint32, offset int) (int, error) {
+	if d.gsoDev == nil {
+		return 0, errors.New("tunnel: direct: the device does not move super-frames")
+	}
+	if offset < ethHeaderLen {
+		return 0, errShortHeadroom
+	}
+	ps := d.peers.Load()
+	b := getBatch(len(bufs))
+	defer putBatch(b)
+	var t Stats
+	for i, buf := range bufs {
+		segs := link.Segments(buf[offset:], gso[i])
+		p, ok := ps.slot(peers[i])
+		if !ok || !ps.owns(p, buf[offset:]) {
+			t.DropUnknownPeer += uint64(segs)
+			continue
+		}
+		frame := buf[offset-ethHeaderLen:]
+		copy(frame[6:12], d.mac[:])
+		binary.BigEndian.PutUint16(frame[12:14], ethTypeIPv4)
+		mac, ok := d.table.Lookup(arpPort, ps.peers[p].Addr)
+		if !ok {
+			if gso[i].Type != link.GSONone {
+				t.DropNoNeighbour += uint64(segs)
+				continue
+			}
+			d.table.Enqueue(arpPort, ps.peers[p].Addr, frame) // copies; Resolved sets the destination
+			continue
+		}
+		copy(frame[0:6], mac[:])
+		b.bufs = append(b.bufs, buf)
+		b.gso = append(b.gso, gso[i])
+	}
+	var n int
+	var err error
+	if len(b.bufs) > 0 {
+		n, err = d.gsoDev.WriteGSO(b.bufs, b.gso, offset-ethHeaderLen)
+		n = max(0, min(n, len(b.bufs)))
+		sent := countSentGSO(b.bufs[:n], b.gso[:n], offset, &t)
+		lost := countSentGSO(b.bufs[n:], b.gso[n:], offset, &Stats{})
+		t.TxErrors += uint64(lost)
+		n = sent
+	}
+	d.stats.add(&t)
+	return n, err
+}
+
+// RecvGSO implements GSOTunnel: Recv, a super-frame from the underlay
+// handed out whole (its checksum left partial, as the device left it).
+// Its segments count in RxPackets.
+func (d *Direct) RecvGSO(bufs [][]byte, sizes, starts []int, peers []uint32, gso []link.GSO, offset int) (int, error) {
+	if d.gsoDev == nil {
+		clear(gso[:len(bufs)])
+		return d.Recv(bufs, sizes, starts, peers, offset)
+	}
+	d.recvMu.Lock()
+	defer d.recvMu.Unlock()
+	var t Stats
+	if d.queue.active() {
+		// Left by a Recv before: plain packets.
+		n := d.queue.drain(bufs, sizes, starts, peers, offset+ethHeaderLen, &t)
+		clear(gso[:n])
+		d.stats.add(&t)
+		return n, nil
+	}
+	b := getBatch(0)
+	defer putBatch(b)
+	meta := b.metaFor(len(bufs))
+	n, err := d.gsoDev.ReadGSO(bufs, sizes, meta, gso, offset)
+	for i := range n {
+		var f []byte
+		if gso[i].Type != link.GSONone {
+			f = d.gsoDev.SuperFrame()[offset : offset+sizes[i]]
+		} else {
+			f = bufs[i][offset : offset+min(sizes[i], len(bufs[i])-offset)]
+		}
+		// Loaded per frame: an ARP frame earlier in the batch may have
+		// taught us the MAC of the peer that sent the next one.
+		size, peer := d.decap(d.peers.Load(), f, meta[i], gso[i].Type != link.GSONone, &t)
+		sizes[i], peers[i], starts[i] = size, peer, offset+ethHeaderLen
+		if size > 0 {
+			t.RxPackets += uint64(link.Segments(f[ethHeaderLen:ethHeaderLen+size], gso[i]))
+			t.RxBytes += uint64(size)
+		}
+	}
+	d.stats.add(&t)
+	return n, err
+}
+
+// SuperFrame implements GSOTunnel.
+func (d *Direct) SuperFrame() []byte {
+	if d.gsoDev == nil {
+		return nil
+	}
+	return d.gsoDev.SuperFrame()
 }
 
 // Recv implements Tunnel. On a device that reports frame metadata (the

@@ -57,6 +57,11 @@ type Stats struct {
 	// kernel coalesced) carrying RxGRODatagrams.
 	RxMessages, RxGROMessages, RxGRODatagrams uint64
 
+	// direct: super-frames the device moved whole (link.OffloadStats):
+	// read and handed out whole by RecvGSO, written whole by SendGSO, and
+	// cut by the device because the kernel refused them whole.
+	RxWhole, TxWhole, TxWholeCut uint64
+
 	// The direct backend's underlay ARP table (arp.Stats).
 	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
 	ARPFailures   uint64 // peers that stopped answering ARP (arp.Stats.Failures)
@@ -103,6 +108,9 @@ func (s Stats) Map() map[string]uint64 {
 		"rx_messages":       s.RxMessages,
 		"rx_gro_messages":   s.RxGROMessages,
 		"rx_gro_datagrams":  s.RxGRODatagrams,
+		"rx_whole":          s.RxWhole,
+		"tx_whole":          s.TxWhole,
+		"tx_whole_cut":      s.TxWholeCut,
 	}
 }
 

@@ -93,6 +93,33 @@ type Tunnel interface {
 	Close() error
 }
 
+// GSOTunnel is a Tunnel that moves super-frames (link.GSO) whole: the
+// direct backend on a packet socket with PACKET_VNET_HDR, which writes
+// them onto the underlay interface as they are (a veth passes them on
+// whole, a NIC segments them) and reads them whole from it.
+type GSOTunnel interface {
+	Tunnel
+	// GSO reports whether the methods below carry super-frames at all (the
+	// underlay device moves them); if not, use Send and Recv.
+	GSO() bool
+	// SendsWhole reports whether a super-frame for the peer with ID peer
+	// would leave whole now: the peer is known and, for the direct
+	// backend, its MAC resolved. If not, the caller cuts it and sends the
+	// segments, which may wait for ARP.
+	SendsWhole(peer uint32) bool
+	// SendGSO is Send where gso[i] describes bufs[i][offset:]; a
+	// super-frame counts as its segments, in the result and in Stats.
+	SendGSO(bufs [][]byte, gso []link.GSO, peers []uint32, offset int) (int, error)
+	// RecvGSO is Recv that hands out a super-frame whole: gso[i] describes
+	// slot i, and for a super-frame the inner packet is
+	// SuperFrame()[starts[i]:starts[i]+sizes[i]], valid until the next
+	// call; at most one per call, the last. gso must be at least len(bufs)
+	// long.
+	RecvGSO(bufs [][]byte, sizes, starts []int, peers []uint32, gso []link.GSO, offset int) (int, error)
+	// SuperFrame is the buffer of the super-frame RecvGSO handed out.
+	SuperFrame() []byte
+}
+
 // Overhead returns the overhead of the named backend (see Tunnel.Overhead)
 // without building one, for config validation.
 func Overhead(name string) (int, error) {
