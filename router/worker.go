@@ -40,13 +40,13 @@ type worker struct {
 	extraPk []Packet
 	sending bool // in sendOriginated: no new round can start
 
-	groups  []egressGroup // per pod port
-	tunOut  [][]byte
-	tunPeer []uint32
-	tunGSO  []link.GSO // per tunOut packet, with a GSOTunnel
-	tunSupers int      // super-frames in tunOut
-	hostOut [][]byte
-	one     [][]byte // a batch of one, for the slow path
+	groups    []egressGroup // per pod port
+	tunOut    [][]byte
+	tunPeer   []uint32
+	tunGSO    []link.GSO // per tunOut packet, with a GSOTunnel
+	tunSupers int        // super-frames in tunOut
+	hostOut   [][]byte
+	one       [][]byte // a batch of one, for the slow path
 
 	routes routeCache
 	stats  workerStats // last: padded
