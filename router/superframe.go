@@ -2,7 +2,8 @@ package router
 
 import (
 	"encoding/binary"
-	"sync"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/taprouter/taprouter/link"
 	"github.com/taprouter/taprouter/link/gso"
@@ -60,22 +61,48 @@ func (p *Packet) segmentLen() int {
 // super-frame go to transmit that many at a time.
 const superFrameSegments = 64
 
-// cutter holds the buffers a super-frame is cut into. They come from a
-// pool: only workers cutting at the moment hold one.
+// cutter holds the buffers a super-frame is cut into. Cutters live in a
+// fixed array of slots, each taken by a compare-and-swap and given back by
+// a store (as tunnel's batches: a sync.Pool is emptied by the collector and,
+// under the race detector, drops items at random), so only workers cutting
+// at the moment hold one, and cutting allocates nothing once a slot has
+// its cutter. More cutters at once than slots get one of their own, which
+// is garbage afterwards.
 type cutter struct {
 	seg   gso.Segmenter
 	bufs  [][]byte
 	pkts  []Packet
 	batch []*Packet
+	slot  *cutterSlot
 }
 
-var cutters sync.Pool
+// cutterSlot is a cutter and whether it is taken, padded to 64 bytes.
+type cutterSlot struct {
+	taken atomic.Bool
+	c     *cutter
+	_     [64 - 8 - 8]byte
+}
 
-// getCutter returns a cutter whose buffers hold bufSize bytes each.
+// cutterSlots has two slots per CPU, as tunnel's batches.
+var cutterSlots = make([]cutterSlot, max(2*runtime.GOMAXPROCS(0), 4))
+
+// getCutter returns a cutter whose buffers hold bufSize bytes each; the
+// caller gives it back with putCutter.
 func getCutter(bufSize int) *cutter {
-	if c, _ := cutters.Get().(*cutter); c != nil && len(c.bufs[0]) >= bufSize {
-		return c
+	for i := range cutterSlots {
+		s := &cutterSlots[i]
+		if !s.taken.Load() && s.taken.CompareAndSwap(false, true) {
+			if s.c == nil || len(s.c.bufs[0]) < bufSize {
+				s.c = newCutter(bufSize)
+				s.c.slot = s
+			}
+			return s.c
+		}
 	}
+	return newCutter(bufSize)
+}
+
+func newCutter(bufSize int) *cutter {
 	c := &cutter{
 		bufs:  make([][]byte, superFrameSegments),
 		pkts:  make([]Packet, superFrameSegments),
@@ -89,9 +116,10 @@ func getCutter(bufSize int) *cutter {
 }
 
 func putCutter(c *cutter) {
-	c.seg = gso.Segmenter{}
-	clear(c.pkts)
-	cutters.Put(c)
+	c.seg = gso.Segmenter{} // do not pin the super-frame
+	if c.slot != nil {
+		c.slot.taken.Store(false)
+	}
 }
 
 // cutAndSend cuts the super-frame p, routed, into its segments and sends
