@@ -138,7 +138,8 @@ func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 // ReadGSO is link.GSODevice's ReadGSO (with gso nil, ReadMeta): a
 // super-frame is handed out whole, in SuperFrame(), as the last frame of
 // the batch, its checksum left partial; every other frame as ReadMeta
-// hands it out. With an offset beyond MaxHeadroom super-frames are cut.
+// hands it out. With an offset beyond MaxHeadroom super-frames are cut,
+// and gso says every frame is plain.
 func (r *Reader) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []link.GSO, offset int) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
