@@ -81,6 +81,19 @@ type Coalescer struct {
 	scratch []byte
 
 	superFrames, merged, refused, whole, cutWrites atomic.Uint64
+
+	// writev, if set, is called instead of writev(2): tests use it to
+	// see what is written and to refuse writes as a kernel would.
+	writev func(fd uintptr, iov []unix.Iovec) syscall.Errno
+}
+
+// writevIov writes c.iov[:n] to fd with one writev(2).
+func (c *Coalescer) writevIov(fd uintptr, n int) syscall.Errno {
+	if c.writev != nil {
+		return c.writev(fd, c.iov[:n])
+	}
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+	return errno
 }
 
 // NewCoalescer returns a Coalescer to conn that treats a frame the kernel
@@ -116,8 +129,15 @@ func (c *Coalescer) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, er
 		err = c.err
 	}
 	c.bufs, c.gso, c.err = nil, nil, nil
+	// A cut the write gave up on (the conn failed while the device was
+	// not writable) is abandoned: it reads the caller's buffer, which is
+	// the caller's again, and the next call's super-frame is not its rest.
+	c.abandonCut()
 	return sent, err
 }
+
+// abandonCut drops what is left of a super-frame being cut.
+func (c *Coalescer) abandonCut() { c.cut = gso.Segmenter{} }
 
 // plainRun is how many frames from c.next on are not super-frames, up to
 // maxCoalesce: what a coalesced run may take.
@@ -165,10 +185,10 @@ func (c *Coalescer) do(fd uintptr) bool {
 			c.iov[0].Base, c.iov[1].Base = &c.plain[0], unsafe.SliceData(f)
 			c.iov[0].SetLen(HdrLen)
 			c.iov[1].SetLen(len(f))
-			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+			errno = c.writevIov(fd, 2)
 		} else {
 			n := c.prepare(c.bufs[c.next:c.next+k], c.offset)
-			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+			errno = c.writevIov(fd, n)
 			if errno == unix.EINVAL {
 				c.gsoOK.Store(false) // the kernel refuses GSO writes: frames alone from now on
 				c.refused.Add(1)
@@ -212,7 +232,7 @@ func (c *Coalescer) writeSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
 		c.iov[0].Base, c.iov[1].Base = &c.vhdr[0], unsafe.SliceData(f)
 		c.iov[0].SetLen(HdrLen)
 		c.iov[1].SetLen(len(f))
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		errno := c.writevIov(fd, 2)
 		c.iov[1].Base = nil
 		if errno != unix.EINVAL {
 			if errno == 0 {
@@ -279,7 +299,7 @@ func (c *Coalescer) cutSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
 		c.iov[0].Base, c.iov[1].Base = &c.plain[0], &c.scratch[0]
 		c.iov[0].SetLen(HdrLen)
 		c.iov[1].SetLen(14 + n)
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		errno := c.writevIov(fd, 2)
 		switch errno {
 		case 0:
 		case unix.EINTR, unix.EAGAIN:

@@ -11,14 +11,20 @@ import (
 	"github.com/taprouter/taprouter/link"
 )
 
-// fakeConn is a syscall.RawConn whose Read runs f as the netpoller would:
-// again while it asks to wait, up to a limit (then it reports an error
-// rather than hang the test).
+// fakeConn is a syscall.RawConn whose Read and Write run f as the
+// netpoller would: again while it asks to wait, up to a limit (then it
+// reports an error rather than hang the test).
 type fakeConn struct{ waits int }
 
 func (c *fakeConn) Control(func(fd uintptr)) error { return nil }
-func (c *fakeConn) Write(func(fd uintptr) bool) error {
-	return errors.New("fakeConn: no writes")
+func (c *fakeConn) Write(f func(fd uintptr) bool) error {
+	for range 1000 {
+		if f(0) {
+			return nil
+		}
+		c.waits++
+	}
+	return errors.New("fakeConn: never writable")
 }
 func (c *fakeConn) Read(f func(fd uintptr) bool) error {
 	for range 1000 {

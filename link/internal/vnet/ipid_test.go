@@ -3,8 +3,6 @@ package vnet
 import (
 	"encoding/binary"
 	"testing"
-
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 )
 
 // withID returns frame f with IPv4 ID id and the DF bit as df says, its
@@ -16,9 +14,7 @@ func withID(f []byte, id uint16, df bool) []byte {
 	if df {
 		ip[6] |= 0x40
 	}
-	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:12], ^checksum.Checksum(ip, 0))
-	return f
+	return fixIPv4(f)
 }
 
 // TestCoalesceKeepsIPv4IDs: a super-frame's segments get the first one's

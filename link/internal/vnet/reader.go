@@ -81,16 +81,17 @@ type Reader struct {
 	segMeta link.RxMeta
 
 	// The current Read's arguments and results.
-	bufs    [][]byte
-	sizes   []int
-	meta    []link.RxMeta // nil: not asked for
-	gso     []link.GSO    // nil: not asked for (Read, ReadMeta): super-frames are cut
-	offset  int
-	n       int
-	refused int  // frames the kernel could not describe in this Read
-	held    bool // a super-frame was read that the next Read hands out
-	whole   bool // a super-frame was handed out whole: the batch ends
-	err     error
+	bufs      [][]byte
+	sizes     []int
+	meta      []link.RxMeta // nil: not asked for
+	gso       []link.GSO    // nil: not asked for (Read, ReadMeta)
+	keepWhole bool          // super-frames are handed out whole (gso, offset at most MaxHeadroom), else cut
+	offset    int
+	n         int
+	refused   int  // frames the kernel could not describe in this Read
+	held      bool // a super-frame was read that the next Read hands out
+	whole     bool // a super-frame was handed out whole: the batch ends
+	err       error
 
 	checksums, superFrames, segments, dropped, readWhole atomic.Uint64
 }
@@ -137,13 +138,14 @@ func (r *Reader) ReadMeta(bufs [][]byte, sizes []int, meta []link.RxMeta, offset
 // ReadGSO is link.GSODevice's ReadGSO (with gso nil, ReadMeta): a
 // super-frame is handed out whole, in SuperFrame(), as the last frame of
 // the batch, its checksum left partial; every other frame as ReadMeta
-// hands it out. With an offset beyond MaxHeadroom super-frames are cut.
+// hands it out. With an offset beyond MaxHeadroom super-frames are cut,
+// and gso says every frame is plain.
 func (r *Reader) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []link.GSO, offset int) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if offset > MaxHeadroom {
-		gso = nil
-	}
+	// Beyond MaxHeadroom super-frames are cut, but gso still says of
+	// every frame that it is plain.
+	r.keepWhole = gso != nil && offset <= MaxHeadroom
 	r.bufs, r.sizes, r.meta, r.gso, r.offset, r.n, r.refused, r.held, r.whole, r.err = bufs, sizes, meta, gso, offset, 0, 0, false, false, nil
 	var err error
 	for r.cut(); r.n == 0 && len(bufs) > 0 && err == nil && r.err == nil; r.refused = 0 {
@@ -157,7 +159,7 @@ func (r *Reader) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []l
 	if err == nil {
 		err = r.err
 	}
-	r.bufs, r.sizes, r.meta, r.gso, r.err = nil, nil, nil, nil, nil
+	r.bufs, r.sizes, r.meta, r.gso, r.keepWhole, r.err = nil, nil, nil, nil, false, nil
 	return n, err
 }
 
@@ -168,7 +170,7 @@ func (r *Reader) SuperFrame() []byte { return r.large }
 // largeOffset is where in large a super-frame read now starts: the Read's
 // offset, when it hands super-frames out whole, else 0.
 func (r *Reader) largeOffset() int {
-	if r.gso != nil {
+	if r.keepWhole {
 		return r.offset
 	}
 	return 0
@@ -289,7 +291,7 @@ func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 	off := r.largeOffset()
 	size = min(size, len(r.large)-off)
 	copy(r.large[off:], p[:min(size, len(p))])
-	if r.gso != nil {
+	if r.keepWhole {
 		g, ok := r.checkWhole(h, r.large[off:off+size])
 		if !ok {
 			r.dropped.Add(1)
