@@ -93,7 +93,9 @@ type GSODevice interface {
 	// batch; it stays valid until the next call. gso (and meta) must be at
 	// least len(bufs) long. The device checked that a super-frame is what
 	// GSO says (IPv4 of exactly its total length, not a fragment, TCP or
-	// UDP, a segment size of at least 48 bytes that fits the MTU).
+	// UDP, a segment size the sender chose of at least 48 bytes for TCP,
+	// capped so that a segment fits the MTU) and that its checksum field
+	// holds the pseudo-header sum.
 	ReadGSO(bufs [][]byte, sizes []int, meta []RxMeta, gso []GSO, offset int) (int, error)
 	// SuperFrame is the buffer holding the super-frame ReadGSO returned.
 	SuperFrame() []byte

@@ -381,7 +381,20 @@ func (r *Reader) checkWhole(h virtioHdr, f []byte) (link.GSO, bool) {
 	}
 	pkt := f[len(r.eth):]
 	ihl := int(pkt[0]&0x0f) * 4
-	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN == unix.VIRTIO_NET_HDR_GSO_UDP_L4 {
+	udp := h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN == unix.VIRTIO_NET_HDR_GSO_UDP_L4
+	// link.GSO promises the transport checksum field holds the
+	// pseudo-header sum: what a kernel's TSO or UDP_SEGMENT leaves there,
+	// with NEEDS_CSUM at that field. A sender that said otherwise (its
+	// own virtio header) gets the sum written, as cutting would have
+	// overwritten the field too.
+	field := 16
+	if udp {
+		field = 6
+	}
+	if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM == 0 || int(h.csumStart) != len(r.eth)+ihl || int(h.csumOffset) != field {
+		binary.BigEndian.PutUint16(pkt[ihl+field:], gso.PseudoHeaderSum(pkt, len(pkt)-ihl))
+	}
+	if udp {
 		return link.GSO{Type: link.GSOUDPv4, Size: h.gsoSize}, true
 	}
 	thl := int(pkt[ihl+12]>>4) * 4

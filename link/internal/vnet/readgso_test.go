@@ -508,3 +508,37 @@ func FuzzReadGSO(f *testing.F) {
 		}
 	})
 }
+
+// TestReadGSOPseudoHeaderSum: a super-frame whose virtio header does not
+// say its checksum is partial where link.GSO says (no NEEDS_CSUM, or
+// another csum_start or csum_offset: a pod writing its own headers) gets
+// the pseudo-header sum written into its checksum field, so that a device
+// writing it whole with NEEDS_CSUM makes the right checksums; with the
+// kernel's header it is left byte for byte.
+func TestReadGSOPseudoHeaderSum(t *testing.T) {
+	const offset = 64
+	want := tcpSuper(5000, header.TCPFlagAck, nil)
+	garbled := append([]byte(nil), want...)
+	garbled[14+20+16], garbled[14+20+17] = 0xde, 0xad
+	for _, tc := range []struct {
+		name  string
+		hdr   []byte
+		frame []byte
+	}{
+		{"kernel's", gsoHdr(unix.VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16), want},
+		{"no NEEDS_CSUM", vnetHeader(0, unix.VIRTIO_NET_HDR_GSO_TCPV4, 1448), garbled},
+		{"csum_start elsewhere", gsoHdr(unix.VIRTIO_NET_HDR_GSO_TCPV4, 1448, 14, 16), garbled},
+		{"csum_offset elsewhere", gsoHdr(unix.VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 6), garbled},
+	} {
+		q := &queueRecv{q: []rxFrame{{hdr: tc.hdr, frame: append([]byte(nil), tc.frame...)}}}
+		r := NewReader(&fakeConn{}, 1500, q.recv)
+		bt := newGSOBatch(4, offset)
+		n, err := r.ReadGSO(bt.bufs, bt.sizes, bt.meta, bt.gso, offset)
+		if err != nil || n != 1 || bt.gso[0].Type != link.GSOTCPv4 {
+			t.Fatalf("%s: ReadGSO = %d, %v, gso %+v; want 1 whole TCP super-frame", tc.name, n, err, bt.gso[0])
+		}
+		if got := bt.frame(r, 0, offset); string(got) != string(want) {
+			t.Errorf("%s: checksum field % x, want the pseudo-header sum % x (and nothing else changed)", tc.name, got[50:52], want[50:52])
+		}
+	}
+}
