@@ -113,8 +113,12 @@ OPTIONS
                         default, probed: what the kernel refuses is left
                         out). The pod then hands taprouterd 64 KB TCP
                         super-frames (and UDP_SEGMENT super-datagrams), one
-                        read each, which taprouterd cuts into the segments
-                        and datagrams the pod's kernel would have sent.
+                        read each, which cross the router whole: one write
+                        to a pod on this node, and (direct backend) one
+                        write onto the underlay; taprouterd cuts them into
+                        the segments and datagrams the pod's kernel would
+                        have sent only for the vxlan and udp tunnels and
+                        the host.
                         --tap-offload=false: plain TAPs, one read per
                         packet. Applies to adopted TAPs too (the pod sees
                         its eth0's offloads change across the restart).
