@@ -44,6 +44,7 @@ type Packet struct {
 	NextHop fib.NextHop
 
 	gso     link.GSO // a super-frame (see superframe.go)
+	segs    int      // a super-frame's segments, as its port counted them received
 	mustCut bool     // a super-frame whose segments exceed the egress MTU, without DF
 
 	verdict Verdict

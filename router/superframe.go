@@ -28,12 +28,51 @@ import (
 // segments forwarded adds 44 to forwarded and to its ports' packet
 // counters.
 
-// segments is how many packets p is on the wire.
+// segments is how many packets p is on the wire: for a super-frame, as
+// many as its port counted it received (whatever a stage did to its
+// headers since, and also when it was dropped before its IPv4 header was
+// decoded).
 func (p *Packet) segments() int {
 	if p.gso.Type == link.GSONone {
 		return 1
 	}
+	if p.segs > 0 {
+		return p.segs
+	}
 	return link.Segments(p.buf[p.start:p.end], p.gso)
+}
+
+// wireLen is the length of p on the wire, what a policer charges: a
+// super-frame's length plus the headers each of its segments but the
+// first repeats, as Linux's qdisc_pkt_len_init counts a GSO packet. (A
+// super-frame charged its own length would take a 156-byte toll for 128
+// one-byte UDP datagrams, 3712 bytes on the wire.)
+func (p *Packet) wireLen() int {
+	n := p.end - p.start
+	if p.gso.Type == link.GSONone {
+		return n
+	}
+	b := p.buf[p.start:p.end]
+	hdr := int(b[0]&0x0f) * 4
+	if p.gso.Type == link.GSOUDPv4 {
+		hdr += 8
+	} else if len(b) >= hdr+20 {
+		hdr += int(b[hdr+12]>>4) * 4
+	}
+	return n + (p.segments()-1)*hdr
+}
+
+// superIntact reports whether the super-frame b is still what g says and
+// the device read: a stage left its transport header in it and of its
+// protocol (the writer of a super-frame whole reads it, the kernel
+// refuses one whose headers do not fit, and cutting it needs it), its
+// IPv4 header checksum valid and not a fragment.
+func superIntact(b []byte, g link.GSO) bool {
+	var s gso.Segmenter
+	if g.Type == link.GSOUDPv4 {
+		return s.ResetUDP(b, int(g.Size)) == nil
+	}
+	return g.Size > 0 && s.Reset(b, len(b)+1) == nil
 }
 
 // GSO says whether p is a super-frame, and how it is cut (see above). A
