@@ -22,6 +22,10 @@ import (
 // offloads, a pod whose MAC is not resolved yet): the router does in
 // software what the kernel's GSO does before a device without TSO.
 //
+// A policer charges a super-frame what its segments are on the wire; one
+// whose bucket cannot take it whole is cut, and its segments are policed
+// one by one (the first ones pass), as if its TAP had cut it.
+//
 // Counters count segments, what the wire carries, so that they are the
 // same whether a flow's packets crossed the router whole or cut (and as
 // Linux's ip_rcv counts InReceives by gso_segs): a super-frame of 44
@@ -139,7 +143,8 @@ func putCutter(c *cutter) {
 // order. A TCP super-frame whose segments the egress MTU cannot carry
 // (without DF: checkMTU let it through) is cut to the MTU instead, smaller
 // segments as valid as the fragments Linux would send; a UDP one is cut
-// into its datagrams, which checkMTU fragments.
+// into its datagrams, which checkMTU fragments. With p.police set, each
+// segment must pass that (its pod's egress) policer.
 func (w *worker) cutAndSend(p *Packet) {
 	segs := p.segments()
 	w.flush()
@@ -160,25 +165,37 @@ func (w *worker) cutAndSend(p *Packet) {
 		w.stats.dropN(DropMalformed, segs) // a stage left it unfit to cut
 		return
 	}
+	policed := 0 // segments the pod's egress policer dropped
 	for !c.seg.Done() {
 		k := 0
-		for ; k < len(c.bufs) && !c.seg.Done(); k++ {
+		for k < len(c.bufs) && !c.seg.Done() {
 			b := c.bufs[k]
 			n := c.seg.Next(b[headroom:])
 			if n == 0 {
 				break
 			}
+			if p.police != nil && !p.police.allow(w.r.clock.Now(), float64(n)) {
+				policed++
+				continue
+			}
 			q := c.batch[k]
 			*q = Packet{buf: b, start: headroom, end: headroom + n, Origin: p.Origin, InPort: p.InPort, Peer: p.Peer, NextHop: p.NextHop, routed: true}
+			k++
 		}
-		if k == 0 {
+		if k == 0 && !c.seg.Done() {
 			// A segment longer than the buffers, which hold the ingress
 			// port's MTU: not what its device checked.
-			w.stats.dropN(DropTooBig, segs-c.seg.Segments())
-			return
+			w.stats.dropN(DropTooBig, max(0, segs-c.seg.Segments()))
+			break
 		}
 		w.checkMTU(c.batch[:k])
 		w.transmit(c.batch[:k])
+	}
+	if policed > 0 {
+		w.stats.dropN(DropRateLimited, policed)
+		if in := w.r.port(p.InPort); in != nil && p.Origin == FromPod {
+			in.Drops.Add(uint64(policed))
+		}
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/taprouter/taprouter/link"
@@ -148,6 +150,7 @@ func (n *syncNode) superFromPod(d *gsoCapDevice, i int, g link.GSO, super []byte
 	n.w.sizes[k] = copy(d.super[headroom:], super)
 	n.w.gso[k] = g
 	n.w.receivePort(n.pods[i].port, k+1)
+	clear(n.w.gso) // framesFromPod's are plain
 }
 
 // TestSuperFrameDecodeDropCountsSegments: a super-frame dropped at decode
@@ -296,6 +299,239 @@ func TestSuperFrameEgressPolicerChargesWire(t *testing.T) {
 			}
 			if sent > burst {
 				t.Errorf("the policer let %d bytes through (%d segments of a %d-byte super-frame), its burst is %d", sent, after["forwarded"]-before["forwarded"], len(tc.pkt(pa.ip, dst)), burst)
+			}
+		})
+	}
+}
+
+// TestSuperFrameCutPaths: what the cut paths send, exactly. A TCP
+// super-segment with DF whose segments exceed the tunnel's MTU gets one
+// "fragmentation needed" announcing that MTU, and its N segments count
+// drop_too_big; without DF it is cut to the tunnel's MTU (in-sequence
+// segments carrying every byte, each a valid packet, IDs counting up). A
+// UDP super-datagram without DF whose datagrams exceed it has each
+// datagram fragmented, in order.
+func TestSuperFrameCutPaths(t *testing.T) {
+	dst := netip.MustParseAddr("10.244.1.9") // through the tunnel, MTU 1450
+	t.Run("tcp DF", func(t *testing.T) {
+		n, devs := newGSONode(t, Config{}, 1500)
+		pa := n.pods[0]
+		before := n.r.Stats()
+		n.superFromPod(devs[0], 0, link.GSO{Type: link.GSOTCPv4, Size: 1460}, ethernet(gwMAC, pa.mac, etherTypeIP, tcpSuper(pa.ip, dst, 64, true, nil, 10*1460)))
+		if got := n.conn.take(); len(got) != 0 {
+			t.Fatalf("%d datagrams on the tunnel, want none", len(got))
+		}
+		out := n.pods[0].dev.take()
+		if len(out) != 1 {
+			t.Fatalf("pod a got %d frames, want the frag-needed", len(out))
+		}
+		icmp := checkICMP(t, header.IPv4(out[0][14:]), gateway, pa.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded)
+		if icmp.MTU() != 1450 {
+			t.Errorf("frag-needed announces MTU %d, want 1450", icmp.MTU())
+		}
+		wantDelta(t, n.r, before, map[string]uint64{"drop_too_big": 10, "icmp_frag_needed": 1, "forwarded": 1})
+	})
+	t.Run("tcp no DF", func(t *testing.T) {
+		n, devs := newGSONode(t, Config{}, 1500)
+		pa := n.pods[0]
+		before := n.r.Stats()
+		const payload = 10 * 1460
+		n.superFromPod(devs[0], 0, link.GSO{Type: link.GSOTCPv4, Size: 1460}, ethernet(gwMAC, pa.mac, etherTypeIP, tcpSuper(pa.ip, dst, 64, false, nil, payload)))
+		got := n.conn.take()
+		seq, total := uint32(1000), 0
+		for i, d := range got {
+			h := header.IPv4(d.Data)
+			if len(h) > 1450 || !h.IsValid(len(h)) || !h.IsChecksumValid() || h.TTL() != 63 || h.ID() != 0x1234+uint16(i) {
+				t.Fatalf("segment %d: %d bytes, TTL %d, ID %#x", i, len(h), h.TTL(), h.ID())
+			}
+			tcp := header.TCP(h.Payload())
+			if !tcp.IsChecksumValid(h.SourceAddress(), h.DestinationAddress(), checksumOf(tcp.Payload()), uint16(len(tcp.Payload()))) {
+				t.Fatalf("segment %d: bad TCP checksum", i)
+			}
+			if tcp.SequenceNumber() != seq {
+				t.Fatalf("segment %d: seq %d, want %d", i, tcp.SequenceNumber(), seq)
+			}
+			seq += uint32(len(tcp.Payload()))
+			total += len(tcp.Payload())
+		}
+		want := (payload + 1410 - 1) / 1410
+		if len(got) != want || total != payload {
+			t.Fatalf("%d segments with %d bytes, want %d with %d", len(got), total, want, payload)
+		}
+		wantDelta(t, n.r, before, map[string]uint64{"forwarded": uint64(want), "tunnel_tx_packets": uint64(want), "tunnel_tx_bytes": uint64(payload + 40*want)})
+	})
+	t.Run("udp no DF", func(t *testing.T) {
+		n, devs := newGSONode(t, Config{}, 1500)
+		pa := n.pods[0]
+		before := n.r.Stats()
+		const size, segs = 1472, 40
+		n.superFromPod(devs[0], 0, link.GSO{Type: link.GSOUDPv4, Size: size}, ethernet(gwMAC, pa.mac, etherTypeIP, udpSuper(pa.ip, dst, false, segs*size)))
+		got := n.conn.take()
+		if len(got) != 2*segs {
+			t.Fatalf("%d datagrams on the tunnel, want %d fragments", len(got), 2*segs)
+		}
+		for i, d := range got {
+			h := header.IPv4(d.Data)
+			wantMore, wantOff := i%2 == 0, uint16(0)
+			if !wantMore {
+				wantOff = 1424
+			}
+			if h.ID() != 0x1234+uint16(i/2) || h.More() != wantMore || h.FragmentOffset() != wantOff || !h.IsChecksumValid() {
+				t.Fatalf("fragment %d: ID %#x more %v offset %d, want ID %#x more %v offset %d", i, h.ID(), h.More(), h.FragmentOffset(), 0x1234+i/2, wantMore, wantOff)
+			}
+		}
+		wantDelta(t, n.r, before, map[string]uint64{"forwarded": 2 * segs, "fragments_sent": 2 * segs, "tunnel_tx_packets": 2 * segs, "tunnel_tx_bytes": segs * (size + 8 + 2*20)})
+	})
+}
+
+func checksumOf(b []byte) uint16 { return checksum.Checksum(b, 0) }
+
+// gsoDiscard is a discardDevice that is a link.GSODevice.
+type gsoDiscard struct {
+	discardDevice
+	super []byte
+}
+
+func (d *gsoDiscard) GSO() bool { return true }
+func (d *gsoDiscard) ReadGSO([][]byte, []int, []link.RxMeta, []link.GSO, int) (int, error) {
+	return 0, link.ErrClosed
+}
+func (d *gsoDiscard) SuperFrame() []byte { return d.super }
+func (d *gsoDiscard) WriteGSO(bufs [][]byte, _ []link.GSO, _ int) (int, error) {
+	d.packets += len(bufs)
+	return len(bufs), nil
+}
+
+// TestSuperFrameAllocatesNothing: the super-frame paths are the hot path
+// of every TSO flow: written whole to a GSO pod port, and cut for a port
+// without GSO (pooled cutters), they allocate nothing once warm.
+func TestSuperFrameAllocatesNothing(t *testing.T) {
+	for _, whole := range []bool{true, false} {
+		t.Run(fmt.Sprint("whole=", whole), func(t *testing.T) {
+			r, err := New(Config{PodCIDR: podCIDR0, Gateway: gateway, GatewayMAC: gwMAC, NodeAddr: node1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			paMAC, pbIP := link.HardwareAddr{2, 0, 0, 0, 0, 4}, netip.MustParseAddr("10.244.0.5")
+			in := &gsoDiscard{discardDevice: discardDevice{mtu: 1450}, super: make([]byte, 128+link.MaxLarge)}
+			var out link.Device = &discardDevice{mtu: 1450}
+			if whole {
+				out = &gsoDiscard{discardDevice: discardDevice{mtu: 1450}}
+			}
+			pA, _ := r.AddPodPort("pa", in, netip.MustParseAddr("10.244.0.4"), paMAC, 1450)
+			pB, _ := r.AddPodPort("pb", out, pbIP, link.HardwareAddr{2, 0, 0, 0, 0, 5}, 1450)
+			r.neigh.SetStatic(pB.ID, pbIP, link.HardwareAddr{2, 0, 0, 0, 0, 5})
+			w := r.newWorker(64, 1450+ethHeaderLen+64)
+			f := ethernet(gwMAC, paMAC, etherTypeIP, tcpSuper(pA.IP, pbIP, 64, true, nil, 44*1400))
+			round := func() {
+				w.sizes[0] = copy(in.super[headroom:], f)
+				w.gso[0] = link.GSO{Type: link.GSOTCPv4, Size: 1400}
+				w.receivePort(pA, 1)
+			}
+			round()
+			gc := debug.SetGCPercent(-1)
+			defer debug.SetGCPercent(gc)
+			if a := testing.AllocsPerRun(100, round); a != 0 {
+				t.Errorf("%v allocations per super-frame, want 0", a)
+			}
+			// round, then AllocsPerRun: its warm-up and 100 runs.
+			if got, want := r.Stats()["forwarded"], uint64(102*44); got != want {
+				t.Errorf("forwarded %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestSuperFrameUnresolvedAndTxError: every segment of a super-frame moves
+// exactly one counter when its pod's MAC is not known yet (cut: 3 wait for
+// ARP, the rest are queue drops; those waiting count forwarded when the
+// pod answers) and when its write fails (all N tx errors, on the port too).
+func TestSuperFrameUnresolvedAndTxError(t *testing.T) {
+	const size, segs = 1000, 10
+	g := link.GSO{Type: link.GSOTCPv4, Size: size}
+	t.Run("unresolved", func(t *testing.T) {
+		n, devs := newGSONode(t, Config{}, 1450, 1450)
+		pa, pb := n.pods[0], n.pods[1]
+		n.r.neigh.Remove(pb.port.ID, pb.ip)
+		before := n.r.Stats()
+		n.superFromPod(devs[0], 0, g, ethernet(gwMAC, pa.mac, etherTypeIP, tcpSuper(pa.ip, pb.ip, 64, true, nil, segs*size)))
+		after := n.r.Stats()
+		if q, d := after["neigh_queued"]-before["neigh_queued"], after["drop_neighbour_queue"]-before["drop_neighbour_queue"]; d != segs-3 {
+			t.Errorf("queued %d, queue drops %d; want %d drops", q, d, segs-3)
+		}
+		for _, f := range devs[1].take() {
+			if binary.BigEndian.Uint16(f[12:14]) == etherTypeIP {
+				t.Fatal("an IPv4 frame before the pod's MAC was known")
+			}
+		}
+		n.framesFromPod(1, n.arpFrom(1, 2)) // the pod's reply
+		out := devs[1].take()
+		if len(out) != 3 {
+			t.Fatalf("%d frames to pod b after its reply, want the 3 queued segments", len(out))
+		}
+		for i, f := range out {
+			h := header.IPv4(f[14:])
+			if len(f) != 14+40+size || header.TCP(h.Payload()).SequenceNumber() != uint32(1000+(segs-3+i)*size) {
+				t.Errorf("queued frame %d: %d bytes, seq %d", i, len(f), header.TCP(h.Payload()).SequenceNumber())
+			}
+		}
+		if got := n.r.Stats()["forwarded"] - before["forwarded"]; got != 3 {
+			t.Errorf("forwarded %d, want 3", got)
+		}
+	})
+	t.Run("tx error", func(t *testing.T) {
+		n, devs := newGSONode(t, Config{}, 1450, 1450)
+		pa, pb := n.pods[0], n.pods[1]
+		devs[1].fail = true
+		before := n.r.Stats()
+		n.superFromPod(devs[0], 0, g, ethernet(gwMAC, pa.mac, etherTypeIP, tcpSuper(pa.ip, pb.ip, 64, true, nil, segs*size)))
+		wantDelta(t, n.r, before, map[string]uint64{"drop_tx_error": segs})
+		if pb.port.Drops.Load() != segs || pb.port.TxPackets.Load() != 0 {
+			t.Errorf("port b drops %d tx %d, want %d, 0", pb.port.Drops.Load(), pb.port.TxPackets.Load(), segs)
+		}
+	})
+}
+
+// TestSuperFramePolicedBySegment: a super-frame larger than what its
+// policer's bucket holds is not dropped whole (a TSO flow with a burst
+// under 64 KB would lose every super-frame, for as long as its sender
+// makes them that big): its segments are policed one by one, as when the
+// TAP cut it, the first ones passing. Egress (the pod's) and ingress (to
+// the destination pod, which then gets segments, not the super-frame).
+func TestSuperFramePolicedBySegment(t *testing.T) {
+	const size, segs, burst = 1000, 10, 5000 // 4 segments of 1040 bytes fit
+	g := link.GSO{Type: link.GSOTCPv4, Size: size}
+	for _, way := range []string{"egress", "ingress"} {
+		t.Run(way, func(t *testing.T) {
+			n, devs := newGSONode(t, Config{}, 1450, 1450)
+			pa, pb := n.pods[0], n.pods[1]
+			port, bw := "p0", Bandwidth{EgressRate: 8000, EgressBurst: burst * 8}
+			if way == "ingress" {
+				port, bw = "p1", Bandwidth{IngressRate: 8000, IngressBurst: burst * 8}
+			}
+			if err := n.r.SetBandwidth(port, bw); err != nil {
+				t.Fatal(err)
+			}
+			before := n.r.Stats()
+			n.superFromPod(devs[0], 0, g, ethernet(gwMAC, pa.mac, etherTypeIP, tcpSuper(pa.ip, pb.ip, 64, true, nil, segs*size)))
+			wantDelta(t, n.r, before, map[string]uint64{"forwarded": 4, "drop_rate_limited": segs - 4})
+			out := devs[1].take()
+			if len(out) != 4 {
+				t.Fatalf("pod b got %d frames, want 4 segments", len(out))
+			}
+			for i, f := range out {
+				h := header.IPv4(f[14:])
+				if len(f) != 14+40+size || header.TCP(h.Payload()).SequenceNumber() != uint32(1000+i*size) || devs[1].outGSO[i].Type != link.GSONone {
+					t.Errorf("frame %d: %d bytes, seq %d, %v", i, len(f), header.TCP(h.Payload()).SequenceNumber(), devs[1].outGSO[i])
+				}
+			}
+			drops := pa.port.Drops.Load()
+			if way == "ingress" {
+				drops = pb.port.Drops.Load()
+			}
+			if drops != segs-4 {
+				t.Errorf("%s port drops %d, want %d", port, drops, segs-4)
 			}
 		})
 	}

@@ -143,7 +143,13 @@ func (w *worker) receivePort(p *Port, n int) {
 		}
 		if reason == DropNone {
 			if eg := p.egress.Load(); eg != nil && !eg.allow(w.r.clock.Now(), float64(pk.wireLen())) {
-				reason = DropRateLimited
+				if pk.gso.Type == link.GSONone {
+					reason = DropRateLimited
+				} else {
+					// Not all of it: cut, each segment policed as it
+					// would have been had the TAP cut it (see cutAndSend).
+					pk.police, pk.mustCut = eg, true
+				}
 			}
 		}
 		switch reason {
@@ -589,6 +595,11 @@ func (w *worker) transmit(batch []*Packet) {
 				last.port, last.dst, last.mac = port.ID, dst, mac
 			}
 			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.wireLen())) {
+				if super {
+					// Not all of it: its segments, each policed.
+					w.cutAndSend(p)
+					continue
+				}
 				segs := p.segments()
 				w.stats.dropN(DropRateLimited, segs)
 				port.Drops.Add(uint64(segs))
