@@ -189,6 +189,12 @@ func (w *worker) cutAndSend(p *Packet) {
 			break
 		}
 		w.checkMTU(c.batch[:k])
+		if len(w.extra) > 0 && !w.sending {
+			// The fragments checkMTU made of these segments go before
+			// the segments after them that need none (the last, shorter
+			// datagram), not after the whole batch.
+			w.sendOriginated()
+		}
 		w.transmit(c.batch[:k])
 	}
 	if policed > 0 {

@@ -536,3 +536,25 @@ func TestSuperFramePolicedBySegment(t *testing.T) {
 		})
 	}
 }
+
+// TestSuperFrameFragmentedDatagramsInOrder: a UDP super-datagram without
+// DF whose datagrams exceed the egress MTU leaves in order: the fragments
+// of each datagram before the next datagram, also when its last, shorter
+// one fits unfragmented (it went out first, ahead of the fragments that
+// waited for the end of the batch).
+func TestSuperFrameFragmentedDatagramsInOrder(t *testing.T) {
+	n, devs := newGSONode(t, Config{}, 1500)
+	pa := n.pods[0]
+	dst := netip.MustParseAddr("10.244.1.9") // MTU 1450
+	const size = 1472
+	n.superFromPod(devs[0], 0, link.GSO{Type: link.GSOUDPv4, Size: size}, ethernet(gwMAC, pa.mac, etherTypeIP, udpSuper(pa.ip, dst, false, 2*size+100)))
+	var got []string
+	for _, d := range n.conn.take() {
+		h := header.IPv4(d.Data)
+		got = append(got, fmt.Sprintf("%#x/%d", h.ID(), h.FragmentOffset()))
+	}
+	want := []string{"0x1234/0", "0x1234/1424", "0x1235/0", "0x1235/1424", "0x1236/0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sent %v, want %v", got, want)
+	}
+}
