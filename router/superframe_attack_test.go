@@ -432,10 +432,10 @@ func TestSuperFrameAllocatesNothing(t *testing.T) {
 			round()
 			gc := debug.SetGCPercent(-1)
 			defer debug.SetGCPercent(gc)
-			if a := testing.AllocsPerRun(100, round); a != 0 {
+			if a := allocsPerOp(t, 100, round); a != 0 {
 				t.Errorf("%v allocations per super-frame, want 0", a)
 			}
-			// round, then AllocsPerRun: its warm-up and 100 runs.
+			// round, then allocsPerOp: its warm-up and 100 runs.
 			if got, want := r.Stats()["forwarded"], uint64(102*44); got != want {
 				t.Errorf("forwarded %d, want %d", got, want)
 			}
