@@ -43,8 +43,10 @@ type Packet struct {
 	// NextHop is set by the route stage.
 	NextHop fib.NextHop
 
-	gso     link.GSO // a super-frame (see superframe.go)
-	mustCut bool     // a super-frame whose segments exceed the egress MTU, without DF
+	gso     link.GSO     // a super-frame (see superframe.go)
+	segs    int          // a super-frame's segments, as its port counted them received
+	mustCut bool         // a super-frame whose segments exceed the egress MTU, without DF, or are policed one by one
+	police  *tokenBucket // its pod's egress policer, that did not take it whole: cutAndSend polices each segment
 
 	verdict Verdict
 	reason  DropReason

@@ -23,18 +23,61 @@ import (
 // offloads, a pod whose MAC is not resolved yet): the router does in
 // software what the kernel's GSO does before a device without TSO.
 //
+// A policer charges a super-frame what its segments are on the wire; one
+// whose bucket cannot take it whole is cut, and its segments are policed
+// one by one (the first ones pass), as if its TAP had cut it.
+//
 // Counters count segments, what the wire carries, so that they are the
 // same whether a flow's packets crossed the router whole or cut (and as
 // Linux's ip_rcv counts InReceives by gso_segs): a super-frame of 44
 // segments forwarded adds 44 to forwarded and to its ports' packet
 // counters.
 
-// segments is how many packets p is on the wire.
+// segments is how many packets p is on the wire: for a super-frame, as
+// many as its port counted it received (whatever a stage did to its
+// headers since, and also when it was dropped before its IPv4 header was
+// decoded).
 func (p *Packet) segments() int {
 	if p.gso.Type == link.GSONone {
 		return 1
 	}
+	if p.segs > 0 {
+		return p.segs
+	}
 	return link.Segments(p.buf[p.start:p.end], p.gso)
+}
+
+// wireLen is the length of p on the wire, what a policer charges: a
+// super-frame's length plus the headers each of its segments but the
+// first repeats, as Linux's qdisc_pkt_len_init counts a GSO packet. (A
+// super-frame charged its own length would take a 156-byte toll for 128
+// one-byte UDP datagrams, 3712 bytes on the wire.)
+func (p *Packet) wireLen() int {
+	n := p.end - p.start
+	if p.gso.Type == link.GSONone {
+		return n
+	}
+	b := p.buf[p.start:p.end]
+	hdr := int(b[0]&0x0f) * 4
+	if p.gso.Type == link.GSOUDPv4 {
+		hdr += 8
+	} else if len(b) >= hdr+20 {
+		hdr += int(b[hdr+12]>>4) * 4
+	}
+	return n + (p.segments()-1)*hdr
+}
+
+// superIntact reports whether the super-frame b is still what g says and
+// the device read: a stage left its transport header in it and of its
+// protocol (the writer of a super-frame whole reads it, the kernel
+// refuses one whose headers do not fit, and cutting it needs it), its
+// IPv4 header checksum valid and not a fragment.
+func superIntact(b []byte, g link.GSO) bool {
+	var s gso.Segmenter
+	if g.Type == link.GSOUDPv4 {
+		return s.ResetUDP(b, int(g.Size)) == nil
+	}
+	return g.Size > 0 && s.Reset(b, len(b)+1) == nil
 }
 
 // GSO says whether p is a super-frame, and how it is cut (see above). A
@@ -128,7 +171,8 @@ func putCutter(c *cutter) {
 // order. A TCP super-frame whose segments the egress MTU cannot carry
 // (without DF: checkMTU let it through) is cut to the MTU instead, smaller
 // segments as valid as the fragments Linux would send; a UDP one is cut
-// into its datagrams, which checkMTU fragments.
+// into its datagrams, which checkMTU fragments. With p.police set, each
+// segment must pass that (its pod's egress) policer.
 func (w *worker) cutAndSend(p *Packet) {
 	segs := p.segments()
 	w.flush()
@@ -149,25 +193,43 @@ func (w *worker) cutAndSend(p *Packet) {
 		w.stats.dropN(DropMalformed, segs) // a stage left it unfit to cut
 		return
 	}
+	policed := 0 // segments the pod's egress policer dropped
 	for !c.seg.Done() {
 		k := 0
-		for ; k < len(c.bufs) && !c.seg.Done(); k++ {
+		for k < len(c.bufs) && !c.seg.Done() {
 			b := c.bufs[k]
 			n := c.seg.Next(b[headroom:])
 			if n == 0 {
 				break
 			}
+			if p.police != nil && !p.police.allow(w.r.clock.Now(), float64(n)) {
+				policed++
+				continue
+			}
 			q := c.batch[k]
 			*q = Packet{buf: b, start: headroom, end: headroom + n, Origin: p.Origin, InPort: p.InPort, Peer: p.Peer, NextHop: p.NextHop, routed: true}
+			k++
 		}
-		if k == 0 {
+		if k == 0 && !c.seg.Done() {
 			// A segment longer than the buffers, which hold the ingress
 			// port's MTU: not what its device checked.
-			w.stats.dropN(DropTooBig, segs-c.seg.Segments())
-			return
+			w.stats.dropN(DropTooBig, max(0, segs-c.seg.Segments()))
+			break
 		}
 		w.checkMTU(c.batch[:k])
+		if len(w.extra) > 0 && !w.sending {
+			// The fragments checkMTU made of these segments go before
+			// the segments after them that need none (the last, shorter
+			// datagram), not after the whole batch.
+			w.sendOriginated()
+		}
 		w.transmit(c.batch[:k])
+	}
+	if policed > 0 {
+		w.stats.dropN(DropRateLimited, policed)
+		if in := w.r.port(p.InPort); in != nil && p.Origin == FromPod {
+			in.Drops.Add(uint64(policed))
+		}
 	}
 }
 

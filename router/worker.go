@@ -114,11 +114,16 @@ func (w *worker) runPort(p *Port) {
 func (w *worker) receivePort(p *Port, n int) {
 	w.batch = w.batch[:0]
 	bytes, packets := 0, n
+	l3 := 0 // where a frame's IPv4 packet starts
+	if p.Kind == PodPort {
+		l3 = ethHeaderLen
+	}
 	for i, size := range w.sizes[:n] {
 		bytes += size
-		if p.gso != nil && w.gso[i].Type != link.GSONone && p.Kind == PodPort && size > ethHeaderLen {
-			// Counted as its segments (see superframe.go).
-			packets += link.Segments(p.gso.SuperFrame()[headroom+ethHeaderLen:headroom+size], w.gso[i]) - 1
+		if p.gso != nil && w.gso[i].Type != link.GSONone && size > l3 {
+			// Counted as its segments (see superframe.go), here and in
+			// whatever happens to it: drops at decode too.
+			packets += link.Segments(p.gso.SuperFrame()[headroom+l3:headroom+size], w.gso[i]) - 1
 		}
 	}
 	p.RxPackets.Add(uint64(packets))
@@ -127,7 +132,10 @@ func (w *worker) receivePort(p *Port, n int) {
 		pk := &w.pkts[i]
 		*pk = Packet{buf: w.bufs[i], InPort: p.ID}
 		if p.gso != nil && w.gso[i].Type != link.GSONone {
-			pk.buf, pk.gso = p.gso.SuperFrame(), w.gso[i]
+			pk.buf, pk.gso, pk.segs = p.gso.SuperFrame(), w.gso[i], 1
+			if w.sizes[i] > l3 {
+				pk.segs = link.Segments(pk.buf[headroom+l3:headroom+w.sizes[i]], pk.gso)
+			}
 		}
 		var reason DropReason
 		if p.Kind == PodPort {
@@ -137,8 +145,14 @@ func (w *worker) receivePort(p *Port, n int) {
 			reason = decodeHostPacket(pk, headroom, headroom+w.sizes[i])
 		}
 		if reason == DropNone {
-			if eg := p.egress.Load(); eg != nil && !eg.allow(w.r.clock.Now(), float64(pk.end-pk.start)) {
-				reason = DropRateLimited
+			if eg := p.egress.Load(); eg != nil && !eg.allow(w.r.clock.Now(), float64(pk.wireLen())) {
+				if pk.gso.Type == link.GSONone {
+					reason = DropRateLimited
+				} else {
+					// Not all of it: cut, each segment policed as it
+					// would have been had the TAP cut it (see cutAndSend).
+					pk.police, pk.mustCut = eg, true
+				}
 			}
 		}
 		switch reason {
@@ -150,10 +164,7 @@ func (w *worker) receivePort(p *Port, n int) {
 			w.stats.drop(DropTooBig)
 			p.Drops.Add(1)
 		default:
-			segs := 1
-			if pk.gso.Type != link.GSONone && pk.end > pk.start {
-				segs = pk.segments()
-			}
+			segs := pk.segments()
 			w.stats.dropN(reason, segs)
 			p.Drops.Add(uint64(segs))
 		}
@@ -393,7 +404,7 @@ func (w *worker) runStage(s Stage, batch []*Packet) {
 	}()
 	s.Process(batch)
 	for _, p := range batch {
-		if p.verdict == Continue && !headerIntact(p.buf[p.start:p.end]) {
+		if p.verdict == Continue && (!headerIntact(p.buf[p.start:p.end]) || p.gso.Type != link.GSONone && !superIntact(p.buf[p.start:p.end], p.gso)) {
 			p.Drop(DropMalformed)
 		}
 	}
@@ -590,12 +601,22 @@ func (w *worker) transmit(batch []*Packet) {
 					w.cutAndSend(p)
 					continue
 				}
-				if _, ok := r.neigh.Lookup(port.ID, dst); !ok {
+				mac, ok := r.neigh.Lookup(port.ID, dst)
+				if !ok {
 					w.cutAndSend(p)
 					continue
 				}
+				// The MAC found is the one it goes to: a second Lookup
+				// that failed (the entry changed meanwhile) would queue
+				// it whole for ARP, and Resolved write it as one frame.
+				last.port, last.dst, last.mac = port.ID, dst, mac
 			}
-			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.end-p.start)) {
+			if in := port.ingress.Load(); in != nil && !in.allow(r.clock.Now(), float64(p.wireLen())) {
+				if super {
+					// Not all of it: its segments, each policed.
+					w.cutAndSend(p)
+					continue
+				}
 				segs := p.segments()
 				w.stats.dropN(DropRateLimited, segs)
 				port.Drops.Add(uint64(segs))

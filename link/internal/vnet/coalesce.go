@@ -223,6 +223,12 @@ func (c *Coalescer) do(fd uintptr) bool {
 // the kernel refused its kind, cut (see cutSuper). EINVAL for a whole one
 // turns that kind off for the device and cuts this one.
 func (c *Coalescer) writeSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
+	if c.cut.Done() && !superFits(f, g) {
+		// Not what g says (a caller's stage rewrote its headers): refused
+		// alone, read no further, and not offered to the kernel, whose
+		// EINVAL would turn the kind off for the device.
+		return unix.EINVAL
+	}
 	ok := &c.gsoOK
 	if g.Type == link.GSOUDPv4 {
 		ok = &c.udpOK
@@ -244,6 +250,28 @@ func (c *Coalescer) writeSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
 		c.refused.Add(1)
 	}
 	return c.cutSuper(fd, f, g)
+}
+
+// superFits reports whether the frame f holds what a super-frame of g's
+// kind needs for its virtio header and its cut: an IPv4 header, and the TCP
+// (with its whole header) or UDP header behind it, of the right protocol,
+// and a segment size.
+func superFits(f []byte, g link.GSO) bool {
+	if len(f) < 14+20 || g.Size == 0 {
+		return false
+	}
+	ihl := int(f[14]&0x0f) * 4
+	if ihl < 20 {
+		return false
+	}
+	if g.Type == link.GSOUDPv4 {
+		return f[14+9] == 17 && len(f) >= 14+ihl+8
+	}
+	if f[14+9] != 6 || len(f) < 14+ihl+20 {
+		return false
+	}
+	thl := int(f[14+ihl+12]>>4) * 4
+	return thl >= 20 && 14+ihl+thl <= len(f)
 }
 
 // superHeader sets c.vhdr for the super-frame f: GSO of g's kind and
