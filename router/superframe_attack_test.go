@@ -404,7 +404,7 @@ func (d *gsoDiscard) WriteGSO(bufs [][]byte, _ []link.GSO, _ int) (int, error) {
 
 // TestSuperFrameAllocatesNothing: the super-frame paths are the hot path
 // of every TSO flow: written whole to a GSO pod port, and cut for a port
-// without GSO (pooled cutters), they allocate nothing once warm.
+// without GSO (cutters from fixed slots), they allocate nothing once warm.
 func TestSuperFrameAllocatesNothing(t *testing.T) {
 	for _, whole := range []bool{true, false} {
 		t.Run(fmt.Sprint("whole=", whole), func(t *testing.T) {
