@@ -17,11 +17,13 @@ import (
 // every stage. Its size against the egress MTU is its segments' (a
 // segment too big with DF set gets "fragmentation needed" with the MTU,
 // as Linux's ip_forward checks skb_gso_validate_network_len). At egress
-// it is written whole to a port whose device takes super-frames (one
-// write where the kernel would pass one GSO skb over a veth), and cut into
-// its segments everywhere else (the tunnel, the host port, a TAP without
-// offloads, a pod whose MAC is not resolved yet): the router does in
-// software what the kernel's GSO does before a device without TSO.
+// it is written whole to a port whose device takes super-frames, and to a
+// tunnel that does (tunnel.GSOTunnel: the direct backend, for a peer whose
+// MAC is resolved) — one write where the kernel would pass one GSO skb
+// over a veth — and cut into its segments everywhere else (the vxlan and
+// udp tunnels, the host port, a TAP without offloads, a pod whose MAC is
+// not resolved yet): the router does in software what the kernel's GSO
+// does before a device without TSO.
 //
 // A policer charges a super-frame what its segments are on the wire; one
 // whose bucket cannot take it whole is cut, and its segments are policed
