@@ -2,6 +2,7 @@ package afpacket
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -20,12 +21,57 @@ const (
 	vlanIDMask       = 0x0fff
 )
 
-// receiver is the recvmsg(2) state of a socket: the message header and the
-// control buffer are reused for every frame (reads are serialised by the
-// vnet.Reader), so that receiving allocates nothing.
+// oobLen is the size of a message's control buffer: one cmsg with a
+// tpacket_auxdata fits with room to spare.
+const oobLen = 64
+
+// receiver is the recvmsg(2) and recvmmsg(2) state of a socket: the
+// message header and the control buffers are reused for every frame
+// (reads are serialised by the vnet.Reader), so that receiving allocates
+// nothing. The counters are for tests.
 type receiver struct {
-	hdr unix.Msghdr
-	oob [64]byte // one cmsg with a tpacket_auxdata fits with room to spare
+	hdr  unix.Msghdr
+	oob  [oobLen]byte
+	oobs [batchSize][oobLen]byte // recvmmsg's, one per message
+
+	calls, frames atomic.Uint64 // recvmmsg calls, and the frames they received
+}
+
+// recvBatch is the socket's vnet.BatchRecvFunc: up to a batch of frames,
+// each behind its virtio header, with one recvmmsg(2), each message's
+// PACKET_AUXDATA in its own control buffer.
+func (r *receiver) recvBatch(fd uintptr, msgs []unix.Mmsghdr, meta []link.RxMeta) (int, syscall.Errno) {
+	for i := range msgs {
+		msgs[i].Hdr.Control = &r.oobs[i][0]
+		msgs[i].Hdr.SetControllen(oobLen)
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	r.calls.Add(1)
+	if errno != 0 {
+		return 0, errno
+	}
+	for i := range int(n) {
+		meta[i] = auxMeta(r.oobs[i][:msgs[i].Hdr.Controllen])
+	}
+	r.frames.Add(uint64(n))
+	return int(n), 0
+}
+
+// sender is the sendmmsg(2) of a socket; the counters are for tests.
+type sender struct {
+	calls, frames atomic.Uint64 // sendmmsg calls, and the frames they sent
+}
+
+// send is the socket's vnet.BatchSendFunc: frames that go alone, one
+// message each, with one sendmmsg(2).
+func (s *sender) send(fd uintptr, msgs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	s.calls.Add(1)
+	if errno != 0 {
+		return 0, errno
+	}
+	s.frames.Add(uint64(n))
+	return int(n), 0
 }
 
 // recv is the socket's vnet.RecvFunc: one frame, behind its virtio header,

@@ -81,6 +81,8 @@ type Coalescer struct {
 	scratch []byte
 
 	superFrames, merged, refused, whole, cutWrites atomic.Uint64
+
+	b *sendBatch // with NewBatchCoalescer
 }
 
 // NewCoalescer returns a Coalescer to conn that treats a frame the kernel
@@ -110,6 +112,9 @@ func (c *Coalescer) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bufs, c.gso, c.offset, c.next, c.sent, c.err = bufs, gso, offset, 0, 0, nil
+	if c.b != nil {
+		c.b.runAt = -1
+	}
 	err := c.conn.Write(c.fn)
 	sent := c.sent
 	if err == nil {
@@ -158,7 +163,26 @@ func (c *Coalescer) do(fd uintptr) bool {
 		}
 		k := 1
 		if c.gsoOK.Load() {
-			k = coalesceRun(c.bufs[c.next:c.next+c.plainRun()], c.offset)
+			k = c.coalesceAt()
+		}
+		if k == 1 && c.b != nil {
+			// Frames that go alone: a run of them with one sendmmsg.
+			if batched, errno := c.sendAlone(fd); batched {
+				switch errno {
+				case 0, unix.EINTR:
+					continue
+				case unix.EAGAIN:
+					return false
+				}
+				if c.err == nil {
+					c.err = errno
+				}
+				if c.onReject == fdio.StopAtReject {
+					return true
+				}
+				c.next++
+				continue
+			}
 		}
 		if k == 1 {
 			f := c.bufs[c.next][c.offset:]
