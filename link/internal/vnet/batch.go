@@ -92,11 +92,13 @@ func (b *recvBatch) slot(i int) []byte { return b.slots[i*slotLen:][:slotLen] }
 // drain hands out, as far as the batch has room, what earlier Reads left:
 // the segments of the super-frame being cut, then the pending messages.
 func (r *Reader) drain() {
-	r.cut()
-	for b := r.b; b != nil && b.pend < b.end && r.n < len(r.bufs) && !r.held && !r.whole; {
+	for r.n < len(r.bufs) && !r.held && !r.whole {
 		if !r.seg.Done() {
 			r.cut()
 			continue
+		}
+		if r.b == nil || r.b.pend == r.b.end {
+			return
 		}
 		r.takePending()
 	}
