@@ -116,8 +116,8 @@ func auxMeta(oob []byte) link.RxMeta {
 
 // Read reads up to len(bufs) frames received on the interface, frame i into
 // bufs[i][offset:] and its length into sizes[i]. It blocks until at least
-// one frame has arrived, then returns every ready frame that fits in the
-// batch. A super-frame (a local sender's TSO frame, which a veth passes on
+// one frame has arrived, then returns the ready frames that fit in the
+// batch, received with one recvmmsg per 64. A super-frame (a local sender's TSO frame, which a veth passes on
 // whole, or a frame the interface's GRO merged) is cut into segments of the
 // sender's segment size, at most the interface's MTU, one per buffer, the
 // rest handed out by the next Read; a partial checksum is completed. A
@@ -168,8 +168,9 @@ func (s *Socket) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, error
 
 // Write transmits bufs[i][offset:], a complete Ethernet frame, for every i.
 // Runs of adjacent segments of one TCP flow go as one super-frame (one
-// sendmsg), which a veth and a bridge pass on whole and a NIC segments
-// (TSO, or the kernel's GSO). It tries every frame even when some fail (a
+// writev), which a veth and a bridge pass on whole and a NIC segments
+// (TSO, or the kernel's GSO); each run of the other frames goes with one
+// sendmmsg. It tries every frame even when some fail (a
 // frame the kernel rejects, for example with EMSGSIZE, does not hold up
 // the rest) and returns how many were sent and the first error.
 func (s *Socket) Write(bufs [][]byte, offset int) (int, error) {
