@@ -316,6 +316,9 @@ func (c *Coalescer) sendAlone(fd uintptr) (bool, syscall.Errno) {
 		b.iovs[i][1].SetLen(len(f))
 	}
 	n, errno := b.send(fd, b.msgs[:m])
+	if c.retryEINVAL(errno, 0) {
+		n, errno = b.send(fd, b.msgs[:m])
+	}
 	for i := range m {
 		b.iovs[i][1].Base = nil
 	}
@@ -324,4 +327,17 @@ func (c *Coalescer) sendAlone(fd uintptr) (bool, syscall.Errno) {
 		c.next += n
 	}
 	return true, errno
+}
+
+// retryEINVAL reports whether a packet socket's write that failed with
+// errno on its try'th attempt is to be made again: once after EINVAL. A
+// packet socket's EINVAL need not be the frame's: when recvmmsg(2) fails
+// for a message behind others it received (a frame the kernel could not
+// describe in a virtio header, see Reader.do), the kernel keeps the error
+// in the socket for its next call, and the next send takes it instead
+// (sock_alloc_send_pskb reports a pending socket error before it looks at
+// the frame), which would turn coalescing off for good, or skip a frame.
+// Nothing was sent; a second EINVAL is the frame's own.
+func (c *Coalescer) retryEINVAL(errno syscall.Errno, try int) bool {
+	return errno == unix.EINVAL && try == 0 && c.b != nil
 }

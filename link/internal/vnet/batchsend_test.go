@@ -63,16 +63,20 @@ func records(t *testing.T, fd int) [][]byte {
 // most take[call] messages on call (if given; -1: EAGAIN, nothing sent),
 // and refuses a frame of rejectLen bytes with EMSGSIZE as a packet socket
 // refuses one longer than the MTU (as the first message; else the call
-// ends in front of it).
+// ends in front of it); with einvalOnce its first call fails with EINVAL.
 type scriptedSend struct {
-	take      []int
-	rejectLen int
-	calls     []int // messages asked for, per call
+	take       []int
+	rejectLen  int
+	einvalOnce bool  // the first call fails with EINVAL, sending nothing
+	calls      []int // messages asked for, per call
 }
 
 func (s *scriptedSend) send(fd uintptr, msgs []unix.Mmsghdr) (int, syscall.Errno) {
 	call := len(s.calls)
 	s.calls = append(s.calls, len(msgs))
+	if s.einvalOnce && call == 0 {
+		return 0, unix.EINVAL
+	}
 	if call < len(s.take) {
 		if s.take[call] < 0 {
 			return 0, unix.EAGAIN
@@ -202,5 +206,47 @@ func TestBatchCoalescerRejected(t *testing.T) {
 		if got := records(t, peer); !slices.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }) {
 			t.Errorf("%v: the peer got %d records, want the %d frames but the rejected one, in order", tc.onReject, len(got), len(want))
 		}
+	}
+}
+
+// TestBatchCoalescerStoredEINVAL: on a packet socket a send can fail with
+// EINVAL that recvmmsg left in the socket (see retryEINVAL); the batch
+// Coalescer sends again once, so that one such error neither turns
+// coalescing or whole super-frames off nor skips a frame. The first
+// writev (a coalesced run) and the first sendmmsg each fail once with
+// EINVAL: the run still goes coalesced, the super-frame whole, the lone
+// frames all, in order, and nothing is refused or failed.
+func TestBatchCoalescerStoredEINVAL(t *testing.T) {
+	conn, peer := mmsgPair(t)
+	s := &scriptedSend{einvalOnce: true}
+	c := NewBatchCoalescer(conn, fdio.SkipRejected, 64, s.send)
+	writevs := 0
+	c.writev = func(fd uintptr, iov []unix.Iovec) syscall.Errno {
+		if writevs++; writevs == 1 {
+			return unix.EINVAL
+		}
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		return errno
+	}
+	run := flowOf(4, 1000, nil)
+	super := superFrame(10*1000, header.TCPFlagAck)
+	m := [][]byte{markerFrame(1, 60), markerFrame(2, 61)}
+	bufs := slices.Concat(run, [][]byte{super}, m)
+	gso := make([]link.GSO, len(bufs))
+	gso[4] = link.GSO{Type: link.GSOTCPv4, Size: 1000}
+	if n, err := c.WriteGSO(bufs, gso, 0); n != len(bufs) || err != nil {
+		t.Fatalf("WriteGSO = %d, %v; want %d, nil", n, err, len(bufs))
+	}
+	if sf, frames, refused := c.Coalesced(); sf != 1 || frames != 4 || refused != 0 {
+		t.Errorf("Coalesced = %d, %d, %d refused; want 1 super-frame of 4, none refused", sf, frames, refused)
+	}
+	if whole, cut := c.Whole(); whole != 1 || cut != 0 {
+		t.Errorf("Whole = %d, %d cut; want 1 whole", whole, cut)
+	}
+	if writevs != 3 || !slices.Equal(s.calls, []int{2, 2}) {
+		t.Errorf("%d writevs, sendmmsg calls of %v; want 3 (the run twice, the super-frame) and [2 2]", writevs, s.calls)
+	}
+	if got := records(t, peer); len(got) != 4 || string(got[2][HdrLen:]) != string(m[0]) || string(got[3][HdrLen:]) != string(m[1]) {
+		t.Errorf("the peer got %d records, want the run, the super-frame and the 2 frames", len(got))
 	}
 }

@@ -82,7 +82,27 @@ type Coalescer struct {
 
 	superFrames, merged, refused, whole, cutWrites atomic.Uint64
 
+	// writev, if set, is called instead of writev(2): tests use it to
+	// see what is written and to refuse writes as a kernel would.
+	writev func(fd uintptr, iov []unix.Iovec) syscall.Errno
+
 	b *sendBatch // with NewBatchCoalescer
+}
+
+// writevIov writes c.iov[:n] to fd with one writev(2); on a packet
+// socket, once more after EINVAL (see retryEINVAL).
+func (c *Coalescer) writevIov(fd uintptr, n int) syscall.Errno {
+	for try := 0; ; try++ {
+		var errno syscall.Errno
+		if c.writev != nil {
+			errno = c.writev(fd, c.iov[:n])
+		} else {
+			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+		}
+		if !c.retryEINVAL(errno, try) {
+			return errno
+		}
+	}
 }
 
 // NewCoalescer returns a Coalescer to conn that treats a frame the kernel
@@ -189,10 +209,10 @@ func (c *Coalescer) do(fd uintptr) bool {
 			c.iov[0].Base, c.iov[1].Base = &c.plain[0], unsafe.SliceData(f)
 			c.iov[0].SetLen(HdrLen)
 			c.iov[1].SetLen(len(f))
-			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+			errno = c.writevIov(fd, 2)
 		} else {
 			n := c.prepare(c.bufs[c.next:c.next+k], c.offset)
-			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+			errno = c.writevIov(fd, n)
 			if errno == unix.EINVAL {
 				c.gsoOK.Store(false) // the kernel refuses GSO writes: frames alone from now on
 				c.refused.Add(1)
@@ -236,7 +256,7 @@ func (c *Coalescer) writeSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
 		c.iov[0].Base, c.iov[1].Base = &c.vhdr[0], unsafe.SliceData(f)
 		c.iov[0].SetLen(HdrLen)
 		c.iov[1].SetLen(len(f))
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		errno := c.writevIov(fd, 2)
 		c.iov[1].Base = nil
 		if errno != unix.EINVAL {
 			if errno == 0 {
@@ -303,7 +323,7 @@ func (c *Coalescer) cutSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
 		c.iov[0].Base, c.iov[1].Base = &c.plain[0], &c.scratch[0]
 		c.iov[0].SetLen(HdrLen)
 		c.iov[1].SetLen(14 + n)
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+		errno := c.writevIov(fd, 2)
 		switch errno {
 		case 0:
 		case unix.EINTR, unix.EAGAIN:
