@@ -178,6 +178,9 @@ func (d *Direct) Stats() Stats {
 	s.ARPTableFull = a.TableFull
 	s.ARPMACChanges = a.MACChanges
 	s.DropOversize += transportDrops(d.dev)
+	if q, ok := d.dev.(interface{ QueueDrops() uint64 }); ok {
+		s.RxQueueDrops = q.QueueDrops()
+	}
 	if c, ok := d.dev.(link.OffloadCounter); ok {
 		o := c.OffloadStats()
 		s.TxGSOMessages, s.TxGSODatagrams, s.TxGSORefused = o.Coalesced, o.CoalescedFrames, o.CoalesceRefused

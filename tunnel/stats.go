@@ -61,6 +61,9 @@ type Stats struct {
 	// read and handed out whole by RecvGSO, written whole by SendGSO, and
 	// cut by the device because the kernel refused them whole.
 	RxWhole, TxWhole, TxWholeCut uint64
+	// direct: frames the kernel dropped because the packet socket's
+	// receive queue was full (the daemon fell behind a burst).
+	RxQueueDrops uint64
 
 	// The direct backend's underlay ARP table (arp.Stats).
 	ARPSendErrors uint64 // ARP requests the underlay refused to send (not in TxErrors)
@@ -111,6 +114,7 @@ func (s Stats) Map() map[string]uint64 {
 		"rx_whole":          s.RxWhole,
 		"tx_whole":          s.TxWhole,
 		"tx_whole_cut":      s.TxWholeCut,
+		"rx_queue_drops":    s.RxQueueDrops,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -37,6 +38,9 @@ type Socket struct {
 	recv   receiver
 	reader *vnet.Reader
 	writer *vnet.Coalescer
+
+	statsMu    sync.Mutex
+	queueDrops uint64 // tp_drops read so far
 }
 
 var (
@@ -167,6 +171,23 @@ func (s *Socket) OffloadStats() link.OffloadStats {
 	st.Coalesced, st.CoalescedFrames, st.CoalesceRefused = s.writer.Coalesced()
 	st.WrittenWhole, st.WriteCut = s.writer.Whole()
 	return st
+}
+
+// QueueDrops returns how many frames the kernel dropped because the
+// socket's receive queue was full (PACKET_STATISTICS' tp_drops, summed:
+// the kernel resets it on every read): the daemon did not read fast
+// enough, or a burst outgrew the 4 MiB buffer.
+func (s *Socket) QueueDrops() uint64 {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	var st *unix.TpacketStats
+	var err error
+	if s.conn.Control(func(fd uintptr) {
+		st, err = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	}) == nil && err == nil {
+		s.queueDrops += uint64(st.Drops)
+	}
+	return s.queueDrops
 }
 
 // Close closes the socket; a blocked Read returns link.ErrClosed.
