@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,14 +146,35 @@ func measurePath(bed *testbed.Bed, from, to *testbed.Pod, p plan, s settings, da
 		st.tcp4 = r.BitsPerSecond
 	}
 	if p.udp {
-		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{
-			Duration: s.duration, UDP: true, Length: 64, Bitrate: "0", Clients: s.udpClients})
+		// A sender at no rate limit fills its pod's queue toward the
+		// router, where its TCP control connection's segments are lost as
+		// often as its datagrams: iperf3 then gives up waiting for the
+		// server's report ("unable to read from stream socket"). Such a
+		// run measured nothing; it is run again, at most twice, and said.
+		var r testbed.IperfResult
+		var err error
+		for try := 0; try < 3; try++ {
+			r, err = bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{
+				Duration: s.duration, UDP: true, Length: 64, Bitrate: "0", Clients: s.udpClients})
+			if err == nil || !strings.Contains(err.Error(), "unable to read from stream socket") {
+				break
+			}
+			fmt.Fprintf(os.Stderr, "  UDP run %s → %s lost iperf3's control connection (try %d of 3): %v\n", from.Spec.Name, to.Spec.Name, try+1, firstLine(err.Error()))
+		}
 		if err != nil {
 			return stats{err: err}
 		}
 		st.udp = r
 	}
 	return st
+}
+
+// firstLine is s up to its first newline.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // cpuNow returns the CPU time the daemons have used so far, together, and

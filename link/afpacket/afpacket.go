@@ -19,8 +19,13 @@ import (
 )
 
 const (
-	batchSize    = 64
-	socketBuffer = 4 << 20
+	batchSize = 64
+	// socketBuffer is the socket's send and receive buffer (the kernel
+	// doubles it): super-frames cross the underlay whole, and at 8 Gbit/s
+	// 4 MiB was 8 ms of traffic, which a daemon preempted on a busy node
+	// overran (tunnel_rx_queue_drops in the hundreds per 4 s of -P 4, and
+	// as many TCP retransmits); 16 MiB took them to 0.
+	socketBuffer = 16 << 20
 )
 
 // Socket is an AF_PACKET socket bound to one Ethernet interface. It
@@ -176,7 +181,7 @@ func (s *Socket) OffloadStats() link.OffloadStats {
 // QueueDrops returns how many frames the kernel dropped because the
 // socket's receive queue was full (PACKET_STATISTICS' tp_drops, summed:
 // the kernel resets it on every read): the daemon did not read fast
-// enough, or a burst outgrew the 4 MiB buffer.
+// enough, or a burst outgrew the 16 MiB buffer.
 func (s *Socket) QueueDrops() uint64 {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()

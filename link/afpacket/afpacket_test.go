@@ -247,7 +247,7 @@ func BenchmarkVeth(b *testing.B) {
 
 // TestQueueDrops: frames the kernel could not queue because the socket's
 // receive buffer was full are counted: with nobody reading, 20,000
-// 1000-byte frames (far more than the 4 MiB buffer holds) are each either
+// 1000-byte frames (more than the 16 MiB buffer holds) are each either
 // read afterwards or in QueueDrops, exactly, and reading the count again
 // does not count them twice.
 func TestQueueDrops(t *testing.T) {
