@@ -180,7 +180,7 @@ func TestDirectKernelPeer(t *testing.T) {
 	mustPing(t, pc.Netns, pa.Addr(), 62)
 	t.Run("iperf3/taprouter-to-kernel", func(t *testing.T) { testTransfer(t, c.Bed, pa, pc) })
 	t.Run("iperf3/kernel-to-taprouter", func(t *testing.T) { testTransfer(t, c.Bed, pc, pa) })
-	checkOffloadCounters(t, daemons["node1"])
+	checkOffloadCounters(t, daemons["node1"], true)
 }
 
 // arpFrame returns an Ethernet ARP frame from src to dst.

@@ -61,7 +61,7 @@ func TestInteropFlannel(t *testing.T) {
 		// Every TCP segment of the kernel's iperf3 client crossed with a
 		// partial checksum, most inside super-packets; that none would
 		// without the fix is what the iperf3 subtest shows.
-		checkOffloadCounters(t, daemons["node1"])
+		checkOffloadCounters(t, daemons["node1"], false)
 	})
 }
 
@@ -82,21 +82,30 @@ func requireOffloads(t *testing.T, node *testbed.ClusterNode, features ...string
 }
 
 // checkOffloadCounters checks what a kernel peer with default offloads
-// made d's tunnel do: complete partial checksums and split super-packets,
-// each into more than one segment, and drop nothing as oversize.
-func checkOffloadCounters(t *testing.T, d *testbed.Daemon) {
+// made d's tunnel do: complete partial checksums, and take its
+// super-frames whole (whole: the direct backend, whose packet socket hands
+// them on whole) or split its super-packets, each into more than one
+// segment (vxlan); and drop nothing as oversize.
+func checkOffloadCounters(t *testing.T, d *testbed.Daemon, whole bool) {
 	t.Helper()
 	s := stats(t, d)
 	if s["tunnel_csum_completed"] == 0 {
 		t.Error("tunnel_csum_completed = 0: the kernel peer's partial checksums never arrived (offloads off?)")
 	}
-	if s["tunnel_gso_split"] == 0 || s["tunnel_gso_segments"] <= s["tunnel_gso_split"] {
+	// The direct backend takes the kernel peer's TSO frames whole off the
+	// underlay (tunnel_rx_whole) and hands them to the pod so; vxlan
+	// splits the super-packets its socket receives.
+	if whole {
+		if s["tunnel_rx_whole"] == 0 || s["tunnel_gso_split"] != 0 {
+			t.Errorf("tunnel_rx_whole = %d, tunnel_gso_split = %d: want super-frames taken whole, none split", s["tunnel_rx_whole"], s["tunnel_gso_split"])
+		}
+	} else if s["tunnel_gso_split"] == 0 || s["tunnel_gso_segments"] <= s["tunnel_gso_split"] {
 		t.Errorf("tunnel_gso_split = %d, tunnel_gso_segments = %d: want super-packets, each split into several segments", s["tunnel_gso_split"], s["tunnel_gso_segments"])
 	}
 	if s["tunnel_drop_oversize"] != 0 || s["tunnel_drop_malformed"] != 0 {
 		t.Errorf("tunnel_drop_oversize = %d, tunnel_drop_malformed = %d, want 0", s["tunnel_drop_oversize"], s["tunnel_drop_malformed"])
 	}
-	t.Logf("csum_completed %d, gso_split %d, gso_segments %d (%.1f per super-packet)", s["tunnel_csum_completed"], s["tunnel_gso_split"],
+	t.Logf("csum_completed %d, rx_whole %d, gso_split %d, gso_segments %d (%.1f per super-packet)", s["tunnel_csum_completed"], s["tunnel_rx_whole"], s["tunnel_gso_split"],
 		s["tunnel_gso_segments"], float64(s["tunnel_gso_segments"])/float64(max(s["tunnel_gso_split"], 1)))
 }
 

@@ -222,7 +222,7 @@ func TestKubeFlannelNode(t *testing.T) {
 	mustPing(t, nodes[0].Pods[0].Netns, nodes[1].Pods[0].Addr(), 62)
 	for _, n := range nodes {
 		// The kernel's TCP came as partial checksums and super-packets.
-		checkOffloadCounters(t, n.Daemon)
+		checkOffloadCounters(t, n.Daemon, false)
 	}
 	// node3's flannel.1 is what flanneld would have: one FDB entry per
 	// taprouter node, to its public-ip.

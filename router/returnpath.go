@@ -416,7 +416,7 @@ func (w *worker) returnPath(p *Packet, nh fib.NextHop) fib.NextHop {
 		}
 	case nh.Kind == fib.Local && p.Origin != FromRouter && w.r.ret.count.Load() != 0:
 		if k, ok := flowOfReply(p.buf[p.start:p.end]); ok && w.r.ret.contains(k) {
-			w.stats.add(cReturnedToHost, 1)
+			w.stats.add(cReturnedToHost, p.segments()) // packets, as the host's kernel counts them
 			return fib.NextHop{Kind: fib.Host}
 		}
 	}
