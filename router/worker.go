@@ -651,7 +651,7 @@ func (w *worker) transmit(batch []*Packet) {
 		case fib.Host:
 			w.hostOut = append(w.hostOut, p.buf[p.start:p.end])
 		default:
-			w.stats.drop(DropNoRoute)
+			w.stats.dropN(DropNoRoute, p.segments())
 		}
 	}
 	w.flush()
