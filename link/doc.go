@@ -18,7 +18,11 @@
 //     packet. Those are a local sender's segmentation offload, passed on
 //     unsplit by a veth; package gso splits them. Devices with a virtio
 //     header (a TAP with offloads, the AF_PACKET socket) cut such frames
-//     themselves, by the segment size the header gives.
+//     themselves in Read, by the segment size the header gives; as a
+//     GSODevice they also hand them on whole (ReadGSO, at most one per
+//     call, in SuperFrame()) and take them whole (WriteGSO), GSO saying
+//     what each frame is, so that a router can move a 64 KB super-frame
+//     with one read and one write.
 //
 // Sub-packages hold the implementations (tap, afpacket, udp), the splitting
 // of offloaded TCP super-segments (gso) and in-memory

@@ -142,11 +142,14 @@
 // of up to 64 KB, with a partial checksum, that no NIC would put on a wire,
 // inside 64 KB vxlan or udp datagrams (tx-udp_tnl-segmentation: the kernel
 // does not segment SKB_GSO_UDP_TUNNEL packets for a UDP socket without an
-// encapsulation handler) or as 64 KB direct frames (TSO). The AF_PACKET
-// socket cuts direct frames itself, by the sender's segment size in their
-// virtio header (package link/afpacket), and merges runs of a flow's
-// segments that Send hands it into such super-frames, so a TCP flow
-// crosses a veth underlay in 64 KB frames both ways. The UDP socket keeps
+// encapsulation handler) or as 64 KB direct frames (TSO). The direct
+// backend is a GSOTunnel: RecvGSO hands such a frame to the router whole
+// (tunnel_rx_whole), described by its virtio header (package
+// link/afpacket), and SendGSO writes the router's super-frames onto the
+// underlay whole (tunnel_tx_whole), so a TCP flow crosses a veth underlay
+// in 64 KB frames both ways and is never segmented in userspace; Recv and
+// Send cut them, and merge runs of a flow's segments into super-frames,
+// for a router that does not take them whole. The UDP socket keeps
 // a long datagram (and any link.LargeReader device a long frame) whole in
 // a buffer of its own instead of dropping it, and Recv splits the inner TCP
 // packet with package link/gso into segments of at most the inner MTU
