@@ -138,17 +138,25 @@ func TestWriteToAllocsAcrossGC(t *testing.T) {
 		}
 	}
 	write()
-	var mallocs uint64
-	var before, after runtime.MemStats
-	for range 10 {
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		write()
-		runtime.ReadMemStats(&after)
-		mallocs += after.Mallocs - before.Mallocs
+	// MemStats counts the whole process: on a loaded machine a runtime
+	// or test goroutine's allocation can land in a window (CI saw 1 in
+	// 10 once). A batch rebuilt after collections would allocate in every
+	// call of every round, so the best of three rounds must be 0.
+	best := ^uint64(0)
+	for round := 0; round < 3 && best != 0; round++ {
+		var mallocs uint64
+		var before, after runtime.MemStats
+		for range 10 {
+			runtime.GC()
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			write()
+			runtime.ReadMemStats(&after)
+			mallocs += after.Mallocs - before.Mallocs
+		}
+		best = min(best, mallocs)
 	}
-	if mallocs != 0 {
-		t.Errorf("10 WriteTo calls, each after two collections: %d allocations, want 0", mallocs)
+	if best != 0 {
+		t.Errorf("10 WriteTo calls, each after two collections: %d allocations in the best of 3 rounds, want 0", best)
 	}
 }
