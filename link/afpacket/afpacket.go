@@ -41,6 +41,7 @@ type Socket struct {
 	closed atomic.Bool
 
 	recv   receiver
+	send   sender
 	reader *vnet.Reader
 	writer *vnet.Coalescer
 
@@ -65,6 +66,13 @@ func Open(ifname string) (*Socket, error) { return OpenFiltered(ifname, nil) }
 // It is attached before the socket is bound, so no frame it would refuse
 // is ever queued. A nil filter receives every frame.
 func OpenFiltered(ifname string, filter []bpf.Instruction) (*Socket, error) {
+	return open(ifname, filter, true)
+}
+
+// open is OpenFiltered; batched false receives and sends one frame per
+// system call (recvmsg, writev), as before recvmmsg and sendmmsg: tests
+// and benchmarks compare the two.
+func open(ifname string, filter []bpf.Instruction, batched bool) (*Socket, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
@@ -99,11 +107,14 @@ func OpenFiltered(ifname string, filter []bpf.Instruction) (*Socket, error) {
 		file.Close()
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
 	}
-	s := &Socket{
-		file: file, conn: conn, name: ifname, mtu: ifi.MTU,
-		writer: vnet.NewCoalescer(conn, fdio.SkipRejected),
+	s := &Socket{file: file, conn: conn, name: ifname, mtu: ifi.MTU}
+	if batched {
+		s.reader = vnet.NewBatchReader(conn, ifi.MTU, batchSize, s.recv.recvBatch)
+		s.writer = vnet.NewBatchCoalescer(conn, fdio.SkipRejected, batchSize, s.send.send)
+	} else {
+		s.reader = vnet.NewReader(conn, ifi.MTU, s.recv.recv)
+		s.writer = vnet.NewCoalescer(conn, fdio.SkipRejected)
 	}
-	s.reader = vnet.NewReader(conn, ifi.MTU, s.recv.recv)
 	copy(s.hwAddr[:], ifi.HardwareAddr)
 	return s, nil
 }

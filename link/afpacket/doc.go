@@ -23,21 +23,30 @@
 //     CHECKSUM_PARTIAL). Callers see frames of at most the MTU with complete
 //     checksums, as from a NIC without offloads.
 //   - Write merges runs of adjacent segments of one TCP flow into one
-//     super-frame, one sendmsg(2) for up to 64 KB: a veth and a bridge pass
+//     super-frame, one writev(2) for up to 64 KB: a veth and a bridge pass
 //     it on whole, so the peer node's socket reads it as one frame; a NIC
 //     segments it (TSO, or the kernel's GSO in software).
 //
 // PACKET_AUXDATA is on: ReadMeta (link.MetaReader) reports per frame
 // whether it carried an 802.1Q tag with a VLAN ID (the kernel strips the tag
-// into metadata, so the frame's bytes look untagged). Frames are received
-// with recvmsg(2) into a message header and control buffer owned by the
-// socket, so receiving allocates nothing. OffloadStats counts super-frames
-// both ways.
+// into metadata, so the frame's bytes look untagged). OffloadStats counts
+// super-frames both ways.
 //
 // The socket is non-blocking and registered with Go's netpoller through
-// os.NewFile and syscall.RawConn. Read drains every ready frame in one
-// wake-up, one recvmsg(2) per frame; Write skips a frame the kernel rejects
-// instead of stopping at it. A PACKET_MMAP ring (TPACKET_V3) is the next
-// step if this path needs to be faster. System calls go through
-// golang.org/x/sys/unix.
+// os.NewFile and syscall.RawConn. Read receives up to a batch of 64 frames
+// with one recvmmsg(2) (vnet.NewBatchReader): each message has its own
+// virtio header, its own control buffer for PACKET_AUXDATA, and the
+// caller's buffer, into which the kernel writes a plain frame directly,
+// continued in an overflow slot of 64 KB, where a super-frame arrives
+// whole: 64 slots, 4.0 MiB per socket (pages are touched only as long
+// frames land in them). Frames received behind a super-frame, or behind a
+// frame dropped, are copied (into their slot, then into a caller's
+// buffer) and handed out in order, by the same Read if it has room, else
+// by the next. Write sends each run of frames that go alone (neither
+// coalesced nor super-frames) with one sendmmsg(2), coalesced runs and
+// super-frames with a writev(2) each, in order, and skips a frame the
+// kernel rejects instead of stopping at it (it fails a sendmmsg call of its
+// own). Neither allocates: message headers, iovecs and control buffers are
+// the socket's. A PACKET_MMAP ring (TPACKET_V3) is the next step if this
+// path needs to be faster. System calls go through golang.org/x/sys/unix.
 package afpacket

@@ -2,6 +2,7 @@ package afpacket
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -20,12 +21,57 @@ const (
 	vlanIDMask       = 0x0fff
 )
 
-// receiver is the recvmsg(2) state of a socket: the message header and the
-// control buffer are reused for every frame (reads are serialised by the
-// vnet.Reader), so that receiving allocates nothing.
+// oobLen is the size of a message's control buffer: one cmsg with a
+// tpacket_auxdata fits with room to spare.
+const oobLen = 64
+
+// receiver is the recvmsg(2) and recvmmsg(2) state of a socket: the
+// message header and the control buffers are reused for every frame
+// (reads are serialised by the vnet.Reader), so that receiving allocates
+// nothing. The counters are for tests.
 type receiver struct {
-	hdr unix.Msghdr
-	oob [64]byte // one cmsg with a tpacket_auxdata fits with room to spare
+	hdr  unix.Msghdr
+	oob  [oobLen]byte
+	oobs [batchSize][oobLen]byte // recvmmsg's, one per message
+
+	calls, frames atomic.Uint64 // recvmmsg calls, and the frames they received
+}
+
+// recvBatch is the socket's vnet.BatchRecvFunc: up to a batch of frames,
+// each behind its virtio header, with one recvmmsg(2), each message's
+// PACKET_AUXDATA in its own control buffer.
+func (r *receiver) recvBatch(fd uintptr, msgs []unix.Mmsghdr, meta []link.RxMeta) (int, syscall.Errno) {
+	for i := range msgs {
+		msgs[i].Hdr.Control = &r.oobs[i][0]
+		msgs[i].Hdr.SetControllen(oobLen)
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	r.calls.Add(1)
+	if errno != 0 {
+		return 0, errno
+	}
+	for i := range int(n) {
+		meta[i] = auxMeta(r.oobs[i][:msgs[i].Hdr.Controllen])
+	}
+	r.frames.Add(uint64(n))
+	return int(n), 0
+}
+
+// sender is the sendmmsg(2) of a socket; the counters are for tests.
+type sender struct {
+	calls, frames atomic.Uint64 // sendmmsg calls, and the frames they sent
+}
+
+// send is the socket's vnet.BatchSendFunc: frames that go alone, one
+// message each, with one sendmmsg(2).
+func (s *sender) send(fd uintptr, msgs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	s.calls.Add(1)
+	if errno != 0 {
+		return 0, errno
+	}
+	s.frames.Add(uint64(n))
+	return int(n), 0
 }
 
 // recv is the socket's vnet.RecvFunc: one frame, behind its virtio header,
@@ -70,8 +116,8 @@ func auxMeta(oob []byte) link.RxMeta {
 
 // Read reads up to len(bufs) frames received on the interface, frame i into
 // bufs[i][offset:] and its length into sizes[i]. It blocks until at least
-// one frame has arrived, then returns every ready frame that fits in the
-// batch. A super-frame (a local sender's TSO frame, which a veth passes on
+// one frame has arrived, then returns the ready frames that fit in the
+// batch, received with one recvmmsg per 64. A super-frame (a local sender's TSO frame, which a veth passes on
 // whole, or a frame the interface's GRO merged) is cut into segments of the
 // sender's segment size, at most the interface's MTU, one per buffer, the
 // rest handed out by the next Read; a partial checksum is completed. A
@@ -122,8 +168,9 @@ func (s *Socket) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, error
 
 // Write transmits bufs[i][offset:], a complete Ethernet frame, for every i.
 // Runs of adjacent segments of one TCP flow go as one super-frame (one
-// sendmsg), which a veth and a bridge pass on whole and a NIC segments
-// (TSO, or the kernel's GSO). It tries every frame even when some fail (a
+// writev), which a veth and a bridge pass on whole and a NIC segments
+// (TSO, or the kernel's GSO); each run of the other frames goes with one
+// sendmmsg. It tries every frame even when some fail (a
 // frame the kernel rejects, for example with EMSGSIZE, does not hold up
 // the rest) and returns how many were sent and the first error.
 func (s *Socket) Write(bufs [][]byte, offset int) (int, error) {

@@ -85,15 +85,24 @@ type Coalescer struct {
 	// writev, if set, is called instead of writev(2): tests use it to
 	// see what is written and to refuse writes as a kernel would.
 	writev func(fd uintptr, iov []unix.Iovec) syscall.Errno
+
+	b *sendBatch // with NewBatchCoalescer
 }
 
-// writevIov writes c.iov[:n] to fd with one writev(2).
+// writevIov writes c.iov[:n] to fd with one writev(2); on a packet
+// socket, once more after EINVAL (see retryEINVAL).
 func (c *Coalescer) writevIov(fd uintptr, n int) syscall.Errno {
-	if c.writev != nil {
-		return c.writev(fd, c.iov[:n])
+	for try := 0; ; try++ {
+		var errno syscall.Errno
+		if c.writev != nil {
+			errno = c.writev(fd, c.iov[:n])
+		} else {
+			_, _, errno = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
+		}
+		if !c.retryEINVAL(errno, try) {
+			return errno
+		}
 	}
-	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(n))
-	return errno
 }
 
 // NewCoalescer returns a Coalescer to conn that treats a frame the kernel
@@ -123,6 +132,9 @@ func (c *Coalescer) WriteGSO(bufs [][]byte, gso []link.GSO, offset int) (int, er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bufs, c.gso, c.offset, c.next, c.sent, c.err = bufs, gso, offset, 0, 0, nil
+	if c.b != nil {
+		c.b.runAt = -1
+	}
 	err := c.conn.Write(c.fn)
 	sent := c.sent
 	if err == nil {
@@ -178,7 +190,26 @@ func (c *Coalescer) do(fd uintptr) bool {
 		}
 		k := 1
 		if c.gsoOK.Load() {
-			k = coalesceRun(c.bufs[c.next:c.next+c.plainRun()], c.offset)
+			k = c.coalesceAt()
+		}
+		if k == 1 && c.b != nil {
+			// Frames that go alone: a run of them with one sendmmsg.
+			if batched, errno := c.sendAlone(fd); batched {
+				switch errno {
+				case 0, unix.EINTR:
+					continue
+				case unix.EAGAIN:
+					return false
+				}
+				if c.err == nil {
+					c.err = errno
+				}
+				if c.onReject == fdio.StopAtReject {
+					return true
+				}
+				c.next++
+				continue
+			}
 		}
 		if k == 1 {
 			f := c.bufs[c.next][c.offset:]

@@ -3,8 +3,9 @@
 // socket with PACKET_VNET_HDR, and moves frames through such a descriptor
 // as a link.Device would without offloads:
 //
-//   - Reader receives a frame behind its header (readv(2) for a TAP,
-//     recvmsg(2) for a packet socket: the RecvFunc is the owner's), completes
+//   - Reader receives a frame behind its header (readv(2) for a TAP: the
+//     RecvFunc is the owner's; a batch of them with recvmmsg(2) for a
+//     packet socket, the BatchRecvFunc the owner's, see batch.go), completes
 //     a partial TCP or UDP checksum where csum_start and csum_offset say
 //     (held to the frame's bounds; hdr_len is never trusted), and cuts a
 //     TCP/IPv4 super-frame (GSO_TCPV4) of up to 64 KB into segments of the
@@ -13,7 +14,8 @@
 //     segments of one TCP flow into one GSO_TCPV4 super-frame written with
 //     one writev(2), as the kernel's GRO would merge them (the rules are in
 //     coalesce.go); the kernel on the other side segments it again, or, on
-//     a veth, passes it on whole.
+//     a veth, passes it on whole. A packet socket's Coalescer sends each run
+//     of the frames that go alone with one sendmmsg(2).
 //
 // Package tap uses both for a pod's TAP with offloads, package afpacket for
 // the direct backend's underlay socket. The header is in the host's byte

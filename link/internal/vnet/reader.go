@@ -94,6 +94,12 @@ type Reader struct {
 	err       error
 
 	checksums, superFrames, segments, dropped, readWhole atomic.Uint64
+
+	// With NewBatchReader: the batch receive, and the buffer the last
+	// super-frame handed out whole is in (one of its overflow slots; nil:
+	// large).
+	b        *recvBatch
+	superBuf []byte
 }
 
 // MaxHeadroom is the most headroom ReadGSO keeps in front of a super-frame
@@ -148,7 +154,7 @@ func (r *Reader) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []l
 	r.keepWhole = gso != nil && offset <= MaxHeadroom
 	r.bufs, r.sizes, r.meta, r.gso, r.offset, r.n, r.refused, r.held, r.whole, r.err = bufs, sizes, meta, gso, offset, 0, 0, false, false, nil
 	var err error
-	for r.cut(); r.n == 0 && len(bufs) > 0 && err == nil && r.err == nil; r.refused = 0 {
+	for r.drain(); r.n == 0 && len(bufs) > 0 && err == nil && r.err == nil; r.refused = 0 {
 		// Again after a batch of frames the kernel could not describe
 		// and nothing else (see do): each call of fn is bounded, so that
 		// Close is not held up, but Read still returns a frame or an
@@ -165,7 +171,12 @@ func (r *Reader) ReadGSO(bufs [][]byte, sizes []int, meta []link.RxMeta, gso []l
 
 // SuperFrame is the buffer of the super-frame the last ReadGSO handed out:
 // it is at SuperFrame()[offset:offset+size].
-func (r *Reader) SuperFrame() []byte { return r.large }
+func (r *Reader) SuperFrame() []byte {
+	if r.superBuf != nil {
+		return r.superBuf
+	}
+	return r.large
+}
 
 // largeOffset is where in large a super-frame read now starts: the Read's
 // offset, when it hands super-frames out whole, else 0.
@@ -277,22 +288,34 @@ func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 	}
 	h := decodeHeader(r.hdr[:])
 	if h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
-		// A frame longer than p is handed on truncated, as read(2)
-		// truncates it on a device without offloads: the router answers
-		// it as too big for its buffer.
-		size = min(size, len(p))
-		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && completeFrameChecksum(p[:size], h) {
-			r.checksums.Add(1)
-		}
-		r.handOut(size, meta)
+		r.plain(h, p, size, meta)
 		return
 	}
 	// A super-frame: whole in large, then handed out or cut.
 	off := r.largeOffset()
 	size = min(size, len(r.large)-off)
 	copy(r.large[off:], p[:min(size, len(p))])
+	r.super(h, r.large, off, size, meta)
+}
+
+// plain hands out the plain frame of size bytes in p, behind header h.
+func (r *Reader) plain(h virtioHdr, p []byte, size int, meta link.RxMeta) {
+	// A frame longer than p is handed on truncated, as read(2)
+	// truncates it on a device without offloads: the router answers
+	// it as too big for its buffer.
+	size = min(size, len(p))
+	if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && completeFrameChecksum(p[:size], h) {
+		r.checksums.Add(1)
+	}
+	r.handOut(size, meta)
+}
+
+// super takes the super-frame behind header h that is whole in
+// large[off:off+size] (off is largeOffset): it hands it out whole, or
+// cuts it (or holds it for the next Read), or drops it.
+func (r *Reader) super(h virtioHdr, large []byte, off, size int, meta link.RxMeta) {
 	if r.keepWhole {
-		g, ok := r.checkWhole(h, r.large[off:off+size])
+		g, ok := r.checkWhole(h, large[off:off+size])
 		if !ok {
 			r.dropped.Add(1)
 			return
@@ -301,9 +324,10 @@ func (r *Reader) accept(size int, p []byte, meta link.RxMeta) {
 		r.gso[r.n-1] = g
 		r.readWhole.Add(1)
 		r.whole = true
+		r.superBuf = large
 		return
 	}
-	if !r.startCut(h, r.large[:size]) {
+	if !r.startCut(h, large[off:off+size]) {
 		r.dropped.Add(1)
 		return
 	}
