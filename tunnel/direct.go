@@ -283,38 +283,7 @@ func (d *Direct) publish(ps peerSet) {
 // queued in the ARP table and sent when the peer answers, or dropped and
 // counted as drop_no_neighbour when it does not.
 func (d *Direct) Send(bufs [][]byte, peers []uint32, offset int) (int, error) {
-	if offset < ethHeaderLen {
-		return 0, errShortHeadroom
-	}
-	ps := d.peers.Load()
-	b := getBatch(len(bufs))
-	defer putBatch(b)
-	var t Stats
-	for i, buf := range bufs {
-		p, ok := ps.slot(peers[i])
-		if !ok || !ps.owns(p, buf[offset:]) {
-			t.DropUnknownPeer++
-			continue
-		}
-		frame := buf[offset-ethHeaderLen:]
-		copy(frame[6:12], d.mac[:])
-		binary.BigEndian.PutUint16(frame[12:14], ethTypeIPv4)
-		mac, ok := d.table.Lookup(arpPort, ps.peers[p].Addr)
-		if !ok {
-			d.table.Enqueue(arpPort, ps.peers[p].Addr, frame) // copies; Resolved sets the destination
-			continue
-		}
-		copy(frame[0:6], mac[:])
-		b.bufs = append(b.bufs, buf)
-	}
-	var n int
-	var err error
-	if len(b.bufs) > 0 {
-		n, err = d.dev.Write(b.bufs, offset-ethHeaderLen)
-		countSent(b.bufs, n, offset, &t)
-	}
-	d.stats.add(&t)
-	return n, err
+	return d.send(bufs, nil, peers, offset)
 }
 
 // GSO implements GSOTunnel: the device moves super-frames whole.
@@ -339,6 +308,12 @@ func (d *Direct) SendGSO(bufs [][]byte, gso []link.GSO, peers []uint32, offset i
 	if d.gsoDev == nil {
 		return 0, errors.New("tunnel: direct: the device does not move super-frames")
 	}
+	return d.send(bufs, gso, peers, offset)
+}
+
+// send is Send (gso nil: every packet plain, written with Write) and
+// SendGSO (written with WriteGSO; counts are segments).
+func (d *Direct) send(bufs [][]byte, gso []link.GSO, peers []uint32, offset int) (int, error) {
 	if offset < ethHeaderLen {
 		return 0, errShortHeadroom
 	}
@@ -347,7 +322,11 @@ func (d *Direct) SendGSO(bufs [][]byte, gso []link.GSO, peers []uint32, offset i
 	defer putBatch(b)
 	var t Stats
 	for i, buf := range bufs {
-		segs := link.Segments(buf[offset:], gso[i])
+		var g link.GSO
+		if gso != nil {
+			g = gso[i]
+		}
+		segs := link.Segments(buf[offset:], g)
 		p, ok := ps.slot(peers[i])
 		if !ok || !ps.owns(p, buf[offset:]) {
 			t.DropUnknownPeer += uint64(segs)
@@ -358,7 +337,7 @@ func (d *Direct) SendGSO(bufs [][]byte, gso []link.GSO, peers []uint32, offset i
 		binary.BigEndian.PutUint16(frame[12:14], ethTypeIPv4)
 		mac, ok := d.table.Lookup(arpPort, ps.peers[p].Addr)
 		if !ok {
-			if gso[i].Type != link.GSONone {
+			if g.Type != link.GSONone {
 				t.DropNoNeighbour += uint64(segs)
 				continue
 			}
@@ -367,16 +346,24 @@ func (d *Direct) SendGSO(bufs [][]byte, gso []link.GSO, peers []uint32, offset i
 		}
 		copy(frame[0:6], mac[:])
 		b.bufs = append(b.bufs, buf)
-		b.gso = append(b.gso, gso[i])
+		if gso != nil {
+			b.gso = append(b.gso, g)
+		}
+	}
+	if len(b.bufs) == 0 {
+		d.stats.add(&t)
+		return 0, nil
 	}
 	var n int
 	var err error
-	if len(b.bufs) > 0 {
+	if gso == nil {
+		n, err = d.dev.Write(b.bufs, offset-ethHeaderLen)
+		countSent(b.bufs, n, offset, &t)
+	} else {
 		n, err = d.gsoDev.WriteGSO(b.bufs, b.gso, offset-ethHeaderLen)
 		n = max(0, min(n, len(b.bufs)))
 		sent := countSentGSO(b.bufs[:n], b.gso[:n], offset, &t)
-		lost := countSentGSO(b.bufs[n:], b.gso[n:], offset, &Stats{})
-		t.TxErrors += uint64(lost)
+		t.TxErrors += uint64(countSentGSO(b.bufs[n:], b.gso[n:], offset, &Stats{}))
 		n = sent
 	}
 	d.stats.add(&t)

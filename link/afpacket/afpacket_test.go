@@ -26,15 +26,18 @@ type wire struct {
 	sa, sb *afpacket.Socket
 }
 
-func newWire(t testing.TB) *wire {
+func newWire(t testing.TB) *wire { return newWireOpen(t, open) }
+
+// newWireOpen is newWire with the sockets opened by openSocket.
+func newWireOpen(t testing.TB, openSocket func(testing.TB, *netnstest.NS, string) *afpacket.Socket) *wire {
 	w := &wire{a: netnstest.New(t, "afp-a"), b: netnstest.New(t, "afp-b")}
 	w.a.IP("link", "add", "va", "mtu", "1400", "type", "veth", "peer", "name", "vb", "netns", w.b.Name)
 	w.a.IP("link", "set", "va", "up")
 	w.b.IP("link", "set", "vb", "up")
 	w.a.WaitActive("va")
 	w.b.WaitActive("vb")
-	w.sa = open(t, w.a, "va")
-	w.sb = open(t, w.b, "vb")
+	w.sa = openSocket(t, w.a, "va")
+	w.sb = openSocket(t, w.b, "vb")
 	return w
 }
 

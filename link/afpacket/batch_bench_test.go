@@ -61,15 +61,7 @@ func newWireMode(t testing.TB, batched bool) *wire {
 	if batched {
 		return newWire(t)
 	}
-	w := &wire{a: netnstest.New(t, "afp-a"), b: netnstest.New(t, "afp-b")}
-	w.a.IP("link", "add", "va", "mtu", "1400", "type", "veth", "peer", "name", "vb", "netns", w.b.Name)
-	w.a.IP("link", "set", "va", "up")
-	w.b.IP("link", "set", "vb", "up")
-	w.a.WaitActive("va")
-	w.b.WaitActive("vb")
-	w.sa = openPerFrame(t, w.a, "va")
-	w.sb = openPerFrame(t, w.b, "vb")
-	return w
+	return newWireOpen(t, openPerFrame)
 }
 
 func openPerFrame(t testing.TB, ns *netnstest.NS, ifname string) *afpacket.Socket {
