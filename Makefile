@@ -367,7 +367,8 @@ demo: deps build cni-tools
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
 	$(GO) build -o $(BIN)/compare ./bench/compare
-	$(SUDO) $(BIN)/compare --taprouterd $(BIN)/taprouterd --json bench/results.json --svg bench/results.svg
+	$(GO) test -c -o $(BIN)/bench.test ./bench
+	$(SUDO) $(BIN)/compare --taprouterd $(BIN)/taprouterd --bench-test $(BIN)/bench.test --json bench/results.json --svg bench/results.svg
 
 clean:
 	rm -rf $(BIN)

@@ -33,7 +33,8 @@ const usage = `NAME
 SYNOPSIS
     compare [--taprouterd PATH] [--duration D] [--reps N] [--pings N]
             [--ping-interval D] [--udp-clients N] [--scale-ports N]
-            [--scale-peers N] [--json PATH] [--svg PATH] [--profiles DIR]
+            [--scale-peers N] [--bench-test PATH] [--bench-runs N]
+            [--bench-packets N] [--json PATH] [--svg PATH] [--profiles DIR]
 
 DESCRIPTION
     Builds the demo topology in network namespaces of its own (two nodes on
@@ -65,6 +66,13 @@ DESCRIPTION
     taprouterd RSS             VmRSS of one taprouterd (vxlan) with
                                --scale-peers peers in its config and
                                --scale-ports pods attached through its API.
+    in memory, one core        the bench package's BenchmarkCrossNodeVXLAN64
+                               (two routers in one process, 64-byte packets
+                               from pod A over vxlan to pod C across an
+                               in-memory underlay) at GOMAXPROCS 1: the
+                               median Mpps of --bench-runs runs, and the
+                               most allocations per packet of any run. It
+                               runs first, before any namespace exists.
 
     Nothing leaves the namespaces it creates; they are deleted at the end,
     also on SIGINT or SIGTERM. Needs root, ip, bridge, ping, iperf3, ss and
@@ -84,6 +92,11 @@ OPTIONS
                          most 240; 0 skips the row).
     --scale-peers N      peers in the config for the memory row (default
                          5000).
+    --bench-test PATH    the bench package's test binary, built with
+                         go test -c -o bin/bench.test ./bench (default
+                         bin/bench.test; "" skips the in-memory rows).
+    --bench-runs N       runs of the in-memory benchmark (default 5).
+    --bench-packets N    packets per run (default 2000000).
     --json PATH          write the rows as JSON to PATH (default
                          bench/results.json; "" writes none).
     --svg PATH           write a bar chart of the ratios to PATH (default
@@ -108,11 +121,18 @@ type settings struct {
 	scalePorts   int
 	scalePeers   int
 	profiles     string // where to write the daemons' CPU profiles ("": none)
+	benchTest    string // the bench package's test binary ("": no in-memory rows)
+	benchRuns    int    // runs of the in-memory benchmark
+	benchPackets int    // packets per run
 }
 
 func (s settings) String() string {
-	return fmt.Sprintf("iperf3 TCP: median of %d × %v; UDP: %d clients × %v, 64-byte datagrams, -b 0; ping: %d at %v; memory: %d ports, %d peers",
+	text := fmt.Sprintf("iperf3 TCP: median of %d × %v; UDP: %d clients × %v, 64-byte datagrams, -b 0; ping: %d at %v; memory: %d ports, %d peers",
 		s.reps, s.duration, s.udpClients, s.duration, s.pings, s.pingInterval, s.scalePorts, s.scalePeers)
+	if s.benchTest != "" {
+		text += fmt.Sprintf("; in memory: %d × %d packets", s.benchRuns, s.benchPackets)
+	}
+	return text
 }
 
 func main() {
@@ -129,16 +149,19 @@ func main() {
 	jsonPath := flag.String("json", "bench/results.json", "")
 	svgPath := flag.String("svg", "bench/results.svg", "")
 	flag.StringVar(&s.profiles, "profiles", "", "")
+	flag.StringVar(&s.benchTest, "bench-test", "bin/bench.test", "")
+	flag.IntVar(&s.benchRuns, "bench-runs", 5, "")
+	flag.IntVar(&s.benchPackets, "bench-packets", 2000000, "")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "compare: unexpected argument %q (see --help)\n", flag.Arg(0))
 		os.Exit(2)
 	}
-	if s.duration < time.Second || s.reps < 1 || s.pings < 1 || s.pingInterval <= 0 || s.udpClients < 1 || s.scalePorts < 0 || s.scalePorts > 240 || s.scalePeers < 0 {
-		fmt.Fprintln(os.Stderr, "compare: --duration must be at least 1s, --reps, --pings and --udp-clients at least 1, --ping-interval positive, --scale-ports 0 to 240 (see --help)")
+	if s.duration < time.Second || s.reps < 1 || s.pings < 1 || s.pingInterval <= 0 || s.udpClients < 1 || s.scalePorts < 0 || s.scalePorts > 240 || s.scalePeers < 0 || s.benchRuns < 1 || s.benchPackets < 1 {
+		fmt.Fprintln(os.Stderr, "compare: --duration must be at least 1s, --reps, --pings, --udp-clients, --bench-runs and --bench-packets at least 1, --ping-interval positive, --scale-ports 0 to 240 (see --help)")
 		os.Exit(2)
 	}
-	if err := preflight(*taprouterd); err != nil {
+	if err := preflight(*taprouterd, s.benchTest); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(2)
 	}
@@ -146,12 +169,17 @@ func main() {
 	os.Exit(compare(bin, s, *jsonPath, *svgPath))
 }
 
-func preflight(taprouterd string) error {
+func preflight(taprouterd, benchTest string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("must run as root: it creates network namespaces")
 	}
 	if _, err := os.Stat(taprouterd); err != nil {
 		return fmt.Errorf("taprouterd binary: %w (make build, or pass --taprouterd)", err)
+	}
+	if benchTest != "" {
+		if _, err := os.Stat(benchTest); err != nil {
+			return fmt.Errorf("the bench package's test binary: %w (go test -c -o bin/bench.test ./bench, or pass --bench-test \"\")", err)
+		}
 	}
 	for _, tool := range []string{"ip", "bridge", "ping", "iperf3", "ss", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -166,6 +194,7 @@ type measurements struct {
 	ptp, flannel       map[string]stats // the kernel references
 	vxlan, udp, direct map[string]stats // taprouterd's backends
 	scale              scaleStats
+	inMemory           inMemoryStats // without --bench-test, not measured
 }
 
 func compare(taprouterd string, s settings, jsonPath, svgPath string) int {
@@ -191,6 +220,10 @@ func compare(taprouterd string, s settings, jsonPath, svgPath string) int {
 		}, taprouterd, plans, profile)
 	}
 	var m measurements
+	if s.benchTest != "" {
+		// First, while nothing else of this run is on the machine.
+		m.inMemory = measureInMemory(s.benchTest, s.benchRuns, s.benchPackets)
+	}
 	m.ptp = measureSetup("kernel ptp routes (kindnet)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelPTP() }), "",
 		append([]plan{{path: "same-node", ping: true}}, full...), nil)
 	m.flannel = measureSetup("kernel vxlan (flannel)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelFlannel() }), "", full, nil)
@@ -226,8 +259,10 @@ func (m measurements) errs() []error {
 			}
 		}
 	}
-	if m.scale.err != nil {
-		errs = append(errs, m.scale.err)
+	for _, err := range []error{m.scale.err, m.inMemory.err} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errs
 }

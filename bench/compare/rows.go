@@ -53,6 +53,9 @@ func buildRows(m measurements, s settings) []Row {
 	if s.scalePorts > 0 {
 		rows = append(rows, memoryRow(m.scale, s))
 	}
+	if s.benchTest != "" {
+		rows = append(rows, inMemoryRows(m.inMemory, s.benchPackets)...)
+	}
 	return rows
 }
 

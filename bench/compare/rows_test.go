@@ -9,7 +9,8 @@ import (
 )
 
 func TestBuildRows(t *testing.T) {
-	s := settings{duration: 5 * time.Second, reps: 3, pings: 200, pingInterval: 10 * time.Millisecond, udpClients: 2, scalePorts: 110, scalePeers: 5000}
+	s := settings{duration: 5 * time.Second, reps: 3, pings: 200, pingInterval: 10 * time.Millisecond, udpClients: 2, scalePorts: 110, scalePeers: 5000,
+		benchTest: "bin/bench.test", benchRuns: 3, benchPackets: 1000}
 	m := measurements{
 		ptp: map[string]stats{
 			"same-node": {tcp: 10e9, rtt50: 50 * time.Microsecond, rtt99: 80 * time.Microsecond},
@@ -25,10 +26,12 @@ func TestBuildRows(t *testing.T) {
 		udp:    map[string]stats{"cross-node": {tcp: 3e9, tcpBytes: 1e9, daemonCPU: 2 * time.Second}},
 		direct: map[string]stats{"cross-node": {tcp: 2e9, tcpBytes: 1e9, daemonCPU: 4 * time.Second, udp: testbed.IperfResult{PacketsSent: 400000, PacketsReceived: 100000, Seconds: 2}}},
 		scale:  scaleStats{mem: testbed.Memory{RSS: 50 << 20, PeakRSS: 60 << 20}},
+		// The median rate is 5.5 (not the mean, 5.4); one run allocated.
+		inMemory: inMemoryStats{runs: []benchRun{{mpps: 5.5, cpuNs: 150, allocs: 0}, {mpps: 4.2, cpuNs: 190, allocs: 1}, {mpps: 6.5, cpuNs: 140, allocs: 0}}},
 	}
 	rows := buildRows(m, s)
-	if len(rows) != 18 {
-		t.Fatalf("%d rows, want 18", len(rows))
+	if len(rows) != 20 {
+		t.Fatalf("%d rows, want 20", len(rows))
 	}
 	byName := map[string]Row{}
 	for _, r := range rows {
@@ -64,6 +67,15 @@ func TestBuildRows(t *testing.T) {
 	if r := byName["taprouterd RSS, 110 ports + 5000 peers (vxlan)"]; r.Limit == nil || *r.Limit != 64 || !r.meets() {
 		t.Errorf("memory row %+v: want limit 64 MiB, met", r)
 	}
+	rate, alloc := "in memory, one core: pod → vxlan → pod through two routers, 64 B", "in memory: allocations per packet (the same runs)"
+	check(rate, f(5.5), nil, nil, "BenchmarkCrossNodeVXLAN64 at GOMAXPROCS 1, median of 3 runs of 1000 packets; 150 CPU ns per packet")
+	check(alloc, f(1), nil, nil, "the largest allocs/op of any run")
+	if r := byName[rate]; r.Limit == nil || *r.Limit != 5 || !r.meets() || r.goal() != "≥ 5.00 Mpps" {
+		t.Errorf("in-memory rate row %+v (goal %q): want limit 5 Mpps, met", r, r.goal())
+	}
+	if r := byName[alloc]; r.Limit == nil || *r.Limit != 0 || r.meets() {
+		t.Errorf("allocation row %+v: want limit 0, not met by a run that allocated", r)
+	}
 
 	// A setup that did not run fails its rows, not the table.
 	m.udp = nil
@@ -79,4 +91,36 @@ func deref(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// TestParseBenchRuns reads go test's result lines of the in-memory
+// benchmark, as -test.cpu 1 prints them (no -N suffix), and nothing else.
+func TestParseBenchRuns(t *testing.T) {
+	out := `goos: linux
+goarch: amd64
+pkg: github.com/taprouter/taprouter/bench
+cpu: AMD EPYC
+BenchmarkCrossNodeVXLAN64     	 2000000	       180.6 ns/op	 354.28 MB/s	         5.536 Mpps	       148.8 cpu-ns/pkt	       180.6 ns/pkt	       0 B/op	       0 allocs/op
+BenchmarkCrossNodeVXLAN64-2   	 2000000	       224.6 ns/op	 284.90 MB/s	         4.452 Mpps	       169.4 cpu-ns/pkt	       224.6 ns/pkt	       0 B/op	       0 allocs/op
+BenchmarkCrossNodeVXLAN64     	 2000000	       165.2 ns/op	 387.37 MB/s	         6.053 Mpps	       135.4 cpu-ns/pkt	       165.2 ns/pkt	      16 B/op	       2 allocs/op
+PASS
+ok  	github.com/taprouter/taprouter/bench	2.693s
+`
+	runs, err := parseBenchRuns(out, "BenchmarkCrossNodeVXLAN64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []benchRun{{mpps: 5.536, cpuNs: 148.8, allocs: 0}, {mpps: 6.053, cpuNs: 135.4, allocs: 2}}
+	if len(runs) != len(want) || runs[0] != want[0] || runs[1] != want[1] {
+		t.Errorf("runs %+v, want %+v", runs, want)
+	}
+	for _, bad := range []string{
+		"PASS\n", // no result line
+		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op 5.536 Mpps 0 allocs/op\n",          // no cpu-ns/pkt
+		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op x Mpps 1 cpu-ns/pkt 0 allocs/op\n", // not a number
+	} {
+		if runs, err := parseBenchRuns(bad, "BenchmarkCrossNodeVXLAN64"); err == nil {
+			t.Errorf("%q: parsed %+v, want an error", bad, runs)
+		}
+	}
 }
