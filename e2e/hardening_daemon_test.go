@@ -49,10 +49,31 @@ func threadsOutside(t *testing.T, d *testbed.Daemon) []string {
 		}
 		if got := [2]uint64{st.Dev, st.Ino}; got != want {
 			target, _ := os.Readlink(task)
-			outside = append(outside, task+" → "+target)
+			outside = append(outside, task+" → "+target+threadState(filepath.Dir(filepath.Dir(task))))
 		}
 	}
 	return outside
+}
+
+// threadState says what the thread at /proc/PID/task/TID is doing (its
+// state, the kernel function it waits in and its stack, where the kernel
+// shows them), so that a failure says more than that it was elsewhere.
+func threadState(dir string) string {
+	var b strings.Builder
+	if status, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "State:") {
+				b.WriteString("; " + line)
+			}
+		}
+	}
+	if wchan, err := os.ReadFile(filepath.Join(dir, "wchan")); err == nil {
+		b.WriteString("; wchan " + string(wchan))
+	}
+	if stack, err := os.ReadFile(filepath.Join(dir, "stack")); err == nil && len(stack) > 0 {
+		b.WriteString("; stack:\n" + strings.TrimRight(string(stack), "\n"))
+	}
+	return b.String()
 }
 
 // TestDaemonThreadsStayInNodeNetns restarts taprouterd so that it adopts
