@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,8 @@ func measureInMemory(benchTest string, count, packets int) inMemoryStats {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, benchTest, "-test.run", "^$", "-test.bench", "^"+inMemoryBenchmark+"$",
 		"-test.cpu", "1", "-test.benchmem", "-test.count", strconv.Itoa(count), "-test.benchtime", fmt.Sprintf("%dx", packets))
+	// Killed with compare, which a signal may end before any bed exists.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

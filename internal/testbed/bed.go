@@ -91,6 +91,13 @@ func (b *Bed) AddNetns(role string) (*Netns, error) {
 		return nil, err
 	}
 	b.mu.Lock()
+	if b.closed {
+		// Closed while ip ran (a signal's Close, see CloseOnInterrupt):
+		// Close did not see this one.
+		b.mu.Unlock()
+		n.delete()
+		return nil, errors.New("testbed: bed is closed")
+	}
 	b.namespaces = append(b.namespaces, n)
 	b.mu.Unlock()
 	for _, key := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {

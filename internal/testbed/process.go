@@ -45,13 +45,19 @@ func (b *Bed) Start(ns *Netns, name string, args ...string) (*Process, error) {
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testbed: start %s: %w", name, err)
 	}
-	b.mu.Lock()
-	b.procs = append(b.procs, p)
-	b.mu.Unlock()
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	b.mu.Lock()
+	if b.closed {
+		// Closed while it started: Close did not see it.
+		b.mu.Unlock()
+		p.Stop(5 * time.Second)
+		return nil, errors.New("testbed: bed is closed")
+	}
+	b.procs = append(b.procs, p)
+	b.mu.Unlock()
 	return p, nil
 }
 
