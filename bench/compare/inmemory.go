@@ -25,7 +25,8 @@ const (
 )
 
 // inMemoryStats are the runs of inMemoryBenchmark: each run's Mpps,
-// cpu-ns/pkt and allocs/op.
+// cpu-ns/pkt and allocs/pkt (the process's allocations per packet as a
+// fraction: allocs/op rounds down to whole ones).
 type inMemoryStats struct {
 	runs []benchRun
 	err  error
@@ -46,6 +47,9 @@ func measureInMemory(benchTest string, count, packets int) inMemoryStats {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: not done after 5 minutes (--bench-runs %d, --bench-packets %d)", err, count, packets)
+		}
 		return inMemoryStats{err: fmt.Errorf("in memory: %s: %v\n%s", benchTest, err, indent(out.String()))}
 	}
 	fmt.Print(indent(out.String()), "\n")
@@ -61,7 +65,7 @@ func measureInMemory(benchTest string, count, packets int) inMemoryStats {
 
 // parseBenchRuns reads the result lines of benchmark name (without a
 // -GOMAXPROCS suffix, as -test.cpu 1 prints it) from go test output: each
-// needs Mpps, cpu-ns/pkt and allocs/op.
+// needs Mpps, cpu-ns/pkt and allocs/pkt.
 func parseBenchRuns(out, name string) ([]benchRun, error) {
 	var runs []benchRun
 	for _, line := range strings.Split(out, "\n") {
@@ -82,7 +86,7 @@ func parseBenchRuns(out, name string) ([]benchRun, error) {
 		for _, m := range []struct {
 			unit string
 			dst  *float64
-		}{{"Mpps", &r.mpps}, {"cpu-ns/pkt", &r.cpuNs}, {"allocs/op", &r.allocs}} {
+		}{{"Mpps", &r.mpps}, {"cpu-ns/pkt", &r.cpuNs}, {"allocs/pkt", &r.allocs}} {
 			v, ok := metrics[m.unit]
 			if !ok {
 				return nil, fmt.Errorf("%q: no %s", line, m.unit)
@@ -110,7 +114,7 @@ func medianOf(runs []benchRun, value func(benchRun) float64) float64 {
 
 // inMemoryRows are the packet rate (median run) and the allocations per
 // packet (the largest of any run).
-func inMemoryRows(st inMemoryStats, packets int) []Row {
+func inMemoryRows(st inMemoryStats, runs, packets int) []Row {
 	ok := st.err == nil && len(st.runs) > 0
 	var mpps, cpuNs, allocs float64
 	if ok {
@@ -120,7 +124,7 @@ func inMemoryRows(st inMemoryStats, packets int) []Row {
 			allocs = max(allocs, r.allocs)
 		}
 	}
-	note := fmt.Sprintf("%s at GOMAXPROCS 1, median of %d runs of %d packets", inMemoryBenchmark, len(st.runs), packets)
+	note := fmt.Sprintf("%s at GOMAXPROCS 1, median of %d runs of %d packets", inMemoryBenchmark, runs, packets)
 	if ok {
 		note += fmt.Sprintf("; %.0f CPU ns per packet", cpuNs)
 	} else {
@@ -129,9 +133,9 @@ func inMemoryRows(st inMemoryStats, packets int) []Row {
 	rate := newRow("in memory, one core: pod → vxlan → pod through two routers, 64 B", "Mpps", "higher", 2, mpps, ok, 0, false, 0)
 	rateLimit := float64(inMemoryMinMpps)
 	rate.Limit, rate.Note = &rateLimit, note
-	alloc := newRow("in memory: allocations per packet (the same runs)", "allocs/packet", "lower", 0, allocs, ok, 0, false, 0)
+	alloc := newRow("in memory: allocations per packet (the same runs)", "allocs/packet", "lower", 6, allocs, ok, 0, false, 0)
 	allocLimit := float64(inMemoryMaxAllocs)
-	alloc.Limit, alloc.Note = &allocLimit, "the largest allocs/op of any run"
+	alloc.Limit, alloc.Note = &allocLimit, "the largest allocs/pkt of any run: every allocation of the process during the run, per packet"
 	if !ok {
 		alloc.Note = "failed (stderr says why); " + alloc.Note
 	}

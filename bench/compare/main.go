@@ -71,7 +71,8 @@ DESCRIPTION
                                from pod A over vxlan to pod C across an
                                in-memory underlay) at GOMAXPROCS 1: the
                                median Mpps of --bench-runs runs, and the
-                               most allocations per packet of any run. It
+                               most allocations per packet of any run (the
+                               process's, as a fraction: allocs/pkt). It
                                runs first, before any namespace exists.
 
     Nothing leaves the namespaces it creates; they are deleted at the end,
@@ -92,9 +93,10 @@ OPTIONS
                          most 240; 0 skips the row).
     --scale-peers N      peers in the config for the memory row (default
                          5000).
-    --bench-test PATH    the bench package's test binary, built with
-                         go test -c -o bin/bench.test ./bench (default
-                         bin/bench.test; "" skips the in-memory rows).
+    --bench-test PATH    the bench package's test binary (default
+                         bin/bench.test, which make bench builds; by hand:
+                         go test -c -o bin/bench.test ./bench). Without
+                         it compare exits 2; "" skips the in-memory rows.
     --bench-runs N       runs of the in-memory benchmark (default 5).
     --bench-packets N    packets per run (default 2000000).
     --json PATH          write the rows as JSON to PATH (default
@@ -198,6 +200,9 @@ type measurements struct {
 }
 
 func compare(taprouterd string, s settings, jsonPath, svgPath string) int {
+	// Before the first bed: a signal from here on removes every bed (and
+	// kills the in-memory benchmark, see measureInMemory).
+	defer testbed.CloseOnSignal()()
 	fmt.Printf("taprouter vs kernel on the demo topology: %s\n\n", s)
 	if s.profiles != "" {
 		if err := os.MkdirAll(s.profiles, 0o755); err != nil {

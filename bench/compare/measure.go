@@ -72,7 +72,6 @@ func measureSetup(name string, s settings, wire wiring, taprouterd string, plans
 		return fail(err)
 	}
 	defer bed.Close()
-	defer bed.CloseOnInterrupt()()
 	c, err := bed.AddCluster(testbed.Seed())
 	if err != nil {
 		return fail(err)

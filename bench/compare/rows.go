@@ -54,7 +54,7 @@ func buildRows(m measurements, s settings) []Row {
 		rows = append(rows, memoryRow(m.scale, s))
 	}
 	if s.benchTest != "" {
-		rows = append(rows, inMemoryRows(m.inMemory, s.benchPackets)...)
+		rows = append(rows, inMemoryRows(m.inMemory, s.benchRuns, s.benchPackets)...)
 	}
 	return rows
 }

@@ -27,7 +27,7 @@ func TestBuildRows(t *testing.T) {
 		direct: map[string]stats{"cross-node": {tcp: 2e9, tcpBytes: 1e9, daemonCPU: 4 * time.Second, udp: testbed.IperfResult{PacketsSent: 400000, PacketsReceived: 100000, Seconds: 2}}},
 		scale:  scaleStats{mem: testbed.Memory{RSS: 50 << 20, PeakRSS: 60 << 20}},
 		// The median rate is 5.5 (not the mean, 5.4); one run allocated.
-		inMemory: inMemoryStats{runs: []benchRun{{mpps: 5.5, cpuNs: 150, allocs: 0}, {mpps: 4.2, cpuNs: 190, allocs: 1}, {mpps: 6.5, cpuNs: 140, allocs: 0}}},
+		inMemory: inMemoryStats{runs: []benchRun{{mpps: 5.5, cpuNs: 150, allocs: 0}, {mpps: 4.2, cpuNs: 190, allocs: 0.0001}, {mpps: 6.5, cpuNs: 140, allocs: 0}}},
 	}
 	rows := buildRows(m, s)
 	if len(rows) != 20 {
@@ -69,7 +69,7 @@ func TestBuildRows(t *testing.T) {
 	}
 	rate, alloc := "in memory, one core: pod → vxlan → pod through two routers, 64 B", "in memory: allocations per packet (the same runs)"
 	check(rate, f(5.5), nil, nil, "BenchmarkCrossNodeVXLAN64 at GOMAXPROCS 1, median of 3 runs of 1000 packets; 150 CPU ns per packet")
-	check(alloc, f(1), nil, nil, "the largest allocs/op of any run")
+	check(alloc, f(0.0001), nil, nil, "the largest allocs/pkt of any run: every allocation of the process during the run, per packet")
 	if r := byName[rate]; r.Limit == nil || *r.Limit != 5 || !r.meets() || r.goal() != "≥ 5.00 Mpps" {
 		t.Errorf("in-memory rate row %+v (goal %q): want limit 5 Mpps, met", r, r.goal())
 	}
@@ -100,9 +100,9 @@ func TestParseBenchRuns(t *testing.T) {
 goarch: amd64
 pkg: github.com/taprouter/taprouter/bench
 cpu: AMD EPYC
-BenchmarkCrossNodeVXLAN64     	 2000000	       180.6 ns/op	 354.28 MB/s	         5.536 Mpps	       148.8 cpu-ns/pkt	       180.6 ns/pkt	       0 B/op	       0 allocs/op
-BenchmarkCrossNodeVXLAN64-2   	 2000000	       224.6 ns/op	 284.90 MB/s	         4.452 Mpps	       169.4 cpu-ns/pkt	       224.6 ns/pkt	       0 B/op	       0 allocs/op
-BenchmarkCrossNodeVXLAN64     	 2000000	       165.2 ns/op	 387.37 MB/s	         6.053 Mpps	       135.4 cpu-ns/pkt	       165.2 ns/pkt	      16 B/op	       2 allocs/op
+BenchmarkCrossNodeVXLAN64     	 1000000	       149.5 ns/op	 428.18 MB/s	         6.690 Mpps	         0 allocs/pkt	       145.1 cpu-ns/pkt	       149.5 ns/pkt	       0 B/op	       0 allocs/op
+BenchmarkCrossNodeVXLAN64-2   	 1000000	       189.0 ns/op	 338.69 MB/s	         5.292 Mpps	         0.0000010 allocs/pkt	       258.3 cpu-ns/pkt	       189.0 ns/pkt	       0 B/op	       0 allocs/op
+BenchmarkCrossNodeVXLAN64     	 1000000	       165.2 ns/op	 387.37 MB/s	         6.053 Mpps	         0.0000020 allocs/pkt	       135.4 cpu-ns/pkt	       165.2 ns/pkt	       0 B/op	       0 allocs/op
 PASS
 ok  	github.com/taprouter/taprouter/bench	2.693s
 `
@@ -110,17 +110,38 @@ ok  	github.com/taprouter/taprouter/bench	2.693s
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []benchRun{{mpps: 5.536, cpuNs: 148.8, allocs: 0}, {mpps: 6.053, cpuNs: 135.4, allocs: 2}}
+	// The second run allocated twice in 1,000,000 packets, which its
+	// allocs/op rounds to 0.
+	want := []benchRun{{mpps: 6.690, cpuNs: 145.1, allocs: 0}, {mpps: 6.053, cpuNs: 135.4, allocs: 0.000002}}
 	if len(runs) != len(want) || runs[0] != want[0] || runs[1] != want[1] {
 		t.Errorf("runs %+v, want %+v", runs, want)
 	}
 	for _, bad := range []string{
 		"PASS\n", // no result line
-		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op 5.536 Mpps 0 allocs/op\n",          // no cpu-ns/pkt
-		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op x Mpps 1 cpu-ns/pkt 0 allocs/op\n", // not a number
+		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op 5.536 Mpps 0 allocs/pkt\n",             // no cpu-ns/pkt
+		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op 5.536 Mpps 1 cpu-ns/pkt 0 allocs/op\n", // no allocs/pkt
+		"BenchmarkCrossNodeVXLAN64 2000000 180.6 ns/op x Mpps 1 cpu-ns/pkt 0 allocs/pkt\n",    // not a number
 	} {
 		if runs, err := parseBenchRuns(bad, "BenchmarkCrossNodeVXLAN64"); err == nil {
 			t.Errorf("%q: parsed %+v, want an error", bad, runs)
+		}
+	}
+}
+
+// TestMedianOf: the middle run of an odd count, the lower middle one of an
+// even count.
+func TestMedianOf(t *testing.T) {
+	mpps := func(r benchRun) float64 { return r.mpps }
+	for _, tc := range []struct {
+		runs []float64
+		want float64
+	}{{[]float64{7}, 7}, {[]float64{9, 5, 7}, 7}, {[]float64{8, 5, 6, 9}, 6}, {[]float64{4, 4, 1, 9}, 4}} {
+		var runs []benchRun
+		for _, v := range tc.runs {
+			runs = append(runs, benchRun{mpps: v})
+		}
+		if got := medianOf(runs, mpps); got != tc.want {
+			t.Errorf("medianOf(%v) = %v, want %v", tc.runs, got, tc.want)
 		}
 	}
 }

@@ -42,7 +42,6 @@ func scale(taprouterd string, ports, peers int) (scaleStats, error) {
 		return scaleStats{}, err
 	}
 	defer bed.Close()
-	defer bed.CloseOnInterrupt()()
 	spec := testbed.Seed()[0] // node1, its pods added below
 	spec.Pods = nil
 	c, err := bed.AddCluster([]testbed.NodeSpec{spec})

@@ -40,7 +40,6 @@ func demoBackend(taprouterd, backend string, duration time.Duration, showConfig 
 	if err != nil {
 		return failAll(err)
 	}
-	defer bed.CloseOnInterrupt()()
 	defer func() {
 		if !ok {
 			fmt.Fprintf(os.Stderr, "process logs of the %s run:\n%s", backend, bed.Logs())

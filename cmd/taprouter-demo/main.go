@@ -49,6 +49,8 @@ func run() int {
 	}
 	fmt.Println()
 
+	// Before the first bed: a signal from here on removes every bed.
+	defer testbed.CloseOnSignal()()
 	var rows []row
 	proved := true
 	for _, backend := range strings.Split(*backends, ",") {

@@ -39,6 +39,12 @@ type Bed struct {
 	procs      []*Process
 	files      int // numbers the files in dir
 	closed     bool
+	// inflight counts the AddNetns and Start calls under way, which
+	// Close waits for before it looks at what there is to remove.
+	inflight sync.WaitGroup
+	// closeDone is closed when the first Close has removed everything;
+	// a later Close waits for it.
+	closeDone chan struct{}
 }
 
 // New creates a bed with its underlay switch. taprouterd is the daemon binary
@@ -46,11 +52,16 @@ type Bed struct {
 // The caller must Close the bed, also when a test fails or panics.
 func New(taprouterd string) (*Bed, error) {
 	b := &Bed{
+		closeDone:  make(chan struct{}),
 		Taprouterd: taprouterd,
 		prefix:     fmt.Sprintf("tr%dx%d", os.Getpid(), beds.Add(1)),
 	}
+	if err := register(b); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", b.prefix+"-")
 	if err != nil {
+		unregister(b)
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	b.dir = dir
@@ -69,6 +80,20 @@ func New(taprouterd string) (*Bed, error) {
 	return b, nil
 }
 
+var errClosed = errors.New("testbed: bed is closed")
+
+// enter counts an AddNetns or Start in, unless the bed is closed; the
+// caller calls b.inflight.Done when it has recorded what it made.
+func (b *Bed) enter() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.inflight.Add(1)
+	return true
+}
+
 // Prefix is the bed's unique name prefix; every namespace it creates starts
 // with it.
 func (b *Bed) Prefix() string { return b.prefix }
@@ -81,23 +106,14 @@ func (b *Bed) Dir() string { return b.dir }
 // captures and counters).
 func (b *Bed) AddNetns(role string) (*Netns, error) {
 	n := &Netns{Name: b.prefix + "-" + role}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil, errors.New("testbed: bed is closed")
+	if !b.enter() {
+		return nil, errClosed
 	}
-	b.mu.Unlock()
+	defer b.inflight.Done()
 	if _, err := run("ip", "netns", "add", n.Name); err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	if b.closed {
-		// Closed while ip ran (a signal's Close, see CloseOnInterrupt):
-		// Close did not see this one.
-		b.mu.Unlock()
-		n.delete()
-		return nil, errors.New("testbed: bed is closed")
-	}
 	b.namespaces = append(b.namespaces, n)
 	b.mu.Unlock()
 	for _, key := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
@@ -196,9 +212,19 @@ func (b *Bed) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		// Another Close (a signal's, see CloseOnSignal) is removing it:
+		// return when it is gone, as the first Close does.
+		<-b.closeDone
 		return nil
 	}
 	b.closed = true
+	b.mu.Unlock()
+	defer close(b.closeDone)
+	defer unregister(b)
+	// What is being added now is removed with the rest (a signal closes
+	// a bed while its program builds it, see CloseOnSignal).
+	b.inflight.Wait()
+	b.mu.Lock()
 	procs, namespaces := b.procs, b.namespaces
 	b.mu.Unlock()
 

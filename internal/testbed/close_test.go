@@ -12,8 +12,9 @@ import (
 
 // TestCloseWhileAdding closes beds while another goroutine adds namespaces
 // and starts processes in them, as a signal does to the demo or the
-// comparison in the middle of building its topology: nothing the bed
-// created outlives Close, and what is added after it is refused.
+// comparison in the middle of building its topology: when Close returns
+// (and CloseOnSignal exits the program) nothing the bed created is left,
+// and what is added after it is refused.
 func TestCloseWhileAdding(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces")
@@ -46,30 +47,57 @@ func TestCloseWhileAdding(t *testing.T) {
 		}()
 		// Each round closes at a different point of an add.
 		time.Sleep(time.Duration(20+round*7) * time.Millisecond)
-		if err := b.Close(); err != nil {
-			t.Errorf("round %d: Close: %v", round, err)
+		// Two Closes at once, as a signal's and the program's own: each
+		// returns when everything is gone. What is left is looked at
+		// before the adding goroutine has ended, as a program that exits
+		// after Close would leave it.
+		lefts := make(chan []string, 2)
+		for range 2 {
+			go func() {
+				if err := b.Close(); err != nil {
+					t.Errorf("round %d: Close: %v", round, err)
+				}
+				lefts <- namespacesOf(t, b)
+			}()
 		}
-		wg.Wait()
-		n := <-added
-		out, err := exec.Command("ip", "netns", "list").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var left []string
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, b.Prefix()+"-") {
-				left = append(left, line)
-			}
-		}
-		if len(left) != 0 {
-			t.Errorf("round %d: %d namespaces added, these outlived Close: %v", round, n, left)
-			for _, name := range left {
-				exec.Command("ip", "netns", "del", strings.Fields(name)[0]).Run()
+		for range 2 {
+			if left := <-lefts; len(left) != 0 {
+				t.Errorf("round %d: these outlived Close: %v", round, left)
+				for _, name := range left {
+					exec.Command("ip", "netns", "del", name).Run()
+				}
 			}
 		}
 		if pids, _ := exec.Command("pgrep", "-x", "-f", "sleep "+sleepArg).Output(); len(pids) != 0 {
 			t.Errorf("round %d: processes outlived Close: %s", round, pids)
 			exec.Command("pkill", "-x", "-f", "sleep "+sleepArg).Run()
 		}
+		wg.Wait()
+		if n := <-added; n == 0 {
+			t.Errorf("round %d: Close came before the first namespace: the round tested nothing", round)
+		}
+		if ns, err := b.AddNetns("late"); err == nil {
+			t.Errorf("round %d: AddNetns after Close made %s", round, ns.Name)
+			ns.delete()
+		}
+		if left := namespacesOf(t, b); len(left) != 0 {
+			t.Errorf("round %d: namespaces after a refused AddNetns: %v", round, left)
+		}
 	}
+}
+
+// namespacesOf lists the namespaces named for b.
+func namespacesOf(t *testing.T, b *Bed) []string {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], b.Prefix()+"-") {
+			names = append(names, f[0])
+		}
+	}
+	return names
 }

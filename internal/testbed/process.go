@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,12 +26,10 @@ type Process struct {
 
 // Start runs args inside ns in the background, in its own process group.
 func (b *Bed) Start(ns *Netns, name string, args ...string) (*Process, error) {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
-		return nil, errors.New("testbed: bed is closed")
+	if !b.enter() {
+		return nil, errClosed
 	}
+	defer b.inflight.Done()
 	p := &Process{Name: name, args: args, logPath: b.file(name + ".log"), done: make(chan struct{})}
 	log, err := os.Create(p.logPath)
 	if err != nil {
@@ -50,12 +47,6 @@ func (b *Bed) Start(ns *Netns, name string, args ...string) (*Process, error) {
 		close(p.done)
 	}()
 	b.mu.Lock()
-	if b.closed {
-		// Closed while it started: Close did not see it.
-		b.mu.Unlock()
-		p.Stop(5 * time.Second)
-		return nil, errors.New("testbed: bed is closed")
-	}
 	b.procs = append(b.procs, p)
 	b.mu.Unlock()
 	return p, nil
