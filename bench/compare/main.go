@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -229,10 +230,14 @@ func compare(taprouterd string, s settings, jsonPath, svgPath string) int {
 		// First, while nothing else of this run is on the machine.
 		m.inMemory = measureInMemory(s.benchTest, s.benchRuns, s.benchPackets)
 	}
-	m.ptp = measureSetup("kernel ptp routes (kindnet)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelPTP() }), "",
-		append([]plan{{path: "same-node", ping: true}}, full...), nil)
+	// Cross-node first in every setup, so that each cross-node ping runs
+	// on a fresh setup, and each same-node one after the cross-node TCP
+	// runs in both of its setups: taprouterd's ping tail is longer after
+	// TCP (bench/profiles/README.md, "Latency experiments").
+	withSame := append(slices.Clone(full), plan{path: "same-node", ping: true})
+	m.ptp = measureSetup("kernel ptp routes (kindnet)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelPTP() }), "", withSame, nil)
 	m.flannel = measureSetup("kernel vxlan (flannel)", s, kernel(func(c *testbed.Cluster) error { return c.WireKernelFlannel() }), "", full, nil)
-	m.vxlan = taprouter("vxlan", append([]plan{{path: "same-node", ping: true}}, full...))
+	m.vxlan = taprouter("vxlan", withSame)
 	m.udp = taprouter("udp", []plan{{path: "cross-node"}})
 	m.direct = taprouter("direct", full)
 	if s.scalePorts > 0 {
