@@ -41,7 +41,7 @@ func measureInMemory(benchTest string, count, packets int) inMemoryStats {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, benchTest, "-test.run", "^$", "-test.bench", "^"+inMemoryBenchmark+"$",
-		"-test.cpu", "1", "-test.benchmem", "-test.count", strconv.Itoa(count), "-test.benchtime", fmt.Sprintf("%dx", packets))
+		"-test.cpu", "1", "-test.count", strconv.Itoa(count), "-test.benchtime", fmt.Sprintf("%dx", packets))
 	// Killed with compare, which a signal may end before any bed exists.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer

@@ -48,44 +48,52 @@ func unregister(b *Bed) {
 // New. Tests close their beds in t.Cleanup.
 func CloseOnSignal() (stop func()) {
 	ch := make(chan os.Signal, 1)
-	// exiting is closed when a signal came: the program ends in the
-	// goroutine below, with status 130, once the beds are gone.
-	done, exiting := make(chan struct{}), make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
+		defer close(finished)
 		select {
 		case sig := <-ch:
-			openBeds.Lock()
-			openBeds.shuttingDown = true
-			close(exiting)
-			beds := make([]*Bed, 0, len(openBeds.beds))
-			for b := range openBeds.beds {
-				beds = append(beds, b)
-			}
-			openBeds.Unlock()
-			var wg sync.WaitGroup
-			for _, b := range beds {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					b.Close()
-					fmt.Fprintf(os.Stderr, "\n%v: test bed %s torn down\n", sig, b.prefix)
-				}()
-			}
-			wg.Wait()
-			os.Exit(130)
+			closeAllAndExit(sig)
 		case <-done:
+			// A signal that came before stop's signal.Stop is still
+			// in ch: it wins.
+			select {
+			case sig := <-ch:
+				closeAllAndExit(sig)
+			default:
+			}
 		}
 	}()
 	return func() {
-		select {
-		case <-exiting:
-			// The program's own way out would end it while the signal's
-			// Close still removes things: wait for that goroutine's exit.
-			select {}
-		default:
-		}
 		signal.Stop(ch)
 		close(done)
+		// Returns unless a signal came: then the program ends in
+		// closeAllAndExit, not on its own way out while beds are still
+		// being removed.
+		<-finished
 	}
+}
+
+// closeAllAndExit closes every open bed, refuses new ones and exits the
+// program with status 130.
+func closeAllAndExit(sig os.Signal) {
+	openBeds.Lock()
+	openBeds.shuttingDown = true
+	beds := make([]*Bed, 0, len(openBeds.beds))
+	for b := range openBeds.beds {
+		beds = append(beds, b)
+	}
+	openBeds.Unlock()
+	var wg sync.WaitGroup
+	for _, b := range beds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.Close()
+			fmt.Fprintf(os.Stderr, "\n%v: test bed %s torn down\n", sig, b.prefix)
+		}()
+	}
+	wg.Wait()
+	os.Exit(130)
 }
