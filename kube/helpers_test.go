@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -79,16 +81,24 @@ type fakeAPI struct {
 	expire  bool // the next watch fails with 410 Expired: the informer re-lists
 	watches chan struct{}
 	lists   int
+	version int // the last resourceVersion handed out
 }
 
 var errDown = errors.New("dial tcp 192.0.2.1:6443: connect: connection refused")
 
 func newFakeAPI(nodes ...*corev1.Node) *fakeAPI {
+	f := &fakeAPI{watches: make(chan struct{}, 100)}
 	objs := make([]runtime.Object, len(nodes))
 	for i, n := range nodes {
+		n = n.DeepCopy()
+		n.ResourceVersion = f.nextVersion()
 		objs[i] = n
 	}
-	f := &fakeAPI{cs: fake.NewClientset(objs...), watches: make(chan struct{}, 100)}
+	f.cs = fake.NewClientset(objs...)
+	// client-go's tracker leaves resourceVersion alone; the API server
+	// gives every write a new one, which the watcher relies on to tell
+	// a cache that has not seen its patch yet from a Node stripped again.
+	f.cs.PrependReactor("*", "nodes", f.versionedWrite)
 	f.cs.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -114,6 +124,63 @@ func newFakeAPI(nodes ...*corev1.Node) *fakeAPI {
 		return true, w, err
 	})
 	return f
+}
+
+func (f *fakeAPI) nextVersion() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.version++
+	return fmt.Sprint(f.version)
+}
+
+var nodesResource = corev1.SchemeGroupVersion.WithResource("nodes")
+
+// versionedWrite does creates, updates and the watcher's merge patches of
+// metadata.annotations (the only patch it makes) with a new
+// resourceVersion each, as the API server does.
+func (f *fakeAPI) versionedWrite(a k8stesting.Action) (bool, runtime.Object, error) {
+	tr := f.cs.Tracker()
+	switch a.GetVerb() { // not a type switch: an UpdateAction is also a CreateAction
+	case "create":
+		n := a.(k8stesting.CreateAction).GetObject().(*corev1.Node).DeepCopy()
+		n.ResourceVersion = f.nextVersion()
+		return true, n, tr.Create(nodesResource, n, "")
+	case "update":
+		n := a.(k8stesting.UpdateAction).GetObject().(*corev1.Node).DeepCopy()
+		n.ResourceVersion = f.nextVersion()
+		return true, n, tr.Update(nodesResource, n, "")
+	case "patch":
+		a := a.(k8stesting.PatchAction)
+		if a.GetPatchType() != types.MergePatchType {
+			return true, nil, fmt.Errorf("fake API: %s patch not supported", a.GetPatchType())
+		}
+		var p struct {
+			Metadata struct {
+				Annotations map[string]*string `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if err := json.Unmarshal(a.GetPatch(), &p); err != nil {
+			return true, nil, err
+		}
+		obj, err := tr.Get(nodesResource, "", a.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		n := obj.(*corev1.Node).DeepCopy()
+		for k, v := range p.Metadata.Annotations {
+			if v == nil {
+				delete(n.Annotations, k)
+				continue
+			}
+			if n.Annotations == nil {
+				n.Annotations = map[string]string{}
+			}
+			n.Annotations[k] = *v
+		}
+		n.ResourceVersion = f.nextVersion()
+		return true, n, tr.Update(nodesResource, n, "")
+	}
+	return false, nil, nil
 }
 
 // breakWatch ends the informer's watch, as a dropped connection does.
