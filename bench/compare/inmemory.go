@@ -101,13 +101,18 @@ func parseBenchRuns(out, name string) ([]benchRun, error) {
 	return runs, nil
 }
 
-// medianOf returns the median of what value gives for each run (the lower
-// middle one of an even count).
+// medianOf returns the median of what value gives for each run.
 func medianOf(runs []benchRun, value func(benchRun) float64) float64 {
 	v := make([]float64, len(runs))
 	for i, r := range runs {
 		v[i] = value(r)
 	}
+	return median(v)
+}
+
+// median returns the middle value of v (not empty), the lower middle one
+// of an even count, as every median in the table is taken; it sorts v.
+func median(v []float64) float64 {
 	slices.Sort(v)
 	return v[(len(v)-1)/2]
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,8 +134,7 @@ func measurePath(bed *testbed.Bed, from, to *testbed.Pod, p plan, s settings, da
 		st.daemonCPU += cpu1 - cpu0
 		st.softirq += soft1 - soft0
 	}
-	slices.Sort(rates)
-	st.tcp = rates[len(rates)/2]
+	st.tcp = median(rates)
 	if p.tcp4 {
 		r, err := bed.Iperf(from.Netns, to.Netns, to.Addr(), testbed.IperfOptions{Duration: s.duration, Streams: 4})
 		if err != nil {
