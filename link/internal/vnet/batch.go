@@ -124,25 +124,14 @@ func (r *Reader) doBatch(fd uintptr) bool {
 		for i := range m {
 			b.iovs[i][1].Base, b.iovs[i][2].Base = nil, nil // do not pin the caller's buffers
 		}
-		switch errno {
-		case 0:
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return r.n > 0
-		case unix.EINVAL:
-			// One frame refused (recvmmsg fails for the first message, or
-			// for a later one on the next call): as in do.
-			r.dropped.Add(1)
-			if r.refused++; r.refused < len(r.bufs) {
+		if errno != 0 {
+			// EINVAL is one frame refused: recvmmsg fails for the first
+			// message, or for a later one on the next call.
+			retry, ret := r.failed(errno)
+			if retry {
 				continue
 			}
-			return true
-		default:
-			if r.n == 0 {
-				r.err = errno
-			}
-			return true
+			return ret
 		}
 		r.takeBatch(got)
 		dry = got < m

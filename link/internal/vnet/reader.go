@@ -255,27 +255,39 @@ func (r *Reader) do(fd uintptr) bool {
 		}
 		got, meta, errno := r.recv(fd, r.iov[:iovcnt])
 		r.iov[1].Base, r.iov[2].Base = nil, nil // do not pin the caller's buffers
-		switch errno {
-		case 0:
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return r.n > 0
-		case unix.EINVAL:
-			r.dropped.Add(1)
-			if r.refused++; r.refused < len(r.bufs) {
+		if errno != 0 {
+			retry, ret := r.failed(errno)
+			if retry {
 				continue
 			}
-			return true
-		default:
-			if r.n == 0 {
-				r.err = errno
-			}
-			return true
+			return ret
 		}
 		r.accept(got-HdrLen, p, meta)
 	}
 	return true
+}
+
+// failed says what do and doBatch do after a receive call failed with
+// errno: call again (retry), or return ret to RawConn (false: wait for
+// readability). EINTR is retried; EAGAIN waits unless frames were read;
+// EINVAL drops and counts one frame and is retried up to a batch of them;
+// any other errno ends the Read, and is its error if nothing was read.
+func (r *Reader) failed(errno unix.Errno) (retry, ret bool) {
+	switch errno {
+	case unix.EINTR:
+		return true, false
+	case unix.EAGAIN:
+		return false, r.n > 0
+	case unix.EINVAL:
+		r.dropped.Add(1)
+		r.refused++
+		return r.refused < len(r.bufs), true
+	default:
+		if r.n == 0 {
+			r.err = errno
+		}
+		return false, true
+	}
 }
 
 // accept takes the frame just read: size bytes behind the header in r.hdr,
