@@ -145,7 +145,8 @@ type OffloadStats struct {
 	Coalesced, CoalescedFrames uint64
 	// CoalesceRefused: the kernel refused a super-frame write (EINVAL),
 	// TCP's or UDP's, and the device writes no more of that kind (2 at
-	// most): it writes every TCP frame alone since, and cuts super-frames.
+	// most): it writes every frame of that kind alone since, and cuts
+	// super-frames of it.
 	CoalesceRefused uint64
 	// ReadWhole: super-frames ReadGSO handed on whole, not cut.
 	// WrittenWhole: super-frames WriteGSO wrote whole. WriteCut: those it

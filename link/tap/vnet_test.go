@@ -313,3 +313,96 @@ func TestOffloadUDPSegmentThroughTAPs(t *testing.T) {
 		t.Errorf("nsA's TAP: %+v, want exactly 1 super-datagram cut into 11", sa)
 	}
 }
+
+// TestCoalesceUDPThroughTAPs: 40 datagrams that nsA's UDP socket sent one
+// by one, read from its TAP in one Read and written to nsB's TAP in one
+// Write, go as one UDP super-datagram (GSO_UDP_L4); nsB's kernel cuts it
+// back into the same 40 datagrams, in order: 39 of 200 bytes and a last one
+// of 50, carrying the bytes sent.
+func TestCoalesceUDPThroughTAPs(t *testing.T) {
+	nsA, nsB := netnstest.New(t, "vnetUA"), netnstest.New(t, "vnetUB")
+	open := func(ns *netnstest.NS, addr string) (*tap.Device, net.HardwareAddr) {
+		var d *tap.Device
+		var ifc *net.Interface
+		var err error
+		ns.Do(func() {
+			if d, err = tap.Create("tap0", tap.TAP, tap.Options{MTU: offloadMTU, Offload: true}); err == nil {
+				ifc, err = net.InterfaceByName("tap0")
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		devtest.CloseAtCleanup(t, d)
+		ns.MustExec("sysctl", "-qw", "net.ipv6.conf.tap0.disable_ipv6=1")
+		ns.IP("addr", "add", addr+"/24", "dev", "tap0")
+		ns.IP("link", "set", "tap0", "up")
+		ns.WaitActive("tap0")
+		return d, ifc.HardwareAddr
+	}
+	a, _ := open(nsA, "10.98.0.1")
+	b, macB := open(nsB, "10.98.0.2")
+	if b.Offloads()&unix.TUN_F_USO4 == 0 {
+		t.Skip("this kernel's TAPs take no USO")
+	}
+	nsA.IP("neigh", "add", "10.98.0.2", "lladdr", macB.String(), "dev", "tap0")
+
+	var rc *net.UDPConn
+	var err error
+	nsB.Do(func() { rc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 98, 0, 2), Port: 4434}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var sc *net.UDPConn
+	nsA.Do(func() { sc, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(10, 98, 0, 2), Port: 4434}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sent := make([][]byte, 40)
+	for i := range sent {
+		sent[i] = make([]byte, 200)
+		if i == len(sent)-1 {
+			sent[i] = sent[i][:50]
+		}
+		for j := range sent[i] {
+			sent[i][j] = byte(i*7 + j)
+		}
+		if _, err := sc.Write(sent[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	bufs, sizes := devtest.MakeBatch(64, 2048)
+	var frames [][]byte
+	for deadline := time.Now().Add(5 * time.Second); len(frames) < len(sent) && time.Now().Before(deadline); {
+		n, err := a.Read(bufs[len(frames):], sizes[len(frames):], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			frames = append(frames, bufs[len(frames)][:sizes[len(frames)]])
+		}
+	}
+	if len(frames) != len(sent) {
+		t.Fatalf("read %d frames from nsA's TAP, want %d", len(frames), len(sent))
+	}
+	if n, err := b.Write(frames, 0); n != len(frames) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(frames))
+	}
+	if s := b.OffloadStats(); s.Coalesced != 1 || s.CoalescedFrames != 40 || s.CoalesceRefused != 0 {
+		t.Errorf("nsB's TAP: %+v, want exactly 1 super-datagram of 40", s)
+	}
+	buf := make([]byte, 2048)
+	rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i, want := range sent {
+		n, err := rc.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if !bytes.Equal(buf[:n], want) {
+			t.Fatalf("datagram %d: %d bytes, not the %d sent", i, n, len(want))
+		}
+	}
+}

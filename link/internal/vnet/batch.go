@@ -265,12 +265,12 @@ func NewBatchCoalescer(conn syscall.RawConn, onReject fdio.OnReject, batch int, 
 	return c
 }
 
-// coalesceAt is coalesceRun for the frames from c.next on.
+// coalesceAt is runLen for the frames from c.next on.
 func (c *Coalescer) coalesceAt() int {
 	if c.b != nil && c.b.runAt == c.next {
 		return c.b.runK
 	}
-	return coalesceRun(c.bufs[c.next:c.next+c.plainRun()], c.offset)
+	return c.runLen(c.bufs[c.next : c.next+c.plainRun()])
 }
 
 // sendAlone sends the frames from c.next on that go alone, frame c.next
@@ -285,15 +285,13 @@ func (c *Coalescer) sendAlone(fd uintptr) (bool, syscall.Errno) {
 		if c.gso != nil && c.gso[j].Type != link.GSONone {
 			break
 		}
-		if c.gsoOK.Load() {
-			save := c.next
-			c.next = j
-			k := coalesceRun(c.bufs[j:j+c.plainRun()], c.offset)
-			c.next = save
-			if k > 1 {
-				b.runAt, b.runK = j, k
-				break
-			}
+		save := c.next
+		c.next = j
+		k := c.runLen(c.bufs[j : j+c.plainRun()])
+		c.next = save
+		if k > 1 {
+			b.runAt, b.runK = j, k
+			break
 		}
 	}
 	if m < 2 {

@@ -41,9 +41,18 @@ import (
 //     asks the kernel to trust its checksum, so a corrupt segment must not
 //     hide in it.
 //
+// Runs of UDP datagrams of one flow are merged the same way into a UDP
+// super-datagram (GSO_UDP_L4), which the receiving kernel cuts back into
+// the same datagrams, as a sender's UDP_SEGMENT: the same Ethernet header,
+// IPv4 fields and ID rule as for TCP, the same ports, a valid UDP checksum
+// that is not zero (a datagram sent without one keeps it that way), every
+// datagram as long as the first but the last, which may be shorter, and
+// at least minGSOSize payload bytes in the first.
+//
 // A run is at most maxCoalesce frames and 65535 bytes of IPv4. If the
 // kernel refuses a GSO write (EINVAL on kernels with broken virtio GSO
-// handling), GSO writes stop for the device and every frame goes alone.
+// handling), GSO writes of that kind (TCP or UDP) stop for the device and
+// every frame of it goes alone.
 
 // maxCoalesce is the most frames merged into one super-frame.
 const maxCoalesce = 64
@@ -188,10 +197,7 @@ func (c *Coalescer) do(fd uintptr) bool {
 			c.next++
 			continue
 		}
-		k := 1
-		if c.gsoOK.Load() {
-			k = c.coalesceAt()
-		}
+		k := c.coalesceAt()
 		if k == 1 && c.b != nil {
 			// Frames that go alone: a run of them with one sendmmsg.
 			if batched, errno := c.sendAlone(fd); batched {
@@ -221,7 +227,13 @@ func (c *Coalescer) do(fd uintptr) bool {
 			n := c.prepare(c.bufs[c.next:c.next+k], c.offset)
 			errno = c.writevIov(fd, n)
 			if errno == unix.EINVAL {
-				c.gsoOK.Store(false) // the kernel refuses GSO writes: frames alone from now on
+				// The kernel refuses GSO writes of this kind: frames
+				// of it alone from now on.
+				if isUDPv4(c.bufs[c.next][c.offset:]) {
+					c.udpOK.Store(false)
+				} else {
+					c.gsoOK.Store(false)
+				}
 				c.refused.Add(1)
 				continue
 			}
@@ -373,10 +385,15 @@ func (c *Coalescer) cutSuper(fd uintptr, f []byte, g link.GSO) syscall.Errno {
 }
 
 // prepare builds the iovecs of the super-frame of run (at least two frames
-// that coalesceRun accepted) and returns how many there are.
+// that coalesceRun or coalesceRunUDP accepted) and returns how many there
+// are.
 func (c *Coalescer) prepare(run [][]byte, offset int) int {
 	first := run[0][offset:]
-	hl := headersLen(first)
+	udp := isUDPv4(first)
+	hl := udpHeadersLen
+	if !udp {
+		hl = headersLen(first)
+	}
 	payload := 0
 	for _, b := range run {
 		payload += len(b) - offset - hl
@@ -387,16 +404,21 @@ func (c *Coalescer) prepare(run [][]byte, offset int) int {
 	binary.BigEndian.PutUint16(ip[2:4], uint16(hl-14+payload))
 	ip[10], ip[11] = 0, 0
 	binary.BigEndian.PutUint16(ip[10:12], ^checksum.Checksum(ip[:20], 0))
-	tcp := ip[20:]
-	tcp[13] |= run[len(run)-1][offset+14+20+13] & tcpPSH // the last frame's PSH
-	tcpLen := hl - 14 - 20 + payload
-	binary.BigEndian.PutUint16(tcp[16:18], gso.PseudoHeaderSum(ip, tcpLen))
+	l4Len := hl - 14 - 20 + payload
+	gsoType, field := uint8(unix.VIRTIO_NET_HDR_GSO_TCPV4), 16
+	if udp {
+		gsoType, field = unix.VIRTIO_NET_HDR_GSO_UDP_L4, 6
+		binary.BigEndian.PutUint16(ip[20+4:20+6], uint16(l4Len))
+	} else {
+		ip[20+13] |= run[len(run)-1][offset+14+20+13] & tcpPSH // the last frame's PSH
+	}
+	binary.BigEndian.PutUint16(ip[20+field:], gso.PseudoHeaderSum(ip, l4Len))
 
-	c.vhdr = [HdrLen]byte{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4}
+	c.vhdr = [HdrLen]byte{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType}
 	binary.NativeEndian.PutUint16(c.vhdr[2:], uint16(hl))
 	binary.NativeEndian.PutUint16(c.vhdr[4:], uint16(len(first)-hl))
 	binary.NativeEndian.PutUint16(c.vhdr[6:], 14+20)
-	binary.NativeEndian.PutUint16(c.vhdr[8:], 16)
+	binary.NativeEndian.PutUint16(c.vhdr[8:], uint16(field))
 
 	c.iov[0].Base = &c.vhdr[0]
 	c.iov[0].SetLen(HdrLen)
@@ -457,19 +479,7 @@ func mergeable(f []byte) bool {
 // sequence number, a payload no longer than the first's.
 func follows(first, a, b []byte) bool {
 	hl := headersLen(first)
-	if headersLen(b) != hl || len(b) > len(first) {
-		return false
-	}
-	// Ethernet header, and IPv4 TOS; flags and TTL, protocol; addresses.
-	if string(first[:14]) != string(b[:14]) || first[14+1] != b[14+1] ||
-		string(first[14+6:14+10]) != string(b[14+6:14+10]) || string(first[14+12:14+20]) != string(b[14+12:14+20]) {
-		return false
-	}
-	// Without DF, the ID is what a fragment is reassembled by, and the
-	// segments cut from the super-frame get the first one's plus their
-	// number: they must have those already (the kernel's GRO asks the
-	// same).
-	if first[14+6]&0x40 == 0 && binary.BigEndian.Uint16(b[14+4:14+6]) != binary.BigEndian.Uint16(a[14+4:14+6])+1 {
+	if headersLen(b) != hl || len(b) > len(first) || !sameIPv4(first, a, b) {
 		return false
 	}
 	ft, at, bt := first[34:hl], a[34:], b[34:hl]
@@ -480,6 +490,21 @@ func follows(first, a, b []byte) bool {
 	}
 	aPayload := len(a) - hl
 	return binary.BigEndian.Uint32(bt[4:8]) == binary.BigEndian.Uint32(at[4:8])+uint32(aPayload)
+}
+
+// sameIPv4 reports whether frame b, after frame a in a run that started
+// with first, has first's Ethernet header and IPv4 fields: TOS; flags,
+// TTL and protocol; addresses; and, without DF, the ID after a's.
+func sameIPv4(first, a, b []byte) bool {
+	if string(first[:14]) != string(b[:14]) || first[14+1] != b[14+1] ||
+		string(first[14+6:14+10]) != string(b[14+6:14+10]) || string(first[14+12:14+20]) != string(b[14+12:14+20]) {
+		return false
+	}
+	// Without DF, the ID is what a fragment is reassembled by, and the
+	// segments cut from the super-frame get the first one's plus their
+	// number: they must have those already (the kernel's GRO asks the
+	// same). With DF it means nothing (RFC 6864).
+	return first[14+6]&0x40 != 0 || binary.BigEndian.Uint16(b[14+4:14+6]) == binary.BigEndian.Uint16(a[14+4:14+6])+1
 }
 
 // coalesceRun returns how many frames from bufs[0] form one super-frame:
@@ -514,6 +539,92 @@ func coalesceRun(bufs [][]byte, offset int) int {
 		}
 	}
 	return k
+}
+
+// udpHeadersLen is the length of the Ethernet, IPv4 and UDP headers of a
+// datagram that mergeableUDP accepted.
+const udpHeadersLen = 14 + 20 + 8
+
+// isUDPv4 reports whether the frame f is IPv4 carrying UDP: which rules a
+// run starting with it follows.
+func isUDPv4(f []byte) bool {
+	return len(f) >= 14+20 && binary.BigEndian.Uint16(f[12:14]) == 0x0800 && f[14+9] == 17
+}
+
+// mergeableUDP is mergeable for UDP: Ethernet, IPv4 without options, not a
+// fragment, of exactly its total length, UDP of exactly the rest, with a
+// payload, and valid checksums, the UDP one not zero.
+func mergeableUDP(f []byte) bool {
+	if len(f) <= udpHeadersLen || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+		return false
+	}
+	ip := f[14:]
+	if ip[0] != 0x45 || ip[9] != 17 || int(binary.BigEndian.Uint16(ip[2:4])) != len(ip) {
+		return false
+	}
+	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+		return false // MF or a fragment offset
+	}
+	udpLen := len(ip) - 20
+	if int(binary.BigEndian.Uint16(ip[20+4:20+6])) != udpLen || binary.BigEndian.Uint16(ip[20+6:20+8]) == 0 {
+		return false
+	}
+	if checksum.Checksum(ip[:20], 0) != 0xffff {
+		return false
+	}
+	return checksum.Checksum(ip[20:], gso.PseudoHeaderSum(ip, udpLen)) == 0xffff
+}
+
+// followsUDP is follows for UDP: b may follow a in a run that started
+// with first if it has the same Ethernet header, IPv4 fields (the ID as
+// follows asks) and ports, and a payload no longer than the first's.
+func followsUDP(first, a, b []byte) bool {
+	return len(b) <= len(first) && sameIPv4(first, a, b) && string(first[34:38]) == string(b[34:38]) // ports
+}
+
+// coalesceRunUDP is coalesceRun for UDP datagrams.
+func coalesceRunUDP(bufs [][]byte, offset int) int {
+	if len(bufs) < 2 {
+		return 1
+	}
+	first := bufs[0][offset:]
+	if !mergeableUDP(first) || len(first)-udpHeadersLen < minGSOSize {
+		return 1 // a receiver's reader refuses smaller segments (see minGSOSize)
+	}
+	size := len(first)
+	total := len(first) - 14
+	k := 1
+	for k < len(bufs) && k < maxCoalesce {
+		prev, b := bufs[k-1][offset:], bufs[k][offset:]
+		if len(prev) != size || !mergeableUDP(b) || !followsUDP(first, prev, b) {
+			break // only a full-sized datagram may have one after it
+		}
+		if total+len(b)-udpHeadersLen > 0xffff {
+			break
+		}
+		total += len(b) - udpHeadersLen
+		k++
+	}
+	return k
+}
+
+// runLen is how many frames from bufs[0] on form one super-frame, 1 if
+// bufs[0] goes alone: a UDP run while the device takes UDP super-frames, a
+// TCP run while it takes TCP's.
+func (c *Coalescer) runLen(bufs [][]byte) int {
+	if len(bufs) < 2 {
+		return 1
+	}
+	if isUDPv4(bufs[0][c.offset:]) {
+		if c.udpOK.Load() {
+			return coalesceRunUDP(bufs, c.offset)
+		}
+		return 1
+	}
+	if c.gsoOK.Load() {
+		return coalesceRun(bufs, c.offset)
+	}
+	return 1
 }
 
 // Coalesced is what Write merged: super-frames written and the frames in

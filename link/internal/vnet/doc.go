@@ -11,10 +11,11 @@
 //     TCP/IPv4 super-frame (GSO_TCPV4) of up to 64 KB into segments of the
 //     sender's segment size, at most the MTU, with package link/gso.
 //   - Coalescer writes frames behind a header, merging runs of adjacent
-//     segments of one TCP flow into one GSO_TCPV4 super-frame written with
-//     one writev(2), as the kernel's GRO would merge them (the rules are in
-//     coalesce.go); the kernel on the other side segments it again, or, on
-//     a veth, passes it on whole. A packet socket's Coalescer sends each run
+//     segments of one TCP flow into one GSO_TCPV4 super-frame, and runs of
+//     datagrams of one UDP flow into one GSO_UDP_L4 super-datagram, written
+//     with one writev(2), as the kernel's GRO would merge them (the rules
+//     are in coalesce.go); the kernel on the other side segments it again,
+//     or, on a veth, passes it on whole. A packet socket's Coalescer sends each run
 //     of the frames that go alone with one sendmmsg(2).
 //
 // Package tap uses both for a pod's TAP with offloads, package afpacket for
