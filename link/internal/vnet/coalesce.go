@@ -235,6 +235,9 @@ func (c *Coalescer) do(fd uintptr) bool {
 					c.gsoOK.Store(false)
 				}
 				c.refused.Add(1)
+				if c.b != nil {
+					c.b.runAt = -1 // the run sendAlone found is no run any more
+				}
 				continue
 			}
 		}
@@ -577,7 +580,9 @@ func mergeableUDP(f []byte) bool {
 
 // followsUDP is follows for UDP: b may follow a in a run that started
 // with first if it has the same Ethernet header, IPv4 fields (the ID as
-// follows asks) and ports, and a payload no longer than the first's.
+// follows asks) and ports, and a payload no longer than the first's. Both
+// hold at least udpHeadersLen bytes; it does not check that they are
+// valid (mergeableUDP does).
 func followsUDP(first, a, b []byte) bool {
 	return len(b) <= len(first) && sameIPv4(first, a, b) && string(first[34:38]) == string(b[34:38]) // ports
 }
@@ -588,15 +593,22 @@ func coalesceRunUDP(bufs [][]byte, offset int) int {
 		return 1
 	}
 	first := bufs[0][offset:]
-	if !mergeableUDP(first) || len(first)-udpHeadersLen < minGSOSize {
-		return 1 // a receiver's reader refuses smaller segments (see minGSOSize)
+	// Below minGSOSize: tiny datagrams (DNS, say) gain little from a merge,
+	// and a kernel's TCP would not cut segments that small either. The
+	// cheap checks come first: datagrams of interleaved flows are not
+	// checksummed only to be refused.
+	if len(first)-udpHeadersLen < minGSOSize {
+		return 1
+	}
+	if b := bufs[1][offset:]; len(b) < udpHeadersLen || !followsUDP(first, first, b) || !mergeableUDP(first) {
+		return 1
 	}
 	size := len(first)
 	total := len(first) - 14
 	k := 1
 	for k < len(bufs) && k < maxCoalesce {
 		prev, b := bufs[k-1][offset:], bufs[k][offset:]
-		if len(prev) != size || !mergeableUDP(b) || !followsUDP(first, prev, b) {
+		if len(prev) != size || len(b) < udpHeadersLen || !followsUDP(first, prev, b) || !mergeableUDP(b) {
 			break // only a full-sized datagram may have one after it
 		}
 		if total+len(b)-udpHeadersLen > 0xffff {

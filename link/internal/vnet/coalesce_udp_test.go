@@ -2,12 +2,16 @@ package vnet
 
 import (
 	"encoding/binary"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/taprouter/taprouter/link/gso"
+	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
 // datagram is one UDP datagram in an Ethernet frame, as the router hands
@@ -147,6 +151,22 @@ func TestCoalesceRunsUDP(t *testing.T) {
 		{"fragment", func(b [][]byte) { b[1][14+6] |= 0x20 }, []int{1, 1, 1}},
 		{"UDP length short of the packet", func(b [][]byte) { b[1][14+20+5]-- }, []int{1, 1, 1}},
 		{"other MAC", func(b [][]byte) { b[1][5] = 6 }, []int{1, 1, 1}},
+		{"other destination port", func(b [][]byte) {
+			b[2][14+20+3]++
+			gso.CompleteChecksum(b[2][14:])
+		}, []int{2, 1}},
+		{"UDP length short of the packet, checksum right", func(b [][]byte) {
+			b[1][14+20+5]--
+			gso.CompleteChecksum(b[1][14:])
+		}, []int{1, 1, 1}},
+		{"no UDP checksum, the bytes summing as if there were one", func(b [][]byte) {
+			seg := b[0][14+20:]
+			seg[6], seg[7], seg[8], seg[9] = 0, 0, 0, 0
+			binary.BigEndian.PutUint16(seg[8:], ^checksum.Checksum(seg, gso.PseudoHeaderSum(b[0][14:], len(seg))))
+			if checksum.Checksum(seg, gso.PseudoHeaderSum(b[0][14:], len(seg))) != 0xffff {
+				t.Fatal("the test's datagram does not sum to 0xffff")
+			}
+		}, []int{1, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bufs := datagramsOf(3, 64, nil)
@@ -263,5 +283,46 @@ func TestCoalesceUDPWrite(t *testing.T) {
 	}
 	if s, f, r := c.Coalesced(); s != 1 || f != 3 || r != 1 {
 		t.Errorf("Coalesced() = %d, %d, %d; want 1, 3, 1", s, f, r)
+	}
+}
+
+// TestBatchCoalescerRefusedRun: a packet socket's Coalescer that finds a
+// run behind frames that go alone, and whose kernel refuses that run's
+// kind (UDP's on kernels before 6.2, TCP's on broken ones), writes the
+// run's frames alone and goes on: every frame written once, one refusal.
+// (It once wrote the refused run again and again.)
+func TestBatchCoalescerRefusedRun(t *testing.T) {
+	for _, udp := range []bool{true, false} {
+		w := &fakeWritev{refuseUDP: udp, refuseTCP: !udp}
+		alone := 0 // messages sent with the batch's sendmmsg
+		send := func(_ uintptr, msgs []unix.Mmsghdr) (int, syscall.Errno) {
+			alone += len(msgs)
+			return len(msgs), 0
+		}
+		c := NewBatchCoalescer(&fakeConn{}, fdio.SkipRejected, 8, send)
+		c.writev = w.writev
+		run := datagramsOf(4, 64, nil)
+		if !udp {
+			run = flowOf(4, 1000, nil)
+		}
+		lone := datagramsOf(2, 64, func(i int, d *datagram) { d.sport = uint16(50000 + i) })
+		bufs := append(cloneAll(lone), run...)
+		done := make(chan struct{})
+		var n int
+		var err error
+		go func() { n, err = c.Write(bufs, 0); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("udp=%v: Write still running after 5 s: %d writes refused", udp, w.refused)
+		}
+		// The 2 lone frames with one sendmmsg; the run refused as one
+		// writev, tried twice (a packet socket's EINVAL can be an earlier
+		// receive's, see retryEINVAL); its 4 frames with one sendmmsg.
+		_, _, refused := c.Coalesced()
+		if n != 6 || err != nil || w.refused != 2 || refused != 1 || w.taken != 0 || alone != 6 {
+			t.Errorf("udp=%v: Write = %d, %v; %d sent alone, %d writevs taken, %d refused (%d counted); want 6, nil, 6, 0, 2 (1)",
+				udp, n, err, alone, w.taken, w.refused, refused)
+		}
 	}
 }
