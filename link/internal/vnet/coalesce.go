@@ -453,25 +453,16 @@ func headersLen(f []byte) int { return 14 + 20 + int(f[14+20+12]>>4)*4 }
 // exactly its total length, TCP with a payload, flags ACK or ACK|PSH, valid
 // checksums.
 func mergeable(f []byte) bool {
-	if len(f) < 14+20+20 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+	if len(f) < 14+20+20 || !plainIPv4(f, 6) {
 		return false
 	}
 	ip := f[14:]
-	if ip[0] != 0x45 || ip[9] != 6 || int(binary.BigEndian.Uint16(ip[2:4])) != len(ip) {
-		return false
-	}
-	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
-		return false // MF or a fragment offset
-	}
 	thl := int(ip[20+12]>>4) * 4
 	if thl < 20 || 20+thl >= len(ip) {
 		return false // a bad header length, or no payload
 	}
 	if flags := ip[20+13]; flags&^tcpPSH != tcpACK || ip[20+12]&0x0f != 0 {
 		return false // SYN, FIN, RST, URG, ECE, CWR, or the reserved/AE bits
-	}
-	if checksum.Checksum(ip[:20], 0) != 0xffff {
-		return false
 	}
 	tcpLen := len(ip) - 20
 	return checksum.Checksum(ip[20:], gso.PseudoHeaderSum(ip, tcpLen)) == 0xffff
@@ -493,6 +484,22 @@ func follows(first, a, b []byte) bool {
 	}
 	aPayload := len(a) - hl
 	return binary.BigEndian.Uint32(bt[4:8]) == binary.BigEndian.Uint32(at[4:8])+uint32(aPayload)
+}
+
+// plainIPv4 reports whether the frame f (at least 14+20 bytes) is what a
+// run may take at the IPv4 layer: Ethernet carrying IPv4 of protocol
+// proto, without options, not a fragment, of exactly its total length,
+// with a valid header checksum.
+func plainIPv4(f []byte, proto uint8) bool {
+	ip := f[14:]
+	if binary.BigEndian.Uint16(f[12:14]) != 0x0800 || ip[0] != 0x45 || ip[9] != proto ||
+		int(binary.BigEndian.Uint16(ip[2:4])) != len(ip) {
+		return false
+	}
+	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+		return false // MF or a fragment offset
+	}
+	return checksum.Checksum(ip[:20], 0) == 0xffff
 }
 
 // sameIPv4 reports whether frame b, after frame a in a run that started
@@ -558,21 +565,12 @@ func isUDPv4(f []byte) bool {
 // fragment, of exactly its total length, UDP of exactly the rest, with a
 // payload, and valid checksums, the UDP one not zero.
 func mergeableUDP(f []byte) bool {
-	if len(f) <= udpHeadersLen || binary.BigEndian.Uint16(f[12:14]) != 0x0800 {
+	if len(f) <= udpHeadersLen || !plainIPv4(f, 17) {
 		return false
 	}
 	ip := f[14:]
-	if ip[0] != 0x45 || ip[9] != 17 || int(binary.BigEndian.Uint16(ip[2:4])) != len(ip) {
-		return false
-	}
-	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
-		return false // MF or a fragment offset
-	}
 	udpLen := len(ip) - 20
 	if int(binary.BigEndian.Uint16(ip[20+4:20+6])) != udpLen || binary.BigEndian.Uint16(ip[20+6:20+8]) == 0 {
-		return false
-	}
-	if checksum.Checksum(ip[:20], 0) != 0xffff {
 		return false
 	}
 	return checksum.Checksum(ip[20:], gso.PseudoHeaderSum(ip, udpLen)) == 0xffff
@@ -600,16 +598,19 @@ func coalesceRunUDP(bufs [][]byte, offset int) int {
 	if len(first)-udpHeadersLen < minGSOSize {
 		return 1
 	}
-	if b := bufs[1][offset:]; len(b) < udpHeadersLen || !followsUDP(first, first, b) || !mergeableUDP(first) {
-		return 1
-	}
 	size := len(first)
 	total := len(first) - 14
 	k := 1
 	for k < len(bufs) && k < maxCoalesce {
 		prev, b := bufs[k-1][offset:], bufs[k][offset:]
-		if len(prev) != size || len(b) < udpHeadersLen || !followsUDP(first, prev, b) || !mergeableUDP(b) {
+		if len(prev) != size || len(b) < udpHeadersLen || !followsUDP(first, prev, b) {
 			break // only a full-sized datagram may have one after it
+		}
+		if k == 1 && !mergeableUDP(first) {
+			return 1 // checked once a second datagram could join it
+		}
+		if !mergeableUDP(b) {
+			break
 		}
 		if total+len(b)-udpHeadersLen > 0xffff {
 			break
@@ -640,8 +641,8 @@ func (c *Coalescer) runLen(bufs [][]byte) int {
 }
 
 // Coalesced is what Write merged: super-frames written and the frames in
-// them, and how often the kernel refused a GSO write (TCP's, then
-// coalescing is off; UDP's: at most 2).
+// them, and how often the kernel refused a GSO write (TCP's or UDP's, each
+// once at most: then writes of that kind go alone or cut).
 func (c *Coalescer) Coalesced() (superFrames, frames, refused uint64) {
 	return c.superFrames.Load(), c.merged.Load(), c.refused.Load()
 }
