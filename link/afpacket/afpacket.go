@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -33,8 +32,7 @@ const (
 // Write transmits frames on it. Reads are serialised with each other, and so
 // are writes.
 type Socket struct {
-	file   *os.File
-	conn   syscall.RawConn
+	conn   *fdio.PollConn
 	name   string
 	hwAddr link.HardwareAddr
 	mtu    int
@@ -101,13 +99,12 @@ func open(ifname string, filter []bpf.Instruction, batched bool) (*Socket, error
 		unix.Close(fd)
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
 	}
-	file := os.NewFile(uintptr(fd), "afpacket:"+ifname)
-	conn, err := file.SyscallConn()
+	conn, err := fdio.NewPollConn(fd)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
 	}
-	s := &Socket{file: file, conn: conn, name: ifname, mtu: ifi.MTU}
+	s := &Socket{conn: conn, name: ifname, mtu: ifi.MTU}
 	if batched {
 		s.reader = vnet.NewBatchReader(conn, ifi.MTU, batchSize, s.recv.recvBatch)
 		s.writer = vnet.NewBatchCoalescer(conn, fdio.SkipRejected, batchSize, s.send.send)
@@ -209,14 +206,14 @@ func (s *Socket) QueueDrops() uint64 {
 // Close closes the socket; a blocked Read returns link.ErrClosed.
 func (s *Socket) Close() error {
 	s.closed.Store(true)
-	if err := s.file.Close(); err != nil {
+	if err := s.conn.Close(); err != nil {
 		return s.ioError("close", err)
 	}
 	return nil
 }
 
-// ioError maps err to link.ErrClosed after Close (RawConn reports an
-// unexported "use of closed file" error) and describes it otherwise.
+// ioError maps err to link.ErrClosed after Close (the PollConn reports
+// os.ErrClosed) and describes it otherwise.
 func (s *Socket) ioError(op string, err error) error {
 	if s.closed.Load() || errors.Is(err, os.ErrClosed) {
 		return link.ErrClosed

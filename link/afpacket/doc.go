@@ -32,8 +32,8 @@
 // into metadata, so the frame's bytes look untagged). OffloadStats counts
 // super-frames both ways.
 //
-// The socket is non-blocking and registered with Go's netpoller through
-// os.NewFile and syscall.RawConn. Read receives up to a batch of 64 frames
+// The socket is non-blocking and waits in ppoll(2), not in Go's netpoller
+// (fdio.PollConn: no epoll callback per frame received or sent). Read receives up to a batch of 64 frames
 // with one recvmmsg(2) (vnet.NewBatchReader): each message has its own
 // virtio header, its own control buffer for PACKET_AUXDATA, and the
 // caller's buffer, into which the kernel writes a plain frame directly,

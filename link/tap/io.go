@@ -103,11 +103,12 @@ func (d *Device) ioError(op string, err error) error {
 	return fmt.Errorf("%s %s: %s: %w", d.mode, d.name, op, err)
 }
 
-// deleted reports whether d's device is gone. A Read waiting in the
-// netpoller when the device is deleted can see the poll error the tun
-// driver reports for a detached file (Go's "not pollable") instead of
-// read(2)'s EBADFD; a read of 0 bytes tells, as tun checks the device
-// before anything else.
+// deleted reports whether d's device is gone. A Read waiting when the
+// device is deleted is woken by the POLLERR the tun driver reports for a
+// detached file and normally sees read(2)'s EBADFD on its next try; should
+// it see another error (PollConn's EIO for a hang-up the read did not
+// report), a read of 0 bytes tells, as tun checks the device before
+// anything else.
 func (d *Device) deleted() bool {
 	var rerr error
 	if d.conn.Control(func(fd uintptr) { _, rerr = unix.Read(int(fd), nil) }) != nil {

@@ -2,9 +2,7 @@ package tap
 
 import (
 	"fmt"
-	"os"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -58,16 +56,15 @@ type Options struct {
 // Reads are serialised with each other, and so are writes; one Read and one
 // Write may run at the same time.
 type Device struct {
-	file *os.File
-	conn syscall.RawConn
+	conn *fdio.PollConn
 	fd   int
 	name string
 	mode Mode
 	mtu  int
 
 	// closed is set by Close before the fd is closed, so that the error a
-	// woken Read or Write sees maps to link.ErrClosed (RawConn reports an
-	// unexported "use of closed file" error).
+	// woken Read or Write sees maps to link.ErrClosed (the PollConn reports
+	// os.ErrClosed).
 	closed atomic.Bool
 
 	reader   frameReader
@@ -241,13 +238,12 @@ func open(name string, flags uint16) (int, string, error) {
 }
 
 func newDevice(fd int, name string, mode Mode, mtu int, withVnet bool, offloads Offloads) (*Device, error) {
-	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
-	conn, err := file.SyscallConn()
+	conn, err := fdio.NewPollConn(fd)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("%s %s: %w", mode, name, err)
 	}
-	d := &Device{file: file, conn: conn, fd: fd, name: name, mode: mode, mtu: mtu, offloads: offloads}
+	d := &Device{conn: conn, fd: fd, name: name, mode: mode, mtu: mtu, offloads: offloads}
 	if withVnet {
 		d.vnet = vnet.NewReader(conn, mtu, vnet.Readv)
 		d.reader = d.vnet
@@ -317,7 +313,7 @@ func (d *Device) BatchSize() int { return batchSize }
 // link.ErrClosed. A device that is not persistent is deleted.
 func (d *Device) Close() error {
 	d.closed.Store(true)
-	if err := d.file.Close(); err != nil {
+	if err := d.conn.Close(); err != nil {
 		return d.ioError("close", err)
 	}
 	return nil

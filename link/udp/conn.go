@@ -8,11 +8,11 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/taprouter/taprouter/link"
+	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
 // BatchSize is the largest number of datagrams one recvmmsg or sendmmsg call
@@ -26,8 +26,7 @@ const socketBuffer = 4 << 20
 // link.DatagramConn. ReadFrom calls are serialised; WriteTo may be called
 // from many goroutines at once.
 type Conn struct {
-	file   *os.File
-	conn   syscall.RawConn
+	conn   *fdio.PollConn
 	family int
 	local  netip.AddrPort
 	closed atomic.Bool
@@ -147,13 +146,12 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
 	}
-	file := os.NewFile(uintptr(fd), "udp:"+local.String())
-	conn, err := file.SyscallConn()
+	conn, err := fdio.NewPollConn(fd)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
 	}
-	c := &Conn{file: file, conn: conn, family: family, local: local}
+	c := &Conn{conn: conn, family: family, local: local}
 	if !o.sendOnly {
 		gro := o.gro && unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 		c.read = newRecvBatch(gro)
@@ -453,14 +451,14 @@ func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 // Close closes the socket; a blocked ReadFrom returns link.ErrClosed.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
-	if err := c.file.Close(); err != nil {
+	if err := c.conn.Close(); err != nil {
 		return c.ioError("close", err)
 	}
 	return nil
 }
 
-// ioError maps err to link.ErrClosed after Close (RawConn reports an
-// unexported "use of closed file" error) and describes it otherwise.
+// ioError maps err to link.ErrClosed after Close (the PollConn reports
+// os.ErrClosed) and describes it otherwise.
 func (c *Conn) ioError(op string, err error) error {
 	if c.closed.Load() || errors.Is(err, os.ErrClosed) {
 		return link.ErrClosed

@@ -2,8 +2,8 @@
 // encapsulations send and receive through, as a link.DatagramConn that moves
 // up to BatchSize datagrams per system call (recvmmsg/sendmmsg).
 //
-// The socket is non-blocking and registered with Go's netpoller through
-// os.NewFile and syscall.RawConn. The mmsghdr, iovec and sockaddr arrays of
+// The socket is non-blocking and waits in ppoll(2), not in Go's netpoller
+// (fdio.PollConn: no epoll callback per datagram received or sent). The mmsghdr, iovec and sockaddr arrays of
 // a batch are built once and reused, so ReadFrom and WriteTo do not allocate
 // in steady state. ReadFrom has one batch behind a mutex; concurrent WriteTo
 // callers each take a batch from fixed slots (two per CPU, made at first
