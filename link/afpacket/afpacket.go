@@ -32,7 +32,7 @@ const (
 // Write transmits frames on it. Reads are serialised with each other, and so
 // are writes.
 type Socket struct {
-	conn   *fdio.PollConn
+	conn   *fdio.OneShotConn
 	name   string
 	hwAddr link.HardwareAddr
 	mtu    int
@@ -99,7 +99,7 @@ func open(ifname string, filter []bpf.Instruction, batched bool) (*Socket, error
 		unix.Close(fd)
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
 	}
-	conn, err := fdio.NewPollConn(fd)
+	conn, err := fdio.NewOneShotConn(fd)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("afpacket open %s: %w", ifname, err)
@@ -212,7 +212,7 @@ func (s *Socket) Close() error {
 	return nil
 }
 
-// ioError maps err to link.ErrClosed after Close (the PollConn reports
+// ioError maps err to link.ErrClosed after Close (the OneShotConn reports
 // os.ErrClosed) and describes it otherwise.
 func (s *Socket) ioError(op string, err error) error {
 	if s.closed.Load() || errors.Is(err, os.ErrClosed) {

@@ -32,21 +32,22 @@
 // into metadata, so the frame's bytes look untagged). OffloadStats counts
 // super-frames both ways.
 //
-// The socket is non-blocking and waits in ppoll(2), not in Go's netpoller
-// (fdio.PollConn: no epoll callback per frame received or sent). Read receives up to a batch of 64 frames
-// with one recvmmsg(2) (vnet.NewBatchReader): each message has its own
-// virtio header, its own control buffer for PACKET_AUXDATA, and the
-// caller's buffer, into which the kernel writes a plain frame directly,
-// continued in an overflow slot of 64 KB, where a super-frame arrives
-// whole: 64 slots, 4.0 MiB per socket (pages are touched only as long
-// frames land in them). Frames received behind a super-frame, or behind a
-// frame dropped, are copied (into their slot, then into a caller's
-// buffer) and handed out in order, by the same Read if it has room, else
-// by the next. Write sends each run of frames that go alone (neither
-// coalesced nor super-frames) with one sendmmsg(2), coalesced runs and
-// super-frames with a writev(2) each, in order, and skips a frame the
+// The socket is non-blocking and reaches Go's netpoller only through a
+// one-shot epoll registration armed while a Read or Write waits
+// (fdio.OneShotConn: no wake-up per frame received or sent while the daemon
+// is busy). Read receives up to a batch of 64 frames with one recvmmsg(2)
+// (vnet.NewBatchReader): each message has its own virtio header, its own
+// control buffer for PACKET_AUXDATA, and the caller's buffer, into which the
+// kernel writes a plain frame directly, continued in an overflow slot of 64
+// KB, where a super-frame arrives whole: 64 slots, 4.0 MiB per socket (pages
+// are touched only as long frames land in them). Frames received behind a
+// super-frame, or behind a frame dropped, are copied (into their slot, then
+// into a caller's buffer) and handed out in order, by the same Read if it has
+// room, else by the next. Write sends each run of frames that go alone
+// (neither coalesced nor super-frames) with one sendmmsg(2), coalesced runs
+// and super-frames with a writev(2) each, in order, and skips a frame the
 // kernel rejects instead of stopping at it (it fails a sendmmsg call of its
 // own). Neither allocates: message headers, iovecs and control buffers are
-// the socket's. A PACKET_MMAP ring (TPACKET_V3) is the next step if this
-// path needs to be faster. System calls go through golang.org/x/sys/unix.
+// the socket's. A PACKET_MMAP ring (TPACKET_V3) is the next step if this path
+// needs to be faster. System calls go through golang.org/x/sys/unix.
 package afpacket

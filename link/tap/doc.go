@@ -6,11 +6,12 @@
 // namespace as eth0, and the file descriptor this package holds keeps working
 // from the daemon's namespace. A TUN device is the host port (taprouter0).
 //
-// The file descriptor is non-blocking and not registered with Go's
-// netpoller: a Read that finds nothing waits in ppoll(2) (fdio.PollConn), so
-// that a pod's sender does not wake the daemon for each frame it queues
-// while the daemon is reading anyway; Close wakes it. Read drains every frame that is ready in
-// one wake-up: it blocks only for the first frame, then calls read(2) until
+// The file descriptor is non-blocking and reaches Go's netpoller only
+// through a one-shot epoll registration that a Read arms when it finds
+// nothing (fdio.OneShotConn), so that a pod's sender does not wake the
+// daemon for each frame it queues while the daemon is reading anyway; a
+// waiting Read parks a goroutine, and Close wakes it. Read drains every
+// frame that is ready in one wake-up: it blocks only for the first frame, then calls read(2) until
 // EAGAIN or the batch is full. Write stops at the first frame the kernel
 // rejects. These loops are package link/internal/fdio's, shared with package
 // afpacket.

@@ -104,9 +104,9 @@ func (d *Device) ioError(op string, err error) error {
 }
 
 // deleted reports whether d's device is gone. A Read waiting when the
-// device is deleted is woken by the POLLERR the tun driver reports for a
+// device is deleted is woken by the EPOLLERR the tun driver reports for a
 // detached file and normally sees read(2)'s EBADFD on its next try; should
-// it see another error (PollConn's EIO for a hang-up the read did not
+// it see another error (fdio.ErrHangUp, for a hang-up the read did not
 // report), a read of 0 bytes tells, as tun checks the device before
 // anything else.
 func (d *Device) deleted() bool {

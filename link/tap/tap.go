@@ -56,15 +56,15 @@ type Options struct {
 // Reads are serialised with each other, and so are writes; one Read and one
 // Write may run at the same time.
 type Device struct {
-	conn *fdio.PollConn
+	conn *fdio.OneShotConn
 	fd   int
 	name string
 	mode Mode
 	mtu  int
 
 	// closed is set by Close before the fd is closed, so that the error a
-	// woken Read or Write sees maps to link.ErrClosed (the PollConn reports
-	// os.ErrClosed).
+	// woken Read or Write sees maps to link.ErrClosed (the OneShotConn
+	// reports os.ErrClosed).
 	closed atomic.Bool
 
 	reader   frameReader
@@ -238,7 +238,7 @@ func open(name string, flags uint16) (int, string, error) {
 }
 
 func newDevice(fd int, name string, mode Mode, mtu int, withVnet bool, offloads Offloads) (*Device, error) {
-	conn, err := fdio.NewPollConn(fd)
+	conn, err := fdio.NewOneShotConn(fd)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s %s: %w", mode, name, err)

@@ -26,7 +26,7 @@ const socketBuffer = 4 << 20
 // link.DatagramConn. ReadFrom calls are serialised; WriteTo may be called
 // from many goroutines at once.
 type Conn struct {
-	conn   *fdio.PollConn
+	conn   *fdio.OneShotConn
 	family int
 	local  netip.AddrPort
 	closed atomic.Bool
@@ -146,7 +146,7 @@ func Listen(addr netip.AddrPort, opts ...Option) (*Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
 	}
-	conn, err := fdio.NewPollConn(fd)
+	conn, err := fdio.NewOneShotConn(fd)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("udp listen %v: %w", addr, err)
@@ -457,7 +457,7 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// ioError maps err to link.ErrClosed after Close (the PollConn reports
+// ioError maps err to link.ErrClosed after Close (the OneShotConn reports
 // os.ErrClosed) and describes it otherwise.
 func (c *Conn) ioError(op string, err error) error {
 	if c.closed.Load() || errors.Is(err, os.ErrClosed) {

@@ -2,15 +2,16 @@
 // encapsulations send and receive through, as a link.DatagramConn that moves
 // up to BatchSize datagrams per system call (recvmmsg/sendmmsg).
 //
-// The socket is non-blocking and waits in ppoll(2), not in Go's netpoller
-// (fdio.PollConn: no epoll callback per datagram received or sent). The mmsghdr, iovec and sockaddr arrays of
-// a batch are built once and reused, so ReadFrom and WriteTo do not allocate
-// in steady state. ReadFrom has one batch behind a mutex; concurrent WriteTo
-// callers each take a batch from fixed slots (two per CPU, made at first
-// use), not a sync.Pool, which would empty in two garbage collections and
-// make the next WriteTo allocate its 26 KB batch again
-// (TestWriteToAllocsAcrossGC); with a pool of senders that would be every
-// sender's.
+// The socket is non-blocking and reaches Go's netpoller only through a
+// one-shot epoll registration armed while a ReadFrom or WriteTo waits
+// (fdio.OneShotConn: no wake-up per datagram received or sent while the
+// daemon is busy). The mmsghdr, iovec and sockaddr arrays of a batch are
+// built once and reused, so ReadFrom and WriteTo do not allocate in steady
+// state. ReadFrom has one batch behind a mutex; concurrent WriteTo callers
+// each take a batch from fixed slots (two per CPU, made at first use), not a
+// sync.Pool, which would empty in two garbage collections and make the next
+// WriteTo allocate its 26 KB batch again (TestWriteToAllocsAcrossGC); with a
+// pool of senders that would be every sender's.
 //
 // A SendOnly Conn only sends: ListenSenders opens a pool of them on
 // ephemeral ports, which the vxlan and udp backends spread flows over so

@@ -12,8 +12,9 @@ import (
 	"github.com/taprouter/taprouter/link/internal/fdio"
 )
 
-// pair is a non-blocking AF_UNIX datagram socket pair, each end registered
-// with the netpoller like a TAP or packet socket.
+// pair is a non-blocking AF_UNIX datagram socket pair, each end an os.File
+// in the netpoller: the loops take any syscall.RawConn (the links give them
+// OneShotConns, oneshot_test.go).
 type pair struct {
 	a, b         *os.File
 	connA, connB syscall.RawConn
