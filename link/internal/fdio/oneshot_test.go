@@ -100,43 +100,36 @@ func TestOneShotConnNotInNetpoller(t *testing.T) {
 	}
 }
 
-func TestOneShotConnCloseUnblocksRead(t *testing.T) {
-	_, b := connPair(t)
+// closeWhileWaiting starts op (c.Read or c.Write) with a callback that
+// counts its runs and returns try's result, lets it find nothing once and
+// park, closes c, and checks that op returned os.ErrClosed without running
+// the callback again.
+func closeWhileWaiting(t *testing.T, c *fdio.OneShotConn, name string, op func(func(uintptr) bool) error, try func(fd uintptr) bool) {
+	t.Helper()
 	done := make(chan error, 1)
 	var tries atomic.Int64
 	go func() {
-		var buf [64]byte
-		done <- b.Read(func(fd uintptr) bool {
+		done <- op(func(fd uintptr) bool {
 			tries.Add(1)
-			_, err := unix.Read(int(fd), buf[:])
-			return err != unix.EAGAIN
+			return try(fd)
 		})
 	}()
-	waitFor(t, "the Read's first try", func() bool { return tries.Load() == 1 })
-	time.Sleep(20 * time.Millisecond) // into ppoll
-	if err := b.Close(); err != nil {
+	waitFor(t, name+"'s first try", func() bool { return tries.Load() == 1 })
+	time.Sleep(20 * time.Millisecond) // into the wait
+	if err := c.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
 	select {
 	case err := <-done:
 		if !errors.Is(err, os.ErrClosed) {
-			t.Errorf("Read on a closed OneShotConn = %v, want os.ErrClosed", err)
+			t.Errorf("%s on a closed OneShotConn = %v, want os.ErrClosed", name, err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
+		t.Fatalf("Close did not unblock %s", name)
 	}
 	// Once to find nothing; Close ends the wait without another try.
 	if got := tries.Load(); got != 1 {
-		t.Errorf("Read ran its callback %d times, want 1", got)
-	}
-	if err := b.Close(); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("second Close = %v, want os.ErrClosed", err)
-	}
-	if err := b.Control(func(uintptr) { t.Error("Control ran f after Close") }); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Control after Close = %v, want os.ErrClosed", err)
-	}
-	if err := b.Read(func(uintptr) bool { t.Error("Read ran f after Close"); return true }); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Read after Close = %v, want os.ErrClosed", err)
+		t.Errorf("%s ran its callback %d times, want 1", name, got)
 	}
 }
 
@@ -150,42 +143,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+func TestOneShotConnCloseUnblocksRead(t *testing.T) {
+	_, b := connPair(t)
+	var buf [64]byte
+	closeWhileWaiting(t, b, "Read", b.Read, func(fd uintptr) bool {
+		_, err := unix.Read(int(fd), buf[:])
+		return err != unix.EAGAIN
+	})
+	if err := b.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("second Close = %v, want os.ErrClosed", err)
+	}
+	if err := b.Control(func(uintptr) { t.Error("Control ran f after Close") }); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Control after Close = %v, want os.ErrClosed", err)
+	}
+	if err := b.Read(func(uintptr) bool { t.Error("Read ran f after Close"); return true }); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Read after Close = %v, want os.ErrClosed", err)
+	}
+}
+
+// A Write waiting for a full send buffer (nothing reads the other end).
 func TestOneShotConnCloseUnblocksWrite(t *testing.T) {
 	a, _ := connPair(t)
-	// Fill a's send buffer, then wait for writability that never comes.
-	done := make(chan error, 1)
-	var tries atomic.Int64
-	go func() {
-		frame := make([]byte, 1024)
-		done <- a.Write(func(fd uintptr) bool {
-			tries.Add(1)
-			for {
-				if _, err := unix.Write(int(fd), frame); err == unix.EAGAIN {
-					return false
-				} else if err != nil {
-					t.Errorf("write: %v", err)
-					return true
-				}
+	frame := make([]byte, 1024)
+	closeWhileWaiting(t, a, "Write", a.Write, func(fd uintptr) bool {
+		for {
+			if _, err := unix.Write(int(fd), frame); err == unix.EAGAIN {
+				return false
+			} else if err != nil {
+				t.Errorf("write: %v", err)
+				return true
 			}
-		})
-	}()
-	waitFor(t, "the Write's first try", func() bool { return tries.Load() == 1 })
-	time.Sleep(20 * time.Millisecond) // into ppoll
-	if err := a.Close(); err != nil {
-		t.Fatalf("Close = %v", err)
-	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrClosed) {
-			t.Errorf("Write on a closed OneShotConn = %v, want os.ErrClosed", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Write")
-	}
-	// Once to fill the buffer; nothing woke the wait before Close.
-	if got := tries.Load(); got != 1 {
-		t.Errorf("Write ran its callback %d times, want 1", got)
-	}
+	})
 }
 
 // Close waits for a running callback: the descriptor is not closed (and
@@ -273,7 +262,7 @@ func TestOneShotConnErrorToCallback(t *testing.T) {
 		})
 	}()
 	waitFor(t, "the pipe to fill", func() bool { return tries.Load() == 1 })
-	time.Sleep(20 * time.Millisecond) // into ppoll
+	time.Sleep(20 * time.Millisecond) // into the wait
 	unix.Close(p[0])
 	select {
 	case err := <-done:
@@ -314,10 +303,10 @@ func TestOneShotConnNoAllocs(t *testing.T) {
 	bufs, sizes := devtest.MakeBatch(len(out), 64)
 	round := func() { devtest.Exchange(t, w, r, out, bufs, sizes, 2) }
 	if allocs := devtest.AllocsPerPacket(t, 100, len(out), round); allocs != 0 {
-		t.Errorf("Write+Read of batches of %d frames through PollConns: %g allocations per frame, want 0", len(out), allocs)
+		t.Errorf("Write+Read of batches of %d frames through OneShotConns: %g allocations per frame, want 0", len(out), allocs)
 	}
-	// A Read that waits in ppoll, woken by a frame 1 ms later from a
-	// goroutine that lives across the runs.
+	// A Read that arms its registration and parks, woken by a frame 1 ms
+	// later from a goroutine that lives across the runs.
 	kick := make(chan struct{})
 	defer close(kick)
 	go func() {
@@ -332,8 +321,8 @@ func TestOneShotConnNoAllocs(t *testing.T) {
 			t.Errorf("Read = %d, %v; want 1, nil", n, err)
 		}
 	}
-	// Warm up: the first waits may make the runtime start threads (an
-	// allocation each) to run the kicker while the reader's P is held.
+	// Warm up: the first waits may make the runtime start a thread (an
+	// allocation) for the kicker or the netpoller.
 	for range 5 {
 		waits()
 	}
