@@ -291,7 +291,7 @@ func TestOneShotConnRefusesBlocking(t *testing.T) {
 	defer unix.Close(p[1])
 	if c, err := fdio.NewOneShotConn(p[0]); err == nil {
 		c.Close()
-		t.Fatal("NewPollConn of a blocking pipe succeeded")
+		t.Fatal("NewOneShotConn of a blocking pipe succeeded")
 	}
 }
 
