@@ -2,6 +2,7 @@ package fdio
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,10 @@ import (
 // to the descriptor, or a sent frame it frees, while nobody waits finds the
 // registration disarmed and wakes nothing; a waiting Read parks its
 // goroutine in the netpoller (no OS thread, no P held), woken by the one
-// event its arming let through.
+// event its arming let through, which disarms the registration again.
+// Each direction's instance is made by its first wait: a descriptor that
+// never waits to write (a TAP: tun writes do not report EAGAIN) costs one
+// descriptor more, not two.
 //
 // A callback must return false only after its system call reported EAGAIN
 // (the registration is level-triggered once armed: anything else is a busy
@@ -36,17 +40,24 @@ type OneShotConn struct {
 	closed atomic.Bool
 }
 
-// oneShotWaiter is one direction's epoll instance. Its mutex serialises
-// the waits in that direction (the events array and the arming are
-// shared); callbacks run outside it.
+// oneShotWaiter is one direction. Its mutex serialises the waits in that
+// direction (the instance's arming and events are shared); callbacks run
+// outside it.
 type oneShotWaiter struct {
-	mu    sync.Mutex
-	ep    int
-	file  *os.File // ep, in the netpoller
+	mu     sync.Mutex
+	events uint32 // EPOLLIN or EPOLLOUT
+	inst   atomic.Pointer[epollInstance]
+}
+
+// epollInstance is an epoll instance with one one-shot registration, in the
+// netpoller.
+type epollInstance struct {
+	file  *os.File // the instance, in the netpoller
 	conn  syscall.RawConn
+	ep    int
 	arm   unix.EpollEvent
 	ev    [1]unix.EpollEvent
-	got   int
+	err   error // drain's
 	drain func(uintptr) bool
 }
 
@@ -69,47 +80,52 @@ func NewOneShotConn(fd int) (*OneShotConn, error) {
 		return nil, errors.New("fdio: NewOneShotConn of a blocking descriptor")
 	}
 	c := &OneShotConn{fd: fd}
-	if err := c.rd.init(fd, unix.EPOLLIN); err != nil {
-		return nil, err
-	}
-	if err := c.wr.init(fd, unix.EPOLLOUT); err != nil {
-		c.rd.file.Close()
-		return nil, err
-	}
+	c.rd.events, c.wr.events = unix.EPOLLIN, unix.EPOLLOUT
 	return c, nil
 }
 
-func (w *oneShotWaiter) init(fd int, events uint32) error {
+// newEpollInstance makes an instance with fd registered in it, armed for
+// events.
+func newEpollInstance(fd int, events uint32) (*epollInstance, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return os.NewSyscallError("epoll_create1", err)
+		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	// Registered disarmed: no events but the one-shot flag.
-	off := unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: int32(fd)}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &off); err != nil {
+	in := &epollInstance{ep: ep, arm: unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(fd)}}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &in.arm); err != nil {
 		unix.Close(ep)
-		return os.NewSyscallError("epoll_ctl", err)
+		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	if err := unix.SetNonblock(ep, true); err != nil {
 		unix.Close(ep)
-		return os.NewSyscallError("fcntl", err)
+		return nil, os.NewSyscallError("fcntl", err)
 	}
-	w.ep = ep
-	w.arm = unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(fd)}
-	w.file = os.NewFile(uintptr(ep), "epoll")
-	if w.conn, err = w.file.SyscallConn(); err != nil {
-		w.file.Close()
-		return err
+	in.file = os.NewFile(uintptr(ep), "epoll")
+	// os.NewFile leaves a descriptor the netpoller refused (ENOSPC past
+	// fs.epoll.max_user_watches) outside it, where waits fail and Close's
+	// deadline would not wake them; only a pollable file takes a deadline.
+	if err := in.file.SetReadDeadline(time.Time{}); err != nil {
+		in.file.Close()
+		return nil, fmt.Errorf("fdio: epoll instance not in the netpoller: %w", err)
 	}
-	w.drain = func(ep uintptr) bool {
-		n, err := unix.EpollWait(int(ep), w.ev[:], 0)
-		if err == unix.EINTR {
-			return false
+	if in.conn, err = in.file.SyscallConn(); err != nil {
+		in.file.Close()
+		return nil, err
+	}
+	in.drain = func(ep uintptr) bool {
+		for {
+			n, err := unix.EpollWait(int(ep), in.ev[:], 0)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				in.err = os.NewSyscallError("epoll_wait", err)
+				return true
+			}
+			return n > 0
 		}
-		w.got = n
-		return n > 0 || err != nil
 	}
-	return nil
+	return in, nil
 }
 
 // Control calls f with the descriptor. It returns os.ErrClosed after Close.
@@ -126,15 +142,15 @@ func (c *OneShotConn) Control(f func(fd uintptr)) error {
 // Read calls f until it returns true, waiting for the descriptor to be
 // readable between calls.
 func (c *OneShotConn) Read(f func(fd uintptr) (done bool)) error {
-	return c.wait(f, &c.rd, unix.EPOLLIN)
+	return c.wait(f, &c.rd)
 }
 
 // Write is Read for writability.
 func (c *OneShotConn) Write(f func(fd uintptr) (done bool)) error {
-	return c.wait(f, &c.wr, unix.EPOLLOUT)
+	return c.wait(f, &c.wr)
 }
 
-func (c *OneShotConn) wait(f func(fd uintptr) bool, w *oneShotWaiter, events uint32) error {
+func (c *OneShotConn) wait(f func(fd uintptr) bool, w *oneShotWaiter) error {
 	c.ops.RLock()
 	defer c.ops.RUnlock()
 	if c.closed.Load() {
@@ -144,7 +160,7 @@ func (c *OneShotConn) wait(f func(fd uintptr) bool, w *oneShotWaiter, events uin
 		return nil
 	}
 	for {
-		hangUp, err := w.wait(c.fd, events)
+		hangUp, err := c.park(w)
 		if c.closed.Load() {
 			return os.ErrClosed
 		}
@@ -160,21 +176,35 @@ func (c *OneShotConn) wait(f func(fd uintptr) bool, w *oneShotWaiter, events uin
 	}
 }
 
-// wait arms the registration and parks until its event arrives.
-func (w *oneShotWaiter) wait(fd int, events uint32) (hangUp bool, err error) {
+// park arms w's registration (making w's instance, armed, at its first
+// wait) and parks until its event arrives or Close.
+func (c *OneShotConn) park(w *oneShotWaiter) (hangUp bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := unix.EpollCtl(w.ep, unix.EPOLL_CTL_MOD, fd, &w.arm); err != nil {
+	in := w.inst.Load()
+	if in == nil {
+		if in, err = newEpollInstance(c.fd, w.events); err != nil {
+			return false, err
+		}
+		w.inst.Store(in)
+		// Close stores closed before it loads inst, and this stored inst
+		// before it loads closed: either Close sets in's deadline, or this
+		// sees closed and does not park.
+		if c.closed.Load() {
+			return false, os.ErrClosed
+		}
+	} else if err := unix.EpollCtl(in.ep, unix.EPOLL_CTL_MOD, c.fd, &in.arm); err != nil {
 		return false, os.NewSyscallError("epoll_ctl", err)
 	}
-	if err := w.conn.Read(w.drain); err != nil {
+	if err := in.conn.Read(in.drain); err != nil {
 		return false, err
 	}
-	if w.got == 0 {
-		return false, nil
+	if in.err != nil {
+		err, in.err = in.err, nil
+		return false, err
 	}
-	got := w.ev[0].Events
-	return got&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && got&events == 0, nil
+	got := in.ev[0].Events
+	return got&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && got&w.events == 0, nil
 }
 
 // Close wakes every waiting Read and Write (they return os.ErrClosed),
@@ -187,12 +217,18 @@ func (c *OneShotConn) Close() error {
 	// A deadline in the past wakes the parked waits without closing the
 	// epoll instances, whose numbers must outlive every epoll_ctl.
 	past := time.Unix(1, 0)
-	c.rd.file.SetReadDeadline(past)
-	c.wr.file.SetReadDeadline(past)
+	for _, w := range []*oneShotWaiter{&c.rd, &c.wr} {
+		if in := w.inst.Load(); in != nil {
+			in.file.SetReadDeadline(past)
+		}
+	}
 	c.ops.Lock()
 	defer c.ops.Unlock()
-	c.rd.file.Close()
-	c.wr.file.Close()
+	for _, w := range []*oneShotWaiter{&c.rd, &c.wr} {
+		if in := w.inst.Load(); in != nil {
+			in.file.Close()
+		}
+	}
 	if err := unix.Close(c.fd); err != nil {
 		return os.NewSyscallError("close", err)
 	}

@@ -88,6 +88,14 @@ func TestOneShotConnNotInNetpoller(t *testing.T) {
 	if len(runtimes) != 1 {
 		t.Fatalf("an os.File socket is in %d epoll instances, want 1 (the runtime's)", len(runtimes))
 	}
+	// Instances are made by a direction's first wait: b waited to read,
+	// a never waited.
+	if got := len(epollsOf(t, fdB)); got != 1 {
+		t.Errorf("b (fd %d), which waited to read, is in %d epoll instances, want 1", fdB, got)
+	}
+	if got := len(epollsOf(t, fdA)); got != 0 {
+		t.Errorf("a (fd %d), which never waited, is in %d epoll instances, want 0", fdA, got)
+	}
 	for name, fd := range map[string]uintptr{"a": fdA, "b": fdB} {
 		for ep, events := range epollsOf(t, fd) {
 			if _, ok := runtimes[ep]; ok {
@@ -115,9 +123,16 @@ func closeWhileWaiting(t *testing.T, c *fdio.OneShotConn, name string, op func(f
 		})
 	}()
 	waitFor(t, name+"'s first try", func() bool { return tries.Load() == 1 })
-	time.Sleep(20 * time.Millisecond) // into the wait
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close = %v", err)
+	waitFor(t, name+" to arm its registration", func() bool { return armed(t, c) })
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Close hung with %s waiting", name)
 	}
 	select {
 	case err := <-done:
@@ -131,6 +146,18 @@ func closeWhileWaiting(t *testing.T, c *fdio.OneShotConn, name string, op func(f
 	if got := tries.Load(); got != 1 {
 		t.Errorf("%s ran its callback %d times, want 1", name, got)
 	}
+}
+
+// armed reports whether a registration of c's descriptor is armed.
+func armed(t *testing.T, c *fdio.OneShotConn) bool {
+	var fd uintptr
+	c.Control(func(f uintptr) { fd = f })
+	for _, events := range epollsOf(t, fd) {
+		if events&(unix.EPOLLIN|unix.EPOLLOUT) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // waitFor polls cond every millisecond for up to 5 s.
@@ -220,7 +247,8 @@ func TestOneShotConnHangUp(t *testing.T) {
 	defer r.Close()
 	unix.Close(p[1])
 	calls := 0
-	err = r.Read(func(uintptr) bool { calls++; return false })
+	// Bounded, so that a busy loop fails the test instead of hanging it.
+	err = r.Read(func(uintptr) bool { calls++; return calls > 10 })
 	if !errors.Is(err, fdio.ErrHangUp) {
 		t.Errorf("Read after the writer hung up = %v, want fdio.ErrHangUp", err)
 	}
@@ -262,7 +290,7 @@ func TestOneShotConnErrorToCallback(t *testing.T) {
 		})
 	}()
 	waitFor(t, "the pipe to fill", func() bool { return tries.Load() == 1 })
-	time.Sleep(20 * time.Millisecond) // into the wait
+	waitFor(t, "Write to arm its registration", func() bool { return armed(t, w) })
 	unix.Close(p[0])
 	select {
 	case err := <-done:
@@ -292,6 +320,64 @@ func TestOneShotConnRefusesBlocking(t *testing.T) {
 	if c, err := fdio.NewOneShotConn(p[0]); err == nil {
 		c.Close()
 		t.Fatal("NewOneShotConn of a blocking pipe succeeded")
+	}
+}
+
+// Four Reads waiting at once in one direction share the registration:
+// every frame reaches exactly one of them, and Close then ends the waits
+// of all four.
+func TestOneShotConnConcurrentReads(t *testing.T) {
+	a, b := connPair(t)
+	const readers, total = 4, 4000
+	var got atomic.Int64
+	done := make(chan error, readers)
+	for range readers {
+		go func() {
+			var buf [64]byte
+			for {
+				err := b.Read(func(fd uintptr) bool {
+					_, err := unix.Read(int(fd), buf[:])
+					if err == nil {
+						got.Add(1)
+					}
+					return err != unix.EAGAIN
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	frame := []byte("frame")
+	for i := range total {
+		err := a.Write(func(fd uintptr) bool {
+			_, err := unix.Write(int(fd), frame)
+			if err != nil && err != unix.EAGAIN {
+				t.Errorf("write %d: %v", i, err)
+			}
+			return err != unix.EAGAIN
+		})
+		if err != nil {
+			t.Fatalf("Write %d: %v", i, err)
+		}
+	}
+	waitFor(t, "every frame to be read", func() bool { return got.Load() == total })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range readers {
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrClosed) {
+				t.Errorf("reader %d ended with %v, want os.ErrClosed", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Close ended %d of %d waiting Reads", i, readers)
+		}
+	}
+	if n := got.Load(); n != total {
+		t.Errorf("the readers got %d frames, want %d", n, total)
 	}
 }
 
