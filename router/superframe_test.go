@@ -235,14 +235,7 @@ func TestSuperFrameEgressMTU(t *testing.T) {
 	super := tcpSuperSegment(pa.IP, pb.IP, 64, true, 4, 1460, 0, false)
 	before := n.r.Stats()
 	n.wholeFromPod(da, pa, super, link.GSO{Type: link.GSOTCPv4, Size: 1460})
-	if out, _ := db.takeGSO(); len(out) != 0 {
-		t.Fatalf("pb got %d frames, want none", len(out))
-	}
-	back := da.take()
-	if len(back) != 1 {
-		t.Fatalf("pa got %d frames, want 1 ICMP", len(back))
-	}
-	icmp := checkICMP(t, header.IPv4(back[0][14:]), gateway, pa.IP, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded)
+	icmp := onlyICMPBack(t, da, db, pa.IP, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded)
 	if icmp.MTU() != 1200 {
 		t.Errorf("frag-needed MTU %d, want 1200", icmp.MTU())
 	}
@@ -267,6 +260,21 @@ func TestSuperFrameEgressMTU(t *testing.T) {
 	wantDelta(t, n.r, before, map[string]uint64{"forwarded": 6})
 }
 
+// onlyICMPBack checks that a super-frame from the pod behind from, to the
+// pod behind to, reached no one but came back to from as one ICMP error of
+// type typ and code code from the gateway, and returns that message.
+func onlyICMPBack(t *testing.T, from *capGSODevice, to *capGSODevice, fromIP netip.Addr, typ header.ICMPv4Type, code header.ICMPv4Code) header.ICMPv4 {
+	t.Helper()
+	if out, _ := to.takeGSO(); len(out) != 0 {
+		t.Fatalf("%s got %d frames, want none", to.name, len(out))
+	}
+	back := from.take()
+	if len(back) != 1 {
+		t.Fatalf("%s got %d frames, want 1 ICMP", from.name, len(back))
+	}
+	return checkICMP(t, header.IPv4(back[0][14:]), gateway, fromIP, typ, code)
+}
+
 // TTL 1: one "time exceeded" for the super-frame, its 3 segments dropped.
 func TestSuperFrameTTLExceeded(t *testing.T) {
 	n := newSyncNode(t, Config{})
@@ -275,14 +283,7 @@ func TestSuperFrameTTLExceeded(t *testing.T) {
 	super := tcpSuperSegment(pa.IP, pb.IP, 1, true, 3, 1000, 0, false)
 	before := n.r.Stats()
 	n.wholeFromPod(da, pa, super, link.GSO{Type: link.GSOTCPv4, Size: 1000})
-	if out, _ := db.takeGSO(); len(out) != 0 {
-		t.Fatalf("pb got %d frames, want none", len(out))
-	}
-	back := da.take()
-	if len(back) != 1 {
-		t.Fatalf("pa got %d frames, want 1 ICMP", len(back))
-	}
-	checkICMP(t, header.IPv4(back[0][14:]), gateway, pa.IP, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
+	onlyICMPBack(t, da, db, pa.IP, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
 	wantDelta(t, n.r, before, map[string]uint64{"drop_ttl": 3, "icmp_time_exceeded": 1, "forwarded": 1})
 }
 
