@@ -263,7 +263,7 @@ func TestSuperFrameEgressMTU(t *testing.T) {
 // onlyICMPBack checks that a super-frame from the pod behind from, to the
 // pod behind to, reached no one but came back to from as one ICMP error of
 // type typ and code code from the gateway, and returns that message.
-func onlyICMPBack(t *testing.T, from *capGSODevice, to *capGSODevice, fromIP netip.Addr, typ header.ICMPv4Type, code header.ICMPv4Code) header.ICMPv4 {
+func onlyICMPBack(t *testing.T, from, to *capGSODevice, fromIP netip.Addr, typ header.ICMPv4Type, code header.ICMPv4Code) header.ICMPv4 {
 	t.Helper()
 	if out, _ := to.takeGSO(); len(out) != 0 {
 		t.Fatalf("%s got %d frames, want none", to.name, len(out))
