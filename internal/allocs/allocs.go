@@ -15,17 +15,34 @@ import (
 // PerOp runs f once to warm up and then runs times, f doing ops operations
 // (packets, calls) per run, and returns the heap allocations per operation.
 // Like testing.AllocsPerRun it sets GOMAXPROCS to 1 while it measures.
+//
+// The count is the whole process's, and the runtime allocates on its own
+// now and then (an M for a goroutine whose system call outlasted sysmon's
+// patience: under load, one allocation in 6,400 packets in 1 of 12 runs of
+// link/udp's TestNoAllocs, before and after its descriptors changed): so
+// PerOp measures up to three times and returns the least. A path that
+// allocates per operation, or once per run, allocates in every measurement.
 func PerOp(runs, ops int, f func()) float64 {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	f()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	before := m.Mallocs
-	for range runs {
-		f()
+	least := -1.0
+	for range 3 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		before := m.Mallocs
+		for range runs {
+			f()
+		}
+		runtime.ReadMemStats(&m)
+		per := float64(m.Mallocs-before) / float64(runs*ops)
+		if least < 0 || per < least {
+			least = per
+		}
+		if least == 0 {
+			break
+		}
 	}
-	runtime.ReadMemStats(&m)
-	return float64(m.Mallocs-before) / float64(runs*ops)
+	return least
 }
 
 // SkipUnderRace skips tb when the race detector is on: it makes sync.Pool

@@ -121,8 +121,7 @@ func TestGROTrain(t *testing.T) {
 		{"ipv4-to-dual-stack", "127.0.0.1:0", "[::]:0", "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := netnstest.New(t, "udp")
-			ns.MustExec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.lo.disable_ipv6=0")
+			ns := dualStackNS(t)
 			a, b := listenOpts(t, ns, tc.send), listenOpts(t, ns, tc.recv)
 			if !b.GRO() {
 				t.Fatal("GRO() = false on a fresh Conn, want true (the kernel has UDP_GRO)")
@@ -276,24 +275,12 @@ func TestGRONoAllocs(t *testing.T) {
 	for _, nbuf := range []int{8, udp.BatchSize} {
 		t.Run(fmt.Sprint(nbuf), func(t *testing.T) {
 			a, b := groPair(t, true)
-			out, _, to := makeBatch(udp.BatchSize, 1400)
-			for i := range to {
-				to[i] = b.LocalAddr()
-			}
-			bufs, sizes, from := makeBatch(nbuf, 2048)
-			rounds := 0
-			round := func() {
-				if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
-					t.Fatalf("WriteTo = %d, %v", n, err)
-				}
-				readAll(t, b, bufs, sizes, from, len(out))
-				rounds++
-			}
-			if allocs := devtest.AllocsPerPacket(t, 100, len(out), round); allocs != 0 {
+			round, rounds, n := batchRound(t, a, b, nbuf)
+			if allocs := devtest.AllocsPerPacket(t, 100, n, round); allocs != 0 {
 				t.Errorf("%g allocations per datagram, want 0", allocs)
 			}
 			// Each round: two GSO messages (46 + 18), two GRO messages.
-			checkReadStats(t, b, udp.ReadStats{Messages: uint64(2 * rounds), GROMessages: uint64(2 * rounds), GRODatagrams: uint64(64 * rounds)})
+			checkReadStats(t, b, udp.ReadStats{Messages: uint64(2 * *rounds), GROMessages: uint64(2 * *rounds), GRODatagrams: uint64(64 * *rounds)})
 		})
 	}
 }

@@ -116,8 +116,7 @@ func TestGSORunIsOneMessage(t *testing.T) {
 		{"ipv4-mapped", "[::]:0", "127.0.0.1:0", "::ffff:127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := netnstest.New(t, "udp")
-			ns.MustExec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.lo.disable_ipv6=0")
+			ns := dualStackNS(t)
 			a := listenOpts(t, ns, tc.send)
 			r := plainListen(t, ns, tc.recv)
 			dst := addrOf(r)

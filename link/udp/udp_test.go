@@ -31,6 +31,33 @@ func listen(t testing.TB, ns *netnstest.NS, addr string) *udp.Conn {
 	return c
 }
 
+// dualStackNS is a namespace of the test's own with IPv6 on its loopback.
+func dualStackNS(t *testing.T) *netnstest.NS {
+	ns := netnstest.New(t, "udp")
+	ns.MustExec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.lo.disable_ipv6=0")
+	return ns
+}
+
+// batchRound returns a round that sends a batch of BatchSize datagrams of
+// 1400 bytes from a to b and reads them with nbuf buffers, and the count
+// of rounds run, for the allocation tests.
+func batchRound(t *testing.T, a, b *udp.Conn, nbuf int) (round func(), rounds *int, datagrams int) {
+	out, _, to := makeBatch(udp.BatchSize, 1400)
+	for i := range to {
+		to[i] = b.LocalAddr()
+	}
+	bufs, sizes, from := makeBatch(nbuf, 2048)
+	rounds = new(int)
+	round = func() {
+		if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
+			t.Fatalf("WriteTo = %d, %v", n, err)
+		}
+		readAll(t, b, bufs, sizes, from, len(out))
+		*rounds++
+	}
+	return round, rounds, len(out)
+}
+
 func makeBatch(n, size int) ([][]byte, []int, []netip.AddrPort) {
 	bufs, sizes := devtest.MakeBatch(n, size)
 	return bufs, sizes, make([]netip.AddrPort, n)
@@ -64,8 +91,7 @@ func TestExchangeBatch(t *testing.T) {
 		{"ipv4-to-dual-stack", "127.0.0.1:0", "[::]:0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := netnstest.New(t, "udp")
-			ns.MustExec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.lo.disable_ipv6=0")
+			ns := dualStackNS(t)
 			a, b := listen(t, ns, tc.send), listen(t, ns, tc.recv)
 			dst := b.LocalAddr()
 			if dst.Addr().IsUnspecified() {
@@ -261,30 +287,18 @@ func TestNoAllocs(t *testing.T) {
 			}
 			devtest.CloseAtCleanup(t, a)
 			b := listen(t, ns, "127.0.0.1:0")
-			out, _, to := makeBatch(udp.BatchSize, 1400)
-			for i := range to {
-				to[i] = b.LocalAddr()
-			}
-			bufs, sizes, from := makeBatch(udp.BatchSize, 2048)
-			rounds := 0
-			round := func() {
-				if n, err := a.WriteTo(out, to, 0); n != len(out) || err != nil {
-					t.Fatalf("WriteTo = %d, %v", n, err)
-				}
-				readAll(t, b, bufs, sizes, from, len(out))
-				rounds++
-			}
-			if allocs := devtest.AllocsPerPacket(t, 100, len(out), round); allocs != 0 {
-				t.Errorf("WriteTo+ReadFrom of batches of %d datagrams: %g allocations per datagram, want 0", len(out), allocs)
+			round, rounds, n := batchRound(t, a, b, udp.BatchSize)
+			if allocs := devtest.AllocsPerPacket(t, 100, n, round); allocs != 0 {
+				t.Errorf("WriteTo+ReadFrom of batches of %d datagrams: %g allocations per datagram, want 0", n, allocs)
 			}
 			// 64 datagrams of 1400 bytes: 46 fit one GSO message (64400
 			// bytes), the other 18 a second one.
-			want := udp.WriteStats{Messages: uint64(rounds * len(out))}
+			want := udp.WriteStats{Messages: uint64(*rounds * n)}
 			if gso {
-				want = udp.WriteStats{Messages: uint64(rounds * 2), GSOMessages: uint64(rounds * 2), GSODatagrams: uint64(rounds * len(out))}
+				want = udp.WriteStats{Messages: uint64(*rounds * 2), GSOMessages: uint64(*rounds * 2), GSODatagrams: uint64(*rounds * n)}
 			}
 			if got := a.WriteStats(); got != want {
-				t.Errorf("after %d rounds: WriteStats() = %+v, want %+v", rounds, got, want)
+				t.Errorf("after %d rounds: WriteStats() = %+v, want %+v", *rounds, got, want)
 			}
 		})
 	}

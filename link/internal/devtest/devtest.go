@@ -86,7 +86,8 @@ func BlockedRead(t testing.TB, r Reader, unblocker string, unblock func()) (int,
 // packets packets per run, and returns the heap allocations per packet: a
 // fraction, where testing.AllocsPerRun returns the integer part of the
 // allocations per run and so reports 0 for a path that allocates in 99
-// runs of 100. Like AllocsPerRun it sets GOMAXPROCS to 1 while it measures.
+// runs of 100. Like AllocsPerRun it sets GOMAXPROCS to 1 while it measures;
+// it measures up to three times and returns the least (allocs.PerOp).
 // Under the race detector it skips tb (make test runs the allocation tests
 // again without -race).
 func AllocsPerPacket(tb testing.TB, runs, packets int, f func()) float64 {
