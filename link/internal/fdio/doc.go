@@ -9,19 +9,19 @@
 // an epoll instance of its own per direction (made by the direction's first
 // wait), and that instance in the Go netpoller. A Read or Write that finds
 // nothing arms the registration and parks its goroutine; one event wakes it
-// and disarms it again. Registered with the netpoller directly (os.NewFile), a descriptor is
-// in the runtime's epoll for reads and writes, edge-triggered, for its whole
-// life, and the kernel runs epoll's callback, waking a thread of the daemon
-// that waits in epoll_wait, for every frame queued to it and every sent frame
-// it frees, also while the reader is busy and would find the frame anyway.
-// Measured against that on the 2-core bench machine, medians of 6 interleaved
-// runs each (bench/profiles/README.md, "Out of the netpoller"): 64-byte UDP
-// packets/s +18 % (vxlan) and +24 % (direct), TCP -P 4 direct +10 %, CPU per
-// GB 6-7 % less, one TCP stream +4-6 % (within the noise), for 6-7 % more
-// ping time (two system calls more per wait: epoll_ctl to arm, epoll_wait to
-// take the event, and a nested wake-up). Waiting in ppoll(2) instead, without
-// any registration, held an OS thread and its P per waiting Read and cost
-// 20 % of same-node TCP; it is not kept.
+// and disarms it again. Registered with the netpoller directly (os.NewFile),
+// a descriptor is in the runtime's epoll for reads and writes,
+// edge-triggered, for its whole life, and the kernel runs epoll's callback,
+// waking a thread of the daemon that waits in epoll_wait, for every frame
+// queued to it and every sent frame it frees, also while the reader is busy
+// and would find the frame anyway. Measured against that on the 2-core bench
+// machine, medians of 6 interleaved runs each (bench/profiles/README.md, "Out
+// of the netpoller"): 64-byte UDP packets/s +18 % (vxlan) and +24 % (direct),
+// TCP -P 4 direct +10 %, CPU per GB 6-7 % less, one TCP stream +4-6 % (within
+// the noise), for 6-7 % more ping time (two system calls more per wait:
+// epoll_ctl to arm, epoll_wait to take the event, and a nested wake-up).
+// Waiting in ppoll(2) instead, without any registration, held an OS thread
+// and its P per waiting Read and cost 20 % of same-node TCP; it is not kept.
 //
 // Reader.Read blocks only for the first frame, then receives until EAGAIN or
 // the batch is full, one system call per frame; the owner supplies that call
