@@ -36,6 +36,7 @@ SYNOPSIS
             [--ping-interval D] [--udp-clients N] [--scale-ports N]
             [--scale-peers N] [--bench-test PATH] [--bench-runs N]
             [--bench-packets N] [--json PATH] [--svg PATH] [--profiles DIR]
+    compare --summarize LABEL=FILE...
 
 DESCRIPTION
     Builds the demo topology in network namespaces of its own (two nodes on
@@ -76,6 +77,14 @@ DESCRIPTION
                                process's, as a fraction: allocs/pkt). It
                                runs first, before any namespace exists.
 
+    With --summarize it measures nothing (and needs no root): it reads the
+    --json files of earlier runs, each named with the label of the binary
+    it measured (bench/ab.sh runs two binaries interleaved and calls it),
+    and prints for every row and label the median of taprouter's value over
+    that label's runs, its range, and each later label's change of median
+    against the first label's. One run says little on a shared machine:
+    the kernel's own rows move by tens of percent between runs.
+
     Nothing leaves the namespaces it creates; they are deleted at the end,
     also on SIGINT or SIGTERM. Needs root, ip, bridge, ping, iperf3, ss and
     ethtool (make deps installs them).
@@ -108,6 +117,8 @@ OPTIONS
                          cross-node run to DIR/<backend>-<node>.pprof (read
                          with go tool pprof bin/taprouterd FILE); profiling
                          adds a little to the CPU-per-GB rows.
+    --summarize          summarize the runs given as LABEL=FILE arguments
+                         (FILE a --json output) instead of measuring.
 
 EXIT STATUS
     0 every row measured; 1 a measurement failed (the table says which and
@@ -155,7 +166,19 @@ func main() {
 	flag.StringVar(&s.benchTest, "bench-test", "bin/bench.test", "")
 	flag.IntVar(&s.benchRuns, "bench-runs", 5, "")
 	flag.IntVar(&s.benchPackets, "bench-packets", 2000000, "")
+	summarizeRuns := flag.Bool("summarize", false, "")
 	flag.Parse()
+	if *summarizeRuns {
+		runs, err := readRuns(flag.Args())
+		if err == nil {
+			err = summarize(os.Stdout, runs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare --summarize:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "compare: unexpected argument %q (see --help)\n", flag.Arg(0))
 		os.Exit(2)
