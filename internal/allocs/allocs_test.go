@@ -29,7 +29,7 @@ func TestPerOpCountsAllocsAsAFraction(t *testing.T) {
 
 // One allocation in one measurement (the runtime's, say) is not the path's:
 // PerOp returns the least of its measurements. One per run stays.
-func TestPerOpLeastOfMeasurements(t *testing.T) {
+func TestPerOpAllocsLeastOfMeasurements(t *testing.T) {
 	SkipUnderRace(t)
 	calls := 0
 	once := func() {
