@@ -233,22 +233,31 @@ func TestOneShotConnCloseWaitsForCallback(t *testing.T) {
 	}
 }
 
-// A hang-up that the callback ignores ends the wait with an error instead
-// of a busy loop.
-func TestOneShotConnHangUp(t *testing.T) {
+// pipeEnd makes a non-blocking pipe and returns a OneShotConn of its end
+// end (0 reads, 1 writes), closed at cleanup, and the other end's fd, which
+// the test closes.
+func pipeEnd(t *testing.T, end int) (*fdio.OneShotConn, int) {
+	t.Helper()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	r, err := fdio.NewOneShotConn(p[0])
+	c, err := fdio.NewOneShotConn(p[end])
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	unix.Close(p[1])
+	t.Cleanup(func() { c.Close() })
+	return c, p[1-end]
+}
+
+// A hang-up that the callback ignores ends the wait with an error instead
+// of a busy loop.
+func TestOneShotConnHangUp(t *testing.T) {
+	r, writer := pipeEnd(t, 0)
+	unix.Close(writer)
 	calls := 0
 	// Bounded, so that a busy loop fails the test instead of hanging it.
-	err = r.Read(func(uintptr) bool { calls++; return calls > 10 })
+	err := r.Read(func(uintptr) bool { calls++; return calls > 10 })
 	if !errors.Is(err, fdio.ErrHangUp) {
 		t.Errorf("Read after the writer hung up = %v, want fdio.ErrHangUp", err)
 	}
@@ -261,15 +270,7 @@ func TestOneShotConnHangUp(t *testing.T) {
 // reader goes away wakes with POLLERR, and the callback's next write sees
 // EPIPE and ends the wait.
 func TestOneShotConnErrorToCallback(t *testing.T) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	w, err := fdio.NewOneShotConn(p[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, reader := pipeEnd(t, 1)
 	var tries atomic.Int64
 	var last atomic.Value
 	done := make(chan error, 1)
@@ -291,7 +292,7 @@ func TestOneShotConnErrorToCallback(t *testing.T) {
 	}()
 	waitFor(t, "the pipe to fill", func() bool { return tries.Load() == 1 })
 	waitFor(t, "Write to arm its registration", func() bool { return armed(t, w) })
-	unix.Close(p[0])
+	unix.Close(reader)
 	select {
 	case err := <-done:
 		if err != nil {
